@@ -1,0 +1,1 @@
+//! marketdb-export (placeholder while the crate is built).

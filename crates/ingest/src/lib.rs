@@ -1,0 +1,1 @@
+//! marketdb-ingest (placeholder while the crate is built).

@@ -1,0 +1,31 @@
+//! marketdb-model is the vocabulary every other marketdb crate speaks: Binance intervals
+//! ([`Freq`]) with their bucket arithmetic, klines ([`Kline`]) and the metric records
+//! ([`FundingRate`], [`OpenInterest`], [`LongShortRatio`]), the feature catalogue
+//! ([`Feature`]), UTC time parsing ([`TimeRange`]) and row validation.
+//!
+//! It does no I/O: it knows nothing about SQLite, files or async runtimes, so any crate can
+//! depend on it cheaply. Every instant is an `i64` of milliseconds since the Unix epoch, UTC.
+
+mod civil;
+mod error;
+mod feature;
+mod freq;
+mod kline;
+mod metrics;
+mod range;
+mod validate;
+
+pub use civil::{
+    DAY_MS, date_string, day_floor, days_from_civil, format_rfc3339, parse_ymd, ymd_from_ms,
+    yyyymmdd,
+};
+pub use error::{Error, Result, ValidationError};
+pub use feature::{Feature, FeatureKind, MetricFamily};
+pub use freq::Freq;
+pub use kline::{Field, Kline};
+pub use metrics::{FundingRate, LongShortRatio, OpenInterest, RatioType};
+pub use range::{Bound, TimeRange, parse_bound};
+pub use validate::{
+    validate_funding_rate, validate_kline, validate_long_short_ratio, validate_open_interest,
+    validate_symbol,
+};

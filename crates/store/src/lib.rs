@@ -1,0 +1,1 @@
+//! marketdb-store (placeholder while the crate is built).

@@ -1,0 +1,1 @@
+//! marketdb-sync (placeholder while the crate is built).

@@ -1,0 +1,1 @@
+//! marketdb facade.

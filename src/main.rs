@@ -1,0 +1,3 @@
+//! The marketdb command line.
+
+fn main() {}
