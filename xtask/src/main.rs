@@ -1,3 +1,87 @@
-//! Developer commands.
+//! Developer commands for the marketdb workspace, run as `cargo xtask <command>`:
+//! `ci` (exactly what `.ci/run` checks), `tidy` (house-rule checks), `bench` (the benchmark
+//! harness). It keeps few dependencies on purpose: std and anyhow.
 
-fn main() {}
+mod tidy;
+
+use std::{
+    env,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let root = workspace_root();
+    match args.first().map(String::as_str) {
+        Some("ci") => ci(&root),
+        Some("tidy") => run_tidy(&root),
+        Some("bench") => bench(&root, &args[1..]),
+        Some("help") | Some("--help") | None => {
+            help();
+            Ok(())
+        }
+        Some(other) => {
+            help();
+            bail!("unknown xtask command {other:?}")
+        }
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn help() {
+    println!(
+        "cargo xtask <command>\n\n  ci      fmt check, clippy -D warnings, tidy, tests (what .ci/run runs)\n  \
+         tidy    check //! headers and workspace dependency declarations\n  \
+         bench   run the benchmark harness (release build), report in target/bench/"
+    );
+}
+
+fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(Path::to_path_buf).unwrap_or(manifest)
+}
+
+fn cargo(root: &Path, args: &[&str]) -> Result<()> {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(&cargo)
+        .args(args)
+        .current_dir(root)
+        .status()
+        .with_context(|| format!("cannot run {cargo}"))?;
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+/// The checks of `.ci/run`, in the same order.
+fn ci(root: &Path) -> Result<()> {
+    cargo(root, &["fmt", "--all", "--", "--check"])?;
+    cargo(
+        root,
+        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+    )?;
+    run_tidy(root)?;
+    cargo(root, &["test", "--workspace"])
+}
+
+#[allow(clippy::print_stderr)]
+fn run_tidy(root: &Path) -> Result<()> {
+    let problems = tidy::check(root)?;
+    if problems.is_empty() {
+        return Ok(());
+    }
+    for p in &problems {
+        eprintln!("tidy: {p}");
+    }
+    bail!("tidy found {} problem(s)", problems.len())
+}
+
+fn bench(root: &Path, args: &[String]) -> Result<()> {
+    let mut full = vec!["run", "--release", "--quiet", "--package", "marketdb-bench", "--"];
+    full.extend(args.iter().map(String::as_str));
+    cargo(root, &full)
+}
