@@ -18,3 +18,5 @@ pub use marketdb_export::AsyncDataExporter;
 pub use marketdb_model::{Feature, Freq, Kline, TimeRange};
 pub use marketdb_store::AsyncMarketDB;
 pub use marketdb_sync::MarketDB;
+
+pub mod synth;

@@ -1,1 +1,308 @@
-//! marketdb-sync (placeholder while the crate is built).
+//! marketdb-sync is the blocking facade: [`MarketDB`] has every public method of
+//! [`AsyncMarketDB`] with the same arguments and results, for scripts and old code that do
+//! not run an async runtime (the Python original kept its sync `MarketDB` for the same
+//! reason). It owns a small tokio runtime and blocks on the async store.
+//!
+//! It deliberately adds no behaviour: every method forwards to the async store. Calling it
+//! from inside an async runtime returns [`Error::InsideRuntime`] instead of panicking
+//! (blocking a runtime thread on another runtime would deadlock or panic); async code should
+//! use [`AsyncMarketDB`] directly.
+
+use std::path::{Path, PathBuf};
+
+use marketdb_model::{Feature, Freq, FundingRate, LongShortRatio, OpenInterest, RatioType, TimeRange};
+use marketdb_pool::PoolKind;
+pub use marketdb_store::{
+    AsyncMarketDB, Column, CompletenessReport, DataSummary, IncompletePolicy, KlineFrame,
+    KlineInput, Resampled, ScanChunk, StoreConfig,
+};
+
+/// Errors of the blocking facade.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] marketdb_store::Error),
+    #[error(
+        "the blocking MarketDB was called from inside an async runtime; use AsyncMarketDB there"
+    )]
+    InsideRuntime,
+    #[error("cannot start the runtime of the blocking MarketDB")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The blocking market database.
+#[derive(Debug)]
+pub struct MarketDB {
+    // An Option so `Drop` can hand the runtime to `shutdown_background`: dropping a runtime
+    // inside an async context would panic, and a MarketDB may be dropped anywhere.
+    runtime: Option<tokio::runtime::Runtime>,
+    db: AsyncMarketDB,
+}
+
+impl Drop for MarketDB {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(Error::InsideRuntime);
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("marketdb-sync")
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)
+}
+
+impl MarketDB {
+    /// Opens (creating if needed) the database at `path` with default settings.
+    pub fn open(path: impl Into<PathBuf>) -> Result<MarketDB> {
+        Self::open_with(StoreConfig::new(path))
+    }
+
+    /// Opens with explicit settings.
+    pub fn open_with(config: StoreConfig) -> Result<MarketDB> {
+        let runtime = runtime()?;
+        let db = runtime.block_on(AsyncMarketDB::open_with(config))?;
+        Ok(MarketDB {
+            runtime: Some(runtime),
+            db,
+        })
+    }
+
+    fn block<T>(
+        &self,
+        fut: impl Future<Output = marketdb_store::Result<T>>,
+    ) -> Result<T> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::InsideRuntime);
+        }
+        match &self.runtime {
+            Some(rt) => Ok(rt.block_on(fut)?),
+            None => Err(Error::InsideRuntime),
+        }
+    }
+
+    /// The async store behind this facade.
+    pub fn inner(&self) -> &AsyncMarketDB {
+        &self.db
+    }
+
+    pub fn close(&self) -> Result<()> {
+        self.block(async {
+            self.db.close().await;
+            Ok(())
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.db.path()
+    }
+
+    pub fn pool_kind(&self) -> PoolKind {
+        self.db.pool_kind()
+    }
+
+    pub fn store_data(&self, data: impl Into<KlineInput>, freq: Freq) -> Result<usize> {
+        self.block(self.db.store_data(data, freq))
+    }
+
+    pub fn store_funding_rate(&self, data: Vec<FundingRate>) -> Result<usize> {
+        self.block(self.db.store_funding_rate(data))
+    }
+
+    pub fn store_open_interest(&self, data: Vec<OpenInterest>) -> Result<usize> {
+        self.block(self.db.store_open_interest(data))
+    }
+
+    pub fn store_long_short_ratio(&self, data: Vec<LongShortRatio>) -> Result<usize> {
+        self.block(self.db.store_long_short_ratio(data))
+    }
+
+    pub fn read_data(
+        &self,
+        range: TimeRange,
+        freq: Freq,
+        symbols: &[String],
+        features: &[Feature],
+        raise_on_empty: bool,
+    ) -> Result<KlineFrame> {
+        self.block(
+            self.db
+                .read_data(range, freq, symbols, features, raise_on_empty),
+        )
+    }
+
+    pub fn read_data_by_timestamp(
+        &self,
+        start_ms: i64,
+        end_ms_inclusive: i64,
+        freq: Freq,
+        symbols: &[String],
+        features: &[Feature],
+        raise_on_empty: bool,
+    ) -> Result<KlineFrame> {
+        self.block(self.db.read_data_by_timestamp(
+            start_ms,
+            end_ms_inclusive,
+            freq,
+            symbols,
+            features,
+            raise_on_empty,
+        ))
+    }
+
+    pub fn read_funding_rate(
+        &self,
+        range: TimeRange,
+        symbols: &[String],
+    ) -> Result<Vec<FundingRate>> {
+        self.block(self.db.read_funding_rate(range, symbols))
+    }
+
+    pub fn read_open_interest(
+        &self,
+        range: TimeRange,
+        symbols: &[String],
+        interval: Freq,
+    ) -> Result<Vec<OpenInterest>> {
+        self.block(self.db.read_open_interest(range, symbols, interval))
+    }
+
+    pub fn read_long_short_ratio(
+        &self,
+        range: TimeRange,
+        symbols: &[String],
+        period: Freq,
+        ratio_type: RatioType,
+    ) -> Result<Vec<LongShortRatio>> {
+        self.block(
+            self.db
+                .read_long_short_ratio(range, symbols, period, ratio_type),
+        )
+    }
+
+    /// Streams frames in bounded chunks; iterate with [`FrameIter`].
+    pub fn scan(
+        &self,
+        range: TimeRange,
+        freq: Freq,
+        symbols: &[String],
+        features: &[Feature],
+        chunk: ScanChunk,
+    ) -> Result<FrameIter<'_>> {
+        // The producer task needs the runtime context to start.
+        let Some(rt) = &self.runtime else {
+            return Err(Error::InsideRuntime);
+        };
+        let _guard = rt.enter();
+        let stream = self.db.scan(range, freq, symbols, features, chunk);
+        Ok(FrameIter { _db: self, stream })
+    }
+
+    pub fn get_data_summary(&self) -> Result<DataSummary> {
+        self.block(self.db.get_data_summary())
+    }
+
+    pub fn get_symbols(&self, freq: Option<Freq>) -> Result<Vec<String>> {
+        self.block(self.db.get_symbols(freq))
+    }
+
+    pub fn get_frequencies(&self, symbol: &str) -> Result<Vec<Freq>> {
+        self.block(self.db.get_frequencies(symbol))
+    }
+
+    pub fn get_time_range(&self, symbol: &str, freq: Freq) -> Result<Option<(i64, i64)>> {
+        self.block(self.db.get_time_range(symbol, freq))
+    }
+
+    pub fn count(&self, symbol: &str, freq: Freq, range: Option<TimeRange>) -> Result<u64> {
+        self.block(self.db.count(symbol, freq, range))
+    }
+
+    pub fn get_latest(&self, symbols: &[String], freq: Freq, limit: usize) -> Result<KlineFrame> {
+        self.block(self.db.get_latest(symbols, freq, limit))
+    }
+
+    pub fn data_exists(&self, symbol: &str, range: TimeRange, freq: Freq) -> Result<bool> {
+        self.block(self.db.data_exists(symbol, range, freq))
+    }
+
+    pub fn get_available_dates(&self, symbol: &str, freq: Freq) -> Result<Vec<String>> {
+        self.block(self.db.get_available_dates(symbol, freq))
+    }
+
+    pub fn delete_range(&self, symbols: &[String], range: TimeRange, freq: Freq) -> Result<u64> {
+        self.block(self.db.delete_range(symbols, range, freq))
+    }
+
+    pub fn vacuum(&self) -> Result<()> {
+        self.block(self.db.vacuum())
+    }
+
+    pub fn checkpoint(&self) -> Result<()> {
+        self.block(self.db.checkpoint())
+    }
+
+    pub fn integrity_check(&self) -> Result<String> {
+        self.block(self.db.integrity_check())
+    }
+
+    pub fn schema_version(&self) -> Result<i64> {
+        self.block(self.db.schema_version())
+    }
+
+    pub fn check_completeness(
+        &self,
+        range: TimeRange,
+        freq: Freq,
+        symbols: &[String],
+    ) -> Result<CompletenessReport> {
+        self.block(self.db.check_completeness(range, freq, symbols))
+    }
+
+    pub fn resample(
+        &self,
+        range: TimeRange,
+        from: Freq,
+        to: Freq,
+        symbols: &[String],
+        policy: IncompletePolicy,
+    ) -> Result<Resampled> {
+        self.block(self.db.resample(range, from, to, symbols, policy))
+    }
+
+    pub fn resample_and_store(
+        &self,
+        range: TimeRange,
+        from: Freq,
+        to: Freq,
+        symbols: &[String],
+        policy: IncompletePolicy,
+    ) -> Result<Resampled> {
+        self.block(self.db.resample_and_store(range, from, to, symbols, policy))
+    }
+}
+
+/// Blocking iterator over the frames of [`MarketDB::scan`].
+#[derive(Debug)]
+pub struct FrameIter<'a> {
+    _db: &'a MarketDB,
+    stream: marketdb_store::FrameStream,
+}
+
+impl Iterator for FrameIter<'_> {
+    type Item = Result<KlineFrame>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.stream.blocking_next().map(|r| r.map_err(Error::from))
+    }
+}

@@ -1,0 +1,108 @@
+//! Argument types shared by several commands: symbol lists, time bounds, intervals,
+//! features, and opening the database with the global options.
+
+use std::str::FromStr;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use marketdb_model::{Feature, Freq, TimeRange, validate_symbol};
+use marketdb_pool::{Backend, PoolConfig};
+use marketdb_store::{AsyncMarketDB, StoreConfig};
+
+use super::Global;
+
+/// `--symbols`: comma- or space-separated, or `all`.
+#[derive(Debug, Args)]
+pub struct SymbolArgs {
+    /// Symbols (comma- or space-separated) or `all` for every stored symbol of the freq
+    #[arg(long, num_args = 1.., value_delimiter = ',', required = true)]
+    pub symbols: Vec<String>,
+}
+
+impl SymbolArgs {
+    /// The canonical symbol list; `all` asks the store for every symbol of `freq`.
+    pub async fn resolve(&self, db: &AsyncMarketDB, freq: Freq) -> Result<Vec<String>> {
+        let parts = split_symbols(&self.symbols);
+        if parts.len() == 1 && parts[0].eq_ignore_ascii_case("all") {
+            return Ok(db.get_symbols(Some(freq)).await?);
+        }
+        parse_symbols(&parts)
+    }
+}
+
+pub fn split_symbols(raw: &[String]) -> Vec<String> {
+    raw.iter()
+        .flat_map(|s| s.split([',', ' ']))
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().to_owned())
+        .collect()
+}
+
+/// Validates and upper-cases symbols, keeping order and dropping repeats.
+pub fn parse_symbols(parts: &[String]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for p in parts {
+        let s = validate_symbol(p)?;
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    if out.is_empty() {
+        bail!("--symbols needs at least one symbol");
+    }
+    Ok(out)
+}
+
+/// `--start`/`--end` or `--timerange`.
+#[derive(Debug, Args)]
+pub struct RangeArgs {
+    /// Start: YYYY-MM-DD, YYYYMMDD, 'YYYY-MM-DD HH:MM[:SS]' (UTC), RFC 3339, or epoch ms
+    #[arg(long, required_unless_present = "timerange")]
+    pub start: Option<String>,
+    /// End, inclusive (a date includes its whole day)
+    #[arg(long, required_unless_present = "timerange")]
+    pub end: Option<String>,
+    /// freqtrade style range, both days included: 20240101-20240131
+    #[arg(long, conflicts_with_all = ["start", "end"])]
+    pub timerange: Option<String>,
+}
+
+impl RangeArgs {
+    pub fn range(&self) -> Result<TimeRange> {
+        match (&self.timerange, &self.start, &self.end) {
+            (Some(tr), _, _) => Ok(TimeRange::parse_timerange(tr)?),
+            (None, Some(s), Some(e)) => Ok(TimeRange::parse(s, e)?),
+            _ => bail!("give --start and --end, or --timerange"),
+        }
+    }
+}
+
+/// clap value parser for intervals.
+pub fn freq(s: &str) -> Result<Freq, String> {
+    Freq::from_str(s).map_err(|e| e.to_string())
+}
+
+/// clap value parser for feature lists.
+pub fn features(s: &str) -> Result<Vec<Feature>, String> {
+    Feature::parse_list(s).map_err(|e| e.to_string())
+}
+
+/// Opens the database named by `--db`. Read-only commands pass `create = false` so a typo in
+/// the path is an error instead of a new empty file.
+pub async fn open_db(g: &Global, create: bool) -> Result<AsyncMarketDB> {
+    if !create && !g.db.exists() {
+        bail!(
+            "database {} does not exist (create one with 'marketdb demo' or 'marketdb ingest')",
+            g.db.display()
+        );
+    }
+    let mut pool = PoolConfig::new(&g.db);
+    pool.backend = Backend::from_str(&g.pool)?;
+    let config = StoreConfig {
+        pool,
+        ..StoreConfig::new(&g.db)
+    };
+    AsyncMarketDB::open_with(config)
+        .await
+        .with_context(|| format!("cannot open database {}", g.db.display()))
+}

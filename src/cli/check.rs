@@ -1,0 +1,84 @@
+//! `check`: the completeness report, with `--fail-under` for scripts.
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use marketdb_model::{Freq, format_rfc3339};
+
+use super::{Global, RangeArgs, SymbolArgs, args, output};
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub symbols: SymbolArgs,
+    #[command(flatten)]
+    pub range: RangeArgs,
+    /// Interval
+    #[arg(long, value_parser = args::freq)]
+    pub freq: Freq,
+    /// Exit 1 when any symbol's coverage (percent) is below this
+    #[arg(long)]
+    pub fail_under: Option<f64>,
+}
+
+pub async fn run(g: &Global, a: &CheckArgs) -> Result<ExitCode> {
+    if let Some(p) = a.fail_under
+        && !(0.0..=100.0).contains(&p)
+    {
+        bail!("--fail-under {p} is not a percentage between 0 and 100");
+    }
+    let range = a.range.range()?;
+    let db = args::open_db(g, false).await?;
+    let symbols = a.symbols.resolve(&db, a.freq).await?;
+    let report = db.check_completeness(range, a.freq, &symbols).await?;
+    db.close().await;
+    if g.json {
+        output::json(&report)?;
+    } else {
+        let rows: Vec<Vec<String>> = report
+            .symbols
+            .iter()
+            .map(|s| {
+                vec![
+                    s.symbol.clone(),
+                    s.expected.to_string(),
+                    s.present.to_string(),
+                    format!("{:.2}%", s.coverage * 100.0),
+                    s.missing.len().to_string(),
+                    s.suspicious.len().to_string(),
+                ]
+            })
+            .collect();
+        output::table(
+            &["symbol", "expected", "present", "coverage", "gaps", "suspicious"],
+            &rows,
+        );
+        for s in &report.symbols {
+            for run in &s.missing {
+                println!(
+                    "{}: missing {} bar(s) from {} to {}",
+                    s.symbol,
+                    run.count,
+                    format_rfc3339(run.start),
+                    format_rfc3339(run.end)
+                );
+            }
+            for row in &s.suspicious {
+                println!(
+                    "{}: suspicious row at {}: {}",
+                    s.symbol,
+                    format_rfc3339(row.timestamp),
+                    row.reason
+                );
+            }
+        }
+    }
+    let below = a.fail_under.is_some_and(|p| {
+        report
+            .symbols
+            .iter()
+            .any(|s| s.coverage * 100.0 < p)
+    });
+    Ok(if below { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}

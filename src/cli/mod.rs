@@ -1,0 +1,158 @@
+//! Command definitions (clap derive) and dispatch for the `marketdb` binary. Each command
+//! lives in its own module; this one holds the shared options, logging set-up, and the
+//! error-to-exit-code rules. It prints; the libraries never do.
+
+mod args;
+mod check;
+mod demo;
+mod export;
+mod ingest;
+mod inspect;
+mod maintain;
+mod output;
+mod progress;
+mod query;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+pub use args::{RangeArgs, SymbolArgs};
+
+/// Crypto market data in SQLite: store, check, resample and export Binance klines and metrics.
+#[derive(Debug, Parser)]
+#[command(name = "marketdb", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes (before or after the command name).
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Database file
+    #[arg(long, global = true, env = "MARKETDB_DB", default_value = "data/market.db")]
+    pub db: PathBuf,
+    /// More logging on stderr (-v info, -vv debug); RUST_LOG is honoured too
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// No progress bars
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Machine-readable JSON on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Connection pool backend
+    #[arg(long, global = true, default_value = "auto", value_parser = ["auto", "bb8", "builtin"])]
+    pub pool: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a deterministic synthetic market, store it, summarise it and export it
+    Demo(demo::DemoArgs),
+    /// Load Binance Vision files (.csv or .zip, files or folders)
+    Ingest(ingest::IngestArgs),
+    /// Data summary per table and freq
+    Summary,
+    /// Stored symbols
+    Symbols(inspect::SymbolsArgs),
+    /// Print bars
+    Query(query::QueryArgs),
+    /// Completeness report: expected, present, coverage, missing runs, suspicious rows
+    Check(check::CheckArgs),
+    /// Build coarser bars from stored ones and store them under the target freq
+    Resample(maintain::ResampleArgs),
+    /// Export to NumPy (folder), CSV or Parquet (file)
+    Export(export::ExportArgs),
+    /// Summary statistics per symbol and feature to a CSV file
+    Stats(export::StatsArgs),
+    /// Delete a range of bars (needs --yes)
+    Delete(maintain::DeleteArgs),
+    /// Integrity check, sizes, schema version, pool backend; maintenance
+    Doctor(maintain::DoctorArgs),
+}
+
+/// Runs the parsed command; `Ok` carries the exit code (a check below its threshold is 1).
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let g = &cli.global;
+    match &cli.command {
+        Command::Demo(a) => demo::run(g, a).await,
+        Command::Ingest(a) => ingest::run(g, a).await,
+        Command::Summary => inspect::summary(g).await,
+        Command::Symbols(a) => inspect::symbols(g, a).await,
+        Command::Query(a) => query::run(g, a).await,
+        Command::Check(a) => check::run(g, a).await,
+        Command::Resample(a) => maintain::resample(g, a).await,
+        Command::Export(a) => export::run(g, a).await,
+        Command::Stats(a) => export::stats(g, a).await,
+        Command::Delete(a) => maintain::delete(g, a).await,
+        Command::Doctor(a) => maintain::doctor(g, a).await,
+    }
+}
+
+/// Prints a clap error: help and version as clap renders them, usage errors as one line
+/// (exit 2).
+#[allow(clippy::print_stdout, clippy::print_stderr)]
+pub fn usage_error(err: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match err.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = err.print();
+            if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        _ => {
+            let rendered = err.render().to_string();
+            let first = rendered
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid arguments")
+                .trim();
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("error: {first} (see 'marketdb --help')");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The error and its causes on one line, each cause once.
+pub fn one_line(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+/// Installs the stderr subscriber: warnings by default, `-v` info, `-vv` debug; `RUST_LOG`
+/// wins when set.
+pub fn init_logging(g: &Global) {
+    use tracing_subscriber::EnvFilter;
+    let default = match g.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
