@@ -1,0 +1,540 @@
+//! End-to-end tests of the `marketdb` binary: the demo quick start, summary, query, check,
+//! delete, export, ingest of Binance Vision files, and every error class of the CLI
+//! contract. They run the built binary in temp dirs and check the database with rusqlite
+//! directly, so the CLI is judged by what it stored, not by what it says.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+use rusqlite::Connection;
+use serde_json::Value;
+
+const JAN1: i64 = 1_704_067_200_000; // 2024-01-01T00:00:00Z
+
+fn marketdb(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_marketdb"))
+        .current_dir(dir)
+        .env_remove("MARKETDB_DB")
+        .env_remove("RUST_LOG")
+        .args(args)
+        .output()
+        .expect("run marketdb")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        stdout(o),
+        stderr(o)
+    );
+}
+
+/// Asserts an error exit with one clear line on stderr, no panic and no backtrace.
+fn fails_cleanly(o: &Output, code: i32, must_contain: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "stderr: {err}\nstdout: {}", stdout(o));
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line on stderr, got: {err:?}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    for part in must_contain {
+        assert!(err.contains(part), "{err:?} should mention {part:?}");
+    }
+    for bad in ["panicked", "backtrace", "RUST_BACKTRACE", "Error {", "Os {"] {
+        assert!(!err.contains(bad), "{err:?} contains {bad:?}");
+    }
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+}
+
+fn demo(dir: &Path) {
+    ok(&marketdb(
+        dir,
+        &["demo", "--symbols", "3", "--days", "2", "--seed", "7", "-q"],
+    ));
+}
+
+fn python() -> Option<PathBuf> {
+    if Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("!!!!!!!! python3 is absent: SKIPPING the NumPy load check !!!!!!!!");
+        return None;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pyenv.sh");
+    let out = Command::new("bash").arg(script).output().expect("run pyenv.sh");
+    assert!(out.status.success(), "pyenv.sh failed: {}", stderr(&out));
+    Some(PathBuf::from(stdout(&out).trim()))
+}
+
+#[test]
+fn demo_then_summary_reports_the_generated_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    demo(dir.path());
+    let o = marketdb(dir.path(), &["summary", "--json"]);
+    ok(&o);
+    let s = json(&o);
+    let md = &s["market_data"][0];
+    assert_eq!(md["freq"], "1m");
+    assert_eq!(md["record_count"], 3 * 2 * 1440);
+    assert_eq!(md["unique_symbols"], 3);
+    assert_eq!(md["earliest_timestamp"], JAN1);
+    assert_eq!(md["latest_timestamp"], JAN1 + 2 * 86_400_000 - 60_000);
+    assert_eq!(s["funding_rate"]["record_count"], 3 * 2 * 3);
+    assert_eq!(s["open_interest"][0]["record_count"], 3 * 2 * 288);
+    let lsr = s["long_short_ratio"].as_array().unwrap();
+    assert_eq!(lsr.len(), 4);
+    assert!(lsr.iter().all(|e| e["record_count"] == 3 * 2 * 288));
+    // The text form prints a table naming the table and the series.
+    let text = stdout(&marketdb(dir.path(), &["summary"]));
+    assert!(text.contains("market_data") && text.contains("8640"), "{text}");
+}
+
+#[test]
+fn demo_is_deterministic_in_database_and_export_bytes() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    demo(a.path());
+    demo(b.path());
+    let dump = |dir: &Path| {
+        let c = Connection::open(dir.join("data/market.db")).unwrap();
+        let mut st = c
+            .prepare("SELECT symbol, timestamp, open_price, close_price, volume, trades_count FROM market_data ORDER BY 1, 2")
+            .unwrap();
+        let rows: Vec<String> = st
+            .query_map([], |r| {
+                Ok(format!(
+                    "{} {} {} {} {} {}",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, f64>(2)?,
+                    r.get::<_, f64>(3)?,
+                    r.get::<_, f64>(4)?,
+                    r.get::<_, i64>(5)?
+                ))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        rows
+    };
+    assert_eq!(dump(a.path()), dump(b.path()));
+    let files = |dir: &Path| {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.join("data/export")];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.push((p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+        out.sort();
+        out
+    };
+    let (fa, fb) = (files(a.path()), files(b.path()));
+    assert!(fa.len() > 10, "{} files", fa.len());
+    assert_eq!(fa, fb);
+}
+
+#[test]
+fn export_numpy_loads_in_numpy() {
+    let dir = tempfile::tempdir().unwrap();
+    demo(dir.path());
+    let o = marketdb(
+        dir.path(),
+        &[
+            "export", "numpy", "--symbols", "all", "--start", "2024-01-01", "--end",
+            "2024-01-02", "--freq", "1m", "--target-freq", "1h", "--out", "out/np", "-q",
+        ],
+    );
+    ok(&o);
+    let Some(py) = python() else { return };
+    let script = r#"
+import json, sys, numpy as np
+root = sys.argv[1]
+cls = np.load(f"{root}/1h/cls/20240101.npy", allow_pickle=False)
+syms = np.load(f"{root}/1h/symbols/20240101.npy", allow_pickle=False)
+ts = np.load(f"{root}/1h/timestamp/20240101.npy", allow_pickle=False)
+assert cls.shape == (3, 24), cls.shape
+assert cls.dtype == np.float64
+assert list(syms) == json.load(open(f"{root}/1h/symbols/20240101.json"))
+assert ts[0] == 1704067200000 and ts[-1] == 1704067200000 + 23 * 3600000
+assert not np.isnan(cls).any()
+print("ok")
+"#;
+    let out = Command::new(py)
+        .arg("-c")
+        .arg(script)
+        .arg(dir.path().join("out/np"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The hourly close equals the last 1m close of each hour, as stored.
+    let c = Connection::open(dir.path().join("data/market.db")).unwrap();
+    let last_close: f64 = c
+        .query_row(
+            "SELECT close_price FROM market_data WHERE symbol = 'BTCUSDT' AND freq = '1m' AND timestamp = ?",
+            [JAN1 + 3_600_000 - 60_000],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let o = marketdb(
+        dir.path(),
+        &["query", "--symbols", "BTCUSDT", "--start", "2024-01-01 00:59", "--end", "2024-01-01 00:59",
+          "--freq", "1m", "--features", "cls", "--json"],
+    );
+    ok(&o);
+    assert_eq!(json(&o)[0]["cls"].as_f64().unwrap(), last_close);
+}
+
+#[test]
+fn check_is_complete_on_demo_and_reports_exact_gaps_after_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    demo(dir.path());
+    let check = |extra: &[&str]| {
+        let mut args = vec![
+            "check", "--symbols", "BTCUSDT,ETHUSDT", "--start", "2024-01-01", "--end",
+            "2024-01-02", "--freq", "1m", "--json",
+        ];
+        args.extend_from_slice(extra);
+        marketdb(dir.path(), &args)
+    };
+    let o = check(&["--fail-under", "100"]);
+    ok(&o);
+    let r = json(&o);
+    for s in r["symbols"].as_array().unwrap() {
+        assert_eq!(s["expected"], 2880);
+        assert_eq!(s["present"], 2880);
+        assert_eq!(s["coverage"], 1.0);
+        assert_eq!(s["missing"].as_array().unwrap().len(), 0);
+    }
+    // Refuses without --yes and changes nothing.
+    let o = marketdb(
+        dir.path(),
+        &["delete", "--symbols", "ETHUSDT", "--start", "2024-01-01 10:00", "--end",
+          "2024-01-01 10:04", "--freq", "1m"],
+    );
+    fails_cleanly(&o, 1, &["--yes"]);
+    let o = marketdb(
+        dir.path(),
+        &["delete", "--symbols", "ETHUSDT", "--start", "2024-01-01 10:00", "--end",
+          "2024-01-01 10:04", "--freq", "1m", "--yes", "--json"],
+    );
+    ok(&o);
+    assert_eq!(json(&o)["deleted"], 5);
+    let o = check(&["--fail-under", "100"]);
+    assert_eq!(o.status.code(), Some(1), "coverage below 100 exits 1");
+    let r = json(&o);
+    let eth = &r["symbols"].as_array().unwrap().iter().find(|s| s["symbol"] == "ETHUSDT").unwrap();
+    assert_eq!(eth["present"], 2875);
+    let runs = eth["missing"].as_array().unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["start"], JAN1 + 10 * 3_600_000);
+    assert_eq!(runs[0]["end"], JAN1 + 10 * 3_600_000 + 4 * 60_000);
+    assert_eq!(runs[0]["count"], 5);
+    let btc = &r["symbols"].as_array().unwrap().iter().find(|s| s["symbol"] == "BTCUSDT").unwrap();
+    assert_eq!(btc["coverage"], 1.0);
+}
+
+#[test]
+fn query_csv_is_parseable() {
+    let dir = tempfile::tempdir().unwrap();
+    demo(dir.path());
+    let o = marketdb(
+        dir.path(),
+        &["query", "--symbols", "BTCUSDT ETHUSDT", "--start", "2024-01-01", "--end",
+          "2024-01-01 00:09", "--freq", "1m", "--format", "csv"],
+    );
+    ok(&o);
+    let text = stdout(&o);
+    let mut rdr = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = rdr.headers().unwrap().iter().map(str::to_owned).collect();
+    assert_eq!(&header[..4], ["symbol", "timestamp", "datetime", "opn"]);
+    assert_eq!(header.len(), 3 + 11);
+    let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 20);
+    assert_eq!(&rows[0][0], "BTCUSDT");
+    assert_eq!(&rows[0][2], "2024-01-01T00:00:00Z");
+    assert_eq!(&rows[10][0], "ETHUSDT");
+    for r in &rows {
+        for cell in r.iter().skip(3) {
+            cell.parse::<f64>().unwrap();
+        }
+    }
+    let limited = marketdb(
+        dir.path(),
+        &["query", "--symbols", "BTCUSDT", "--start", "2024-01-01", "--end", "2024-01-01",
+          "--freq", "1m", "--format", "csv", "--limit", "3"],
+    );
+    assert_eq!(stdout(&limited).lines().count(), 4);
+}
+
+// ---------------------------------------------------------------- ingest
+
+fn kline_line(open_time: i64, step_ms: i64, i: usize, micro: bool) -> String {
+    let p = 100.0 + i as f64 * 0.5;
+    let scale = if micro { 1000 } else { 1 };
+    format!(
+        "{},{p},{},{},{},{},{},{},{},{},{},0",
+        open_time * scale,
+        p + 1.25,
+        p - 0.75,
+        p + 0.5,
+        10.0 + i as f64,
+        (open_time + step_ms - 1) * scale,
+        1000.5 + i as f64,
+        7 + i,
+        4.5,
+        400.25,
+    )
+}
+
+const FUT_HEADER: &str = "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore";
+
+fn write_zip(path: &Path, inner: &str, content: &str) {
+    let f = std::fs::File::create(path).unwrap();
+    let mut z = zip::ZipWriter::new(f);
+    z.start_file(inner, zip::write::SimpleFileOptions::default()).unwrap();
+    z.write_all(content.as_bytes()).unwrap();
+    z.finish().unwrap();
+}
+
+fn sha256_hex(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).unwrap();
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn count(db: &Path, sql: &str) -> i64 {
+    Connection::open(db).unwrap().query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn ingest_binance_vision_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("vision");
+    std::fs::create_dir_all(d.join("nested")).unwrap();
+    // Futures daily 1m, zipped, with header, with a good CHECKSUM.
+    let mut fut = String::from(FUT_HEADER);
+    fut.push('\n');
+    for i in 0..60 {
+        fut.push_str(&kline_line(JAN1 + i as i64 * 60_000, 60_000, i, false));
+        fut.push('\n');
+    }
+    let zip_path = d.join("BTCUSDT-1m-2024-01-01.zip");
+    write_zip(&zip_path, "BTCUSDT-1m-2024-01-01.csv", &fut);
+    std::fs::write(
+        d.join("BTCUSDT-1m-2024-01-01.zip.CHECKSUM"),
+        format!("{}  BTCUSDT-1m-2024-01-01.zip\n", sha256_hex(&zip_path)),
+    )
+    .unwrap();
+    // Spot daily 1h, plain CSV, no header, microsecond timestamps (2025+ spot files).
+    let jan2025 = 1_735_689_600_000i64;
+    let spot: String = (0..24)
+        .map(|i| kline_line(jan2025 + i as i64 * 3_600_000, 3_600_000, i, true) + "\n")
+        .collect();
+    std::fs::write(d.join("nested/ETHUSDT-1h-2025-01-01.csv"), &spot).unwrap();
+    // Monthly 1d file, no header.
+    let monthly: String = (0..31)
+        .map(|i| kline_line(JAN1 + i as i64 * 86_400_000, 86_400_000, i, false) + "\n")
+        .collect();
+    write_zip(&d.join("SOLUSDT-1d-2024-01.zip"), "SOLUSDT-1d-2024-01.csv", &monthly);
+    // Funding file.
+    let funding = format!(
+        "calc_time,funding_interval_hours,last_funding_rate\n{},8,0.00010000\n{},8,-0.00002500\n",
+        JAN1,
+        JAN1 + 8 * 3_600_000
+    );
+    write_zip(&d.join("BTCUSDT-fundingRate-2024-01.zip"), "BTCUSDT-fundingRate-2024-01.csv", &funding);
+    // Metrics file.
+    let metrics = "create_time,symbol,sum_open_interest,sum_open_interest_value,count_toptrader_long_short_ratio,sum_toptrader_long_short_ratio,count_long_short_ratio,sum_taker_long_short_vol_ratio\n\
+        2024-01-01 00:05:00,BTCUSDT,2310973.79,3669133.086383,4.24734982,2.26803000,2.72141015,0.69236000\n\
+        2024-01-01 00:10:00,BTCUSDT,2310999.5,3669200.5,4.2,2.2,2.7,0.7\n";
+    std::fs::write(d.join("BTCUSDT-metrics-2024-01-01.csv"), metrics).unwrap();
+
+    let o = marketdb(dir.path(), &["ingest", "vision", "-q"]);
+    ok(&o);
+    let db = dir.path().join("data/market.db");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM market_data WHERE symbol='BTCUSDT' AND freq='1m'"), 60);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM market_data WHERE symbol='ETHUSDT' AND freq='1h'"), 24);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM market_data WHERE symbol='SOLUSDT' AND freq='1d'"), 31);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM funding_rate"), 2);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM open_interest"), 2);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM long_short_ratio"), 8);
+    // Every value lands exactly.
+    let c = Connection::open(&db).unwrap();
+    let mut st = c
+        .prepare(
+            "SELECT timestamp, open_price, high_price, low_price, close_price, volume, quote_volume, \
+             trades_count, taker_buy_volume, taker_buy_quote_volume, taker_sell_volume \
+             FROM market_data WHERE symbol='ETHUSDT' ORDER BY timestamp",
+        )
+        .unwrap();
+    let rows: Vec<(i64, [f64; 6], i64, f64, f64, f64)> = st
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?],
+                r.get(7)?,
+                r.get(8)?,
+                r.get(9)?,
+                r.get(10)?,
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (i, (t, v, n, tb, tbq, ts)) in rows.iter().enumerate() {
+        let p = 100.0 + i as f64 * 0.5;
+        assert_eq!(*t, jan2025 + i as i64 * 3_600_000, "microseconds became ms");
+        assert_eq!(*v, [p, p + 1.25, p - 0.75, p + 0.5, 10.0 + i as f64, 1000.5 + i as f64]);
+        assert_eq!(*n, 7 + i as i64);
+        assert_eq!((*tb, *tbq), (4.5, 400.25));
+        assert_eq!(*ts, 10.0 + i as f64 - 4.5);
+    }
+    let (fr_t, fr): (i64, f64) = c
+        .query_row("SELECT funding_time, funding_rate FROM funding_rate ORDER BY timestamp DESC LIMIT 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((fr_t, fr), (JAN1 + 8 * 3_600_000, -0.000025));
+    let (oi_t, oi, oiv): (i64, f64, f64) = c
+        .query_row("SELECT timestamp, open_interest, open_interest_value FROM open_interest ORDER BY timestamp LIMIT 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!((oi_t, oi, oiv), (JAN1 + 300_000, 2310973.79, 3669133.086383), "create_time is UTC");
+    let ta: f64 = c
+        .query_row("SELECT long_short_ratio FROM long_short_ratio WHERE ratio_type='toptrader_account' ORDER BY timestamp LIMIT 1", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ta, 4.24734982);
+
+    // Re-ingesting changes nothing.
+    let before = count(&db, "SELECT total_changes()");
+    let _ = before;
+    let sum = |db: &Path| -> f64 {
+        Connection::open(db).unwrap().query_row(
+            "SELECT (SELECT COUNT(*) FROM market_data) + (SELECT SUM(close_price) FROM market_data) + (SELECT COUNT(*) FROM long_short_ratio)",
+            [],
+            |r| r.get(0),
+        ).unwrap()
+    };
+    let s1 = sum(&db);
+    ok(&marketdb(dir.path(), &["ingest", "vision", "-q"]));
+    assert_eq!(sum(&db), s1);
+
+    // A bad CHECKSUM fails that file only; a file with one bad line stores nothing and names
+    // file:line; the other files still load; the exit code is 1.
+    let d2 = dir.path().join("vision2");
+    std::fs::create_dir_all(&d2).unwrap();
+    let xrp: String = (0..10)
+        .map(|i| kline_line(JAN1 + i as i64 * 60_000, 60_000, i, false) + "\n")
+        .collect();
+    let xrp_zip = d2.join("XRPUSDT-1m-2024-01-01.zip");
+    write_zip(&xrp_zip, "XRPUSDT-1m-2024-01-01.csv", &xrp);
+    std::fs::write(
+        d2.join("XRPUSDT-1m-2024-01-01.zip.CHECKSUM"),
+        format!("{}  XRPUSDT-1m-2024-01-01.zip\n", "0".repeat(64)),
+    )
+    .unwrap();
+    let mut bad = String::new();
+    for i in 0..10 {
+        let mut line = kline_line(JAN1 + i as i64 * 60_000, 60_000, i, false);
+        if i == 6 {
+            line = line.replacen(&format!(",{},", 100.0 + 6.0 * 0.5 + 1.25), ",abc,", 1);
+        }
+        bad.push_str(&line);
+        bad.push('\n');
+    }
+    std::fs::write(d2.join("ADAUSDT-1m-2024-01-01.csv"), &bad).unwrap();
+    let good: String = (0..5)
+        .map(|i| kline_line(JAN1 + i as i64 * 60_000, 60_000, i, false) + "\n")
+        .collect();
+    std::fs::write(d2.join("DOGEUSDT-1m-2024-01-01.csv"), &good).unwrap();
+    let o = marketdb(dir.path(), &["ingest", "vision2", "-q"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("ADAUSDT-1m-2024-01-01.csv:7"), "{err}");
+    assert!(err.contains("high") && err.contains("abc"), "{err}");
+    assert!(err.contains("XRPUSDT-1m-2024-01-01.zip") && err.to_lowercase().contains("checksum"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM market_data WHERE symbol='ADAUSDT'"), 0);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM market_data WHERE symbol='XRPUSDT'"), 0);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM market_data WHERE symbol='DOGEUSDT'"), 5);
+    // --skip-bad-rows loads the good rows of the bad file and reports the rejected line.
+    std::fs::remove_file(d2.join("XRPUSDT-1m-2024-01-01.zip.CHECKSUM")).unwrap();
+    let o = marketdb(dir.path(), &["ingest", "vision2", "--skip-bad-rows", "-q"]);
+    ok(&o);
+    assert!(stderr(&o).contains("ADAUSDT-1m-2024-01-01.csv:7"), "{}", stderr(&o));
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM market_data WHERE symbol='ADAUSDT'"), 9);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM market_data WHERE symbol='XRPUSDT'"), 10);
+}
+
+// ---------------------------------------------------------------- error classes
+
+#[test]
+fn every_error_class_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    fails_cleanly(&marketdb(p, &["frobnicate"]), 2, &["frobnicate"]);
+    fails_cleanly(&marketdb(p, &["summary", "--bogus"]), 2, &["--bogus"]);
+    demo(p);
+    let q = |start: &str, freq: &str, symbols: &str| {
+        marketdb(p, &["query", "--symbols", symbols, "--start", start, "--end", "2024-01-02", "--freq", freq])
+    };
+    fails_cleanly(&q("2024-13-01", "1m", "BTCUSDT"), 1, &["2024-13-01"]);
+    fails_cleanly(&q("2024-01-03", "1m", "BTCUSDT"), 1, &["after"]);
+    fails_cleanly(&q("2024-01-01", "7m", "BTCUSDT"), 2, &["7m"]);
+    fails_cleanly(&q("2024-01-01", "1m", "BTC/USDT"), 1, &["BTC/USDT"]);
+    fails_cleanly(&q("2024-01-01", "1m", "BTC';DROP TABLE market_data;--"), 1, &["invalid symbol"]);
+    fails_cleanly(&marketdb(p, &["ingest", "no/such/file.csv"]), 1, &["no/such/file.csv"]);
+    fails_cleanly(
+        &marketdb(p, &["summary", "--db", "missing.db"]),
+        1,
+        &["missing.db"],
+    );
+    std::fs::write(p.join("not.db"), b"this is not a database, just some text padding it out").unwrap();
+    fails_cleanly(&marketdb(p, &["summary", "--db", "not.db"]), 1, &["not.db"]);
+    // Unwritable output: a path under a regular file fails even as root.
+    std::fs::write(p.join("afile"), b"x").unwrap();
+    fails_cleanly(
+        &marketdb(
+            p,
+            &["export", "csv", "--symbols", "BTCUSDT", "--start", "2024-01-01", "--end",
+              "2024-01-01", "--freq", "1m", "--out", "afile/out.csv"],
+        ),
+        1,
+        &["afile/out.csv"],
+    );
+    fails_cleanly(
+        &marketdb(
+            p,
+            &["query", "--symbols", "BTCUSDT", "--start", "2024-01-01", "--end", "2024-01-01",
+              "--freq", "1m", "--features", "close_price;DROP"],
+        ),
+        2,
+        &["close_price;DROP"],
+    );
+    // Help and version are not errors.
+    ok(&marketdb(p, &["--help"]));
+    ok(&marketdb(p, &["--version"]));
+    ok(&marketdb(p, &["export", "--help"]));
+}
