@@ -1,0 +1,218 @@
+//! The primary backend: two bb8 pools (one writer, N readers) over a small hand-written
+//! [`bb8::ManageConnection`] for rusqlite.
+//!
+//! `connect` opens and configures the connection inside `spawn_blocking`; `is_valid` is never
+//! called (`test_on_check_out(false)`) and `has_broken` is a constant, so bb8 itself never
+//! touches SQLite on a worker thread. No idle reaper, no max lifetime, `min_idle = max_size`
+//! and `build` (not `build_unchecked`), so initialisation fails fast. This module does not
+//! decide about fallback; it only reports pool-layer failures as [`Error::PoolInit`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bb8::{Pool, QueueStrategy, RunError};
+use rusqlite::Connection;
+
+use crate::config::PoolConfig;
+use crate::connect::{Role, open_async};
+use crate::error::{Error, Result};
+use crate::guard::{Inner, ReadGuard, WriteGuard};
+use crate::pool::{ConnectionPool, PoolKind, PoolStats, RoleStats, drop_blocking, run_blocking};
+
+/// A checked-out bb8 connection.
+pub(crate) type Bb8Conn = bb8::PooledConnection<'static, SqliteManager>;
+
+/// Opening a handful of files can exceed a short acquire timeout on a loaded machine;
+/// failing init then would downgrade the pool for no real reason.
+const INIT_TIMEOUT_FLOOR: Duration = Duration::from_secs(10);
+
+/// Opens writer or reader connections for bb8.
+#[derive(Debug)]
+pub(crate) struct SqliteManager {
+    config: Arc<PoolConfig>,
+    role: Role,
+}
+
+impl bb8::ManageConnection for SqliteManager {
+    type Connection = Connection;
+    type Error = Error;
+
+    async fn connect(&self) -> Result<Connection> {
+        open_async(Arc::clone(&self.config), self.role).await
+    }
+
+    async fn is_valid(&self, _conn: &mut Connection) -> Result<()> {
+        // Local files do not drop connections; a real check would be a query on a worker.
+        Ok(())
+    }
+
+    fn has_broken(&self, _conn: &mut Connection) -> bool {
+        false
+    }
+}
+
+#[derive(Debug)]
+struct Pools {
+    writer: Pool<SqliteManager>,
+    readers: Pool<SqliteManager>,
+}
+
+/// The bb8 backend. `pools` is `None` once closed.
+#[derive(Debug)]
+pub(crate) struct Bb8Pool {
+    pools: Mutex<Option<Pools>>,
+    writer_waits: AtomicU64,
+    reader_waits: AtomicU64,
+    acquire_timeout: Duration,
+}
+
+impl Bb8Pool {
+    /// Builds the writer pool (creating the file), then the reader pool.
+    pub(crate) async fn open(config: Arc<PoolConfig>) -> Result<Self> {
+        let writer = build(&config, Role::Writer, 1).await?;
+        if let Some(reason) = &config.fail_primary {
+            let _ = run_blocking(move || drop(writer)).await;
+            return Err(Error::PoolInit {
+                backend: PoolKind::Bb8,
+                reason: reason.clone(),
+            });
+        }
+        // `validate` guarantees the count fits.
+        let size = u32::try_from(config.readers).unwrap_or(u32::MAX);
+        let readers = match build(&config, Role::Reader, size).await {
+            Ok(readers) => readers,
+            Err(err) => {
+                let _ = run_blocking(move || drop(writer)).await;
+                return Err(err);
+            }
+        };
+        Ok(Bb8Pool {
+            pools: Mutex::new(Some(Pools { writer, readers })),
+            writer_waits: AtomicU64::new(0),
+            reader_waits: AtomicU64::new(0),
+            acquire_timeout: config.acquire_timeout,
+        })
+    }
+
+    fn pools(&self) -> MutexGuard<'_, Option<Pools>> {
+        self.pools.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn get(&self, role: Role) -> Result<Bb8Conn> {
+        let (pool, waits) = {
+            let pools = self.pools();
+            let Some(pools) = pools.as_ref() else {
+                return Err(Error::Closed);
+            };
+            match role {
+                Role::Writer => (pools.writer.clone(), &self.writer_waits),
+                Role::Reader => (pools.readers.clone(), &self.reader_waits),
+            }
+        };
+        // Counted in the same poll that queues the get, so it is exact on one thread.
+        if pool.state().idle_connections == 0 {
+            waits.fetch_add(1, Ordering::Relaxed);
+        }
+        match pool.get_owned().await {
+            Ok(conn) if self.pools().is_none() => {
+                // Closed while we waited: this may be the last handle on the connections.
+                drop_blocking((conn, pool));
+                Err(Error::Closed)
+            }
+            Ok(conn) => Ok(conn),
+            Err(RunError::TimedOut) => Err(Error::Timeout {
+                what: role.as_str(),
+                after: self.acquire_timeout,
+            }),
+            Err(RunError::User(err)) => Err(err),
+        }
+    }
+}
+
+async fn build(config: &Arc<PoolConfig>, role: Role, size: u32) -> Result<Pool<SqliteManager>> {
+    let manager = SqliteManager {
+        config: Arc::clone(config),
+        role,
+    };
+    let builder = Pool::builder()
+        .max_size(size)
+        .min_idle(Some(size))
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .test_on_check_out(false)
+        // A failed open is a database error; retrying would only delay reporting it.
+        .retry_connection(false)
+        .connection_timeout(config.acquire_timeout)
+        .queue_strategy(QueueStrategy::Fifo);
+    let deadline = config.acquire_timeout.max(INIT_TIMEOUT_FLOOR);
+    match tokio::time::timeout(deadline, builder.build(manager)).await {
+        Ok(built) => built,
+        Err(_) => Err(Error::PoolInit {
+            backend: PoolKind::Bb8,
+            reason: format!(
+                "timed out after {deadline:?} opening {size} {} connection(s)",
+                role.as_str()
+            ),
+        }),
+    }
+}
+
+fn role_stats(pool: Option<&Pool<SqliteManager>>, waits: &AtomicU64) -> RoleStats {
+    let (in_use, idle) = pool.map_or((0, 0), |pool| {
+        let state = pool.state();
+        let idle = state.idle_connections as usize;
+        ((state.connections as usize).saturating_sub(idle), idle)
+    });
+    RoleStats {
+        in_use,
+        idle,
+        waits: waits.load(Ordering::Relaxed),
+    }
+}
+
+#[async_trait]
+impl ConnectionPool for Bb8Pool {
+    async fn read(&self) -> Result<ReadGuard> {
+        Ok(ReadGuard::new(Inner::Bb8(self.get(Role::Reader).await?)))
+    }
+
+    async fn write(&self) -> Result<WriteGuard> {
+        Ok(WriteGuard::new(Inner::Bb8(self.get(Role::Writer).await?)))
+    }
+
+    fn kind(&self) -> PoolKind {
+        PoolKind::Bb8
+    }
+
+    async fn close(&self) {
+        let taken = self.pools().take();
+        if let Some(pools) = taken {
+            // Idle connections close here; checked-out ones when their guards drop.
+            let _ = run_blocking(move || drop(pools)).await;
+        }
+    }
+
+    fn stats(&self) -> PoolStats {
+        let pools = self.pools();
+        let pools = pools.as_ref();
+        PoolStats {
+            readers: role_stats(pools.map(|p| &p.readers), &self.reader_waits),
+            writer: role_stats(pools.map(|p| &p.writer), &self.writer_waits),
+        }
+    }
+}
+
+impl Drop for Bb8Pool {
+    fn drop(&mut self) {
+        let pools = self
+            .pools
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(pools) = pools {
+            drop_blocking(pools);
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! Opening and configuring one SQLite connection ([`open`]), shared by both backends, plus
+//! preparing the file's location ([`prepare_location`]) and resetting a returned
+//! connection ([`reset`]).
+//!
+//! Everything here blocks: callers run it inside `spawn_blocking` ([`open_async`] does).
+//! It knows no pool and no schema.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, ffi};
+
+use crate::config::{JournalMode, PoolConfig};
+use crate::error::{Error, Result};
+use crate::pool::run_blocking;
+
+/// What a connection is for; decides open flags and which pragmas apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Writer,
+    Reader,
+}
+
+impl Role {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Role::Writer => "writer",
+            Role::Reader => "reader",
+        }
+    }
+}
+
+/// Creates the parent folders of the database file.
+pub(crate) fn prepare_location(path: &Path) -> Result<()> {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => {
+            std::fs::create_dir_all(parent).map_err(|source| Error::Io {
+                path: parent.to_path_buf(),
+                source,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// [`open`] on the blocking pool.
+pub(crate) async fn open_async(config: Arc<PoolConfig>, role: Role) -> Result<Connection> {
+    run_blocking(move || open(&config, role)).await?
+}
+
+/// Opens one connection: the writer read-write (creating the file), a reader read-only;
+/// then sets busy_timeout, proves the file is a database and applies the pragmas.
+pub(crate) fn open(config: &PoolConfig, role: Role) -> Result<Connection> {
+    let path = config.path.as_path();
+    // No SQLITE_OPEN_URI: the path is a file name, never a `file:` URI.
+    let flags = match role {
+        Role::Writer => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        Role::Reader => OpenFlags::SQLITE_OPEN_READ_ONLY,
+    } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
+    configure(&conn, config, role).map_err(|e| open_error(path, e))?;
+    Ok(conn)
+}
+
+fn configure(conn: &Connection, config: &PoolConfig, role: Role) -> rusqlite::Result<()> {
+    conn.busy_timeout(config.busy_timeout)?;
+    // Opening is lazy; reading the header is what detects a file that is not a database.
+    conn.pragma_query_value(None, "schema_version", |row| row.get::<_, i64>(0))?;
+    // SQLite silently opens a write-protected file read-only; a writer must not.
+    if role == Role::Writer && conn.is_readonly(rusqlite::MAIN_DB)? {
+        return Err(rusqlite::Error::SqliteFailure(
+            ffi::Error::new(ffi::SQLITE_READONLY),
+            Some("the database file is write-protected".to_owned()),
+        ));
+    }
+    apply_journal_mode(conn, config.pragmas.journal_mode, role)?;
+    let p = &config.pragmas;
+    // Typed values only, so formatting cannot inject SQL.
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {};
+         PRAGMA cache_size = {};
+         PRAGMA temp_store = {};
+         PRAGMA mmap_size = {};
+         PRAGMA wal_autocheckpoint = {};
+         PRAGMA foreign_keys = {};",
+        p.synchronous.as_str(),
+        p.cache_size,
+        p.temp_store.as_str(),
+        p.mmap_size,
+        p.wal_autocheckpoint,
+        if p.foreign_keys { "ON" } else { "OFF" },
+    ))
+}
+
+/// WAL is a property of the file, set by the writer; rollback modes are per connection,
+/// so readers repeat them. A read-only connection cannot leave or enter WAL.
+fn apply_journal_mode(conn: &Connection, wanted: JournalMode, role: Role) -> rusqlite::Result<()> {
+    if role == Role::Reader {
+        let current: String = conn.pragma_query_value(None, "journal_mode", |row| row.get(0))?;
+        if wanted == JournalMode::Wal || current.eq_ignore_ascii_case("wal") {
+            return Ok(());
+        }
+    }
+    let sql = format!("PRAGMA journal_mode = {}", wanted.as_str());
+    let got: String = conn.query_row(&sql, [], |row| row.get(0))?;
+    if !got.eq_ignore_ascii_case(wanted.as_str()) {
+        tracing::warn!(
+            wanted = wanted.as_str(),
+            got = got.as_str(),
+            role = role.as_str(),
+            "sqlite kept a different journal mode"
+        );
+    }
+    Ok(())
+}
+
+fn open_error(path: &Path, source: rusqlite::Error) -> Error {
+    if source.sqlite_error_code() == Some(ErrorCode::NotADatabase) {
+        Error::NotADatabase {
+            path: path.to_path_buf(),
+        }
+    } else {
+        Error::Open {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Rolls back a transaction a guard's user left open, so the next user gets a clean
+/// connection (and a reader does not pin an old snapshot, which starves checkpoints).
+pub(crate) fn reset(conn: &Connection) {
+    if conn.is_autocommit() {
+        return;
+    }
+    tracing::warn!("connection returned with an open transaction; rolling it back");
+    if let Err(err) = conn.execute_batch("ROLLBACK") {
+        tracing::warn!(error = %err, "rollback of an abandoned transaction failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &tempfile::TempDir) -> PoolConfig {
+        PoolConfig::new(dir.path().join("sub").join("c.db"))
+    }
+
+    #[test]
+    fn writer_creates_the_file_and_readers_follow() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(&dir);
+        prepare_location(&config.path).unwrap();
+        let writer = open(&config, Role::Writer).unwrap();
+        writer.execute_batch("CREATE TABLE t(x)").unwrap();
+        let reader = open(&config, Role::Reader).unwrap();
+        let mode: String = reader
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let err = reader
+            .execute_batch("INSERT INTO t VALUES (1)")
+            .unwrap_err();
+        assert_eq!(err.sqlite_error_code(), Some(ErrorCode::ReadOnly));
+    }
+
+    #[test]
+    fn reader_does_not_create_a_missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(&dir);
+        prepare_location(&config.path).unwrap();
+        let err = open(&config, Role::Reader).unwrap_err();
+        assert!(matches!(err, Error::Open { .. }), "{err}");
+        assert!(!config.path.exists());
+    }
+
+    #[test]
+    fn garbage_is_not_a_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(&dir);
+        prepare_location(&config.path).unwrap();
+        std::fs::write(&config.path, vec![0xA5_u8; 8192]).unwrap();
+        let err = open(&config, Role::Writer).unwrap_err();
+        assert!(matches!(err, Error::NotADatabase { .. }), "{err}");
+    }
+
+    #[test]
+    fn reset_rolls_back_an_abandoned_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(&dir);
+        prepare_location(&config.path).unwrap();
+        let conn = open(&config, Role::Writer).unwrap();
+        conn.execute_batch("CREATE TABLE t(x); BEGIN; INSERT INTO t VALUES (1);")
+            .unwrap();
+        reset(&conn);
+        assert!(conn.is_autocommit());
+        let n: i64 = conn
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+}
