@@ -1,1 +1,42 @@
-//! marketdb-export (placeholder while the crate is built).
+//! marketdb-export: [`AsyncDataExporter`] turns stored klines and metrics into
+//! research-ready files: per-day NumPy `.npy` matrices with a manifest, CSV, Parquet and
+//! labelled summary statistics. It streams the store one UTC day (or one symbol-day) at a
+//! time, resamples on the fly when a target interval is asked for, aligns metrics onto bars
+//! without look-ahead, and writes every file under a temporary name before renaming it.
+//!
+//! Main types: [`AsyncDataExporter`], [`ExportRequest`], [`FillPolicy`],
+//! [`ParquetCompression`], [`ExportProgress`] and the reports ([`NumpyReport`],
+//! [`CsvReport`], [`ParquetReport`], [`StatsReport`]). The file formats are the contract
+//! documented in `docs/formats.md` ("Export contract (v1.0)").
+//!
+//! It does not write to the database, download anything or render progress: the CLI
+//! renders the [`ExportProgress`] callbacks. It is the only workspace crate that depends on
+//! arrow/parquet.
+
+mod align;
+mod atomic;
+mod csv;
+mod error;
+mod exporter;
+mod manifest;
+mod npy;
+mod numpy;
+mod options;
+mod parquet;
+mod plan;
+mod resample;
+mod source;
+mod stats;
+mod table;
+
+pub(crate) use marketdb_store::{Column, KlineFrame};
+
+pub use atomic::FileRecord;
+pub use csv::CsvReport;
+pub use error::{Error, Result};
+pub use exporter::{AsyncDataExporter, NumpyReport};
+pub use manifest::{CONTRACT_VERSION, MANIFEST_NAME, TIME_CONVENTION};
+pub use numpy::DayReport;
+pub use options::{ExportProgress, ExportRequest, FillPolicy, NoProgress, ParquetCompression};
+pub use parquet::{ParquetReport, ROW_GROUP_ROWS};
+pub use stats::{Describe, STATISTICS, StatsReport, SymbolStats};

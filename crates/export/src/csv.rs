@@ -1,0 +1,374 @@
+//! The CSV export writer: header `symbol,timestamp,datetime,<features>[,<metric>_ts...]`,
+//! `timestamp` in epoch ms, `datetime` in RFC 3339 UTC (`2024-01-01T00:00:00Z`), floats in
+//! the shortest decimal form that parses back to the same f64 (always with a `.`, so pandas
+//! reads float columns as float), NaN as an empty field, counts and metric times as
+//! integers. With a part size, rows go to `{stem}_part_{n}.{ext}` (n from 1), each with the
+//! header. Every file is written under a temporary name and all of them are renamed only
+//! when the export finishes, so a failed export leaves no final-named CSV behind.
+
+use std::{
+    io::Write as _,
+    path::{Path, PathBuf},
+};
+
+use marketdb_model::{DAY_MS, ymd_from_ms};
+use serde::Serialize;
+
+use crate::{
+    Column, Result,
+    atomic::{AtomicFile, PendingFile, create_dir_all},
+    numpy::ts_name,
+    plan::Plan,
+    table::Table,
+};
+
+/// What a CSV export wrote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CsvReport {
+    /// The files written, in row order (one unless split into parts).
+    pub files: Vec<PathBuf>,
+    /// Data rows written (headers excluded).
+    pub rows: u64,
+    /// Total bytes written.
+    pub bytes: u64,
+}
+
+/// Appends `v` so that it parses back to the same f64, as a plain decimal: the shortest
+/// round-trip digits (Ryu, through serde_json, with Rust's `Display` for the rare values
+/// Ryu would print with an exponent), always with a `.`; nothing for NaN; `inf`/`-inf`.
+pub(crate) fn push_f64(out: &mut Vec<u8>, v: f64) {
+    if v.is_nan() {
+        return;
+    }
+    if v.is_infinite() {
+        out.extend_from_slice(if v > 0.0 { b"inf" } else { b"-inf" });
+        return;
+    }
+    let start = out.len();
+    // Ryu prints plain decimals for magnitudes in [1e-5, 1e16); only check outside a safe
+    // margin of that band.
+    let plain = v == 0.0 || (1e-4..1e15).contains(&v.abs());
+    if serde_json::to_writer(&mut *out, &v).is_ok() && (plain || !out[start..].contains(&b'e')) {
+        return;
+    }
+    out.truncate(start);
+    let _ = write!(out, "{v}");
+    if !out[start..].contains(&b'.') {
+        out.extend_from_slice(b".0");
+    }
+}
+
+/// Appends an integer.
+pub(crate) fn push_i64(out: &mut Vec<u8>, v: i64) {
+    if serde_json::to_writer(&mut *out, &v).is_err() {
+        let _ = write!(out, "{v}");
+    }
+}
+
+fn push_2(out: &mut Vec<u8>, v: i64) {
+    out.push(b'0' + (v / 10) as u8);
+    out.push(b'0' + (v % 10) as u8);
+}
+
+/// Appends the RFC 3339 UTC form of `ms` (`.mmm` only when there are milliseconds), the
+/// same text as `marketdb_model::format_rfc3339` without allocating.
+pub(crate) fn push_rfc3339(out: &mut Vec<u8>, ms: i64) {
+    let (y, mo, d) = ymd_from_ms(ms);
+    let in_day = ms.rem_euclid(DAY_MS);
+    if (0..=9999).contains(&y) {
+        push_2(out, y / 100);
+        push_2(out, y % 100);
+    } else {
+        let _ = write!(out, "{y:04}");
+    }
+    out.push(b'-');
+    push_2(out, i64::from(mo));
+    out.push(b'-');
+    push_2(out, i64::from(d));
+    out.push(b'T');
+    push_2(out, in_day / 3_600_000);
+    out.push(b':');
+    push_2(out, in_day / 60_000 % 60);
+    out.push(b':');
+    push_2(out, in_day / 1000 % 60);
+    let milli = in_day % 1000;
+    if milli != 0 {
+        out.push(b'.');
+        out.push(b'0' + (milli / 100) as u8);
+        push_2(out, milli % 100);
+    }
+    out.push(b'Z');
+}
+
+/// Streams tables into one CSV file or numbered parts.
+#[derive(Debug)]
+pub(crate) struct CsvWriter {
+    target: PathBuf,
+    part_rows: Option<usize>,
+    fsync: bool,
+    header: Vec<u8>,
+    buf: Vec<u8>,
+    current: Option<AtomicFile>,
+    rows_in_part: usize,
+    pending: Vec<PendingFile>,
+    rows: u64,
+}
+
+impl CsvWriter {
+    pub(crate) fn new(
+        target: &Path,
+        plan: &Plan,
+        part_rows: Option<usize>,
+        fsync: bool,
+    ) -> Result<CsvWriter> {
+        if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
+            create_dir_all(parent)?;
+        }
+        let mut header = b"symbol,timestamp,datetime".to_vec();
+        for f in &plan.features {
+            header.push(b',');
+            header.extend_from_slice(f.short().as_bytes());
+        }
+        for m in &plan.metrics {
+            header.push(b',');
+            header.extend_from_slice(ts_name(*m).as_bytes());
+        }
+        header.push(b'\n');
+        Ok(CsvWriter {
+            target: target.to_path_buf(),
+            part_rows,
+            fsync,
+            header,
+            buf: Vec::with_capacity(1 << 20),
+            current: None,
+            rows_in_part: 0,
+            pending: Vec::new(),
+            rows: 0,
+        })
+    }
+
+    fn part_path(&self, n: usize) -> PathBuf {
+        let stem = self
+            .target
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let ext = self
+            .target
+            .extension()
+            .map_or_else(|| "csv".to_owned(), |e| e.to_string_lossy().into_owned());
+        self.target.with_file_name(format!("{stem}_part_{n}.{ext}"))
+    }
+
+    /// Starts the next file (the single file, or the next part).
+    fn open_next(&mut self) -> Result<()> {
+        self.close_current()?;
+        let path = match self.part_rows {
+            Some(_) => self.part_path(self.pending.len() + 1),
+            None => self.target.clone(),
+        };
+        let mut f = AtomicFile::create_unhashed(path)?;
+        f.write_all(&self.header)?;
+        self.current = Some(f);
+        self.rows_in_part = 0;
+        Ok(())
+    }
+
+    fn flush_buf(&mut self) -> Result<()> {
+        if let Some(f) = self.current.as_mut() {
+            f.write_all(&self.buf)?;
+        }
+        self.buf.clear();
+        Ok(())
+    }
+
+    fn close_current(&mut self) -> Result<()> {
+        self.flush_buf()?;
+        if let Some(f) = self.current.take() {
+            self.pending.push(f.finish(self.fsync)?);
+        }
+        Ok(())
+    }
+
+    /// Appends the table's rows.
+    pub(crate) fn write_table(&mut self, t: &Table) -> Result<()> {
+        if self.current.is_none() {
+            self.open_next()?;
+        }
+        for (sym, rows) in &t.symbols {
+            for row in rows.clone() {
+                if let Some(n) = self.part_rows
+                    && self.rows_in_part >= n
+                {
+                    self.open_next()?;
+                }
+                let b = &mut self.buf;
+                b.extend_from_slice(sym.as_bytes());
+                b.push(b',');
+                push_i64(b, t.timestamp[row]);
+                b.push(b',');
+                push_rfc3339(b, t.timestamp[row]);
+                for col in &t.columns {
+                    b.push(b',');
+                    match col {
+                        Column::F64(v) => push_f64(b, v[row]),
+                        Column::I64(v) => push_i64(b, v[row]),
+                    }
+                }
+                for ts in &t.metric_ts {
+                    b.push(b',');
+                    push_i64(b, ts[row]);
+                }
+                b.push(b'\n');
+                self.rows_in_part += 1;
+                self.rows += 1;
+                if self.buf.len() >= 1 << 20 {
+                    self.flush_buf()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the last file and renames every file to its final name.
+    pub(crate) fn finish(mut self) -> Result<CsvReport> {
+        if self.current.is_none() && self.pending.is_empty() {
+            // No rows at all: still a valid CSV with its header.
+            self.open_next()?;
+        }
+        self.close_current()?;
+        let mut files = Vec::new();
+        let mut bytes = 0;
+        for p in std::mem::take(&mut self.pending) {
+            let path = p.target().to_path_buf();
+            let (_, n) = p.commit()?;
+            bytes += n;
+            files.push(path);
+        }
+        Ok(CsvReport {
+            files,
+            rows: self.rows,
+            bytes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use marketdb_model::{Feature, format_rfc3339, parse_ymd};
+
+    use super::*;
+    use crate::table::tests::{frame, plan};
+
+    fn text(v: f64) -> String {
+        let mut b = Vec::new();
+        push_f64(&mut b, v);
+        String::from_utf8(b).unwrap()
+    }
+
+    #[test]
+    fn floats_round_trip_and_look_like_floats() {
+        assert_eq!(text(100.0), "100.0");
+        assert_eq!(text(0.1), "0.1");
+        assert_eq!(text(-0.0), "-0.0");
+        assert_eq!(text(1e-7), "0.0000001");
+        assert_eq!(text(1e22), "10000000000000000000000.0");
+        assert_eq!(text(42283.58), "42283.58");
+        assert_eq!(text(2.5e-5), "0.000025");
+        assert_eq!(text(f64::NAN), "");
+        assert_eq!(text(f64::INFINITY), "inf");
+        for v in [
+            0.1 + 0.2,
+            42283.58,
+            1.0 / 3.0,
+            5e-324,
+            f64::MAX,
+            1e22,
+            123_456_789.123_456_79,
+        ] {
+            assert_eq!(
+                text(v).parse::<f64>().unwrap().to_bits(),
+                v.to_bits(),
+                "{v}"
+            );
+        }
+    }
+
+    #[test]
+    fn datetimes_match_the_model() {
+        for ms in [
+            0,
+            1_704_067_200_000,
+            1_704_067_200_123,
+            1_709_164_799_999,
+            253_402_300_799_000,
+        ] {
+            let mut b = Vec::new();
+            push_rfc3339(&mut b, ms);
+            assert_eq!(String::from_utf8(b).unwrap(), format_rfc3339(ms));
+        }
+    }
+
+    #[test]
+    fn parts_and_atomic_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = parse_ymd(2024, 1, 1).unwrap();
+        let rows: Vec<_> = (0..5)
+            .map(|h| ("AAA", d + h * 3_600_000, 1.0, 2.5, 3.0, 4.0, h))
+            .collect();
+        let p = plan(vec![
+            Feature::Close,
+            Feature::TradesCount,
+            Feature::FundingRate,
+        ]);
+        let t = Table::from_frame(&p, frame(&rows));
+        let target = dir.path().join("out/k.csv");
+        let mut w = CsvWriter::new(&target, &p, Some(2), false).unwrap();
+        w.write_table(&t).unwrap();
+        let listing = |d: &Path| {
+            let mut v: Vec<String> = fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        assert!(
+            listing(&dir.path().join("out"))
+                .iter()
+                .all(|n| n.starts_with('.'))
+        );
+        let rep = w.finish().unwrap();
+        assert_eq!(rep.rows, 5);
+        assert_eq!(
+            listing(&dir.path().join("out")),
+            vec!["k_part_1.csv", "k_part_2.csv", "k_part_3.csv"]
+        );
+        let p1 = fs::read_to_string(dir.path().join("out/k_part_1.csv")).unwrap();
+        assert_eq!(
+            p1,
+            "symbol,timestamp,datetime,cls,tnum,fr,fr_ts\n\
+             AAA,1704067200000,2024-01-01T00:00:00Z,2.5,0,,0\n\
+             AAA,1704070800000,2024-01-01T01:00:00Z,2.5,1,,0\n"
+        );
+        let p3 = fs::read_to_string(dir.path().join("out/k_part_3.csv")).unwrap();
+        assert_eq!(p3.lines().count(), 2);
+
+        // A writer dropped before finishing leaves nothing under a final name.
+        let mut w = CsvWriter::new(&dir.path().join("x/y.csv"), &p, None, false).unwrap();
+        w.write_table(&t).unwrap();
+        drop(w);
+        assert!(listing(&dir.path().join("x")).is_empty());
+
+        // No rows: a header-only file.
+        let w = CsvWriter::new(&dir.path().join("e.csv"), &p, None, false).unwrap();
+        let rep = w.finish().unwrap();
+        assert_eq!(rep.rows, 0);
+        assert_eq!(
+            fs::read_to_string(dir.path().join("e.csv")).unwrap(),
+            "symbol,timestamp,datetime,cls,tnum,fr,fr_ts\n"
+        );
+    }
+}

@@ -1,0 +1,135 @@
+//! The export crate's error type, [`Error`], and the [`Result`] alias. Store, I/O, Parquet,
+//! Arrow and JSON failures are wrapped with their source chain and the path or input at
+//! fault; nothing is stringified. Messages are lowercase without a trailing period.
+
+use std::path::PathBuf;
+
+/// Everything an export can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A store read failed.
+    #[error("store read failed for {what}")]
+    Store {
+        /// What was being read (klines of a day, funding rates of some symbols...).
+        what: String,
+        #[source]
+        source: Box<marketdb_store::Error>,
+    },
+    /// A file or folder could not be created, written, synced or renamed.
+    #[error("cannot write {}", path.display())]
+    Io {
+        /// The path at fault.
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The Parquet writer failed.
+    #[error("cannot write parquet file {}", path.display())]
+    Parquet {
+        /// The Parquet file being written.
+        path: PathBuf,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    /// An Arrow record batch could not be built.
+    #[error("cannot build an arrow batch for {}", path.display())]
+    Arrow {
+        /// The Parquet file being written.
+        path: PathBuf,
+        #[source]
+        source: arrow_schema::ArrowError,
+    },
+    /// A JSON file (manifest, symbols) could not be encoded.
+    #[error("cannot encode json for {}", path.display())]
+    Json {
+        /// The JSON file being written.
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A model value was refused (a symbol, an interval...).
+    #[error(transparent)]
+    Model(#[from] marketdb_model::Error),
+    /// The request cannot be exported as given.
+    #[error("invalid export request: {what} {value:?}: {reason}")]
+    InvalidRequest {
+        /// Which part of the request (target freq, csv part rows, output path...).
+        what: &'static str,
+        /// The rejected value as given.
+        value: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A text option (fill policy, compression) that is not one of the accepted values.
+    #[error("invalid {what} {input:?}: expected one of {accepted}")]
+    InvalidOption {
+        /// Which option.
+        what: &'static str,
+        /// The text given.
+        input: String,
+        /// The accepted spellings.
+        accepted: &'static str,
+    },
+    /// The background writer stopped without finishing (it was cancelled).
+    #[error("export writer for {} stopped before finishing", path.display())]
+    WriterStopped {
+        /// The output being written.
+        path: PathBuf,
+    },
+}
+
+/// `Result` with this crate's [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn store(what: impl Into<String>, source: marketdb_store::Error) -> Error {
+        Error::Store {
+            what: what.into(),
+            source: Box::new(source),
+        }
+    }
+
+    pub(crate) fn request(
+        what: &'static str,
+        value: impl ToString,
+        reason: impl Into<String>,
+    ) -> Error {
+        Error::InvalidRequest {
+            what,
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_lowercase_and_name_the_input() {
+        let e = Error::request(
+            "target freq",
+            "1m",
+            "must be coarser than the source freq 1h",
+        );
+        assert_eq!(
+            e.to_string(),
+            "invalid export request: target freq \"1m\": must be coarser than the source freq 1h"
+        );
+        let e = Error::io(
+            "/x/y.npy",
+            std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied"),
+        );
+        assert_eq!(e.to_string(), "cannot write /x/y.npy");
+        assert!(std::error::Error::source(&e).is_some());
+    }
+}

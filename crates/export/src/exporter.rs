@@ -1,0 +1,380 @@
+//! [`AsyncDataExporter`]: the public entry points. Each export resolves the request into a
+//! plan, then runs two halves joined by a bounded channel: the producer (`source.rs`) on the
+//! async side, which streams, resamples and enriches bars from the store, and a writer
+//! (NumPy, CSV, Parquet or statistics) on a blocking thread that encodes and writes files.
+//! The store reads ahead while the writer writes, and memory stays bounded by a few chunks.
+//!
+//! The writer only commits its output when the producer says the stream is complete; a
+//! store error, a cancelled future or a panic leaves no file with partial content under a
+//! final name and no manifest. It does not render progress: it calls [`ExportProgress`].
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use marketdb_model::{Freq, day_floor};
+use marketdb_store::AsyncMarketDB;
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::{
+    CsvReport, Error, ExportProgress, ExportRequest, NoProgress, ParquetReport, Result,
+    StatsReport,
+    atomic::{create_dir_all, sync_dir},
+    csv::CsvWriter,
+    manifest::{MANIFEST_NAME, write_manifest},
+    numpy::{DayReport, NumpyWriter},
+    parquet::ParquetWriter,
+    plan::Plan,
+    source::{Msg, Walk, produce},
+    stats::StatsWriter,
+    table::Table,
+};
+
+/// Tables queued between the producer and the writer thread (each can be a whole day of
+/// every symbol, so the queue is short).
+const WRITER_QUEUE: usize = 1;
+
+/// What a NumPy export wrote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NumpyReport {
+    /// The export root.
+    pub out_dir: PathBuf,
+    /// `{out_dir}/manifest.json`.
+    pub manifest: PathBuf,
+    /// The interval of the files (the target freq when resampling).
+    pub freq: Freq,
+    /// `"ok"`, or `"no_data"` when no day had a bar.
+    pub status: &'static str,
+    /// Every day written, in order.
+    pub days: Vec<DayReport>,
+    /// Files written, manifest excluded.
+    pub files: usize,
+    /// Bytes written, manifest excluded.
+    pub bytes: u64,
+    /// Bars exported.
+    pub bars: u64,
+}
+
+/// Exports from one store. Cheap to clone.
+#[derive(Clone)]
+pub struct AsyncDataExporter {
+    db: AsyncMarketDB,
+    progress: Arc<dyn ExportProgress>,
+    fsync: bool,
+}
+
+impl std::fmt::Debug for AsyncDataExporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncDataExporter")
+            .field("db", &self.db.path())
+            .field("fsync", &self.fsync)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A writer run on a blocking thread.
+trait Sink: Send + 'static {
+    type Report: Send + 'static;
+    fn consume(&mut self, table: Table) -> Result<()>;
+    fn finish(self) -> Result<Self::Report>;
+}
+
+impl AsyncDataExporter {
+    /// An exporter reading from `db` (a clone is kept), with no progress observer and
+    /// fsync on.
+    pub fn new(db: &AsyncMarketDB) -> AsyncDataExporter {
+        AsyncDataExporter {
+            db: db.clone(),
+            progress: Arc::new(NoProgress),
+            fsync: true,
+        }
+    }
+
+    /// Reports progress to `progress`.
+    pub fn with_progress(mut self, progress: Arc<dyn ExportProgress>) -> AsyncDataExporter {
+        self.progress = progress;
+        self
+    }
+
+    /// Whether every file is fsynced before its rename (default true). Turning it off
+    /// keeps the rename atomicity against a crashing process, not against power loss.
+    pub fn with_fsync(mut self, fsync: bool) -> AsyncDataExporter {
+        self.fsync = fsync;
+        self
+    }
+
+    /// Writes the per-day NumPy file sets and `manifest.json` under `out_dir` (see
+    /// `docs/formats.md`). An existing `manifest.json` there is removed first, so a failed
+    /// export never leaves a manifest behind.
+    pub async fn export_to_numpy(
+        &self,
+        request: &ExportRequest,
+        out_dir: impl AsRef<Path>,
+    ) -> Result<NumpyReport> {
+        let out_dir = out_dir.as_ref().to_path_buf();
+        let mut plan = Plan::new(request)?;
+        create_dir_all(&out_dir)?;
+        let manifest = out_dir.join(MANIFEST_NAME);
+        match std::fs::remove_file(&manifest) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io(&manifest, e));
+            }
+            _ => {}
+        }
+        self.resolve_symbols(&mut plan).await?;
+        let sink = NumpySink {
+            writer: NumpyWriter::new(&out_dir, &plan, self.fsync)?,
+            root: out_dir.clone(),
+            plan: plan.clone(),
+            target: request.target_freq.map(|f| f.as_str()),
+            fsync: self.fsync,
+        };
+        let report = self.run(&plan, Walk::Days, sink, &out_dir).await?;
+        info!(
+            days = report.days.len(),
+            files = report.files,
+            "numpy export finished: {}",
+            out_dir.display()
+        );
+        Ok(report)
+    }
+
+    /// Writes a CSV file (or `{stem}_part_{n}` files when `csv_part_rows` is set), rows in
+    /// (symbol, time) order.
+    pub async fn export_to_csv(
+        &self,
+        request: &ExportRequest,
+        out_file: impl AsRef<Path>,
+    ) -> Result<CsvReport> {
+        let out_file = out_file.as_ref().to_path_buf();
+        let mut plan = Plan::new(request)?;
+        check_file_target(&out_file)?;
+        self.resolve_symbols(&mut plan).await?;
+        let sink = CsvWriter::new(&out_file, &plan, request.csv_part_rows, self.fsync)?;
+        let report = self.run(&plan, Walk::Symbols, sink, &out_file).await?;
+        info!(
+            rows = report.rows,
+            "csv export finished: {}",
+            out_file.display()
+        );
+        Ok(report)
+    }
+
+    /// Writes a Parquet file, rows in (symbol, time) order.
+    pub async fn export_to_parquet(
+        &self,
+        request: &ExportRequest,
+        out_file: impl AsRef<Path>,
+    ) -> Result<ParquetReport> {
+        let out_file = out_file.as_ref().to_path_buf();
+        let mut plan = Plan::new(request)?;
+        check_file_target(&out_file)?;
+        self.resolve_symbols(&mut plan).await?;
+        let sink = ParquetWriter::new(&out_file, &plan, request.compression, self.fsync)?;
+        let report = self.run(&plan, Walk::Symbols, sink, &out_file).await?;
+        info!(
+            rows = report.rows,
+            "parquet export finished: {}",
+            out_file.display()
+        );
+        Ok(report)
+    }
+
+    /// Writes labelled summary statistics per symbol and feature as a long CSV
+    /// `symbol,statistic,<features>`.
+    pub async fn export_summary_statistics(
+        &self,
+        request: &ExportRequest,
+        out_file: impl AsRef<Path>,
+    ) -> Result<StatsReport> {
+        let out_file = out_file.as_ref().to_path_buf();
+        let mut plan = Plan::new(request)?;
+        check_file_target(&out_file)?;
+        self.resolve_symbols(&mut plan).await?;
+        let sink = StatsWriter::new(&out_file, &plan, self.fsync)?;
+        let report = self.run(&plan, Walk::Symbols, sink, &out_file).await?;
+        info!(
+            symbols = report.symbols.len(),
+            "statistics export finished: {}",
+            out_file.display()
+        );
+        Ok(report)
+    }
+
+    /// Fills an empty symbol list with every symbol stored at the source freq.
+    async fn resolve_symbols(&self, plan: &mut Plan) -> Result<()> {
+        if plan.symbols.is_empty() {
+            plan.symbols = self
+                .db
+                .get_symbols(Some(plan.source_freq))
+                .await
+                .map_err(|e| Error::store(format!("the symbols of {}", plan.source_freq), e))?;
+            debug!(count = plan.symbols.len(), "exporting every stored symbol");
+        }
+        Ok(())
+    }
+
+    /// Runs the producer here and `sink` on a blocking thread; see the module docs.
+    async fn run<S: Sink>(
+        &self,
+        plan: &Plan,
+        walk: Walk,
+        sink: S,
+        out: &Path,
+    ) -> Result<S::Report> {
+        let (tx, rx) = mpsc::channel::<Msg>(WRITER_QUEUE);
+        let progress = self.progress.clone();
+        let out_path = out.to_path_buf();
+        let writer =
+            tokio::task::spawn_blocking(move || sink_loop(sink, rx, progress.as_ref(), out_path));
+        let total = match walk {
+            Walk::Days => plan.total_days(),
+            Walk::Symbols => plan.total_days() * plan.symbols.len() as u64,
+        };
+        self.progress.on_start(total);
+        let produced = produce(&self.db, plan, walk, &tx).await;
+        if produced.is_ok() {
+            let _ = tx.send(Msg::Progress(total)).await;
+            let _ = tx.send(Msg::Finish).await;
+        }
+        drop(tx);
+        let written = match writer.await {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(Error::WriterStopped {
+                path: out.to_path_buf(),
+            }),
+        };
+        match produced {
+            Err(e) => {
+                warn!(error = %e, "export failed: {}", out.display());
+                Err(e)
+            }
+            Ok(()) => written,
+        }
+    }
+}
+
+/// Refuses an output file path that is an existing folder.
+fn check_file_target(path: &Path) -> Result<()> {
+    if path.is_dir() {
+        return Err(Error::request(
+            "output file",
+            path.display(),
+            "is a folder; give a file path",
+        ));
+    }
+    Ok(())
+}
+
+/// The writer thread: consumes messages until `Finish` (then commits) or until the
+/// producer goes away (then drops everything uncommitted).
+fn sink_loop<S: Sink>(
+    mut sink: S,
+    mut rx: mpsc::Receiver<Msg>,
+    progress: &dyn ExportProgress,
+    out: PathBuf,
+) -> Result<S::Report> {
+    while let Some(msg) = rx.blocking_recv() {
+        match msg {
+            Msg::Table(t) => sink.consume(t)?,
+            Msg::Progress(done) => progress.on_day(done),
+            Msg::Finish => return sink.finish(),
+        }
+    }
+    Err(Error::WriterStopped { path: out })
+}
+
+/// The NumPy writer plus what the manifest needs.
+struct NumpySink {
+    writer: NumpyWriter,
+    root: PathBuf,
+    plan: Plan,
+    target: Option<&'static str>,
+    fsync: bool,
+}
+
+impl Sink for NumpySink {
+    type Report = NumpyReport;
+
+    fn consume(&mut self, table: Table) -> Result<()> {
+        match table.timestamp.first() {
+            Some(&t) => self.writer.write_day(day_floor(t), &table),
+            None => Ok(()),
+        }
+    }
+
+    fn finish(self) -> Result<NumpyReport> {
+        let NumpySink {
+            writer,
+            root,
+            plan,
+            target,
+            fsync,
+        } = self;
+        if writer.off_grid > 0 {
+            warn!(
+                rows = writer.off_grid,
+                "bars off the interval grid were not exported"
+            );
+        }
+        if fsync && !writer.days.is_empty() {
+            for d in &writer.dirs {
+                sync_dir(d)?;
+            }
+        }
+        let manifest = write_manifest(&root, &plan, target, &writer.days, &writer.files, fsync)?;
+        if fsync {
+            sync_dir(&root)?;
+        }
+        debug!(sha256 = %manifest.sha256, "manifest written");
+        Ok(NumpyReport {
+            manifest: root.join(MANIFEST_NAME),
+            out_dir: root,
+            freq: plan.out_freq,
+            status: if writer.days.is_empty() {
+                "no_data"
+            } else {
+                "ok"
+            },
+            files: writer.files.len(),
+            bytes: writer.files.iter().map(|f| f.bytes).sum(),
+            bars: writer.days.iter().map(|d| d.bars as u64).sum(),
+            days: writer.days,
+        })
+    }
+}
+
+impl Sink for CsvWriter {
+    type Report = CsvReport;
+    fn consume(&mut self, table: Table) -> Result<()> {
+        self.write_table(&table)
+    }
+    fn finish(self) -> Result<CsvReport> {
+        CsvWriter::finish(self)
+    }
+}
+
+impl Sink for ParquetWriter {
+    type Report = ParquetReport;
+    fn consume(&mut self, table: Table) -> Result<()> {
+        self.write_table(table)
+    }
+    fn finish(self) -> Result<ParquetReport> {
+        ParquetWriter::finish(self)
+    }
+}
+
+impl Sink for StatsWriter {
+    type Report = StatsReport;
+    fn consume(&mut self, table: Table) -> Result<()> {
+        self.write_table(&table);
+        Ok(())
+    }
+    fn finish(self) -> Result<StatsReport> {
+        StatsWriter::finish(self)
+    }
+}

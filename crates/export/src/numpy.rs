@@ -1,0 +1,323 @@
+//! The NumPy export writer: turns one output day's [`Table`] into the day's file set under
+//! `{out}/{freq}/`: one float64 `(K, T)` matrix per feature (NaN = no bar), one int64
+//! `(K, T)` `{metric}_ts` matrix per metric feature (0 = no value, never filled), the
+//! `timestamp` grid `(T,)` and the `symbols` list as JSON and `<U{n}`. K = the symbols with
+//! at least one bar that day (the table's symbols, sorted); T = the full grid of the day
+//! (`Freq::day_grid`; one slot for 1d and coarser). Fill policy `ffill` fills along time
+//! within the day only. Every file goes through `atomic.rs`; the manifest is written by the
+//! exporter after the last day.
+
+use std::path::{Path, PathBuf};
+
+use marketdb_model::{Feature, Freq, yyyymmdd};
+use serde::Serialize;
+
+use crate::{
+    Column, FillPolicy, Result,
+    atomic::{FileRecord, create_dir_all, write_atomic},
+    npy,
+    plan::Plan,
+    table::Table,
+};
+
+/// One exported day.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DayReport {
+    /// `YYYYMMDD` (the file stem).
+    pub date: String,
+    /// Open time of the day, ms UTC.
+    pub start: i64,
+    /// Number of symbols (rows).
+    pub k: usize,
+    /// Number of grid slots (columns).
+    pub t: usize,
+    /// Bars exported (cells holding a bar).
+    pub bars: usize,
+}
+
+/// The grid of an output day: every bucket opening that day for sub-day intervals, the
+/// day's midnight for 1d and coarser (bars of those intervals only exist on days a bucket
+/// opens).
+pub(crate) fn day_grid(freq: Freq, day: i64) -> Vec<i64> {
+    if freq.is_intraday() {
+        freq.day_grid(day)
+    } else {
+        vec![day]
+    }
+}
+
+/// Forward-fills each row of a row-major `(k, t)` matrix along time, never before the
+/// first value of the row.
+pub(crate) fn ffill_rows(data: &mut [f64], t: usize) {
+    if t == 0 {
+        return;
+    }
+    for row in data.chunks_mut(t) {
+        let mut last = f64::NAN;
+        for v in row.iter_mut() {
+            if v.is_nan() {
+                *v = last;
+            } else {
+                last = *v;
+            }
+        }
+    }
+}
+
+/// Writes day file sets for one export.
+#[derive(Debug)]
+pub(crate) struct NumpyWriter {
+    root: PathBuf,
+    freq_dir: String,
+    plan: Plan,
+    fsync: bool,
+    /// Every file written, in order.
+    pub files: Vec<FileRecord>,
+    /// Every day written, in order.
+    pub days: Vec<DayReport>,
+    /// Folders that received files (synced before the manifest is written).
+    pub dirs: Vec<PathBuf>,
+    /// Rows whose open time is not on the day's grid (skipped).
+    pub off_grid: u64,
+    /// Reused encoding buffer (one matrix file).
+    buf: Vec<u8>,
+}
+
+impl NumpyWriter {
+    pub(crate) fn new(root: &Path, plan: &Plan, fsync: bool) -> Result<NumpyWriter> {
+        let freq_dir = plan.out_freq.as_str().to_owned();
+        let mut dirs = Vec::new();
+        let mut names: Vec<String> = plan.features.iter().map(|f| f.short().to_owned()).collect();
+        names.extend(plan.metrics.iter().map(|m| ts_name(*m)));
+        names.push("timestamp".to_owned());
+        names.push("symbols".to_owned());
+        for n in names {
+            let d = root.join(&freq_dir).join(n);
+            dirs.push(d);
+        }
+        Ok(NumpyWriter {
+            root: root.to_path_buf(),
+            freq_dir,
+            plan: plan.clone(),
+            fsync,
+            files: Vec::new(),
+            days: Vec::new(),
+            dirs,
+            off_grid: 0,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Creates the output folders (on the first day with data, so an empty export leaves
+    /// none behind).
+    fn ensure_dirs(&self) -> Result<()> {
+        for d in &self.dirs {
+            create_dir_all(d)?;
+        }
+        Ok(())
+    }
+
+    fn put(&mut self, dir: &str, stem: &str, ext: &str, bytes: &[u8]) -> Result<()> {
+        let rel = format!("{}/{dir}/{stem}.{ext}", self.freq_dir);
+        let rec = write_atomic(&self.root, &rel, bytes, self.fsync)?;
+        self.files.push(rec);
+        Ok(())
+    }
+
+    /// Writes the reused buffer as `{dir}/{stem}.npy`.
+    fn put_buf(&mut self, dir: &str, stem: &str) -> Result<()> {
+        let buf = std::mem::take(&mut self.buf);
+        let res = self.put(dir, stem, "npy", &buf);
+        self.buf = buf;
+        res
+    }
+
+    /// Writes the file set of the day starting at `day` from `table` (all rows of that day).
+    pub(crate) fn write_day(&mut self, day: i64, table: &Table) -> Result<()> {
+        if table.symbols.is_empty() {
+            return Ok(());
+        }
+        if self.days.is_empty() {
+            self.ensure_dirs()?;
+        }
+        let grid = day_grid(self.plan.out_freq, day);
+        let (k, t) = (table.symbols.len(), grid.len());
+        // Cell index of every row, or None when its open time is off the grid.
+        let mut cells: Vec<Option<usize>> = Vec::with_capacity(table.len());
+        for (r, (_, rows)) in table.symbols.iter().enumerate() {
+            for row in rows.clone() {
+                let cell = grid
+                    .binary_search(&table.timestamp[row])
+                    .ok()
+                    .map(|c| r * t + c);
+                if cell.is_none() {
+                    self.off_grid += 1;
+                }
+                cells.push(cell);
+            }
+        }
+        let stem = yyyymmdd(day);
+        let mut matrix = vec![f64::NAN; k * t];
+        for (f, col) in self.plan.features.clone().iter().zip(&table.columns) {
+            matrix.fill(f64::NAN);
+            for (row, cell) in cells.iter().enumerate() {
+                if let Some(c) = cell {
+                    matrix[*c] = match col {
+                        Column::F64(v) => v[row],
+                        Column::I64(v) => v[row] as f64,
+                    };
+                }
+            }
+            if self.plan.fill == FillPolicy::Ffill {
+                ffill_rows(&mut matrix, t);
+            }
+            npy::encode_f64_into(&mut self.buf, &[k, t], &matrix);
+            self.put_buf(f.short(), &stem)?;
+        }
+        let mut times = vec![0i64; k * t];
+        for (m, ts) in self.plan.metrics.clone().iter().zip(&table.metric_ts) {
+            times.fill(0);
+            for (row, cell) in cells.iter().enumerate() {
+                if let Some(c) = cell {
+                    times[*c] = ts[row];
+                }
+            }
+            self.put(
+                &ts_name(*m),
+                &stem,
+                "npy",
+                &npy::encode_i64(&[k, t], &times),
+            )?;
+        }
+        self.put("timestamp", &stem, "npy", &npy::encode_i64(&[t], &grid))?;
+        let symbols: Vec<String> = table.symbols.iter().map(|(s, _)| s.clone()).collect();
+        let json = serde_json::to_vec(&symbols).map_err(|e| crate::Error::Json {
+            path: self.root.join(&self.freq_dir).join("symbols"),
+            source: e,
+        })?;
+        self.put("symbols", &stem, "json", &json)?;
+        self.put("symbols", &stem, "npy", &npy::encode_str(&symbols))?;
+        self.days.push(DayReport {
+            date: stem,
+            start: day,
+            k,
+            t,
+            bars: cells.iter().filter(|c| c.is_some()).count(),
+        });
+        Ok(())
+    }
+}
+
+/// The folder of a metric's timestamps: `{short}_ts`.
+pub(crate) fn ts_name(metric: Feature) -> String {
+    format!("{}_ts", metric.short())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use marketdb_model::{DAY_MS, parse_ymd};
+
+    use super::*;
+    use crate::table::tests::{frame, plan};
+
+    const H: i64 = 3_600_000;
+
+    fn read_f64(path: &Path) -> (String, Vec<f64>) {
+        let b = fs::read(path).unwrap();
+        let len = usize::from(u16::from_le_bytes([b[8], b[9]]));
+        let dict = String::from_utf8(b[10..10 + len].to_vec()).unwrap();
+        let vals = b[10 + len..]
+            .chunks(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        (dict, vals)
+    }
+
+    #[test]
+    fn ffill_stays_in_row_and_after_first_value() {
+        let n = f64::NAN;
+        let mut m = vec![n, 1.0, n, 2.0, n, n, n, 5.0];
+        ffill_rows(&mut m, 4);
+        assert!(m[0].is_nan());
+        assert_eq!(&m[1..4], &[1.0, 1.0, 2.0]);
+        assert!(
+            m[4].is_nan() && m[5].is_nan() && m[6].is_nan(),
+            "row 2 never sees row 1"
+        );
+        assert_eq!(m[7], 5.0);
+    }
+
+    #[test]
+    fn grids() {
+        let d = parse_ymd(2024, 1, 1).unwrap();
+        assert_eq!(day_grid(Freq::H1, d).len(), 24);
+        assert_eq!(day_grid(Freq::M5, d).len(), 288);
+        assert_eq!(day_grid(Freq::D3, d + DAY_MS), vec![d + DAY_MS]);
+        assert_eq!(day_grid(Freq::W1, d), vec![d]);
+    }
+
+    #[test]
+    fn writes_a_day_with_holes_and_fill() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = parse_ymd(2024, 1, 1).unwrap();
+        let mut rows = vec![];
+        for h in [0, 1, 5] {
+            rows.push(("AAA", d + h * H, 10.0, 11.0 + h as f64, 1.0, 11.0, 3));
+        }
+        rows.push(("BBB", d + 23 * H, 10.0, 12.0, 0.0, 0.0, 0));
+        let mut p = plan(vec![
+            Feature::Close,
+            Feature::Vwap,
+            Feature::TradesCount,
+            Feature::OpenInterest,
+        ]);
+        let mut t = Table::from_frame(&p, frame(&rows));
+        t.metric_ts[0] = vec![d + 1, 0, d + 5 * H, d + 23 * H];
+        let mut w = NumpyWriter::new(dir.path(), &p, false).unwrap();
+        w.write_day(d, &t).unwrap();
+        let (dict, cls) = read_f64(&dir.path().join("1h/cls/20240101.npy"));
+        assert!(dict.contains("'shape': (2, 24)"), "{dict}");
+        assert_eq!(cls[0], 11.0);
+        assert_eq!(cls[5], 16.0);
+        assert_eq!(cls.iter().filter(|v| v.is_nan()).count(), 48 - 4);
+        assert_eq!(cls[24 + 23], 12.0);
+        let (_, vwap) = read_f64(&dir.path().join("1h/vwap/20240101.npy"));
+        assert!(vwap[24 + 23].is_nan(), "vol 0");
+        let ts = fs::read(dir.path().join("1h/oi_ts/20240101.npy")).unwrap();
+        assert_eq!(ts.len(), 128 + 48 * 8);
+        assert_eq!(
+            fs::read_to_string(dir.path().join("1h/symbols/20240101.json")).unwrap(),
+            "[\"AAA\",\"BBB\"]"
+        );
+        assert_eq!(w.files.len(), 4 + 1 + 1 + 2);
+        assert_eq!(
+            w.days,
+            vec![DayReport {
+                date: "20240101".into(),
+                start: d,
+                k: 2,
+                t: 24,
+                bars: 4
+            }]
+        );
+
+        p.fill = FillPolicy::Ffill;
+        let mut w = NumpyWriter::new(dir.path(), &p, false).unwrap();
+        w.write_day(d, &t).unwrap();
+        let (_, cls) = read_f64(&dir.path().join("1h/cls/20240101.npy"));
+        assert_eq!(&cls[0..7], &[11.0, 12.0, 12.0, 12.0, 12.0, 16.0, 16.0]);
+        assert!(
+            cls[24..24 + 23].iter().all(|v| v.is_nan()),
+            "never before the first value"
+        );
+        let raw = fs::read(dir.path().join("1h/oi_ts/20240101.npy")).unwrap();
+        let times: Vec<i64> = raw[128..]
+            .chunks(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(times[0], d + 1);
+        assert_eq!(times[2], 0, "timestamps are never filled");
+    }
+}

@@ -1,0 +1,584 @@
+//! [`AsyncMarketDB`]: the async store. Opens the pool, prepares the schema, and runs every
+//! operation on the pool's blocking threads: validated, atomic, batched writes; whitelisted
+//! columnar reads; metric reads; inspection; completeness checks; resampling; streaming
+//! scans. Cheap to clone (an `Arc` inside).
+//!
+//! Symbols given to any method are validated (`^[A-Z0-9_]{1,40}$` after upper-casing)
+//! before they reach SQL. It never prints; events go to `tracing`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use marketdb_model::{
+    Feature, Freq, FundingRate, LongShortRatio, OpenInterest, RatioType, TimeRange, validate_symbol,
+};
+use marketdb_pool::{PoolKind, PoolManager, run_blocking};
+use tracing::{debug, info};
+
+use crate::completeness::{Checker, CompletenessReport};
+use crate::config::CHECKPOINT_AFTER_ROWS;
+use crate::read::{ReadPlan, read_frame, read_latest, resolve_symbols};
+use crate::resample::{Aggregator, IncompletePolicy, Resampled, source_range};
+use crate::scan::{FrameStream, ScanChunk, ScanJob};
+use crate::write::{KlineInput, insert_klines, validate_all};
+use crate::{
+    DataSummary, Error, KlineFrame, Result, StoreConfig, Tables, inspect, metrics, resample, scan,
+    schema,
+};
+
+/// Source bars per resampling read (each window is its own short read).
+const RESAMPLE_WINDOW_ROWS: i64 = 500_000;
+
+#[derive(Debug)]
+struct Inner {
+    pool: PoolManager,
+    tables: Tables,
+    config: StoreConfig,
+}
+
+/// The async market data store on one SQLite file.
+#[derive(Clone, Debug)]
+pub struct AsyncMarketDB {
+    inner: Arc<Inner>,
+}
+
+/// Upper-cases and checks every symbol (before anything reaches SQL).
+fn check_symbols(symbols: &[String]) -> Result<Vec<String>> {
+    symbols
+        .iter()
+        .map(|s| validate_symbol(s).map_err(Error::from))
+        .collect()
+}
+
+fn describe(freq: Freq, symbols: &[String], range: TimeRange) -> String {
+    let who = if symbols.is_empty() {
+        "all symbols".to_owned()
+    } else {
+        symbols.join(",")
+    };
+    format!(
+        "{freq} klines of {who} in [{}, {})",
+        marketdb_model::format_rfc3339(range.start),
+        marketdb_model::format_rfc3339(range.end_exclusive)
+    )
+}
+
+impl AsyncMarketDB {
+    /// Opens (creating if needed) the database at `path` with default settings.
+    pub async fn open(path: impl Into<std::path::PathBuf>) -> Result<Self> {
+        Self::open_with(StoreConfig::new(path)).await
+    }
+
+    /// Opens the database described by `config`: the pool, then the schema (created if
+    /// absent, recognised if present, migrated forward to the current version).
+    pub async fn open_with(config: StoreConfig) -> Result<Self> {
+        let pool = PoolManager::open(config.pool.clone()).await?;
+        let path = config.pool.path.display().to_string();
+        let tables = pool.write(move |tx| schema::prepare(tx, &path)).await?;
+        debug!(?tables, "schema ready: {}", config.pool.path.display());
+        Ok(AsyncMarketDB {
+            inner: Arc::new(Inner {
+                pool,
+                tables,
+                config,
+            }),
+        })
+    }
+
+    /// Closes the pool (for every clone); later calls fail.
+    pub async fn close(&self) {
+        self.inner.pool.close().await;
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.config.pool.path
+    }
+
+    /// The backend serving the pool.
+    pub fn pool_kind(&self) -> PoolKind {
+        self.inner.pool.kind()
+    }
+
+    pub fn pool(&self) -> &PoolManager {
+        &self.inner.pool
+    }
+
+    /// The tables of this database (v1.9 names, or the Python 1.10+ ones).
+    pub fn tables(&self) -> Tables {
+        self.inner.tables
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&rusqlite::Connection, &Tables) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let tables = self.inner.tables;
+        self.inner.pool.read(move |c| f(c, &tables)).await
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&rusqlite::Connection, &Tables) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let tables = self.inner.tables;
+        self.inner.pool.write(move |tx| f(tx, &tables)).await
+    }
+
+    /// Checkpoints the WAL after a large write without waiting for readers: TRUNCATE with
+    /// the busy handler off, which degrades to copying what it can (like PASSIVE) when a
+    /// reader still uses old frames.
+    async fn checkpoint_after_write(&self) -> Result<()> {
+        let guard = self.inner.pool.write_guard().await?;
+        let busy = self.inner.pool.config().busy_timeout;
+        run_blocking(move || -> Result<()> {
+            guard.busy_timeout(Duration::ZERO)?;
+            let res = guard.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            });
+            guard.busy_timeout(busy)?;
+            let (blocked, log, done) = res?;
+            debug!(blocked, log, done, "wal checkpoint after bulk write");
+            Ok(())
+        })
+        .await?
+    }
+
+    /// Validates every row, then upserts all of them in one transaction (`INSERT OR
+    /// REPLACE` by primary key; `taker_sell_*` derived and stored). Returns rows written.
+    /// An invalid row fails the whole call with [`Error::Invalid`] and stores nothing.
+    pub async fn store_data(&self, data: impl Into<KlineInput>, freq: Freq) -> Result<usize> {
+        let input = Arc::new(data.into());
+        if input.is_empty() {
+            tracing::warn!("no kline rows to store ({freq})");
+            return Ok(0);
+        }
+        let batch = self.inner.config.batch_size;
+        let rows = Arc::clone(&input);
+        let n = self
+            .write(move |c, t| {
+                validate_all(&rows, freq)?;
+                c.set_prepared_statement_cache_capacity(64);
+                insert_klines(c, t, &rows, freq, batch)
+            })
+            .await?;
+        info!("stored {n} rows ({}, {freq})", input.symbol_summary());
+        if n > CHECKPOINT_AFTER_ROWS {
+            self.checkpoint_after_write().await?;
+        }
+        Ok(n)
+    }
+
+    /// Validates and upserts funding rates in one transaction.
+    pub async fn store_funding_rate(&self, data: Vec<FundingRate>) -> Result<usize> {
+        let n = self
+            .write(move |c, t| metrics::store_funding(c, t, &data))
+            .await?;
+        info!("stored {n} funding rate rows");
+        Ok(n)
+    }
+
+    /// Validates and upserts open interest samples in one transaction.
+    pub async fn store_open_interest(&self, data: Vec<OpenInterest>) -> Result<usize> {
+        let n = self
+            .write(move |c, t| metrics::store_open_interest(c, t, &data))
+            .await?;
+        info!("stored {n} open interest rows");
+        Ok(n)
+    }
+
+    /// Validates and upserts long/short ratios (canonical ratio-type names) in one
+    /// transaction.
+    pub async fn store_long_short_ratio(&self, data: Vec<LongShortRatio>) -> Result<usize> {
+        let n = self
+            .write(move |c, t| metrics::store_long_short_ratio(c, t, &data))
+            .await?;
+        info!("stored {n} long/short ratio rows");
+        Ok(n)
+    }
+
+    /// Stores open interest and long/short ratios together (the two halves of a Binance
+    /// Vision metrics file) in one transaction: both or neither. Returns rows written.
+    pub async fn store_metrics(
+        &self,
+        open_interest: Vec<OpenInterest>,
+        long_short_ratio: Vec<LongShortRatio>,
+    ) -> Result<usize> {
+        let (oi, lsr) = self
+            .write(move |c, t| {
+                Ok((
+                    metrics::store_open_interest(c, t, &open_interest)?,
+                    metrics::store_long_short_ratio(c, t, &long_short_ratio)?,
+                ))
+            })
+            .await?;
+        info!("stored {oi} open interest and {lsr} long/short ratio rows");
+        Ok(oi + lsr)
+    }
+
+    /// Bars of `symbols` (all symbols of `freq` when empty) in `range`, ordered by
+    /// (symbol, timestamp), with `features` (empty = the eleven stored columns; derived
+    /// `vwap` and `ret` allowed; metrics refused). `raise_on_empty` turns an empty result
+    /// into [`Error::NoData`].
+    pub async fn read_data(
+        &self,
+        range: TimeRange,
+        freq: Freq,
+        symbols: &[String],
+        features: &[Feature],
+        raise_on_empty: bool,
+    ) -> Result<KlineFrame> {
+        let symbols = check_symbols(symbols)?;
+        let plan = ReadPlan::new(&self.inner.tables, features)?;
+        let what = raise_on_empty.then(|| describe(freq, &symbols, range));
+        let frame = self
+            .read(move |c, t| read_frame(c, t, &plan, freq, &symbols, range))
+            .await?;
+        match what {
+            Some(what) if frame.is_empty() => Err(Error::NoData { what }),
+            _ => Ok(frame),
+        }
+    }
+
+    /// [`Self::read_data`] with raw millisecond bounds, both inclusive.
+    pub async fn read_data_by_timestamp(
+        &self,
+        start_ms: i64,
+        end_ms_inclusive: i64,
+        freq: Freq,
+        symbols: &[String],
+        features: &[Feature],
+        raise_on_empty: bool,
+    ) -> Result<KlineFrame> {
+        let range = TimeRange::new(start_ms, end_ms_inclusive.saturating_add(1))?;
+        self.read_data(range, freq, symbols, features, raise_on_empty)
+            .await
+    }
+
+    /// Funding rates in `range` (by funding time), ordered by (symbol, time).
+    pub async fn read_funding_rate(
+        &self,
+        range: TimeRange,
+        symbols: &[String],
+    ) -> Result<Vec<FundingRate>> {
+        let symbols = check_symbols(symbols)?;
+        self.read(move |c, t| metrics::read_funding(c, t, range, &symbols))
+            .await
+    }
+
+    /// Open interest at `interval` in `range`, ordered by (symbol, time).
+    pub async fn read_open_interest(
+        &self,
+        range: TimeRange,
+        symbols: &[String],
+        interval: Freq,
+    ) -> Result<Vec<OpenInterest>> {
+        let symbols = check_symbols(symbols)?;
+        self.read(move |c, t| metrics::read_open_interest(c, t, range, &symbols, interval))
+            .await
+    }
+
+    /// Long/short ratios of `ratio_type` (rows under the canonical or the Python spelling,
+    /// one per timestamp, canonical first) at `period` in `range`, ordered by (symbol, time).
+    pub async fn read_long_short_ratio(
+        &self,
+        range: TimeRange,
+        symbols: &[String],
+        period: Freq,
+        ratio_type: RatioType,
+    ) -> Result<Vec<LongShortRatio>> {
+        let symbols = check_symbols(symbols)?;
+        self.read(move |c, t| {
+            metrics::read_long_short_ratio(c, t, range, &symbols, period, ratio_type)
+        })
+        .await
+    }
+
+    /// Streams the bars of `symbols` (all of `freq` when empty) in `range` as bounded
+    /// frames; each chunk is its own short read. Must be called inside a tokio runtime;
+    /// errors (bad symbol, feature...) arrive as the stream's first item.
+    pub fn scan(
+        &self,
+        range: TimeRange,
+        freq: Freq,
+        symbols: &[String],
+        features: &[Feature],
+        chunk: ScanChunk,
+    ) -> FrameStream {
+        let job = check_symbols(symbols).and_then(|symbols| {
+            Ok(ScanJob {
+                pool: self.inner.pool.clone(),
+                tables: self.inner.tables,
+                plan: ReadPlan::new(&self.inner.tables, features)?,
+                freq,
+                symbols,
+                range,
+                chunk,
+            })
+        });
+        match job {
+            Ok(job) => scan::start(job),
+            Err(e) => FrameStream::failed(e),
+        }
+    }
+
+    /// Per-table summary with the Python v1.9 key names.
+    pub async fn get_data_summary(&self) -> Result<DataSummary> {
+        self.read(inspect::data_summary).await
+    }
+
+    /// Symbols with klines (of `freq` when given), sorted.
+    pub async fn get_symbols(&self, freq: Option<Freq>) -> Result<Vec<String>> {
+        self.read(move |c, t| match freq {
+            Some(f) => resolve_symbols(c, t, f, &[]),
+            None => crate::read::distinct_symbols(c, t.kline, None),
+        })
+        .await
+    }
+
+    /// Intervals stored for `symbol`, finest first.
+    pub async fn get_frequencies(&self, symbol: &str) -> Result<Vec<Freq>> {
+        let symbol = validate_symbol(symbol)?;
+        self.read(move |c, t| inspect::frequencies(c, t, &symbol))
+            .await
+    }
+
+    /// First and last open time of (symbol, freq), `None` without rows.
+    pub async fn get_time_range(&self, symbol: &str, freq: Freq) -> Result<Option<(i64, i64)>> {
+        let symbol = validate_symbol(symbol)?;
+        self.read(move |c, t| inspect::time_range(c, t, &symbol, freq))
+            .await
+    }
+
+    /// Rows of (symbol, freq), in `range` when given.
+    pub async fn count(&self, symbol: &str, freq: Freq, range: Option<TimeRange>) -> Result<u64> {
+        let symbol = validate_symbol(symbol)?;
+        self.read(move |c, t| inspect::count_rows(c, t, &symbol, freq, range))
+            .await
+    }
+
+    /// The latest `limit` bars of each symbol (all of `freq` when empty), ordered by
+    /// (symbol, timestamp), eleven kline columns.
+    pub async fn get_latest(
+        &self,
+        symbols: &[String],
+        freq: Freq,
+        limit: usize,
+    ) -> Result<KlineFrame> {
+        let symbols = check_symbols(symbols)?;
+        let plan = ReadPlan::new(&self.inner.tables, &[])?;
+        self.read(move |c, t| read_latest(c, t, &plan, freq, &symbols, limit))
+            .await
+    }
+
+    /// Whether (symbol, freq) has any bar in `range`.
+    pub async fn data_exists(&self, symbol: &str, range: TimeRange, freq: Freq) -> Result<bool> {
+        let symbol = validate_symbol(symbol)?;
+        self.read(move |c, t| inspect::exists(c, t, &symbol, freq, range))
+            .await
+    }
+
+    /// UTC dates (`YYYY-MM-DD`) with at least one bar of (symbol, freq), ascending.
+    pub async fn get_available_dates(&self, symbol: &str, freq: Freq) -> Result<Vec<String>> {
+        let symbol = validate_symbol(symbol)?;
+        self.read(move |c, t| inspect::available_dates(c, t, &symbol, freq))
+            .await
+    }
+
+    /// Deletes the bars of `symbols` at `freq` in `range` in one transaction; an empty
+    /// `symbols` means every symbol of `freq` (as in reads). Returns rows deleted.
+    pub async fn delete_range(
+        &self,
+        symbols: &[String],
+        range: TimeRange,
+        freq: Freq,
+    ) -> Result<u64> {
+        let symbols = check_symbols(symbols)?;
+        let what = describe(freq, &symbols, range);
+        let n = self
+            .write(move |c, t| inspect::delete_range(c, t, &symbols, range, freq))
+            .await?;
+        info!("deleted {n} rows ({what})");
+        Ok(n)
+    }
+
+    /// Rebuilds the file (`VACUUM`), returning free pages to the file system.
+    pub async fn vacuum(&self) -> Result<()> {
+        let guard = self.inner.pool.write_guard().await?;
+        run_blocking(move || guard.execute_batch("VACUUM")).await??;
+        info!("vacuumed {}", self.path().display());
+        Ok(())
+    }
+
+    /// `PRAGMA wal_checkpoint(TRUNCATE)`: copies the WAL into the database and truncates
+    /// it (waits up to the busy timeout for readers).
+    pub async fn checkpoint(&self) -> Result<()> {
+        let guard = self.inner.pool.write_guard().await?;
+        let (blocked, log, done) = run_blocking(move || {
+            guard.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+        })
+        .await??;
+        debug!(blocked, log, done, "wal checkpoint");
+        Ok(())
+    }
+
+    /// `PRAGMA integrity_check`: `"ok"` when the file is sound, else the problems found,
+    /// one per line.
+    pub async fn integrity_check(&self) -> Result<String> {
+        self.read(|c, _| {
+            let mut stmt = c.prepare("PRAGMA integrity_check")?;
+            let lines = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(lines.join("\n"))
+        })
+        .await
+    }
+
+    /// Drops the secondary indexes on the four tables (the Python v1.9 layout has ten;
+    /// marketdb creates none), returning their names. Bulk writes get several times faster;
+    /// reads do not need them (every read seeks the primary key). The Python original
+    /// re-creates them the next time it opens the file.
+    pub async fn drop_secondary_indexes(&self) -> Result<Vec<String>> {
+        let names = self.write(schema::drop_secondary_indexes).await?;
+        info!(
+            "dropped {} secondary index(es): {}",
+            names.len(),
+            names.join(", ")
+        );
+        Ok(names)
+    }
+
+    /// `PRAGMA user_version` of the file.
+    pub async fn schema_version(&self) -> Result<i64> {
+        self.read(|c, _| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
+            .await
+    }
+
+    /// Completeness of `symbols` (all of `freq` when empty) over `range`: expected grid
+    /// vs stored bars, coverage, missing runs and suspicious rows. Streams the stored open
+    /// times against the grid in windows of about a million bars, each its own short read.
+    pub async fn check_completeness(
+        &self,
+        range: TimeRange,
+        freq: Freq,
+        symbols: &[String],
+    ) -> Result<CompletenessReport> {
+        let symbols = check_symbols(symbols)?;
+        let symbols = self
+            .read(move |c, t| resolve_symbols(c, t, freq, &symbols))
+            .await?;
+        let mut out = Vec::with_capacity(symbols.len());
+        for s in symbols {
+            let mut checker = self
+                .read(move |c, t| Checker::new(c, t, &s, freq, range))
+                .await?;
+            // Each window is its own short read; the grid position carries over.
+            for window in checker.windows() {
+                checker = self
+                    .read(move |c, t| {
+                        checker.feed(c, t, window)?;
+                        Ok(checker)
+                    })
+                    .await?;
+            }
+            out.push(checker.finish());
+        }
+        Ok(CompletenessReport {
+            freq,
+            range,
+            symbols: out,
+        })
+    }
+
+    /// Resamples the `from` bars of `symbols` into `to` bars (`from` must divide `to`).
+    /// The range is widened to whole `to` buckets. Empty buckets produce no bar;
+    /// incomplete ones are kept or dropped by `policy` and counted either way.
+    pub async fn resample(
+        &self,
+        range: TimeRange,
+        from: Freq,
+        to: Freq,
+        symbols: &[String],
+        policy: IncompletePolicy,
+    ) -> Result<Resampled> {
+        let mut agg = Aggregator::new(from, to, policy)?;
+        let symbols = check_symbols(symbols)?;
+        let symbols = self
+            .read(move |c, t| resolve_symbols(c, t, from, &symbols))
+            .await?;
+        let plan = ReadPlan::new(&self.inner.tables, &[])?;
+        let sql = Arc::new(plan.range_sql());
+        let pieces = resample::windows(source_range(range, to), from, to, RESAMPLE_WINDOW_ROWS);
+        for symbol in symbols {
+            agg.begin_symbol(&symbol);
+            let symbol = Arc::new(symbol);
+            // One short read per window; only the output bars stay in memory.
+            for piece in pieces.iter().copied() {
+                let (sql, symbol) = (Arc::clone(&sql), Arc::clone(&symbol));
+                agg = self
+                    .read(move |c, _| {
+                        agg.feed(c, &sql, &symbol, piece)?;
+                        Ok(agg)
+                    })
+                    .await?;
+            }
+        }
+        Ok(agg.finish())
+    }
+
+    /// [`Self::resample`], then stores the bars as `to` (in one transaction).
+    pub async fn resample_and_store(
+        &self,
+        range: TimeRange,
+        from: Freq,
+        to: Freq,
+        symbols: &[String],
+        policy: IncompletePolicy,
+    ) -> Result<Resampled> {
+        let mut r = self.resample(range, from, to, symbols, policy).await?;
+        let klines = resample::to_klines(&r.frame, to)?;
+        r.stored = self.store_data(klines, to).await?;
+        Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send<T: Send>(_: &T) {}
+    fn send_sync_static<T: Send + Sync + 'static>() {}
+
+    #[test]
+    fn handles_and_futures_can_cross_threads() {
+        send_sync_static::<AsyncMarketDB>();
+        send_sync_static::<FrameStream>();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db = rt
+            .block_on(AsyncMarketDB::open(dir.path().join("x.db")))
+            .unwrap();
+        let range = TimeRange::new(0, 1).unwrap();
+        send(&db.read_data(range, Freq::M1, &[], &[], false));
+        send(&db.store_data(Vec::<marketdb_model::Kline>::new(), Freq::M1));
+        send(&db.check_completeness(range, Freq::M1, &[]));
+        send(&db.resample(range, Freq::M1, Freq::H1, &[], IncompletePolicy::Keep));
+        send(&db.get_data_summary());
+    }
+}

@@ -1,0 +1,92 @@
+//! The store's error type, [`Error`], and the [`Result`] alias. Lower-layer errors (pool,
+//! model, SQLite) are wrapped with their source chain, never stringified. Messages are
+//! lowercase and name the input at fault.
+
+use marketdb_model::ValidationError;
+
+/// Everything a store operation can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The connection pool failed (open, acquire, closed, panicked blocking task...).
+    #[error(transparent)]
+    Pool(#[from] marketdb_pool::Error),
+    /// A model value could not be parsed or built (interval, time, symbol, feature...).
+    #[error(transparent)]
+    Model(#[from] marketdb_model::Error),
+    /// A row was refused by validation; nothing of the call was stored.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// A SQLite statement failed.
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    /// A read found no rows and the caller asked for an error in that case.
+    #[error("no data found for {what}")]
+    NoData {
+        /// What was asked for (table, freq, symbols, range).
+        what: String,
+    },
+    /// A feature that cannot be served by this call (for example a metric in a kline read).
+    #[error("feature {feature:?} cannot be read here: {reason}")]
+    InvalidFeature {
+        /// The feature's short name.
+        feature: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// An argument outside what the call accepts.
+    #[error("invalid {what} {value:?}: {reason}")]
+    InvalidArgument {
+        /// Which argument.
+        what: &'static str,
+        /// The rejected value as given.
+        value: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// The database file holds a schema this version cannot use.
+    #[error("unsupported database schema in {path}: {reason}")]
+    Schema {
+        /// The database file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// `Result` with this crate's [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn invalid_argument(
+        what: &'static str,
+        value: impl ToString,
+        reason: impl Into<String>,
+    ) -> Error {
+        Error::InvalidArgument {
+            what,
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_lowercase_and_name_the_input() {
+        let e = Error::invalid_argument("chunk size", 0, "must be at least 1");
+        assert_eq!(
+            e.to_string(),
+            "invalid chunk size \"0\": must be at least 1"
+        );
+        let e = Error::NoData {
+            what: "1m klines of BTCUSDT".into(),
+        };
+        assert_eq!(e.to_string(), "no data found for 1m klines of BTCUSDT");
+        let sql: Error = rusqlite::Error::QueryReturnedNoRows.into();
+        assert!(matches!(sql, Error::Sqlite(_)));
+    }
+}

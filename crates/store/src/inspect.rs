@@ -1,0 +1,299 @@
+//! Inspection: the data summary ([`DataSummary`], serialised with the Python v1.9 sync
+//! `get_data_summary()` key names), symbol and interval listings, time ranges, counts,
+//! existence checks, available dates and range deletes. Listings seek through the primary
+//! key (one index seek per symbol, interval or day) instead of scanning tables.
+//!
+//! Symbols are validated by the caller before they reach these functions.
+
+use marketdb_model::{DAY_MS, Freq, TimeRange, date_string, day_floor};
+use rusqlite::{Connection, OptionalExtension, params, types::ValueRef};
+use serde::Serialize;
+
+use crate::read::resolve_symbols;
+use crate::{Result, Tables};
+
+/// Summary of every table, as the Python v1.9 `MarketDB.get_data_summary()` returns it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DataSummary {
+    /// One entry per interval, ordered by the interval string (as SQL `GROUP BY` does).
+    pub market_data: Vec<KlineSummary>,
+    pub funding_rate: FundingSummary,
+    /// One entry per open interest interval.
+    pub open_interest: Vec<IntervalSummary>,
+    /// One entry per (period, ratio_type) as stored.
+    pub long_short_ratio: Vec<RatioSummary>,
+}
+
+/// Kline rows of one interval.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct KlineSummary {
+    pub freq: String,
+    pub record_count: u64,
+    pub unique_symbols: u64,
+    pub earliest_timestamp: Option<i64>,
+    pub latest_timestamp: Option<i64>,
+    /// `YYYY-MM-DD` (UTC) of `earliest_timestamp`.
+    pub earliest_date: Option<String>,
+    pub latest_date: Option<String>,
+}
+
+/// The funding rate table (zero counts and nulls when empty).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FundingSummary {
+    pub record_count: u64,
+    pub unique_symbols: u64,
+    pub earliest_timestamp: Option<i64>,
+    pub latest_timestamp: Option<i64>,
+}
+
+/// Open interest rows of one interval.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IntervalSummary {
+    pub interval: String,
+    pub record_count: u64,
+    pub unique_symbols: u64,
+    pub earliest_timestamp: Option<i64>,
+    pub latest_timestamp: Option<i64>,
+}
+
+/// Long/short ratio rows of one (period, ratio_type).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RatioSummary {
+    pub period: String,
+    pub ratio_type: String,
+    pub record_count: u64,
+    pub unique_symbols: u64,
+    pub earliest_timestamp: Option<i64>,
+    pub latest_timestamp: Option<i64>,
+}
+
+fn text(v: ValueRef<'_>) -> String {
+    match v {
+        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+        ValueRef::Integer(i) => i.to_string(),
+        ValueRef::Real(f) => f.to_string(),
+        ValueRef::Null | ValueRef::Blob(_) => String::new(),
+    }
+}
+
+fn count(v: ValueRef<'_>) -> u64 {
+    match v {
+        ValueRef::Integer(i) => u64::try_from(i).unwrap_or(0),
+        _ => 0,
+    }
+}
+
+fn opt_i64(v: ValueRef<'_>) -> Option<i64> {
+    match v {
+        ValueRef::Integer(i) => Some(i),
+        _ => None,
+    }
+}
+
+const STATS: &str = "COUNT(*), COUNT(DISTINCT symbol), MIN(timestamp), MAX(timestamp)";
+
+/// The summary of every table, in one snapshot.
+pub(crate) fn data_summary(conn: &Connection, t: &Tables) -> Result<DataSummary> {
+    let tx = conn.unchecked_transaction()?;
+    let mut market_data = Vec::new();
+    let mut stmt = tx.prepare(&format!(
+        "SELECT freq, {STATS} FROM {} GROUP BY freq ORDER BY freq",
+        t.kline
+    ))?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let (earliest, latest) = (opt_i64(r.get_ref(3)?), opt_i64(r.get_ref(4)?));
+        market_data.push(KlineSummary {
+            freq: text(r.get_ref(0)?),
+            record_count: count(r.get_ref(1)?),
+            unique_symbols: count(r.get_ref(2)?),
+            earliest_timestamp: earliest,
+            latest_timestamp: latest,
+            earliest_date: earliest.map(date_string),
+            latest_date: latest.map(date_string),
+        });
+    }
+    drop(rows);
+    let funding_rate = tx.query_row(&format!("SELECT {STATS} FROM {}", t.funding), [], |r| {
+        Ok(FundingSummary {
+            record_count: count(r.get_ref(0)?),
+            unique_symbols: count(r.get_ref(1)?),
+            earliest_timestamp: opt_i64(r.get_ref(2)?),
+            latest_timestamp: opt_i64(r.get_ref(3)?),
+        })
+    })?;
+    let mut open_interest = Vec::new();
+    let mut stmt = tx.prepare(&format!(
+        "SELECT interval, {STATS} FROM {} GROUP BY interval ORDER BY interval",
+        t.open_interest
+    ))?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        open_interest.push(IntervalSummary {
+            interval: text(r.get_ref(0)?),
+            record_count: count(r.get_ref(1)?),
+            unique_symbols: count(r.get_ref(2)?),
+            earliest_timestamp: opt_i64(r.get_ref(3)?),
+            latest_timestamp: opt_i64(r.get_ref(4)?),
+        });
+    }
+    drop(rows);
+    let mut long_short_ratio = Vec::new();
+    let mut stmt = tx.prepare(&format!(
+        "SELECT period, ratio_type, {STATS} FROM {} GROUP BY period, ratio_type \
+         ORDER BY period, ratio_type",
+        t.long_short_ratio
+    ))?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        long_short_ratio.push(RatioSummary {
+            period: text(r.get_ref(0)?),
+            ratio_type: text(r.get_ref(1)?),
+            record_count: count(r.get_ref(2)?),
+            unique_symbols: count(r.get_ref(3)?),
+            earliest_timestamp: opt_i64(r.get_ref(4)?),
+            latest_timestamp: opt_i64(r.get_ref(5)?),
+        });
+    }
+    Ok(DataSummary {
+        market_data,
+        funding_rate,
+        open_interest,
+        long_short_ratio,
+    })
+}
+
+/// Intervals stored for `symbol`, finest first. Interval strings this build does not know
+/// are skipped with a warning.
+pub(crate) fn frequencies(conn: &Connection, t: &Tables, symbol: &str) -> Result<Vec<Freq>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT freq FROM {} WHERE symbol = ?1 AND freq > ?2 ORDER BY freq LIMIT 1",
+        t.kline
+    ))?;
+    let mut out = Vec::new();
+    let mut last = String::new();
+    while let Some(f) = stmt
+        .query_row(params![symbol, last], |r| Ok(text(r.get_ref(0)?)))
+        .optional()?
+    {
+        match Freq::parse(&f) {
+            Ok(freq) => out.push(freq),
+            Err(_) => tracing::warn!("skipping unknown interval {f:?} of {symbol}"),
+        }
+        last = f;
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// First and last open time of (symbol, freq).
+pub(crate) fn time_range(
+    conn: &Connection,
+    t: &Tables,
+    symbol: &str,
+    freq: Freq,
+) -> Result<Option<(i64, i64)>> {
+    let edge = |dir: &str| -> Result<Option<i64>> {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT timestamp FROM {} WHERE symbol = ?1 AND freq = ?2 \
+             ORDER BY timestamp {dir} LIMIT 1",
+            t.kline
+        ))?;
+        Ok(stmt
+            .query_row(params![symbol, freq.as_str()], |r| r.get(0))
+            .optional()?)
+    };
+    Ok(edge("ASC")?.zip(edge("DESC")?))
+}
+
+/// Rows of (symbol, freq), optionally within a range.
+pub(crate) fn count_rows(
+    conn: &Connection,
+    t: &Tables,
+    symbol: &str,
+    freq: Freq,
+    range: Option<TimeRange>,
+) -> Result<u64> {
+    let range = range.unwrap_or(TimeRange {
+        start: i64::MIN,
+        end_exclusive: i64::MAX,
+    });
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT COUNT(*) FROM {} WHERE symbol = ?1 AND freq = ?2 AND timestamp >= ?3 \
+         AND timestamp < ?4",
+        t.kline
+    ))?;
+    let n: i64 = stmt.query_row(
+        params![symbol, freq.as_str(), range.start, range.end_exclusive],
+        |r| r.get(0),
+    )?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Whether (symbol, freq) has any row in `range`.
+pub(crate) fn exists(
+    conn: &Connection,
+    t: &Tables,
+    symbol: &str,
+    freq: Freq,
+    range: TimeRange,
+) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT 1 FROM {} WHERE symbol = ?1 AND freq = ?2 AND timestamp >= ?3 \
+         AND timestamp < ?4 LIMIT 1",
+        t.kline
+    ))?;
+    Ok(stmt.exists(params![
+        symbol,
+        freq.as_str(),
+        range.start,
+        range.end_exclusive
+    ])?)
+}
+
+/// `YYYY-MM-DD` (UTC) of every day with a row of (symbol, freq), ascending; one seek
+/// per day.
+pub(crate) fn available_dates(
+    conn: &Connection,
+    t: &Tables,
+    symbol: &str,
+    freq: Freq,
+) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT timestamp FROM {} WHERE symbol = ?1 AND freq = ?2 AND timestamp >= ?3 \
+         ORDER BY timestamp LIMIT 1",
+        t.kline
+    ))?;
+    let mut out = Vec::new();
+    let mut from = i64::MIN;
+    while let Some(ts) = stmt
+        .query_row(params![symbol, freq.as_str(), from], |r| r.get::<_, i64>(0))
+        .optional()?
+    {
+        let day = day_floor(ts);
+        out.push(date_string(day));
+        from = day.saturating_add(DAY_MS);
+    }
+    Ok(out)
+}
+
+/// Deletes the rows of `symbols` (all of `freq` when empty) at `freq` in `range`; returns
+/// how many were deleted.
+pub(crate) fn delete_range(
+    conn: &Connection,
+    t: &Tables,
+    symbols: &[String],
+    range: TimeRange,
+    freq: Freq,
+) -> Result<u64> {
+    let symbols = resolve_symbols(conn, t, freq, symbols)?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "DELETE FROM {} WHERE symbol = ?1 AND freq = ?2 AND timestamp >= ?3 AND timestamp < ?4",
+        t.kline
+    ))?;
+    let mut n = 0u64;
+    for s in &symbols {
+        n += stmt.execute(params![s, freq.as_str(), range.start, range.end_exclusive])? as u64;
+    }
+    Ok(n)
+}

@@ -1,0 +1,264 @@
+//! Metric tables: upserts and reads of funding rates, open interest and long/short ratios.
+//! Optional values keep an exact 0 as 0 and `None` as NULL. Long/short ratio reads accept
+//! rows written with the Python spellings of the ratio type (`account`, `taker`...) and
+//! return one row per timestamp, the canonical spelling winning.
+//!
+//! Validation of rows happens here too; transactions, logging and symbol checks of read
+//! filters are the caller's.
+
+use marketdb_model::{
+    Freq, FundingRate, LongShortRatio, OpenInterest, RatioType, TimeRange, validate_funding_rate,
+    validate_long_short_ratio, validate_open_interest,
+};
+use rusqlite::{Connection, params, types::ValueRef};
+
+use crate::read::{distinct_symbols, value_f64};
+use crate::{Result, Tables};
+
+fn opt_f64(v: ValueRef<'_>) -> Option<f64> {
+    match v {
+        ValueRef::Null => None,
+        other => Some(value_f64(other)),
+    }
+}
+
+/// Validates then upserts funding rates (`timestamp` = `funding_time`).
+pub(crate) fn store_funding(conn: &Connection, t: &Tables, rows: &[FundingRate]) -> Result<usize> {
+    for r in rows {
+        validate_funding_rate(r)?;
+    }
+    let mut stmt = conn.prepare_cached(&format!(
+        "INSERT OR REPLACE INTO {} (symbol, timestamp, funding_rate, funding_time, mark_price, \
+         index_price) VALUES (?1, ?2, ?3, ?2, ?4, ?5)",
+        t.funding
+    ))?;
+    for r in rows {
+        stmt.execute(params![
+            r.symbol,
+            r.funding_time,
+            r.funding_rate,
+            r.mark_price,
+            r.index_price
+        ])?;
+    }
+    Ok(rows.len())
+}
+
+/// Validates then upserts open interest samples.
+pub(crate) fn store_open_interest(
+    conn: &Connection,
+    t: &Tables,
+    rows: &[OpenInterest],
+) -> Result<usize> {
+    for r in rows {
+        validate_open_interest(r)?;
+    }
+    let mut stmt = conn.prepare_cached(&format!(
+        "INSERT OR REPLACE INTO {} (symbol, timestamp, interval, open_interest, \
+         open_interest_value) VALUES (?1, ?2, ?3, ?4, ?5)",
+        t.open_interest
+    ))?;
+    for r in rows {
+        stmt.execute(params![
+            r.symbol,
+            r.time,
+            r.interval.as_str(),
+            r.open_interest,
+            r.open_interest_value
+        ])?;
+    }
+    Ok(rows.len())
+}
+
+/// Validates then upserts long/short ratios under the canonical ratio-type name.
+pub(crate) fn store_long_short_ratio(
+    conn: &Connection,
+    t: &Tables,
+    rows: &[LongShortRatio],
+) -> Result<usize> {
+    for r in rows {
+        validate_long_short_ratio(r)?;
+    }
+    let mut stmt = conn.prepare_cached(&format!(
+        "INSERT OR REPLACE INTO {} (symbol, timestamp, period, ratio_type, long_short_ratio, \
+         long_account, short_account) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        t.long_short_ratio
+    ))?;
+    for r in rows {
+        stmt.execute(params![
+            r.symbol,
+            r.timestamp,
+            r.period.as_str(),
+            r.ratio_type.as_str(),
+            r.long_short_ratio,
+            r.long_account,
+            r.short_account
+        ])?;
+    }
+    Ok(rows.len())
+}
+
+fn symbols_of(conn: &Connection, table: &str, symbols: &[String]) -> Result<Vec<String>> {
+    if symbols.is_empty() {
+        distinct_symbols(conn, table, None)
+    } else {
+        let mut s = symbols.to_vec();
+        s.sort_unstable();
+        s.dedup();
+        Ok(s)
+    }
+}
+
+/// Funding rates of `symbols` (all when empty) with `timestamp` in `range`, ordered by
+/// (symbol, time).
+pub(crate) fn read_funding(
+    conn: &Connection,
+    t: &Tables,
+    range: TimeRange,
+    symbols: &[String],
+) -> Result<Vec<FundingRate>> {
+    let tx = conn.unchecked_transaction()?;
+    let mut out = Vec::new();
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT timestamp, funding_time, funding_rate, mark_price, index_price FROM {} \
+         WHERE symbol = ?1 AND timestamp >= ?2 AND timestamp < ?3 ORDER BY timestamp",
+        t.funding
+    ))?;
+    for s in symbols_of(&tx, t.funding, symbols)? {
+        let mut rows = stmt.query(params![s, range.start, range.end_exclusive])?;
+        while let Some(row) = rows.next()? {
+            let ts: i64 = row.get(0)?;
+            out.push(FundingRate {
+                symbol: s.clone(),
+                funding_time: row.get::<_, Option<i64>>(1)?.unwrap_or(ts),
+                funding_rate: value_f64(row.get_ref(2)?),
+                mark_price: opt_f64(row.get_ref(3)?),
+                index_price: opt_f64(row.get_ref(4)?),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Open interest of `symbols` (all when empty) at `interval` in `range`, ordered by
+/// (symbol, time).
+pub(crate) fn read_open_interest(
+    conn: &Connection,
+    t: &Tables,
+    range: TimeRange,
+    symbols: &[String],
+    interval: Freq,
+) -> Result<Vec<OpenInterest>> {
+    let tx = conn.unchecked_transaction()?;
+    let mut out = Vec::new();
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT timestamp, open_interest, open_interest_value FROM {} WHERE symbol = ?1 \
+         AND interval = ?2 AND timestamp >= ?3 AND timestamp < ?4 ORDER BY timestamp",
+        t.open_interest
+    ))?;
+    for s in symbols_of(&tx, t.open_interest, symbols)? {
+        let mut rows = stmt.query(params![
+            s,
+            interval.as_str(),
+            range.start,
+            range.end_exclusive
+        ])?;
+        while let Some(row) = rows.next()? {
+            out.push(OpenInterest {
+                symbol: s.clone(),
+                time: row.get(0)?,
+                interval,
+                open_interest: value_f64(row.get_ref(1)?),
+                open_interest_value: opt_f64(row.get_ref(2)?),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Long/short ratios of `symbols` (all when empty) for `period` and `ratio_type` (rows
+/// under its canonical or Python spelling) in `range`, ordered by (symbol, time), one row
+/// per timestamp (canonical spelling first).
+pub(crate) fn read_long_short_ratio(
+    conn: &Connection,
+    t: &Tables,
+    range: TimeRange,
+    symbols: &[String],
+    period: Freq,
+    ratio_type: RatioType,
+) -> Result<Vec<LongShortRatio>> {
+    let tx = conn.unchecked_transaction()?;
+    let mut out: Vec<LongShortRatio> = Vec::new();
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT timestamp, long_short_ratio, long_account, short_account FROM {} \
+         WHERE symbol = ?1 AND period = ?2 AND ratio_type IN (?3, ?4) \
+         AND timestamp >= ?5 AND timestamp < ?6 \
+         ORDER BY timestamp, ratio_type = ?3 DESC",
+        t.long_short_ratio
+    ))?;
+    for s in symbols_of(&tx, t.long_short_ratio, symbols)? {
+        let first = out.len();
+        let mut rows = stmt.query(params![
+            s,
+            period.as_str(),
+            ratio_type.as_str(),
+            ratio_type.legacy(),
+            range.start,
+            range.end_exclusive
+        ])?;
+        while let Some(row) = rows.next()? {
+            let ts: i64 = row.get(0)?;
+            if out.len() > first && out.last().is_some_and(|r| r.timestamp == ts) {
+                continue;
+            }
+            out.push(LongShortRatio {
+                symbol: s.clone(),
+                timestamp: ts,
+                period,
+                ratio_type,
+                long_short_ratio: value_f64(row.get_ref(1)?),
+                long_account: opt_f64(row.get_ref(2)?),
+                short_account: opt_f64(row.get_ref(3)?),
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsr_aliases_are_merged_canonical_first() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(&crate::Layout::WithoutRowid.ddl())
+            .unwrap();
+        conn.execute_batch(
+            "INSERT INTO long_short_ratio VALUES ('A', 0, '5m', 'account', 1.0, NULL, NULL), \
+             ('A', 0, '5m', 'toptrader_account', 2.0, 0.0, NULL), \
+             ('A', 300000, '5m', 'account', 3.0, NULL, NULL), \
+             ('A', 300000, '5m', 'taker', 9.0, NULL, NULL)",
+        )
+        .unwrap();
+        let range = TimeRange::new(0, 600_000).unwrap();
+        let got = read_long_short_ratio(
+            &conn,
+            &Tables::V19,
+            range,
+            &[],
+            Freq::M5,
+            RatioType::TopTraderAccount,
+        )
+        .unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].long_short_ratio, 2.0);
+        assert_eq!(got[0].long_account, Some(0.0));
+        assert_eq!(got[0].short_account, None);
+        assert_eq!(got[1].long_short_ratio, 3.0);
+        assert!(
+            got.iter()
+                .all(|r| r.ratio_type == RatioType::TopTraderAccount)
+        );
+    }
+}

@@ -1,0 +1,427 @@
+//! The database schema: the Python v1.9 tables (`market_data`, `funding_rate`,
+//! `open_interest`, `long_short_ratio`) with their names, columns and primary-key column
+//! sets, in one of three physical [`Layout`]s; detection of an existing file's tables
+//! ([`Tables`], including Python 1.10+ files whose tables are `klines`, `funding_rates`...),
+//! and forward-only migrations tracked in `PRAGMA user_version`.
+//!
+//! It never rewrites an existing table or drops an index: a file created by Python keeps
+//! its layout and its secondary indexes.
+
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::{Error, Result};
+
+/// The schema version this build writes to `PRAGMA user_version`.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Physical layout of newly created tables. The column names and the primary-key column
+/// sets are the same in all three, so the Python original's `INSERT OR REPLACE` and its
+/// queries work on every one of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Layout {
+    /// Exactly the Python v1.9 DDL: rowid tables, primary key `(symbol, timestamp, freq)`,
+    /// plus its ten secondary indexes.
+    Python,
+    /// Rowid tables with the primary key ordered `(symbol, freq, timestamp)` and no
+    /// secondary index.
+    PkOnly,
+    /// `WITHOUT ROWID` tables clustered on `(symbol, freq, timestamp)`: each symbol's bars
+    /// of one interval are stored contiguously in time order (the default, chosen by
+    /// measurement: see `docs/architecture.md`).
+    WithoutRowid,
+}
+
+/// The layout of tables this build creates.
+pub const DEFAULT_LAYOUT: Layout = Layout::WithoutRowid;
+
+const KLINE_COLUMNS: &str = "symbol TEXT, timestamp INTEGER, freq TEXT, \
+    open_price REAL, high_price REAL, low_price REAL, close_price REAL, \
+    volume REAL, quote_volume REAL, trades_count INTEGER, \
+    taker_buy_volume REAL, taker_buy_quote_volume REAL, \
+    taker_sell_volume REAL, taker_sell_quote_volume REAL";
+const FUNDING_COLUMNS: &str = "symbol TEXT, timestamp INTEGER, funding_rate REAL, \
+    funding_time INTEGER, mark_price REAL, index_price REAL";
+const OI_COLUMNS: &str = "symbol TEXT, timestamp INTEGER, interval TEXT, \
+    open_interest REAL, open_interest_value REAL";
+const LSR_COLUMNS: &str = "symbol TEXT, timestamp INTEGER, period TEXT, ratio_type TEXT, \
+    long_short_ratio REAL, long_account REAL, short_account REAL";
+
+/// The secondary indexes the Python v1.9 `MarketDB` creates (and re-creates with
+/// `CREATE INDEX IF NOT EXISTS` every time it opens a file).
+pub const PYTHON_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS idx_symbol ON market_data(symbol);
+CREATE INDEX IF NOT EXISTS idx_timestamp ON market_data(timestamp);
+CREATE INDEX IF NOT EXISTS idx_freq ON market_data(freq);
+CREATE INDEX IF NOT EXISTS idx_symbol_freq_timestamp ON market_data(symbol, freq, timestamp);
+CREATE INDEX IF NOT EXISTS idx_funding_symbol ON funding_rate(symbol);
+CREATE INDEX IF NOT EXISTS idx_funding_timestamp ON funding_rate(timestamp);
+CREATE INDEX IF NOT EXISTS idx_oi_symbol ON open_interest(symbol);
+CREATE INDEX IF NOT EXISTS idx_oi_timestamp ON open_interest(timestamp);
+CREATE INDEX IF NOT EXISTS idx_lsr_symbol ON long_short_ratio(symbol);
+CREATE INDEX IF NOT EXISTS idx_lsr_timestamp ON long_short_ratio(timestamp);
+";
+
+impl Layout {
+    /// `CREATE TABLE IF NOT EXISTS` statements (and, for [`Layout::Python`], its indexes)
+    /// for the four v1.9 tables.
+    pub fn ddl(self) -> String {
+        let (pk, suffix): ([&str; 4], &str) = match self {
+            Layout::Python => (
+                [
+                    "symbol, timestamp, freq",
+                    "symbol, timestamp",
+                    "symbol, timestamp, interval",
+                    "symbol, timestamp, period, ratio_type",
+                ],
+                "",
+            ),
+            Layout::PkOnly | Layout::WithoutRowid => (
+                [
+                    "symbol, freq, timestamp",
+                    "symbol, timestamp",
+                    "symbol, interval, timestamp",
+                    "symbol, period, ratio_type, timestamp",
+                ],
+                if self == Layout::WithoutRowid {
+                    " WITHOUT ROWID"
+                } else {
+                    ""
+                },
+            ),
+        };
+        let mut sql = String::new();
+        for (i, (name, cols)) in [
+            ("market_data", KLINE_COLUMNS),
+            ("funding_rate", FUNDING_COLUMNS),
+            ("open_interest", OI_COLUMNS),
+            ("long_short_ratio", LSR_COLUMNS),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            sql.push_str(&format!(
+                "CREATE TABLE IF NOT EXISTS {name} ({cols}, PRIMARY KEY ({})){suffix};\n",
+                pk[i]
+            ));
+        }
+        if self == Layout::Python {
+            sql.push_str(PYTHON_INDEXES);
+        }
+        sql
+    }
+}
+
+/// Which generation of the Python schema a file uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Era {
+    /// `market_data`, `funding_rate`, `open_interest`, `long_short_ratio` (Python v1.9 and
+    /// marketdb).
+    V19,
+    /// `klines`, `funding_rates`, `open_interests`, `long_short_ratios` (Python 1.10+,
+    /// whose `klines` also has a `NOT NULL close_time`).
+    Head,
+}
+
+/// The tables of an opened database. Names come from this fixed set only, so they are
+/// safe to format into SQL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tables {
+    pub era: Era,
+    pub kline: &'static str,
+    pub funding: &'static str,
+    pub open_interest: &'static str,
+    pub long_short_ratio: &'static str,
+    /// Whether the kline table has a `close_time` column that writes must fill.
+    pub kline_close_time: bool,
+    /// Number of secondary (non primary-key) indexes on the kline table, as found when the
+    /// database was opened.
+    pub kline_indexes: usize,
+}
+
+impl Tables {
+    pub(crate) const V19: Tables = Tables {
+        era: Era::V19,
+        kline: "market_data",
+        funding: "funding_rate",
+        open_interest: "open_interest",
+        long_short_ratio: "long_short_ratio",
+        kline_close_time: false,
+        kline_indexes: 0,
+    };
+    const HEAD: Tables = Tables {
+        era: Era::Head,
+        kline: "klines",
+        funding: "funding_rates",
+        open_interest: "open_interests",
+        long_short_ratio: "long_short_ratios",
+        kline_close_time: true,
+        kline_indexes: 0,
+    };
+}
+
+/// One forward-only migration: brings a file from `version - 1` to `version`.
+struct Migration {
+    version: i64,
+    name: &'static str,
+    apply: fn(&Connection, Era) -> rusqlite::Result<()>,
+}
+
+/// Every migration, in version order. A Python-created file has `user_version` 0.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "create the missing v1.9 tables",
+    apply: create_missing_tables,
+}];
+
+fn create_missing_tables(conn: &Connection, era: Era) -> rusqlite::Result<()> {
+    // A Python 1.10+ file keeps its own tables; creating empty v1.9 tables beside them
+    // would hide its data from the next open.
+    if era == Era::V19 {
+        conn.execute_batch(&DEFAULT_LAYOUT.ddl())?;
+    }
+    Ok(())
+}
+
+fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|o| o.is_some())
+}
+
+fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+    let names = stmt.query_map([], |row| row.get::<_, String>(1))?;
+    names.collect()
+}
+
+fn check_columns(conn: &Connection, path: &str, table: &str, required: &[&str]) -> Result<()> {
+    if !table_exists(conn, table)? {
+        return Ok(());
+    }
+    let have = columns(conn, table)?;
+    let missing: Vec<&str> = required
+        .iter()
+        .copied()
+        .filter(|c| !have.iter().any(|h| h.eq_ignore_ascii_case(c)))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Schema {
+            path: path.to_owned(),
+            reason: format!("table {table} lacks column(s) {}", missing.join(", ")),
+        })
+    }
+}
+
+/// Brings the database to [`SCHEMA_VERSION`] and describes its tables. Runs inside the
+/// writer's transaction at open.
+pub(crate) fn prepare(conn: &Connection, path: &str) -> Result<Tables> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(Error::Schema {
+            path: path.to_owned(),
+            reason: format!(
+                "schema version {version} is newer than this build understands \
+                 ({SCHEMA_VERSION}); upgrade marketdb"
+            ),
+        });
+    }
+    let era = if !table_exists(conn, "market_data")? && table_exists(conn, "klines")? {
+        Era::Head
+    } else {
+        Era::V19
+    };
+    for m in MIGRATIONS.iter().filter(|m| m.version > version) {
+        tracing::info!(version = m.version, "migrating {path}: {}", m.name);
+        (m.apply)(conn, era)?;
+    }
+    if version < SCHEMA_VERSION {
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    }
+    let mut tables = match era {
+        Era::V19 => Tables::V19,
+        Era::Head => Tables::HEAD,
+    };
+    let kline_cols: &[&str] = &[
+        "symbol",
+        "timestamp",
+        "freq",
+        "open_price",
+        "high_price",
+        "low_price",
+        "close_price",
+        "volume",
+        "quote_volume",
+        "trades_count",
+        "taker_buy_volume",
+        "taker_buy_quote_volume",
+        "taker_sell_volume",
+        "taker_sell_quote_volume",
+    ];
+    check_columns(conn, path, tables.kline, kline_cols)?;
+    check_columns(
+        conn,
+        path,
+        tables.funding,
+        &[
+            "symbol",
+            "timestamp",
+            "funding_rate",
+            "funding_time",
+            "mark_price",
+            "index_price",
+        ],
+    )?;
+    check_columns(
+        conn,
+        path,
+        tables.open_interest,
+        &[
+            "symbol",
+            "timestamp",
+            "interval",
+            "open_interest",
+            "open_interest_value",
+        ],
+    )?;
+    check_columns(
+        conn,
+        path,
+        tables.long_short_ratio,
+        &[
+            "symbol",
+            "timestamp",
+            "period",
+            "ratio_type",
+            "long_short_ratio",
+            "long_account",
+            "short_account",
+        ],
+    )?;
+    if era == Era::Head {
+        tables.kline_close_time = columns(conn, tables.kline)?
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case("close_time"));
+    }
+    tables.kline_indexes = conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1 \
+         AND sql IS NOT NULL",
+        [tables.kline],
+        |r| r.get::<_, i64>(0),
+    )? as usize;
+    if tables.kline_indexes > 0 {
+        tracing::info!(
+            indexes = tables.kline_indexes,
+            "{path}: table {} has {} secondary index(es) (Python layout); kept, but bulk \
+             writes are slower",
+            tables.kline,
+            tables.kline_indexes
+        );
+    }
+    Ok(tables)
+}
+
+/// Drops every secondary index (not primary keys) on the four tables; returns their
+/// names. Python v1.9 re-creates its indexes each time it opens the file.
+pub(crate) fn drop_secondary_indexes(conn: &Connection, t: &Tables) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL \
+         AND tbl_name IN (?1, ?2, ?3, ?4) ORDER BY name",
+    )?;
+    let names = stmt
+        .query_map(
+            [t.kline, t.funding, t.open_interest, t.long_short_ratio],
+            |r| r.get::<_, String>(0),
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for name in &names {
+        // An identifier read from sqlite_master, quoted so no name can break out.
+        conn.execute_batch(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\"")))?;
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_in_order_and_end_at_the_current_version() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version, i as i64 + 1, "{}", m.name);
+        }
+        assert_eq!(MIGRATIONS.last().map(|m| m.version), Some(SCHEMA_VERSION));
+    }
+
+    #[test]
+    fn every_layout_creates_the_same_columns_and_key_sets() {
+        let mut keys = Vec::new();
+        for layout in [Layout::Python, Layout::PkOnly, Layout::WithoutRowid] {
+            let conn = Connection::open_in_memory().unwrap();
+            conn.execute_batch(&layout.ddl()).unwrap();
+            let mut per_table = Vec::new();
+            for t in [
+                "market_data",
+                "funding_rate",
+                "open_interest",
+                "long_short_ratio",
+            ] {
+                let mut stmt = conn.prepare(&format!("PRAGMA table_info({t})")).unwrap();
+                let mut cols: Vec<(String, i64)> = stmt
+                    .query_map([], |r| Ok((r.get(1)?, r.get::<_, i64>(5)?)))
+                    .unwrap()
+                    .collect::<rusqlite::Result<_>>()
+                    .unwrap();
+                let names: Vec<String> = cols.iter().map(|c| c.0.clone()).collect();
+                cols.retain(|c| c.1 > 0);
+                let mut pk: Vec<String> = cols.into_iter().map(|c| c.0).collect();
+                pk.sort();
+                per_table.push((names, pk));
+            }
+            keys.push(per_table);
+        }
+        assert_eq!(keys[0], keys[1]);
+        assert_eq!(keys[0], keys[2]);
+        assert_eq!(keys[0][0].1, vec!["freq", "symbol", "timestamp"]);
+    }
+
+    #[test]
+    fn prepare_creates_sets_version_and_refuses_newer_files() {
+        let conn = Connection::open_in_memory().unwrap();
+        let t = prepare(&conn, "mem").unwrap();
+        assert_eq!(t, Tables::V19);
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        let err = prepare(&conn, "mem").unwrap_err().to_string();
+        assert!(err.contains("newer") && err.contains("mem"), "{err}");
+    }
+
+    #[test]
+    fn python_indexes_are_counted_and_can_be_dropped() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(&Layout::Python.ddl()).unwrap();
+        let t = prepare(&conn, "py.db").unwrap();
+        assert_eq!(t.kline_indexes, 4);
+        let dropped = drop_secondary_indexes(&conn, &t).unwrap();
+        assert_eq!(dropped.len(), 10);
+        assert_eq!(prepare(&conn, "py.db").unwrap().kline_indexes, 0);
+    }
+
+    #[test]
+    fn a_table_missing_columns_is_refused_by_name() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE market_data (symbol TEXT, timestamp INTEGER)")
+            .unwrap();
+        let err = prepare(&conn, "x.db").unwrap_err().to_string();
+        assert!(err.contains("market_data lacks column(s) freq"), "{err}");
+    }
+}

@@ -1,0 +1,1480 @@
+//! Integration tests of marketdb-store against real SQLite files in temporary folders:
+//! round trips (property tests), atomic validation, time-range and whitelist rules, the
+//! data summary, completeness, resampling, Python v1.9 files, streaming scans and metrics.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+
+use marketdb_model::{
+    DAY_MS, Feature, Freq, FundingRate, Kline, LongShortRatio, OpenInterest, RatioType, TimeRange,
+    parse_ymd,
+};
+use marketdb_store::{
+    AsyncMarketDB, Column, Error, IncompletePolicy, KlineFrame, KlineInput, MissingRun,
+    SCHEMA_VERSION, ScanChunk, StoreConfig,
+};
+use proptest::prelude::*;
+use serde_json::json;
+
+const JAN1: i64 = 1_704_067_200_000; // 2024-01-01T00:00:00Z, a Monday
+const H: i64 = 3_600_000;
+const M: i64 = 60_000;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn open(dir: &Path) -> AsyncMarketDB {
+    let mut config = StoreConfig::new(dir.join("market.db"));
+    config.pool.readers = 2;
+    AsyncMarketDB::open_with(config).await.unwrap()
+}
+
+fn syms(s: &[&str]) -> Vec<String> {
+    s.iter().map(|s| s.to_string()).collect()
+}
+
+/// A valid bar of `freq` at `t` whose values derive from `seed`.
+fn bar(symbol: &str, freq: Freq, t: i64, seed: f64) -> Kline {
+    let open = 100.0 + seed;
+    let close = 100.0 + seed * 0.5;
+    Kline {
+        symbol: symbol.to_owned(),
+        open_time: t,
+        open,
+        high: open.max(close) + 2.0,
+        low: open.min(close) - 1.0,
+        close,
+        volume: 10.0 + seed,
+        close_time: freq.close_time(t),
+        quote_volume: 1000.0 + seed * 3.0,
+        trades_count: 7 + seed as i64,
+        taker_buy_volume: 4.0 + seed / 2.0,
+        taker_buy_quote_volume: 400.0 + seed,
+    }
+}
+
+/// Bars of `freq` for `symbol` at every open time in `times`.
+fn bars(symbol: &str, freq: Freq, times: &[i64]) -> Vec<Kline> {
+    times
+        .iter()
+        .enumerate()
+        .map(|(i, t)| bar(symbol, freq, *t, (i % 50) as f64))
+        .collect()
+}
+
+/// The frame a read of `features` should return for `rows` (any order) in `range`.
+fn expected_frame(rows: &[Kline], range: TimeRange) -> KlineFrame {
+    let mut rows: Vec<&Kline> = rows
+        .iter()
+        .filter(|k| range.contains(k.open_time))
+        .collect();
+    rows.sort_by(|a, b| (&a.symbol, a.open_time).cmp(&(&b.symbol, b.open_time)));
+    let mut f = KlineFrame::empty(&Feature::KLINE);
+    for (i, k) in rows.iter().enumerate() {
+        match f.symbols.last_mut() {
+            Some((s, r)) if *s == k.symbol => r.end = i + 1,
+            _ => f.symbols.push((k.symbol.clone(), i..i + 1)),
+        }
+        f.timestamp.push(k.open_time);
+        let vals = [
+            k.open,
+            k.high,
+            k.low,
+            k.close,
+            k.volume,
+            k.quote_volume,
+            0.0,
+            k.taker_buy_volume,
+            k.taker_buy_quote_volume,
+            k.taker_sell_volume(),
+            k.taker_sell_quote_volume(),
+        ];
+        for (c, v) in f.columns.iter_mut().zip(vals) {
+            match c {
+                Column::F64(c) => c.push(v),
+                Column::I64(c) => c.push(k.trades_count),
+            }
+        }
+    }
+    f
+}
+
+fn f64s(frame: &KlineFrame, f: Feature) -> Vec<f64> {
+    match frame.column(f).unwrap() {
+        Column::F64(v) => v.clone(),
+        Column::I64(v) => v.iter().map(|x| *x as f64).collect(),
+    }
+}
+
+fn raw(dir: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(dir.join("market.db")).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------
+// Round trips (property tests)
+
+const FREQS: [Freq; 8] = [
+    Freq::S1,
+    Freq::M1,
+    Freq::M15,
+    Freq::H1,
+    Freq::D1,
+    Freq::D3,
+    Freq::W1,
+    Freq::Mo1,
+];
+
+/// (freq, rows valid by construction over 1-3 symbols, a query range inside the data span)
+fn dataset() -> impl Strategy<Value = (Freq, Vec<Kline>, TimeRange)> {
+    (
+        0..FREQS.len(),
+        proptest::collection::btree_set("[A-Z][A-Z0-9_]{0,7}", 1..4),
+        proptest::collection::vec((0usize..3, 0usize..120, 0.0f64..1e4, 0.0f64..1.0), 1..150),
+        0usize..120,
+        0usize..121,
+        0i64..3,
+    )
+        .prop_map(|(fi, symbols, raw_rows, a, b, base_day)| {
+            let freq = FREQS[fi];
+            let symbols: Vec<String> = symbols.into_iter().collect();
+            let base = freq.floor(JAN1 + base_day * 17 * DAY_MS);
+            let grid = freq.grid(base, base + 121 * freq.nominal_ms() + 31 * DAY_MS);
+            let mut seen = std::collections::HashSet::new();
+            let mut rows = Vec::new();
+            for (si, gi, price, frac) in raw_rows {
+                let symbol = &symbols[si % symbols.len()];
+                if !seen.insert((symbol.clone(), gi)) {
+                    continue;
+                }
+                let t = grid[gi];
+                let open = price;
+                let close = price * (0.5 + frac);
+                let volume = price * frac;
+                rows.push(Kline {
+                    symbol: symbol.clone(),
+                    open_time: t,
+                    open,
+                    high: open.max(close) * (1.0 + frac),
+                    low: open.min(close) * (1.0 - frac / 2.0),
+                    close,
+                    volume,
+                    close_time: freq.close_time(t),
+                    quote_volume: volume * price,
+                    trades_count: (price as i64) % 1000,
+                    taker_buy_volume: volume * frac,
+                    taker_buy_quote_volume: volume * price * frac,
+                });
+            }
+            let (lo, hi) = (a.min(b), a.max(b));
+            let range = TimeRange::new(grid[lo], grid[hi]).unwrap();
+            (freq, rows, range)
+        })
+}
+
+#[test]
+fn store_then_read_returns_exactly_what_was_stored() {
+    let rt = rt();
+    let config = ProptestConfig {
+        cases: 24,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |((freq, rows, range) in dataset(), bad_at in any::<prop::sample::Index>())| {
+        rt.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let db = open(dir.path()).await;
+            let all = TimeRange::new(i64::MIN / 2, i64::MAX / 2).unwrap();
+
+            // An invalid row anywhere fails the whole call, names the row, stores nothing.
+            let mut bad = rows.clone();
+            let i = bad_at.index(bad.len());
+            bad[i].high = bad[i].low - 1.0;
+            let err = db.store_data(bad.clone(), freq).await.unwrap_err();
+            match &err {
+                Error::Invalid(v) => {
+                    prop_assert_eq!(&v.symbol, &bad[i].symbol);
+                    prop_assert_eq!(v.time, bad[i].open_time);
+                }
+                other => prop_assert!(false, "unexpected error {other}"),
+            }
+            prop_assert!(err.to_string().contains(&bad[i].symbol));
+            let empty = db.read_data(all, freq, &[], &[], false).await.unwrap();
+            prop_assert!(empty.is_empty());
+
+            // Store, then read a sub-range and everything.
+            prop_assert_eq!(db.store_data(rows.clone(), freq).await.unwrap(), rows.len());
+            let got = db.read_data(range, freq, &[], &[], false).await.unwrap();
+            prop_assert_eq!(&got, &expected_frame(&rows, range));
+            let everything = db.read_data(all, freq, &[], &[], false).await.unwrap();
+            prop_assert_eq!(&everything, &expected_frame(&rows, all));
+
+            // One symbol by name, in lower case (canonicalised before SQL).
+            let first = rows[0].symbol.clone();
+            let one: Vec<Kline> = rows.iter().filter(|k| k.symbol == first).cloned().collect();
+            let got = db
+                .read_data(all, freq, &[first.to_lowercase()], &[], false)
+                .await
+                .unwrap();
+            prop_assert_eq!(&got, &expected_frame(&one, all));
+
+            // Re-storing is a no-op.
+            let grouped: Vec<Vec<Kline>> = rows.chunks(7).map(|c| c.to_vec()).collect();
+            db.store_data(grouped, freq).await.unwrap();
+            let again = db.read_data(all, freq, &[], &[], false).await.unwrap();
+            prop_assert_eq!(&again, &everything);
+
+            // Changed values replace.
+            let changed: Vec<Kline> = rows
+                .iter()
+                .map(|k| Kline { close: k.low, trades_count: k.trades_count + 1, ..k.clone() })
+                .collect();
+            db.store_data(changed.clone(), freq).await.unwrap();
+            let got = db.read_data(all, freq, &[], &[], false).await.unwrap();
+            prop_assert_eq!(&got, &expected_frame(&changed, all));
+            db.close().await;
+            Ok(())
+        })?;
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Time ranges, whitelists, injection
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn date_end_includes_the_whole_day_and_bad_inputs_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path()).await;
+    let times: Vec<i64> = (0..48).map(|i| JAN1 + i * H).collect();
+    db.store_data(bars("BTCUSDT", Freq::H1, &times), Freq::H1)
+        .await
+        .unwrap();
+
+    let day = TimeRange::parse("2024-01-01", "2024-01-01").unwrap();
+    let f = db
+        .read_data(day, Freq::H1, &syms(&["BTCUSDT"]), &[], true)
+        .await
+        .unwrap();
+    assert_eq!(f.len(), 24);
+    assert_eq!(f.timestamp, times[..24].to_vec());
+    let f = db
+        .read_data_by_timestamp(JAN1, JAN1 + 2 * H, Freq::H1, &[], &[Feature::Close], false)
+        .await
+        .unwrap();
+    assert_eq!(f.timestamp, vec![JAN1, JAN1 + H, JAN1 + 2 * H]);
+
+    assert!(TimeRange::parse("2024-02-01", "2024-01-01").is_err());
+
+    // Features: only whitelisted names parse; metric features are not kline columns.
+    assert!(Feature::parse("close_price; DROP TABLE market_data").is_err());
+    let err = db
+        .read_data(day, Freq::H1, &[], &[Feature::FundingRate], false)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidFeature { .. }), "{err}");
+
+    // A hostile symbol is refused before SQL; the table is intact.
+    let hostile = syms(&["BTC'; DROP TABLE market_data;--"]);
+    let err = db
+        .read_data(day, Freq::H1, &hostile, &[], false)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Model(_)), "{err}");
+    assert!(err.to_string().contains("invalid symbol"), "{err}");
+    assert!(db.count("BTC'--", Freq::H1, None).await.is_err());
+    let mut k = bar("BTCUSDT", Freq::H1, JAN1, 1.0);
+    k.symbol = hostile[0].clone();
+    assert!(matches!(
+        db.store_data(vec![k], Freq::H1).await,
+        Err(Error::Invalid(_))
+    ));
+    assert_eq!(db.count("BTCUSDT", Freq::H1, None).await.unwrap(), 48);
+
+    // raise_on_empty
+    let empty = TimeRange::parse("2023-01-01", "2023-01-02").unwrap();
+    let err = db
+        .read_data(empty, Freq::H1, &[], &[], true)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NoData { .. }), "{err}");
+    assert!(
+        db.read_data(empty, Freq::H1, &[], &[], false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn derived_features_and_inspection() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path()).await;
+    let t1: Vec<i64> = (0..3).map(|i| JAN1 + i * DAY_MS).collect();
+    let mut rows = bars("ETHUSDT", Freq::D1, &t1);
+    rows[1].volume = 0.0;
+    rows[1].taker_buy_volume = 0.0;
+    rows.extend(bars("BTCUSDT", Freq::D1, &t1[..2]));
+    rows.extend(bars("BTCUSDT", Freq::H1, &[JAN1, JAN1 + H]));
+    // The 01:00 hourly bar is not a valid daily bar: the whole call is refused.
+    assert!(matches!(
+        db.store_data(rows.clone(), Freq::D1).await,
+        Err(Error::Invalid(_))
+    ));
+    let (d1, h1): (Vec<Kline>, Vec<Kline>) = rows
+        .into_iter()
+        .partition(|k| k.close_time - k.open_time > H);
+    db.store_data(d1.clone(), Freq::D1).await.unwrap();
+    db.store_data(h1, Freq::H1).await.unwrap();
+
+    let all = TimeRange::parse("2024-01-01", "2024-01-31").unwrap();
+    let f = db
+        .read_data(
+            all,
+            Freq::D1,
+            &syms(&["ETHUSDT"]),
+            &[Feature::Vwap, Feature::Ret, Feature::Open],
+            false,
+        )
+        .await
+        .unwrap();
+    let eth: Vec<&Kline> = d1.iter().filter(|k| k.symbol == "ETHUSDT").collect();
+    let vwap = f64s(&f, Feature::Vwap);
+    assert_eq!(vwap[0], eth[0].quote_volume / eth[0].volume);
+    assert!(vwap[1].is_nan(), "vwap is NaN when volume is 0");
+    assert_eq!(
+        f64s(&f, Feature::Ret)[2],
+        (eth[2].close - eth[2].open) / eth[2].open
+    );
+    assert_eq!(f.features, vec![Feature::Vwap, Feature::Ret, Feature::Open]);
+
+    assert_eq!(
+        db.get_symbols(None).await.unwrap(),
+        syms(&["BTCUSDT", "ETHUSDT"])
+    );
+    assert_eq!(
+        db.get_symbols(Some(Freq::H1)).await.unwrap(),
+        syms(&["BTCUSDT"])
+    );
+    assert_eq!(
+        db.get_frequencies("btcusdt").await.unwrap(),
+        vec![Freq::H1, Freq::D1]
+    );
+    assert_eq!(
+        db.get_time_range("ETHUSDT", Freq::D1).await.unwrap(),
+        Some((JAN1, JAN1 + 2 * DAY_MS))
+    );
+    assert_eq!(db.get_time_range("ETHUSDT", Freq::H1).await.unwrap(), None);
+    assert_eq!(db.count("ETHUSDT", Freq::D1, None).await.unwrap(), 3);
+    let r = TimeRange::new(JAN1 + 1, JAN1 + 3 * DAY_MS).unwrap();
+    assert_eq!(db.count("ETHUSDT", Freq::D1, Some(r)).await.unwrap(), 2);
+    assert!(db.data_exists("ETHUSDT", r, Freq::D1).await.unwrap());
+    assert!(!db.data_exists("ETHUSDT", r, Freq::H1).await.unwrap());
+    assert_eq!(
+        db.get_available_dates("ETHUSDT", Freq::D1).await.unwrap(),
+        vec!["2024-01-01", "2024-01-02", "2024-01-03"]
+    );
+    assert_eq!(
+        db.get_available_dates("BTCUSDT", Freq::H1).await.unwrap(),
+        vec!["2024-01-01"]
+    );
+    let latest = db.get_latest(&[], Freq::D1, 2).await.unwrap();
+    assert_eq!(
+        latest.symbols,
+        vec![("BTCUSDT".to_owned(), 0..2), ("ETHUSDT".to_owned(), 2..4)]
+    );
+    assert_eq!(
+        latest.timestamp,
+        vec![JAN1, JAN1 + DAY_MS, JAN1 + DAY_MS, JAN1 + 2 * DAY_MS]
+    );
+    assert_eq!(latest.features, Feature::KLINE.to_vec());
+
+    assert_eq!(
+        db.delete_range(&syms(&["ETHUSDT"]), r, Freq::D1)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(db.count("ETHUSDT", Freq::D1, None).await.unwrap(), 1);
+    db.checkpoint().await.unwrap();
+    db.vacuum().await.unwrap();
+    assert_eq!(db.integrity_check().await.unwrap(), "ok");
+    assert_eq!(db.schema_version().await.unwrap(), SCHEMA_VERSION);
+    assert_eq!(db.count("BTCUSDT", Freq::H1, None).await.unwrap(), 2);
+}
+
+// ---------------------------------------------------------------------------------------
+// Summary
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_summary_has_the_python_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path()).await;
+    let empty = serde_json::to_value(db.get_data_summary().await.unwrap()).unwrap();
+    assert_eq!(
+        empty,
+        json!({
+            "market_data": [],
+            "funding_rate": {"record_count": 0, "unique_symbols": 0,
+                             "earliest_timestamp": null, "latest_timestamp": null},
+            "open_interest": [],
+            "long_short_ratio": [],
+        })
+    );
+
+    let hours: Vec<i64> = (0..3).map(|i| JAN1 + i * H).collect();
+    db.store_data(bars("BTCUSDT", Freq::H1, &hours), Freq::H1)
+        .await
+        .unwrap();
+    db.store_data(bars("ETHUSDT", Freq::H1, &hours[..1]), Freq::H1)
+        .await
+        .unwrap();
+    db.store_data(bars("BTCUSDT", Freq::D1, &[JAN1, JAN1 + DAY_MS]), Freq::D1)
+        .await
+        .unwrap();
+    db.store_funding_rate(vec![
+        FundingRate {
+            symbol: "BTCUSDT".into(),
+            funding_time: JAN1,
+            funding_rate: 0.0001,
+            mark_price: None,
+            index_price: None,
+        },
+        FundingRate {
+            symbol: "ETHUSDT".into(),
+            funding_time: JAN1 + 8 * H,
+            funding_rate: -0.0002,
+            mark_price: Some(1.0),
+            index_price: Some(0.0),
+        },
+    ])
+    .await
+    .unwrap();
+    db.store_open_interest(vec![OpenInterest {
+        symbol: "BTCUSDT".into(),
+        time: JAN1,
+        interval: Freq::M5,
+        open_interest: 5.0,
+        open_interest_value: None,
+    }])
+    .await
+    .unwrap();
+    let lsr = |s: &str, t: i64, rt: RatioType| LongShortRatio {
+        symbol: s.into(),
+        timestamp: t,
+        period: Freq::M5,
+        ratio_type: rt,
+        long_short_ratio: 1.5,
+        long_account: None,
+        short_account: None,
+    };
+    db.store_long_short_ratio(vec![
+        lsr("BTCUSDT", JAN1, RatioType::TopTraderAccount),
+        lsr("ETHUSDT", JAN1 + 5 * M, RatioType::TopTraderAccount),
+        lsr("BTCUSDT", JAN1, RatioType::TakerVol),
+    ])
+    .await
+    .unwrap();
+
+    let summary = serde_json::to_value(db.get_data_summary().await.unwrap()).unwrap();
+    assert_eq!(
+        summary,
+        json!({
+            "market_data": [
+                {"freq": "1d", "record_count": 2, "unique_symbols": 1,
+                 "earliest_timestamp": JAN1, "latest_timestamp": JAN1 + DAY_MS,
+                 "earliest_date": "2024-01-01", "latest_date": "2024-01-02"},
+                {"freq": "1h", "record_count": 4, "unique_symbols": 2,
+                 "earliest_timestamp": JAN1, "latest_timestamp": JAN1 + 2 * H,
+                 "earliest_date": "2024-01-01", "latest_date": "2024-01-01"},
+            ],
+            "funding_rate": {"record_count": 2, "unique_symbols": 2,
+                             "earliest_timestamp": JAN1, "latest_timestamp": JAN1 + 8 * H},
+            "open_interest": [
+                {"interval": "5m", "record_count": 1, "unique_symbols": 1,
+                 "earliest_timestamp": JAN1, "latest_timestamp": JAN1},
+            ],
+            "long_short_ratio": [
+                {"period": "5m", "ratio_type": "taker_vol", "record_count": 1,
+                 "unique_symbols": 1, "earliest_timestamp": JAN1, "latest_timestamp": JAN1},
+                {"period": "5m", "ratio_type": "toptrader_account", "record_count": 2,
+                 "unique_symbols": 2, "earliest_timestamp": JAN1,
+                 "latest_timestamp": JAN1 + 5 * M},
+            ],
+        })
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Completeness
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completeness_reports_holes_runs_and_suspicious_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path()).await;
+    // 1m over one day with three holes: 00:10 (1 bar), 05:00-05:29 (30 bars), 23:58-23:59.
+    let day = TimeRange::parse("2024-01-01", "2024-01-01").unwrap();
+    let holes = |t: i64| {
+        let m = (t - JAN1) / M;
+        m == 10 || (300..330).contains(&m) || m >= 1438
+    };
+    let times: Vec<i64> = (0..1440)
+        .map(|i| JAN1 + i * M)
+        .filter(|t| !holes(*t))
+        .collect();
+    db.store_data(bars("AAAUSDT", Freq::M1, &times), Freq::M1)
+        .await
+        .unwrap();
+    let full: Vec<i64> = (0..1440).map(|i| JAN1 + i * M).collect();
+    db.store_data(bars("BBBUSDT", Freq::M1, &full), Freq::M1)
+        .await
+        .unwrap();
+
+    let report = db.check_completeness(day, Freq::M1, &[]).await.unwrap();
+    assert_eq!(report.symbols.len(), 2);
+    let a = &report.symbols[0];
+    assert_eq!(a.symbol, "AAAUSDT");
+    assert_eq!((a.expected, a.present), (1440, 1440 - 33));
+    assert_eq!(
+        a.missing,
+        vec![
+            MissingRun {
+                start: JAN1 + 10 * M,
+                end: JAN1 + 10 * M,
+                count: 1
+            },
+            MissingRun {
+                start: JAN1 + 300 * M,
+                end: JAN1 + 329 * M,
+                count: 30
+            },
+            MissingRun {
+                start: JAN1 + 1438 * M,
+                end: JAN1 + 1439 * M,
+                count: 2
+            },
+        ]
+    );
+    assert!((a.coverage - 1407.0 / 1440.0).abs() < 1e-12);
+    assert!(a.suspicious.is_empty());
+    let b = &report.symbols[1];
+    assert_eq!((b.expected, b.present, b.coverage), (1440, 1440, 1.0));
+    assert!(b.missing.is_empty());
+
+    // A symbol with no rows: one run covering everything; an empty range: coverage 1.
+    let none = db
+        .check_completeness(day, Freq::M1, &syms(&["CCCUSDT"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        none.symbols[0].missing,
+        vec![MissingRun {
+            start: JAN1,
+            end: JAN1 + 1439 * M,
+            count: 1440
+        }]
+    );
+    assert_eq!(none.symbols[0].coverage, 0.0);
+    let nothing = TimeRange::new(JAN1, JAN1).unwrap();
+    let r = db
+        .check_completeness(nothing, Freq::M1, &syms(&["AAAUSDT"]))
+        .await
+        .unwrap();
+    assert_eq!((r.symbols[0].expected, r.symbols[0].coverage), (0, 1.0));
+
+    // Rows written by another tool: off-grid and inverted high/low.
+    {
+        let c = raw(dir.path());
+        c.execute_batch(&format!(
+            "INSERT INTO market_data (symbol, timestamp, freq, open_price, high_price, low_price, \
+             close_price, volume, quote_volume, trades_count, taker_buy_volume, \
+             taker_buy_quote_volume, taker_sell_volume, taker_sell_quote_volume) VALUES \
+             ('AAAUSDT', {}, '1m', 1, 2, 0.5, 1, 1, 1, 1, 0, 0, 1, 1), \
+             ('AAAUSDT', {}, '1m', 1, 0.5, 2, 1, 1, 1, 1, 0, 0, 1, 1)",
+            JAN1 + 10 * M + 30_000,
+            JAN1 + 300 * M,
+        ))
+        .unwrap();
+    }
+    let a = db
+        .check_completeness(day, Freq::M1, &syms(&["AAAUSDT"]))
+        .await
+        .unwrap();
+    let a = &a.symbols[0];
+    assert_eq!(a.present, 1440 - 32);
+    assert_eq!(a.suspicious.len(), 2, "{:?}", a.suspicious);
+    assert_eq!(a.suspicious[0].timestamp, JAN1 + 10 * M + 30_000);
+    assert!(a.suspicious[0].reason.contains("not on the 1m grid"));
+    assert_eq!(a.suspicious[1].timestamp, JAN1 + 300 * M);
+    assert!(
+        a.suspicious[1].reason.contains("high_price"),
+        "{}",
+        a.suspicious[1].reason
+    );
+    assert_eq!(
+        a.missing[0],
+        MissingRun {
+            start: JAN1 + 10 * M,
+            end: JAN1 + 10 * M,
+            count: 1
+        }
+    );
+    assert_eq!(
+        a.missing[1],
+        MissingRun {
+            start: JAN1 + 301 * M,
+            end: JAN1 + 329 * M,
+            count: 29
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completeness_of_calendar_and_second_grids() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path()).await;
+    let d = |y, m, dd| parse_ymd(y, m, dd).unwrap();
+
+    // Weekly bars 2023-12-04 .. 2024-01-29 (Mondays) without 2024-01-01.
+    let weeks: Vec<i64> = (0..9).map(|i| d(2023, 12, 4) + i * 7 * DAY_MS).collect();
+    assert_eq!(*weeks.last().unwrap(), d(2024, 1, 29));
+    let stored: Vec<i64> = weeks.iter().copied().filter(|t| *t != JAN1).collect();
+    db.store_data(bars("BTCUSDT", Freq::W1, &stored), Freq::W1)
+        .await
+        .unwrap();
+    let range = TimeRange::parse("2023-12-01", "2024-02-04").unwrap();
+    let r = db.check_completeness(range, Freq::W1, &[]).await.unwrap();
+    let s = &r.symbols[0];
+    assert_eq!((s.expected, s.present), (9, 8));
+    assert_eq!(
+        s.missing,
+        vec![MissingRun {
+            start: JAN1,
+            end: JAN1,
+            count: 1
+        }]
+    );
+
+    // Monthly bars 2023-10 .. 2024-03 without 2024-01.
+    let months = [
+        d(2023, 10, 1),
+        d(2023, 11, 1),
+        d(2023, 12, 1),
+        d(2024, 2, 1),
+        d(2024, 3, 1),
+    ];
+    db.store_data(bars("BTCUSDT", Freq::Mo1, &months), Freq::Mo1)
+        .await
+        .unwrap();
+    let range = TimeRange::parse("2023-10-01", "2024-03-31").unwrap();
+    let r = db.check_completeness(range, Freq::Mo1, &[]).await.unwrap();
+    let s = &r.symbols[0];
+    assert_eq!((s.expected, s.present), (6, 5));
+    assert_eq!(
+        s.missing,
+        vec![MissingRun {
+            start: JAN1,
+            end: JAN1,
+            count: 1
+        }]
+    );
+    // Complete when the hole is outside the range.
+    let range = TimeRange::parse("2024-02-01", "2024-03-31").unwrap();
+    let r = db.check_completeness(range, Freq::Mo1, &[]).await.unwrap();
+    assert_eq!((r.symbols[0].expected, r.symbols[0].coverage), (2, 1.0));
+
+    // 3d bars whose phase is not an epoch multiple: the phase comes from the stored bars.
+    let phase = d(2024, 1, 2);
+    assert_ne!(Freq::D3.floor(phase), phase);
+    let d3: Vec<i64> = (0..10)
+        .filter(|i| *i != 4)
+        .map(|i| phase + i * 3 * DAY_MS)
+        .collect();
+    db.store_data(bars("ETHUSDT", Freq::D3, &d3), Freq::D3)
+        .await
+        .unwrap();
+    let range = TimeRange::new(phase, phase + 30 * DAY_MS).unwrap();
+    let r = db.check_completeness(range, Freq::D3, &[]).await.unwrap();
+    let s = &r.symbols[0];
+    assert_eq!((s.expected, s.present), (10, 9));
+    assert!(s.suspicious.is_empty());
+    let hole = phase + 12 * DAY_MS;
+    assert_eq!(
+        s.missing,
+        vec![MissingRun {
+            start: hole,
+            end: hole,
+            count: 1
+        }]
+    );
+
+    // 1s over a whole year with two bars stored: runs computed without a grid in memory.
+    let secs = [d(2024, 3, 1), d(2024, 3, 1) + 1000];
+    db.store_data(bars("SOLUSDT", Freq::S1, &secs), Freq::S1)
+        .await
+        .unwrap();
+    let year = TimeRange::parse("2024-01-01", "2024-12-31").unwrap();
+    let r = db.check_completeness(year, Freq::S1, &[]).await.unwrap();
+    let s = &r.symbols[0];
+    assert_eq!(s.expected, 366 * 86_400);
+    assert_eq!(s.present, 2);
+    assert_eq!(s.missing.len(), 2);
+    assert_eq!(
+        s.missing[0],
+        MissingRun {
+            start: JAN1,
+            end: secs[0] - 1000,
+            count: (secs[0] - JAN1) as u64 / 1000
+        }
+    );
+    assert_eq!(s.missing[1].end, year.end_exclusive - 1000);
+}
+
+// ---------------------------------------------------------------------------------------
+// Resampling
+
+/// 1m bars with values that sum exactly in any order (multiples of 1/4, small).
+fn minute_bars(symbol: &str, start: i64, n: i64, skip: impl Fn(i64) -> bool) -> Vec<Kline> {
+    (0..n)
+        .filter(|i| !skip(*i))
+        .map(|i| {
+            let p = 100.0 + ((i * 7919) % 97) as f64 / 4.0;
+            let c = 100.0 + ((i * 104_729) % 89) as f64 / 4.0;
+            Kline {
+                symbol: symbol.to_owned(),
+                open_time: start + i * M,
+                open: p,
+                high: p.max(c) + ((i % 5) as f64) / 4.0,
+                low: p.min(c) - ((i % 3) as f64) / 4.0,
+                close: c,
+                volume: (i % 13) as f64 + 0.25,
+                close_time: start + i * M + M - 1,
+                quote_volume: (i % 17) as f64 * 2.0 + 0.5,
+                trades_count: i % 11,
+                taker_buy_volume: (i % 13) as f64 / 2.0,
+                taker_buy_quote_volume: (i % 17) as f64,
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resampling_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path()).await;
+    let two_days = TimeRange::parse("2024-01-01", "2024-01-02").unwrap();
+    let mut rows = minute_bars("AAAUSDT", JAN1, 2880, |_| false);
+    rows.extend(minute_bars("BBBUSDT", JAN1, 2880, |i| {
+        (600..700).contains(&i)
+    }));
+    db.store_data(rows, Freq::M1).await.unwrap();
+
+    // 1m -> 1h (stored) -> 1d equals 1m -> 1d.
+    let h = db
+        .resample_and_store(two_days, Freq::M1, Freq::H1, &[], IncompletePolicy::Keep)
+        .await
+        .unwrap();
+    // BBB misses 10:00-11:39: hour 10 is empty (no bar), hour 11 is incomplete.
+    assert_eq!(
+        (h.buckets, h.incomplete, h.dropped, h.stored),
+        (95, 1, 0, 95)
+    );
+    let via_h = db
+        .resample(two_days, Freq::H1, Freq::D1, &[], IncompletePolicy::Keep)
+        .await
+        .unwrap();
+    let direct = db
+        .resample(two_days, Freq::M1, Freq::D1, &[], IncompletePolicy::Keep)
+        .await
+        .unwrap();
+    assert_eq!(via_h.frame, direct.frame);
+    assert_eq!(
+        direct.frame.timestamp,
+        vec![JAN1, JAN1 + DAY_MS, JAN1, JAN1 + DAY_MS]
+    );
+    assert_eq!(direct.incomplete, 1);
+    let dropped = db
+        .resample(two_days, Freq::M1, Freq::D1, &[], IncompletePolicy::Drop)
+        .await
+        .unwrap();
+    assert_eq!(
+        (dropped.buckets, dropped.incomplete, dropped.dropped),
+        (4, 1, 1)
+    );
+    assert_eq!(dropped.frame.len(), 3);
+    assert_eq!(dropped.frame.symbols[1], ("BBBUSDT".to_owned(), 2..3));
+    assert_eq!(dropped.frame.timestamp[2], JAN1 + DAY_MS);
+
+    // An instant range is widened to whole buckets.
+    let mid = TimeRange::new(JAN1 + 5 * H + 17 * M, JAN1 + 6 * H).unwrap();
+    let one = db
+        .resample(
+            mid,
+            Freq::M1,
+            Freq::D1,
+            &syms(&["AAAUSDT"]),
+            IncompletePolicy::Drop,
+        )
+        .await
+        .unwrap();
+    assert_eq!(one.frame.timestamp, vec![JAN1]);
+    assert_eq!(one.frame, {
+        let mut f = direct.frame.clone();
+        f.symbols.truncate(1);
+        f.symbols[0].1 = 0..1;
+        f.timestamp.truncate(1);
+        for c in &mut f.columns {
+            match c {
+                Column::F64(v) => v.truncate(1),
+                Column::I64(v) => v.truncate(1),
+            }
+        }
+        f
+    });
+
+    // Not a whole multiple.
+    let err = db
+        .resample(two_days, Freq::M3, Freq::M5, &[], IncompletePolicy::Keep)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resampling_known_values_labels_and_empty_buckets() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path()).await;
+    // 24 hourly bars: open 100+i, high 200+i, low 50-i, close 150+i, volume 1000.
+    let hourly: Vec<Kline> = (0..24)
+        .map(|i| {
+            let f = i as f64;
+            Kline {
+                symbol: "BTCUSDT".into(),
+                open_time: JAN1 + i * H,
+                open: 100.0 + f,
+                high: 200.0 + f,
+                low: 50.0 - f,
+                close: 150.0 + f,
+                volume: 1000.0,
+                close_time: JAN1 + (i + 1) * H - 1,
+                quote_volume: 5000.0,
+                trades_count: 3,
+                taker_buy_volume: 400.0,
+                taker_buy_quote_volume: 2000.0,
+            }
+        })
+        .collect();
+    db.store_data(hourly, Freq::H1).await.unwrap();
+    let day = TimeRange::parse("2024-01-01", "2024-01-01").unwrap();
+    let r = db
+        .resample(day, Freq::H1, Freq::D1, &[], IncompletePolicy::Keep)
+        .await
+        .unwrap();
+    assert_eq!(r.frame.timestamp, vec![JAN1]);
+    let one = |f| f64s(&r.frame, f)[0];
+    assert_eq!(
+        [
+            one(Feature::Open),
+            one(Feature::High),
+            one(Feature::Low),
+            one(Feature::Close)
+        ],
+        [100.0, 223.0, 27.0, 173.0]
+    );
+    assert_eq!(one(Feature::Volume), 24_000.0);
+    assert_eq!(one(Feature::TradesCount), 72.0);
+    assert_eq!(one(Feature::TakerSellVolume), 24.0 * 600.0);
+    assert_eq!(r.incomplete, 0);
+
+    // 1d -> 1w: the week of Monday 2024-01-01 is labelled 2024-01-01; a week with no daily
+    // bars gets no bar; a week with some is incomplete.
+    let days: Vec<i64> = (0..7).chain(14..16).map(|i| JAN1 + i * DAY_MS).collect();
+    db.store_data(bars("BTCUSDT", Freq::D1, &days), Freq::D1)
+        .await
+        .unwrap();
+    let range = TimeRange::parse("2024-01-01", "2024-01-28").unwrap();
+    let w = db
+        .resample(range, Freq::D1, Freq::W1, &[], IncompletePolicy::Keep)
+        .await
+        .unwrap();
+    assert_eq!(
+        w.frame.timestamp,
+        vec![1_704_067_200_000, JAN1 + 14 * DAY_MS]
+    );
+    assert_eq!((w.buckets, w.incomplete), (2, 1));
+    let w = db
+        .resample_and_store(range, Freq::D1, Freq::W1, &[], IncompletePolicy::Drop)
+        .await
+        .unwrap();
+    assert_eq!((w.buckets, w.incomplete, w.dropped, w.stored), (2, 1, 1, 1));
+    assert_eq!(
+        db.get_time_range("BTCUSDT", Freq::W1).await.unwrap(),
+        Some((JAN1, JAN1))
+    );
+
+    // 1d -> 1M across a year boundary is labelled on the 1st.
+    let dec = parse_ymd(2023, 12, 30).unwrap();
+    db.store_data(
+        bars("ETHUSDT", Freq::D1, &[dec, dec + DAY_MS, JAN1]),
+        Freq::D1,
+    )
+    .await
+    .unwrap();
+    let m = db
+        .resample(
+            TimeRange::parse("2023-12-01", "2024-01-31").unwrap(),
+            Freq::D1,
+            Freq::Mo1,
+            &syms(&["ETHUSDT"]),
+            IncompletePolicy::Keep,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        m.frame.timestamp,
+        vec![parse_ymd(2023, 12, 1).unwrap(), JAN1]
+    );
+    assert_eq!(m.incomplete, 2);
+}
+
+// ---------------------------------------------------------------------------------------
+// Python v1.9 files
+
+const PYTHON_V19_DDL: &str = "
+CREATE TABLE IF NOT EXISTS market_data (
+    symbol TEXT,
+    timestamp INTEGER,
+    freq TEXT,
+    open_price REAL,
+    high_price REAL,
+    low_price REAL,
+    close_price REAL,
+    volume REAL,
+    quote_volume REAL,
+    trades_count INTEGER,
+    taker_buy_volume REAL,
+    taker_buy_quote_volume REAL,
+    taker_sell_volume REAL,
+    taker_sell_quote_volume REAL,
+    PRIMARY KEY (symbol, timestamp, freq)
+);
+CREATE INDEX IF NOT EXISTS idx_symbol ON market_data(symbol);
+CREATE INDEX IF NOT EXISTS idx_timestamp ON market_data(timestamp);
+CREATE INDEX IF NOT EXISTS idx_freq ON market_data(freq);
+CREATE INDEX IF NOT EXISTS idx_symbol_freq_timestamp ON market_data(symbol, freq, timestamp);
+CREATE TABLE IF NOT EXISTS funding_rate (
+    symbol TEXT,
+    timestamp INTEGER,
+    funding_rate REAL,
+    funding_time INTEGER,
+    mark_price REAL,
+    index_price REAL,
+    PRIMARY KEY (symbol, timestamp)
+);
+CREATE INDEX IF NOT EXISTS idx_funding_symbol ON funding_rate(symbol);
+CREATE INDEX IF NOT EXISTS idx_funding_timestamp ON funding_rate(timestamp);
+CREATE TABLE IF NOT EXISTS open_interest (
+    symbol TEXT,
+    timestamp INTEGER,
+    interval TEXT,
+    open_interest REAL,
+    open_interest_value REAL,
+    PRIMARY KEY (symbol, timestamp, interval)
+);
+CREATE INDEX IF NOT EXISTS idx_oi_symbol ON open_interest(symbol);
+CREATE INDEX IF NOT EXISTS idx_oi_timestamp ON open_interest(timestamp);
+CREATE TABLE IF NOT EXISTS long_short_ratio (
+    symbol TEXT,
+    timestamp INTEGER,
+    period TEXT,
+    ratio_type TEXT,
+    long_short_ratio REAL,
+    long_account REAL,
+    short_account REAL,
+    PRIMARY KEY (symbol, timestamp, period, ratio_type)
+);
+CREATE INDEX IF NOT EXISTS idx_lsr_symbol ON long_short_ratio(symbol);
+CREATE INDEX IF NOT EXISTS idx_lsr_timestamp ON long_short_ratio(timestamp);
+";
+
+/// Inserts a kline the way the Python v1.9 `store_data` does (`INSERT OR REPLACE`, taker
+/// sells computed, falsy zero written as NULL for optional metrics).
+fn python_insert(c: &rusqlite::Connection, k: &Kline, freq: &str) {
+    c.execute(
+        "INSERT OR REPLACE INTO market_data (symbol, timestamp, freq, open_price, high_price, \
+         low_price, close_price, volume, quote_volume, trades_count, taker_buy_volume, \
+         taker_buy_quote_volume, taker_sell_volume, taker_sell_quote_volume) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rusqlite::params![
+            k.symbol,
+            k.open_time,
+            freq,
+            k.open,
+            k.high,
+            k.low,
+            k.close,
+            k.volume,
+            k.quote_volume,
+            k.trades_count,
+            k.taker_buy_volume,
+            k.taker_buy_quote_volume,
+            k.volume - k.taker_buy_volume,
+            k.quote_volume - k.taker_buy_quote_volume
+        ],
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_v19_files_open_read_and_accept_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let times: Vec<i64> = (0..5).map(|i| JAN1 + i * M).collect();
+    let py_rows = bars("BTCUSDT", Freq::M1, &times);
+    {
+        let c = raw(dir.path());
+        c.execute_batch(PYTHON_V19_DDL).unwrap();
+        for k in &py_rows {
+            python_insert(&c, k, "1m");
+        }
+        c.execute(
+            "INSERT OR REPLACE INTO funding_rate VALUES ('BTCUSDT', ?1, 0.0001, ?1, NULL, 42000.5)",
+            [JAN1],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT OR REPLACE INTO long_short_ratio VALUES ('BTCUSDT', ?1, '5m', 'account', 1.25, 0.55, 0.45)",
+            [JAN1],
+        )
+        .unwrap();
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 0);
+    }
+    let db = open(dir.path()).await;
+    assert_eq!(db.schema_version().await.unwrap(), SCHEMA_VERSION);
+    assert_eq!(db.tables().kline_indexes, 4);
+    let all = TimeRange::parse("2024-01-01", "2024-01-01").unwrap();
+    let got = db.read_data(all, Freq::M1, &[], &[], true).await.unwrap();
+    assert_eq!(got, expected_frame(&py_rows, all));
+    let fr = db.read_funding_rate(all, &[]).await.unwrap();
+    assert_eq!(fr[0].mark_price, None);
+    assert_eq!(fr[0].index_price, Some(42000.5));
+    let lsr = db
+        .read_long_short_ratio(all, &[], Freq::M5, RatioType::TopTraderAccount)
+        .await
+        .unwrap();
+    assert_eq!(lsr.len(), 1);
+    assert_eq!(lsr[0].long_short_ratio, 1.25);
+
+    // Upsert: corrected old bars and new ones, no duplicates.
+    let more: Vec<i64> = (3..8).map(|i| JAN1 + i * M).collect();
+    let mut ours = bars("BTCUSDT", Freq::M1, &more);
+    for k in &mut ours {
+        k.close = k.low;
+    }
+    db.store_data(ours.clone(), Freq::M1).await.unwrap();
+    assert_eq!(db.count("BTCUSDT", Freq::M1, None).await.unwrap(), 8);
+    let mut want: Vec<Kline> = py_rows[..3].to_vec();
+    want.extend(ours);
+    let got = db.read_data(all, Freq::M1, &[], &[], true).await.unwrap();
+    assert_eq!(got, expected_frame(&want, all));
+    db.close().await;
+
+    // The Python side still upserts into the same file, and its indexes are intact.
+    let c = raw(dir.path());
+    python_insert(&c, &py_rows[4], "1m");
+    let n: i64 = c
+        .query_row("SELECT COUNT(*) FROM market_data", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 8);
+    let idx: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(idx, 10);
+    let v: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_files_take_python_upserts_and_python_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path()).await;
+    let times: Vec<i64> = (0..3).map(|i| JAN1 + i * M).collect();
+    let rows = bars("BTCUSDT", Freq::M1, &times);
+    db.store_data(rows.clone(), Freq::M1).await.unwrap();
+    db.close().await;
+    {
+        // What the Python MarketDB does when it opens our file.
+        let c = raw(dir.path());
+        c.execute_batch(PYTHON_V19_DDL).unwrap();
+        python_insert(&c, &rows[1], "1m");
+        let n: i64 = c
+            .query_row("SELECT COUNT(*) FROM market_data", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 3);
+    }
+    let db = open(dir.path()).await;
+    assert_eq!(db.tables().kline_indexes, 4);
+    db.store_data(rows.clone(), Freq::M1).await.unwrap();
+    let dropped = db.drop_secondary_indexes().await.unwrap();
+    assert_eq!(dropped.len(), 10);
+    assert!(dropped.contains(&"idx_symbol_freq_timestamp".to_owned()));
+    db.store_data(rows.clone(), Freq::M1).await.unwrap();
+    assert_eq!(db.count("BTCUSDT", Freq::M1, None).await.unwrap(), 3);
+    let all = TimeRange::parse("2024-01-01", "2024-01-01").unwrap();
+    assert_eq!(
+        db.read_data(all, Freq::M1, &[], &[], true).await.unwrap(),
+        expected_frame(&rows, all)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_head_files_are_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let c = raw(dir.path());
+        c.execute_batch(
+            "CREATE TABLE klines (symbol TEXT NOT NULL, timestamp INTEGER NOT NULL, \
+             freq TEXT NOT NULL, open_price REAL NOT NULL, high_price REAL NOT NULL, \
+             low_price REAL NOT NULL, close_price REAL NOT NULL, volume REAL NOT NULL, \
+             close_time INTEGER NOT NULL, quote_volume REAL NOT NULL, \
+             trades_count INTEGER NOT NULL, taker_buy_volume REAL NOT NULL, \
+             taker_buy_quote_volume REAL NOT NULL, taker_sell_volume REAL NOT NULL, \
+             taker_sell_quote_volume REAL NOT NULL, PRIMARY KEY (symbol, timestamp, freq));
+             CREATE TABLE funding_rates (symbol TEXT NOT NULL, timestamp INTEGER NOT NULL, \
+             funding_rate REAL NOT NULL, funding_time INTEGER NOT NULL, mark_price REAL, \
+             index_price REAL, PRIMARY KEY (symbol, timestamp));
+             CREATE TABLE open_interests (symbol TEXT NOT NULL, timestamp INTEGER NOT NULL, \
+             interval TEXT NOT NULL DEFAULT '5m', open_interest REAL NOT NULL, \
+             open_interest_value REAL, PRIMARY KEY (symbol, timestamp, interval));
+             CREATE TABLE long_short_ratios (symbol TEXT NOT NULL, timestamp INTEGER NOT NULL, \
+             period TEXT NOT NULL DEFAULT '5m', ratio_type TEXT NOT NULL DEFAULT 'account', \
+             long_short_ratio REAL NOT NULL, long_account REAL, short_account REAL, \
+             PRIMARY KEY (symbol, timestamp, period, ratio_type));",
+        )
+        .unwrap();
+    }
+    let db = open(dir.path()).await;
+    assert_eq!(db.tables().kline, "klines");
+    let rows = bars("BTCUSDT", Freq::H1, &[JAN1, JAN1 + H]);
+    db.store_data(rows.clone(), Freq::H1).await.unwrap();
+    let all = TimeRange::parse("2024-01-01", "2024-01-01").unwrap();
+    assert_eq!(
+        db.read_data(all, Freq::H1, &[], &[], true).await.unwrap(),
+        expected_frame(&rows, all)
+    );
+    let c = raw(dir.path());
+    let ct: i64 = c
+        .query_row(
+            "SELECT close_time FROM klines WHERE timestamp = ?1",
+            [JAN1],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(ct, JAN1 + H - 1);
+    let tables: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'market_data'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 0, "no v1.9 tables are added to a 1.10+ file");
+}
+
+// ---------------------------------------------------------------------------------------
+// Streaming
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scans_deliver_every_row_once_in_bounded_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path()).await;
+    // 20 symbols x 10,000 minutes (about 7 days) = 200,000 rows.
+    let times: Vec<i64> = (0..10_000).map(|i| JAN1 + 7 * H + i * M).collect();
+    let symbols: Vec<String> = (0..20).map(|i| format!("S{i:02}USDT")).collect();
+    let rows: Vec<Vec<Kline>> = symbols.iter().map(|s| bars(s, Freq::M1, &times)).collect();
+    db.store_data(rows, Freq::M1).await.unwrap();
+    let range = TimeRange::parse("2023-12-31", "2024-01-31").unwrap();
+    let want: Vec<(String, i64)> = symbols
+        .iter()
+        .flat_map(|s| times.iter().map(move |t| (s.clone(), *t)))
+        .collect();
+
+    for chunk in [ScanChunk::Rows(7_777), ScanChunk::Symbol, ScanChunk::Day] {
+        let mut stream = db.scan(
+            range,
+            Freq::M1,
+            &[],
+            &[Feature::Close, Feature::TradesCount],
+            chunk,
+        );
+        let mut got: Vec<(String, i64)> = Vec::with_capacity(want.len());
+        let mut frames = 0;
+        while let Some(frame) = stream.next().await {
+            let frame = frame.unwrap();
+            frames += 1;
+            assert!(!frame.is_empty());
+            assert_eq!(frame.columns.len(), 2);
+            match chunk {
+                ScanChunk::Rows(n) => assert!(frame.len() <= n),
+                ScanChunk::Symbol => assert_eq!(frame.symbols.len(), 1),
+                ScanChunk::Day => {
+                    let day = frame.timestamp[0].div_euclid(DAY_MS);
+                    assert!(frame.timestamp.iter().all(|t| t.div_euclid(DAY_MS) == day));
+                }
+            }
+            for (i, t) in frame.timestamp.iter().enumerate() {
+                got.push((frame.symbol_of(i).unwrap().to_owned(), *t));
+            }
+        }
+        match chunk {
+            ScanChunk::Rows(n) => {
+                assert_eq!(frames, want.len().div_ceil(n));
+                assert_eq!(got, want);
+            }
+            ScanChunk::Symbol => {
+                assert_eq!(frames, 20);
+                assert_eq!(got, want);
+            }
+            ScanChunk::Day => {
+                // Day order: every row once, (symbol, time) order within each day.
+                assert_eq!(frames, 8);
+                let mut sorted = got.clone();
+                sorted.sort_by_key(|(s, t)| (t.div_euclid(DAY_MS), s.clone(), *t));
+                assert_eq!(got, sorted);
+                sorted.sort();
+                assert_eq!(sorted, want);
+            }
+        }
+    }
+
+    // Errors arrive through the stream; a dropped stream stops the producer.
+    let mut bad = db.scan(range, Freq::M1, &syms(&["NO/PE"]), &[], ScanChunk::Symbol);
+    assert!(matches!(bad.next().await, Some(Err(Error::Model(_)))));
+    assert!(bad.next().await.is_none());
+    let mut zero = db.scan(range, Freq::M1, &[], &[], ScanChunk::Rows(0));
+    assert!(matches!(
+        zero.next().await,
+        Some(Err(Error::InvalidArgument { .. }))
+    ));
+    let mut early = db.scan(range, Freq::M1, &[], &[], ScanChunk::Rows(10));
+    assert_eq!(early.next().await.unwrap().unwrap().len(), 10);
+    drop(early);
+    assert_eq!(db.count("S00USDT", Freq::M1, None).await.unwrap(), 10_000);
+}
+
+#[test]
+fn blocking_scan_from_a_plain_thread() {
+    let rt = rt();
+    let dir = tempfile::tempdir().unwrap();
+    let db = rt.block_on(open(dir.path()));
+    let times: Vec<i64> = (0..100).map(|i| JAN1 + i * M).collect();
+    rt.block_on(db.store_data(bars("BTCUSDT", Freq::M1, &times), Freq::M1))
+        .unwrap();
+    let range = TimeRange::parse("2024-01-01", "2024-01-01").unwrap();
+    let mut stream = {
+        let _guard = rt.enter();
+        db.scan(range, Freq::M1, &[], &[], ScanChunk::Rows(30))
+    };
+    let mut n = 0;
+    while let Some(f) = stream.blocking_next() {
+        n += f.unwrap().len();
+    }
+    assert_eq!(n, 100);
+}
+
+// ---------------------------------------------------------------------------------------
+// Metrics
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_round_trip_with_zero_and_null() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path()).await;
+    let funding = vec![
+        FundingRate {
+            symbol: "BTCUSDT".into(),
+            funding_time: JAN1,
+            funding_rate: 0.0001,
+            mark_price: Some(0.0),
+            index_price: None,
+        },
+        FundingRate {
+            symbol: "BTCUSDT".into(),
+            funding_time: JAN1 + 8 * H,
+            funding_rate: -0.0003,
+            mark_price: Some(42000.25),
+            index_price: Some(41999.5),
+        },
+        FundingRate {
+            symbol: "ETHUSDT".into(),
+            funding_time: JAN1 + 3,
+            funding_rate: 0.0,
+            mark_price: None,
+            index_price: Some(0.0),
+        },
+    ];
+    let oi = vec![
+        OpenInterest {
+            symbol: "BTCUSDT".into(),
+            time: JAN1,
+            interval: Freq::M5,
+            open_interest: 0.0,
+            open_interest_value: Some(0.0),
+        },
+        OpenInterest {
+            symbol: "BTCUSDT".into(),
+            time: JAN1 + 5 * M,
+            interval: Freq::M5,
+            open_interest: 12.5,
+            open_interest_value: None,
+        },
+        OpenInterest {
+            symbol: "BTCUSDT".into(),
+            time: JAN1,
+            interval: Freq::H1,
+            open_interest: 99.0,
+            open_interest_value: Some(1.0),
+        },
+    ];
+    let lsr = vec![
+        LongShortRatio {
+            symbol: "BTCUSDT".into(),
+            timestamp: JAN1,
+            period: Freq::M5,
+            ratio_type: RatioType::GlobalAccount,
+            long_short_ratio: 1.1,
+            long_account: Some(0.0),
+            short_account: None,
+        },
+        LongShortRatio {
+            symbol: "BTCUSDT".into(),
+            timestamp: JAN1,
+            period: Freq::M5,
+            ratio_type: RatioType::TakerVol,
+            long_short_ratio: 0.9,
+            long_account: None,
+            short_account: None,
+        },
+    ];
+    assert_eq!(db.store_funding_rate(funding.clone()).await.unwrap(), 3);
+    assert_eq!(db.store_open_interest(oi.clone()).await.unwrap(), 3);
+    assert_eq!(db.store_long_short_ratio(lsr.clone()).await.unwrap(), 2);
+    let day = TimeRange::parse("2024-01-01", "2024-01-01").unwrap();
+
+    let mut want = funding.clone();
+    want.sort_by(|a, b| (&a.symbol, a.funding_time).cmp(&(&b.symbol, b.funding_time)));
+    assert_eq!(db.read_funding_rate(day, &[]).await.unwrap(), want);
+    assert_eq!(
+        db.read_funding_rate(day, &syms(&["ethusdt"]))
+            .await
+            .unwrap(),
+        want[2..].to_vec()
+    );
+    assert_eq!(
+        db.read_open_interest(day, &[], Freq::M5).await.unwrap(),
+        oi[..2].to_vec()
+    );
+    assert_eq!(
+        db.read_open_interest(day, &[], Freq::H1).await.unwrap(),
+        oi[2..].to_vec()
+    );
+    assert_eq!(
+        db.read_long_short_ratio(day, &[], Freq::M5, RatioType::GlobalAccount)
+            .await
+            .unwrap(),
+        lsr[..1].to_vec()
+    );
+    assert!(
+        db.read_long_short_ratio(day, &[], Freq::M5, RatioType::TopTraderPosition)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Stored as 0 and NULL, not the other way round.
+    let c = raw(dir.path());
+    let (zero, null): (Option<f64>, Option<f64>) = c
+        .query_row(
+            "SELECT mark_price, index_price FROM funding_rate WHERE symbol = 'BTCUSDT' AND timestamp = ?1",
+            [JAN1],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((zero, null), (Some(0.0), None));
+
+    // Legacy spellings written by Python are read as aliases; canonical rows win.
+    c.execute_batch(&format!(
+        "INSERT INTO long_short_ratio VALUES ('BTCUSDT', {t}, '5m', 'global', 7.0, NULL, NULL);
+         INSERT INTO long_short_ratio VALUES ('BTCUSDT', {t2}, '5m', 'global', 8.0, 0.5, 0.0);",
+        t = JAN1,
+        t2 = JAN1 + 5 * M
+    ))
+    .unwrap();
+    let got = db
+        .read_long_short_ratio(day, &[], Freq::M5, RatioType::GlobalAccount)
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0], lsr[0]);
+    assert_eq!(got[1].long_short_ratio, 8.0);
+    assert_eq!(got[1].short_account, Some(0.0));
+    assert_eq!(got[1].ratio_type, RatioType::GlobalAccount);
+
+    // OI and LSR together: both or neither.
+    let mut more_lsr = lsr.clone();
+    more_lsr[0].timestamp += 10 * M;
+    more_lsr[1].long_short_ratio = f64::NAN;
+    let mut more_oi = oi.clone();
+    more_oi[0].time += 10 * M;
+    assert!(matches!(
+        db.store_metrics(more_oi.clone(), more_lsr.clone()).await,
+        Err(Error::Invalid(_))
+    ));
+    assert_eq!(
+        db.read_open_interest(day, &[], Freq::M5)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    more_lsr.truncate(1);
+    assert_eq!(db.store_metrics(more_oi, more_lsr).await.unwrap(), 4);
+    assert_eq!(
+        db.read_open_interest(day, &[], Freq::M5)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+
+    // Validation is atomic for metrics too.
+    let mut bad = funding.clone();
+    bad.push(FundingRate {
+        symbol: "BAD SYMBOL".into(),
+        funding_time: 0,
+        funding_rate: 0.0,
+        mark_price: None,
+        index_price: None,
+    });
+    bad[0].funding_rate = 0.5;
+    assert!(matches!(
+        db.store_funding_rate(bad).await,
+        Err(Error::Invalid(_))
+    ));
+    assert_eq!(db.read_funding_rate(day, &[]).await.unwrap(), want);
+    let _ = KlineInput::from(Vec::<Kline>::new());
+    assert_eq!(
+        db.store_data(Vec::<Kline>::new(), Freq::M1).await.unwrap(),
+        0
+    );
+}
