@@ -27,7 +27,12 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {}", cli::one_line(&err));
-            ExitCode::from(1)
+            // A bad time, symbol or feature given on the command line is a usage error.
+            if err.downcast_ref::<marketdb_model::Error>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
         }
     }
 }

@@ -500,11 +500,11 @@ fn every_error_class_is_one_clear_line() {
     let q = |start: &str, freq: &str, symbols: &str| {
         marketdb(p, &["query", "--symbols", symbols, "--start", start, "--end", "2024-01-02", "--freq", freq])
     };
-    fails_cleanly(&q("2024-13-01", "1m", "BTCUSDT"), 1, &["2024-13-01"]);
-    fails_cleanly(&q("2024-01-03", "1m", "BTCUSDT"), 1, &["after"]);
+    fails_cleanly(&q("2024-13-01", "1m", "BTCUSDT"), 2, &["2024-13-01"]);
+    fails_cleanly(&q("2024-01-03", "1m", "BTCUSDT"), 2, &["after"]);
     fails_cleanly(&q("2024-01-01", "7m", "BTCUSDT"), 2, &["7m"]);
-    fails_cleanly(&q("2024-01-01", "1m", "BTC/USDT"), 1, &["BTC/USDT"]);
-    fails_cleanly(&q("2024-01-01", "1m", "BTC';DROP TABLE market_data;--"), 1, &["invalid symbol"]);
+    fails_cleanly(&q("2024-01-01", "1m", "BTC/USDT"), 2, &["BTC/USDT"]);
+    fails_cleanly(&q("2024-01-01", "1m", "BTC';DROP TABLE market_data;--"), 2, &["invalid symbol"]);
     fails_cleanly(&marketdb(p, &["ingest", "no/such/file.csv"]), 1, &["no/such/file.csv"]);
     fails_cleanly(
         &marketdb(p, &["summary", "--db", "missing.db"]),
