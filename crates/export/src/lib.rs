@@ -31,7 +31,6 @@ mod table;
 
 pub(crate) use marketdb_store::{Column, KlineFrame};
 
-pub use atomic::FileRecord;
 pub use csv::CsvReport;
 pub use error::{Error, Result};
 pub use exporter::{AsyncDataExporter, NumpyReport};

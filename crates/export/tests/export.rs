@@ -7,7 +7,8 @@
 //! Integration tests of marketdb-export: a real store in a temporary folder, exports to
 //! NumPy, CSV, Parquet and statistics, and REAL Python (numpy, pandas, pyarrow, from a
 //! virtualenv at `<workspace>/target/pyenv` created on first use) loading the files and
-//! comparing them with what the store holds. Python checks are batched: one Python run per
+//! comparing them with what the store holds (the virtualenv comes from the workspace's
+//! `scripts/pyenv.sh`). Python checks are batched: one Python run per
 //! test. Without `python3` on the machine the Python halves are skipped with a loud
 //! message; the Rust halves still run.
 
@@ -20,7 +21,6 @@ use std::{
         Arc, Mutex, OnceLock,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, SystemTime},
 };
 
 use marketdb_export::{
@@ -63,12 +63,14 @@ fn python_works(py: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// Creates (once, under a lock file shared with other processes) the virtualenv
-/// `<workspace>/target/pyenv` with numpy, pandas and pyarrow; `None` without python3.
+/// Prepares (once per test binary) the shared virtualenv `<workspace>/target/pyenv` with
+/// numpy, pandas and pyarrow and returns its interpreter; `None` without python3. The
+/// workspace script `scripts/pyenv.sh` does the work under an flock on
+/// `target/pyenv.lock` (shared with the CLI tests); without the script the venv is created
+/// here the same way.
 fn setup_python() -> Option<PathBuf> {
-    let target = workspace_root().join("target");
-    let env = target.join("pyenv");
-    let py = env.join("bin").join("python");
+    let root = workspace_root();
+    let py = root.join("target").join("pyenv").join("bin").join("python");
     if python_works(&py) {
         return Some(py);
     }
@@ -81,72 +83,43 @@ fn setup_python() -> Option<PathBuf> {
         );
         return None;
     }
-    fs::create_dir_all(&target).unwrap();
-    let lock = target.join("pyenv.lock");
-    loop {
-        match fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&lock)
-        {
-            Ok(_) => break,
-            Err(_) => {
-                if python_works(&py) {
-                    return Some(py);
-                }
-                // A lock older than 20 minutes belongs to a dead process.
-                let stale = fs::metadata(&lock)
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| SystemTime::now().duration_since(t).ok())
-                    .is_some_and(|age| age > Duration::from_secs(1200));
-                if stale {
-                    let _ = fs::remove_file(&lock);
-                }
-                std::thread::sleep(Duration::from_secs(2));
-            }
-        }
-    }
-    let result = (|| {
-        if python_works(&py) {
-            return Ok(());
-        }
-        let st = Command::new("python3")
-            .args(["-m", "venv", "--clear"])
-            .arg(&env)
-            .status()
-            .map_err(|e| e.to_string())?;
-        if !st.success() {
-            return Err(format!("python3 -m venv failed: {st}"));
-        }
-        let st = Command::new(env.join("bin").join("pip"))
-            .args([
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "numpy",
-                "pandas",
-                "pyarrow",
-            ])
-            .status()
-            .map_err(|e| e.to_string())?;
-        if !st.success() {
-            return Err(format!("pip install numpy pandas pyarrow failed: {st}"));
-        }
-        fs::write(env.join(".marketdb-ready"), b"numpy pandas pyarrow\n").map_err(|e| e.to_string())
-    })();
-    let _ = fs::remove_file(&lock);
-    if let Err(e) = result {
-        panic!(
-            "cannot prepare the python virtualenv at {}: {e}",
-            env.display()
+    let script = root.join("scripts").join("pyenv.sh");
+    if script.is_file() {
+        let out = Command::new("bash").arg(&script).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{} failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
         );
+        let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        assert!(
+            python_works(&path),
+            "{} does not import numpy",
+            path.display()
+        );
+        return Some(path);
     }
-    assert!(
-        python_works(&py),
-        "the virtualenv at {} does not import numpy",
-        env.display()
-    );
+    let env = root.join("target").join("pyenv");
+    let st = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&env)
+        .status()
+        .unwrap();
+    assert!(st.success(), "python3 -m venv {} failed", env.display());
+    let st = Command::new(&py)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(["numpy", "pandas", "pyarrow"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "pip install numpy pandas pyarrow failed");
+    assert!(python_works(&py), "{} does not import numpy", py.display());
     Some(py)
 }
 
