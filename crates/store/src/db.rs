@@ -27,6 +27,10 @@ use crate::{
     schema,
 };
 
+/// Prepared statements cached per connection (reads use one per feature set, interval
+/// inserts one per batch size and interval).
+const STATEMENT_CACHE: usize = 64;
+
 /// Source bars per resampling read (each window is its own short read).
 const RESAMPLE_WINDOW_ROWS: i64 = 500_000;
 
@@ -115,7 +119,13 @@ impl AsyncMarketDB {
         T: Send + 'static,
     {
         let tables = self.inner.tables;
-        self.inner.pool.read(move |c| f(c, &tables)).await
+        self.inner
+            .pool
+            .read(move |c| {
+                c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+                f(c, &tables)
+            })
+            .await
     }
 
     async fn write<T, F>(&self, f: F) -> Result<T>
@@ -124,7 +134,13 @@ impl AsyncMarketDB {
         T: Send + 'static,
     {
         let tables = self.inner.tables;
-        self.inner.pool.write(move |tx| f(tx, &tables)).await
+        self.inner
+            .pool
+            .write(move |tx| {
+                tx.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+                f(tx, &tables)
+            })
+            .await
     }
 
     /// Checkpoints the WAL after a large write without waiting for readers: TRUNCATE with
@@ -164,7 +180,6 @@ impl AsyncMarketDB {
         let n = self
             .write(move |c, t| {
                 validate_all(&rows, freq)?;
-                c.set_prepared_statement_cache_capacity(64);
                 insert_klines(c, t, &rows, freq, batch)
             })
             .await?;
