@@ -62,7 +62,14 @@ fn ci(root: &Path) -> Result<()> {
     cargo(root, &["fmt", "--all", "--", "--check"])?;
     cargo(
         root,
-        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
     )?;
     run_tidy(root)?;
     cargo(root, &["test", "--workspace"])
@@ -81,7 +88,14 @@ fn run_tidy(root: &Path) -> Result<()> {
 }
 
 fn bench(root: &Path, args: &[String]) -> Result<()> {
-    let mut full = vec!["run", "--release", "--quiet", "--package", "marketdb-bench", "--"];
+    let mut full = vec![
+        "run",
+        "--release",
+        "--quiet",
+        "--package",
+        "marketdb-bench",
+        "--",
+    ];
     full.extend(args.iter().map(String::as_str));
     cargo(root, &full)
 }

@@ -27,7 +27,10 @@ pub fn check(root: &Path) -> Result<Vec<String>> {
             }
         }
     }
-    let mut manifests = vec![root.join("xtask/Cargo.toml"), root.join("benches/Cargo.toml")];
+    let mut manifests = vec![
+        root.join("xtask/Cargo.toml"),
+        root.join("benches/Cargo.toml"),
+    ];
     if let Ok(entries) = fs::read_dir(root.join("crates")) {
         for entry in entries.flatten() {
             manifests.push(entry.path().join("Cargo.toml"));
@@ -128,8 +131,16 @@ mod tests {
             "crates/model/Cargo.toml",
             "[package]\nname = \"marketdb-model\"\n\n[dependencies]\nserde = { workspace = true, features = [\"derive\"] }\n",
         );
-        write(root, "crates/model/src/lib.rs", "//! The model.\n\nmod freq;\n");
-        write(root, "crates/model/src/freq.rs", "//! Intervals.\n\npub struct Freq;\n");
+        write(
+            root,
+            "crates/model/src/lib.rs",
+            "//! The model.\n\nmod freq;\n",
+        );
+        write(
+            root,
+            "crates/model/src/freq.rs",
+            "//! Intervals.\n\npub struct Freq;\n",
+        );
         write(root, "src/main.rs", "\n//! The CLI.\nfn main() {}\n");
         dir
     }
@@ -143,10 +154,17 @@ mod tests {
     #[test]
     fn removing_a_header_fails() {
         let dir = fake_workspace();
-        write(dir.path(), "crates/model/src/freq.rs", "/// Not a module doc.\npub struct Freq;\n");
+        write(
+            dir.path(),
+            "crates/model/src/freq.rs",
+            "/// Not a module doc.\npub struct Freq;\n",
+        );
         let problems = check(dir.path()).unwrap();
         assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].contains("crates/model/src/freq.rs"), "{problems:?}");
+        assert!(
+            problems[0].contains("crates/model/src/freq.rs"),
+            "{problems:?}"
+        );
         assert!(problems[0].contains("//!"), "{problems:?}");
     }
 
@@ -162,7 +180,10 @@ mod tests {
         );
         let problems = check(dir.path()).unwrap();
         assert_eq!(problems.len(), 2, "{problems:?}");
-        assert!(problems[0].contains("internal dependency `marketdb-pool`"), "{problems:?}");
+        assert!(
+            problems[0].contains("internal dependency `marketdb-pool`"),
+            "{problems:?}"
+        );
         assert!(problems[1].contains("dependency `serde`"), "{problems:?}");
     }
 

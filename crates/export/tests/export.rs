@@ -1,9 +1,3 @@
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::print_stderr
-)]
 //! Integration tests of marketdb-export: a real store in a temporary folder, exports to
 //! NumPy, CSV, Parquet and statistics, and REAL Python (numpy, pandas, pyarrow, from a
 //! virtualenv at `<workspace>/target/pyenv` created on first use) loading the files and
@@ -12,6 +6,12 @@
 //! test. Without `python3` on the machine the Python halves are skipped with a loud
 //! message; the Rust halves still run.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
 use std::{
     collections::BTreeMap,
     fs,

@@ -48,6 +48,15 @@ impl Check<'_> {
     }
 
     fn symbol(&self) -> Result<(), ValidationError> {
+        // Fast path without allocation: this runs once per stored row.
+        let b = self.symbol.as_bytes();
+        if !b.is_empty()
+            && b.len() <= 40
+            && b.iter()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b'_')
+        {
+            return Ok(());
+        }
         match validate_symbol(self.symbol) {
             Ok(s) if s == self.symbol => Ok(()),
             Ok(_) => Err(self.fail("symbol", self.symbol, "symbols are stored upper-case")),

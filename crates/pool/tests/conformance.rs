@@ -1,10 +1,10 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Conformance tests for marketdb-pool (the crate's one integration-test binary): one suite
 //! of async checks (each takes a `PoolManager`, see `suite`) run against the bb8 backend, the
 //! built-in backend, and `Backend::Auto` with the primary forced to fail; plus fallback
 //! logging and error classification (`fallback`) and a bounded 1-writer/8-reader stress test
 //! (`stress`). This file holds the shared harness.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #[path = "conformance/fallback.rs"]
 mod fallback;
 #[path = "conformance/stress.rs"]

@@ -10,7 +10,9 @@
 
 use std::path::{Path, PathBuf};
 
-use marketdb_model::{Feature, Freq, FundingRate, LongShortRatio, OpenInterest, RatioType, TimeRange};
+use marketdb_model::{
+    Feature, Freq, FundingRate, LongShortRatio, OpenInterest, RatioType, TimeRange,
+};
 use marketdb_pool::PoolKind;
 pub use marketdb_store::{
     AsyncMarketDB, Column, CompletenessReport, DataSummary, IncompletePolicy, KlineFrame,
@@ -78,10 +80,7 @@ impl MarketDB {
         })
     }
 
-    fn block<T>(
-        &self,
-        fut: impl Future<Output = marketdb_store::Result<T>>,
-    ) -> Result<T> {
+    fn block<T>(&self, fut: impl Future<Output = marketdb_store::Result<T>>) -> Result<T> {
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(Error::InsideRuntime);
         }

@@ -13,13 +13,30 @@ const T0: i64 = 1_704_067_200_000; // 2024-01-01T00:00:00Z
 
 #[derive(Clone, Debug)]
 enum Call {
-    Store { symbol: usize, start: i64, n: usize, price: f64 },
-    Read { from_h: i64, hours: i64, features: usize },
-    Delete { symbol: usize, from_h: i64, hours: i64 },
+    Store {
+        symbol: usize,
+        start: i64,
+        n: usize,
+        price: f64,
+    },
+    Read {
+        from_h: i64,
+        hours: i64,
+        features: usize,
+    },
+    Delete {
+        symbol: usize,
+        from_h: i64,
+        hours: i64,
+    },
     Summary,
-    Check { hours: i64 },
+    Check {
+        hours: i64,
+    },
     Resample,
-    Latest { limit: usize },
+    Latest {
+        limit: usize,
+    },
 }
 
 const SYMBOLS: [&str; 3] = ["AAAUSDT", "BBBUSDT", "CCCUSDT"];
@@ -48,12 +65,24 @@ fn bars(symbol: &str, start_h: i64, n: usize, price: f64) -> Vec<Kline> {
 
 fn call() -> impl Strategy<Value = Call> {
     prop_oneof![
-        (0..3usize, 0..72i64, 1..30usize, 1.0..1000.0f64)
-            .prop_map(|(symbol, start, n, price)| Call::Store { symbol, start, n, price }),
-        (0..72i64, 1..72i64, 0..3usize)
-            .prop_map(|(from_h, hours, features)| Call::Read { from_h, hours, features }),
-        (0..3usize, 0..72i64, 1..10i64)
-            .prop_map(|(symbol, from_h, hours)| Call::Delete { symbol, from_h, hours }),
+        (0..3usize, 0..72i64, 1..30usize, 1.0..1000.0f64).prop_map(|(symbol, start, n, price)| {
+            Call::Store {
+                symbol,
+                start,
+                n,
+                price,
+            }
+        }),
+        (0..72i64, 1..72i64, 0..3usize).prop_map(|(from_h, hours, features)| Call::Read {
+            from_h,
+            hours,
+            features
+        }),
+        (0..3usize, 0..72i64, 1..10i64).prop_map(|(symbol, from_h, hours)| Call::Delete {
+            symbol,
+            from_h,
+            hours
+        }),
         Just(Call::Summary),
         (1..96i64).prop_map(|hours| Call::Check { hours }),
         Just(Call::Resample),
@@ -70,23 +99,51 @@ fn all() -> Vec<String> {
 }
 
 /// Runs one call on both databases and returns both results rendered comparably.
-fn apply(call: &Call, sync: &MarketDB, rt: &tokio::runtime::Runtime, db: &AsyncMarketDB) -> (String, String) {
-    let feats = [vec![], vec![Feature::Close, Feature::Vwap], vec![Feature::TradesCount]];
+fn apply(
+    call: &Call,
+    sync: &MarketDB,
+    rt: &tokio::runtime::Runtime,
+    db: &AsyncMarketDB,
+) -> (String, String) {
+    let feats = [
+        vec![],
+        vec![Feature::Close, Feature::Vwap],
+        vec![Feature::TradesCount],
+    ];
     match call {
-        Call::Store { symbol, start, n, price } => {
+        Call::Store {
+            symbol,
+            start,
+            n,
+            price,
+        } => {
             let data = bars(SYMBOLS[*symbol], *start, *n, *price);
-            let a = sync.store_data(data.clone(), Freq::H1).map_err(|e| e.to_string());
-            let b = rt.block_on(db.store_data(data, Freq::H1)).map_err(|e| e.to_string());
+            let a = sync
+                .store_data(data.clone(), Freq::H1)
+                .map_err(|e| e.to_string());
+            let b = rt
+                .block_on(db.store_data(data, Freq::H1))
+                .map_err(|e| e.to_string());
             (format!("{a:?}"), format!("{b:?}"))
         }
-        Call::Read { from_h, hours, features } => {
+        Call::Read {
+            from_h,
+            hours,
+            features,
+        } => {
             let r = range_h(*from_h, *hours);
             let f = &feats[*features];
             let a = sync.read_data(r, Freq::H1, &all(), f, false).unwrap();
-            let b = rt.block_on(db.read_data(r, Freq::H1, &all(), f, false)).unwrap();
+            let b = rt
+                .block_on(db.read_data(r, Freq::H1, &all(), f, false))
+                .unwrap();
             (format!("{a:?}"), format!("{b:?}"))
         }
-        Call::Delete { symbol, from_h, hours } => {
+        Call::Delete {
+            symbol,
+            from_h,
+            hours,
+        } => {
             let r = range_h(*from_h, *hours);
             let s = vec![SYMBOLS[*symbol].to_owned()];
             let a = sync.delete_range(&s, r, Freq::H1).unwrap();
@@ -100,9 +157,13 @@ fn apply(call: &Call, sync: &MarketDB, rt: &tokio::runtime::Runtime, db: &AsyncM
         }
         Call::Check { hours } => {
             let r = range_h(0, *hours);
-            let a = serde_json::to_value(sync.check_completeness(r, Freq::H1, &all()).unwrap()).unwrap();
-            let b = serde_json::to_value(rt.block_on(db.check_completeness(r, Freq::H1, &all())).unwrap())
+            let a = serde_json::to_value(sync.check_completeness(r, Freq::H1, &all()).unwrap())
                 .unwrap();
+            let b = serde_json::to_value(
+                rt.block_on(db.check_completeness(r, Freq::H1, &all()))
+                    .unwrap(),
+            )
+            .unwrap();
             (a.to_string(), b.to_string())
         }
         Call::Resample => {
@@ -113,11 +174,16 @@ fn apply(call: &Call, sync: &MarketDB, rt: &tokio::runtime::Runtime, db: &AsyncM
             let b = rt
                 .block_on(db.resample(r, Freq::H1, Freq::D1, &all(), IncompletePolicy::Keep))
                 .unwrap();
-            (format!("{:?} {}", a.frame, a.incomplete), format!("{:?} {}", b.frame, b.incomplete))
+            (
+                format!("{:?} {}", a.frame, a.incomplete),
+                format!("{:?} {}", b.frame, b.incomplete),
+            )
         }
         Call::Latest { limit } => {
             let a = sync.get_latest(&all(), Freq::H1, *limit).unwrap();
-            let b = rt.block_on(db.get_latest(&all(), Freq::H1, *limit)).unwrap();
+            let b = rt
+                .block_on(db.get_latest(&all(), Freq::H1, *limit))
+                .unwrap();
             (format!("{a:?}"), format!("{b:?}"))
         }
     }
