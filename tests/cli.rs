@@ -3,7 +3,12 @@
 //! contract. They run the built binary in temp dirs and check the database with rusqlite
 //! directly, so the CLI is judged by what it stored, not by what it says.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
 
 use std::{
     io::Write,
@@ -47,7 +52,12 @@ fn ok(o: &Output) {
 /// Asserts an error exit with one clear line on stderr, no panic and no backtrace.
 fn fails_cleanly(o: &Output, code: i32, must_contain: &[&str]) {
     let err = stderr(o);
-    assert_eq!(o.status.code(), Some(code), "stderr: {err}\nstdout: {}", stdout(o));
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "stderr: {err}\nstdout: {}",
+        stdout(o)
+    );
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "expected one line on stderr, got: {err:?}");
     assert!(lines[0].starts_with("error: "), "{err}");
@@ -76,7 +86,10 @@ fn python() -> Option<PathBuf> {
         return None;
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pyenv.sh");
-    let out = Command::new("bash").arg(script).output().expect("run pyenv.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .output()
+        .expect("run pyenv.sh");
     assert!(out.status.success(), "pyenv.sh failed: {}", stderr(&out));
     Some(PathBuf::from(stdout(&out).trim()))
 }
@@ -101,7 +114,10 @@ fn demo_then_summary_reports_the_generated_rows() {
     assert!(lsr.iter().all(|e| e["record_count"] == 3 * 2 * 288));
     // The text form prints a table naming the table and the series.
     let text = stdout(&marketdb(dir.path(), &["summary"]));
-    assert!(text.contains("market_data") && text.contains("8640"), "{text}");
+    assert!(
+        text.contains("market_data") && text.contains("8640"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -142,7 +158,10 @@ fn demo_is_deterministic_in_database_and_export_bytes() {
                 if p.is_dir() {
                     stack.push(p);
                 } else {
-                    out.push((p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap()));
+                    out.push((
+                        p.strip_prefix(dir).unwrap().to_path_buf(),
+                        std::fs::read(&p).unwrap(),
+                    ));
                 }
             }
         }
@@ -161,8 +180,21 @@ fn export_numpy_loads_in_numpy() {
     let o = marketdb(
         dir.path(),
         &[
-            "export", "numpy", "--symbols", "all", "--start", "2024-01-01", "--end",
-            "2024-01-02", "--freq", "1m", "--target-freq", "1h", "--out", "out/np", "-q",
+            "export",
+            "numpy",
+            "--symbols",
+            "all",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-01-02",
+            "--freq",
+            "1m",
+            "--target-freq",
+            "1h",
+            "--out",
+            "out/np",
+            "-q",
         ],
     );
     ok(&o);
@@ -198,8 +230,20 @@ print("ok")
         .unwrap();
     let o = marketdb(
         dir.path(),
-        &["query", "--symbols", "BTCUSDT", "--start", "2024-01-01 00:59", "--end", "2024-01-01 00:59",
-          "--freq", "1m", "--features", "cls", "--json"],
+        &[
+            "query",
+            "--symbols",
+            "BTCUSDT",
+            "--start",
+            "2024-01-01 00:59",
+            "--end",
+            "2024-01-01 00:59",
+            "--freq",
+            "1m",
+            "--features",
+            "cls",
+            "--json",
+        ],
     );
     ok(&o);
     assert_eq!(json(&o)[0]["cls"].as_f64().unwrap(), last_close);
@@ -211,8 +255,16 @@ fn check_is_complete_on_demo_and_reports_exact_gaps_after_delete() {
     demo(dir.path());
     let check = |extra: &[&str]| {
         let mut args = vec![
-            "check", "--symbols", "BTCUSDT,ETHUSDT", "--start", "2024-01-01", "--end",
-            "2024-01-02", "--freq", "1m", "--json",
+            "check",
+            "--symbols",
+            "BTCUSDT,ETHUSDT",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-01-02",
+            "--freq",
+            "1m",
+            "--json",
         ];
         args.extend_from_slice(extra);
         marketdb(dir.path(), &args)
@@ -229,28 +281,58 @@ fn check_is_complete_on_demo_and_reports_exact_gaps_after_delete() {
     // Refuses without --yes and changes nothing.
     let o = marketdb(
         dir.path(),
-        &["delete", "--symbols", "ETHUSDT", "--start", "2024-01-01 10:00", "--end",
-          "2024-01-01 10:04", "--freq", "1m"],
+        &[
+            "delete",
+            "--symbols",
+            "ETHUSDT",
+            "--start",
+            "2024-01-01 10:00",
+            "--end",
+            "2024-01-01 10:04",
+            "--freq",
+            "1m",
+        ],
     );
     fails_cleanly(&o, 1, &["--yes"]);
     let o = marketdb(
         dir.path(),
-        &["delete", "--symbols", "ETHUSDT", "--start", "2024-01-01 10:00", "--end",
-          "2024-01-01 10:04", "--freq", "1m", "--yes", "--json"],
+        &[
+            "delete",
+            "--symbols",
+            "ETHUSDT",
+            "--start",
+            "2024-01-01 10:00",
+            "--end",
+            "2024-01-01 10:04",
+            "--freq",
+            "1m",
+            "--yes",
+            "--json",
+        ],
     );
     ok(&o);
     assert_eq!(json(&o)["deleted"], 5);
     let o = check(&["--fail-under", "100"]);
     assert_eq!(o.status.code(), Some(1), "coverage below 100 exits 1");
     let r = json(&o);
-    let eth = &r["symbols"].as_array().unwrap().iter().find(|s| s["symbol"] == "ETHUSDT").unwrap();
+    let eth = &r["symbols"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["symbol"] == "ETHUSDT")
+        .unwrap();
     assert_eq!(eth["present"], 2875);
     let runs = eth["missing"].as_array().unwrap();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0]["start"], JAN1 + 10 * 3_600_000);
     assert_eq!(runs[0]["end"], JAN1 + 10 * 3_600_000 + 4 * 60_000);
     assert_eq!(runs[0]["count"], 5);
-    let btc = &r["symbols"].as_array().unwrap().iter().find(|s| s["symbol"] == "BTCUSDT").unwrap();
+    let btc = &r["symbols"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["symbol"] == "BTCUSDT")
+        .unwrap();
     assert_eq!(btc["coverage"], 1.0);
 }
 
@@ -260,8 +342,19 @@ fn query_csv_is_parseable() {
     demo(dir.path());
     let o = marketdb(
         dir.path(),
-        &["query", "--symbols", "BTCUSDT ETHUSDT", "--start", "2024-01-01", "--end",
-          "2024-01-01 00:09", "--freq", "1m", "--format", "csv"],
+        &[
+            "query",
+            "--symbols",
+            "BTCUSDT ETHUSDT",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-01-01 00:09",
+            "--freq",
+            "1m",
+            "--format",
+            "csv",
+        ],
     );
     ok(&o);
     let text = stdout(&o);
@@ -281,8 +374,21 @@ fn query_csv_is_parseable() {
     }
     let limited = marketdb(
         dir.path(),
-        &["query", "--symbols", "BTCUSDT", "--start", "2024-01-01", "--end", "2024-01-01",
-          "--freq", "1m", "--format", "csv", "--limit", "3"],
+        &[
+            "query",
+            "--symbols",
+            "BTCUSDT",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-01-01",
+            "--freq",
+            "1m",
+            "--format",
+            "csv",
+            "--limit",
+            "3",
+        ],
     );
     assert_eq!(stdout(&limited).lines().count(), 4);
 }
@@ -312,7 +418,8 @@ const FUT_HEADER: &str = "open_time,open,high,low,close,volume,close_time,quote_
 fn write_zip(path: &Path, inner: &str, content: &str) {
     let f = std::fs::File::create(path).unwrap();
     let mut z = zip::ZipWriter::new(f);
-    z.start_file(inner, zip::write::SimpleFileOptions::default()).unwrap();
+    z.start_file(inner, zip::write::SimpleFileOptions::default())
+        .unwrap();
     z.write_all(content.as_bytes()).unwrap();
     z.finish().unwrap();
 }
@@ -320,11 +427,17 @@ fn write_zip(path: &Path, inner: &str, content: &str) {
 fn sha256_hex(path: &Path) -> String {
     use sha2::{Digest, Sha256};
     let bytes = std::fs::read(path).unwrap();
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn count(db: &Path, sql: &str) -> i64 {
-    Connection::open(db).unwrap().query_row(sql, [], |r| r.get(0)).unwrap()
+    Connection::open(db)
+        .unwrap()
+        .query_row(sql, [], |r| r.get(0))
+        .unwrap()
 }
 
 #[test]
@@ -356,14 +469,22 @@ fn ingest_binance_vision_files() {
     let monthly: String = (0..31)
         .map(|i| kline_line(JAN1 + i as i64 * 86_400_000, 86_400_000, i, false) + "\n")
         .collect();
-    write_zip(&d.join("SOLUSDT-1d-2024-01.zip"), "SOLUSDT-1d-2024-01.csv", &monthly);
+    write_zip(
+        &d.join("SOLUSDT-1d-2024-01.zip"),
+        "SOLUSDT-1d-2024-01.csv",
+        &monthly,
+    );
     // Funding file.
     let funding = format!(
         "calc_time,funding_interval_hours,last_funding_rate\n{},8,0.00010000\n{},8,-0.00002500\n",
         JAN1,
         JAN1 + 8 * 3_600_000
     );
-    write_zip(&d.join("BTCUSDT-fundingRate-2024-01.zip"), "BTCUSDT-fundingRate-2024-01.csv", &funding);
+    write_zip(
+        &d.join("BTCUSDT-fundingRate-2024-01.zip"),
+        "BTCUSDT-fundingRate-2024-01.csv",
+        &funding,
+    );
     // Metrics file.
     let metrics = "create_time,symbol,sum_open_interest,sum_open_interest_value,count_toptrader_long_short_ratio,sum_toptrader_long_short_ratio,count_long_short_ratio,sum_taker_long_short_vol_ratio\n\
         2024-01-01 00:05:00,BTCUSDT,2310973.79,3669133.086383,4.24734982,2.26803000,2.72141015,0.69236000\n\
@@ -373,9 +494,27 @@ fn ingest_binance_vision_files() {
     let o = marketdb(dir.path(), &["ingest", "vision", "-q"]);
     ok(&o);
     let db = dir.path().join("data/market.db");
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM market_data WHERE symbol='BTCUSDT' AND freq='1m'"), 60);
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM market_data WHERE symbol='ETHUSDT' AND freq='1h'"), 24);
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM market_data WHERE symbol='SOLUSDT' AND freq='1d'"), 31);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM market_data WHERE symbol='BTCUSDT' AND freq='1m'"
+        ),
+        60
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM market_data WHERE symbol='ETHUSDT' AND freq='1h'"
+        ),
+        24
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM market_data WHERE symbol='SOLUSDT' AND freq='1d'"
+        ),
+        31
+    );
     assert_eq!(count(&db, "SELECT COUNT(*) FROM funding_rate"), 2);
     assert_eq!(count(&db, "SELECT COUNT(*) FROM open_interest"), 2);
     assert_eq!(count(&db, "SELECT COUNT(*) FROM long_short_ratio"), 8);
@@ -392,7 +531,14 @@ fn ingest_binance_vision_files() {
         .query_map([], |r| {
             Ok((
                 r.get(0)?,
-                [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?],
+                [
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ],
                 r.get(7)?,
                 r.get(8)?,
                 r.get(9)?,
@@ -405,15 +551,27 @@ fn ingest_binance_vision_files() {
     for (i, (t, v, n, tb, tbq, ts)) in rows.iter().enumerate() {
         let p = 100.0 + i as f64 * 0.5;
         assert_eq!(*t, jan2025 + i as i64 * 3_600_000, "microseconds became ms");
-        assert_eq!(*v, [p, p + 1.25, p - 0.75, p + 0.5, 10.0 + i as f64, 1000.5 + i as f64]);
+        assert_eq!(
+            *v,
+            [
+                p,
+                p + 1.25,
+                p - 0.75,
+                p + 0.5,
+                10.0 + i as f64,
+                1000.5 + i as f64
+            ]
+        );
         assert_eq!(*n, 7 + i as i64);
         assert_eq!((*tb, *tbq), (4.5, 400.25));
         assert_eq!(*ts, 10.0 + i as f64 - 4.5);
     }
     let (fr_t, fr): (i64, f64) = c
-        .query_row("SELECT funding_time, funding_rate FROM funding_rate ORDER BY timestamp DESC LIMIT 1", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT funding_time, funding_rate FROM funding_rate ORDER BY timestamp DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
     assert_eq!((fr_t, fr), (JAN1 + 8 * 3_600_000, -0.000025));
     let (oi_t, oi, oiv): (i64, f64, f64) = c
@@ -421,7 +579,11 @@ fn ingest_binance_vision_files() {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
         .unwrap();
-    assert_eq!((oi_t, oi, oiv), (JAN1 + 300_000, 2310973.79, 3669133.086383), "create_time is UTC");
+    assert_eq!(
+        (oi_t, oi, oiv),
+        (JAN1 + 300_000, 2310973.79, 3669133.086383),
+        "create_time is UTC"
+    );
     let ta: f64 = c
         .query_row("SELECT long_short_ratio FROM long_short_ratio WHERE ratio_type='toptrader_account' ORDER BY timestamp LIMIT 1", [], |r| r.get(0))
         .unwrap();
@@ -474,18 +636,55 @@ fn ingest_binance_vision_files() {
     let err = stderr(&o);
     assert!(err.contains("ADAUSDT-1m-2024-01-01.csv:7"), "{err}");
     assert!(err.contains("high") && err.contains("abc"), "{err}");
-    assert!(err.contains("XRPUSDT-1m-2024-01-01.zip") && err.to_lowercase().contains("checksum"), "{err}");
+    assert!(
+        err.contains("XRPUSDT-1m-2024-01-01.zip") && err.to_lowercase().contains("checksum"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM market_data WHERE symbol='ADAUSDT'"), 0);
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM market_data WHERE symbol='XRPUSDT'"), 0);
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM market_data WHERE symbol='DOGEUSDT'"), 5);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM market_data WHERE symbol='ADAUSDT'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM market_data WHERE symbol='XRPUSDT'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM market_data WHERE symbol='DOGEUSDT'"
+        ),
+        5
+    );
     // --skip-bad-rows loads the good rows of the bad file and reports the rejected line.
     std::fs::remove_file(d2.join("XRPUSDT-1m-2024-01-01.zip.CHECKSUM")).unwrap();
     let o = marketdb(dir.path(), &["ingest", "vision2", "--skip-bad-rows", "-q"]);
     ok(&o);
-    assert!(stderr(&o).contains("ADAUSDT-1m-2024-01-01.csv:7"), "{}", stderr(&o));
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM market_data WHERE symbol='ADAUSDT'"), 9);
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM market_data WHERE symbol='XRPUSDT'"), 10);
+    assert!(
+        stderr(&o).contains("ADAUSDT-1m-2024-01-01.csv:7"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM market_data WHERE symbol='ADAUSDT'"
+        ),
+        9
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM market_data WHERE symbol='XRPUSDT'"
+        ),
+        10
+    );
 }
 
 // ---------------------------------------------------------------- error classes
@@ -498,28 +697,65 @@ fn every_error_class_is_one_clear_line() {
     fails_cleanly(&marketdb(p, &["summary", "--bogus"]), 2, &["--bogus"]);
     demo(p);
     let q = |start: &str, freq: &str, symbols: &str| {
-        marketdb(p, &["query", "--symbols", symbols, "--start", start, "--end", "2024-01-02", "--freq", freq])
+        marketdb(
+            p,
+            &[
+                "query",
+                "--symbols",
+                symbols,
+                "--start",
+                start,
+                "--end",
+                "2024-01-02",
+                "--freq",
+                freq,
+            ],
+        )
     };
     fails_cleanly(&q("2024-13-01", "1m", "BTCUSDT"), 2, &["2024-13-01"]);
     fails_cleanly(&q("2024-01-03", "1m", "BTCUSDT"), 2, &["after"]);
     fails_cleanly(&q("2024-01-01", "7m", "BTCUSDT"), 2, &["7m"]);
     fails_cleanly(&q("2024-01-01", "1m", "BTC/USDT"), 2, &["BTC/USDT"]);
-    fails_cleanly(&q("2024-01-01", "1m", "BTC';DROP TABLE market_data;--"), 2, &["invalid symbol"]);
-    fails_cleanly(&marketdb(p, &["ingest", "no/such/file.csv"]), 1, &["no/such/file.csv"]);
+    fails_cleanly(
+        &q("2024-01-01", "1m", "BTC';DROP TABLE market_data;--"),
+        2,
+        &["invalid symbol"],
+    );
+    fails_cleanly(
+        &marketdb(p, &["ingest", "no/such/file.csv"]),
+        1,
+        &["no/such/file.csv"],
+    );
     fails_cleanly(
         &marketdb(p, &["summary", "--db", "missing.db"]),
         1,
         &["missing.db"],
     );
-    std::fs::write(p.join("not.db"), b"this is not a database, just some text padding it out").unwrap();
+    std::fs::write(
+        p.join("not.db"),
+        b"this is not a database, just some text padding it out",
+    )
+    .unwrap();
     fails_cleanly(&marketdb(p, &["summary", "--db", "not.db"]), 1, &["not.db"]);
     // Unwritable output: a path under a regular file fails even as root.
     std::fs::write(p.join("afile"), b"x").unwrap();
     fails_cleanly(
         &marketdb(
             p,
-            &["export", "csv", "--symbols", "BTCUSDT", "--start", "2024-01-01", "--end",
-              "2024-01-01", "--freq", "1m", "--out", "afile/out.csv"],
+            &[
+                "export",
+                "csv",
+                "--symbols",
+                "BTCUSDT",
+                "--start",
+                "2024-01-01",
+                "--end",
+                "2024-01-01",
+                "--freq",
+                "1m",
+                "--out",
+                "afile/out.csv",
+            ],
         ),
         1,
         &["afile/out.csv"],
@@ -527,8 +763,19 @@ fn every_error_class_is_one_clear_line() {
     fails_cleanly(
         &marketdb(
             p,
-            &["query", "--symbols", "BTCUSDT", "--start", "2024-01-01", "--end", "2024-01-01",
-              "--freq", "1m", "--features", "close_price;DROP"],
+            &[
+                "query",
+                "--symbols",
+                "BTCUSDT",
+                "--start",
+                "2024-01-01",
+                "--end",
+                "2024-01-01",
+                "--freq",
+                "1m",
+                "--features",
+                "close_price;DROP",
+            ],
         ),
         2,
         &["close_price;DROP"],
