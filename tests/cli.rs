@@ -785,3 +785,220 @@ fn every_error_class_is_one_clear_line() {
     ok(&marketdb(p, &["--version"]));
     ok(&marketdb(p, &["export", "--help"]));
 }
+
+// ---------------------------------------------------------------- killed midway
+
+/// Parses a `.npy` v1 header and checks the file holds exactly the data its shape needs.
+fn npy_is_whole(path: &Path) -> Result<(), String> {
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err("bad magic".into());
+    }
+    let hlen = usize::from(u16::from_le_bytes([bytes[8], bytes[9]]));
+    let header = std::str::from_utf8(&bytes[10..10 + hlen]).map_err(|e| e.to_string())?;
+    let descr = header.split("'descr': '").nth(1).ok_or("no descr")?;
+    let descr = &descr[..descr.find('\'').ok_or("bad descr")?];
+    let item: usize = match descr {
+        "<f8" | "<i8" => 8,
+        d if d.starts_with("<U") => 4 * d[2..].parse::<usize>().map_err(|e| e.to_string())?,
+        d => return Err(format!("dtype {d}")),
+    };
+    let shape = header.split("'shape': (").nth(1).ok_or("no shape")?;
+    let shape = &shape[..shape.find(')').ok_or("bad shape")?];
+    let n: usize = shape
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse::<usize>().unwrap())
+        .product();
+    let want = 10 + hlen + n * item;
+    if bytes.len() != want {
+        return Err(format!("{} bytes, shape needs {want}", bytes.len()));
+    }
+    Ok(())
+}
+
+/// Every final-named file under `root` is whole; a manifest, if any, matches the files.
+fn export_tree_is_consistent(root: &Path) {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            if p.is_dir() {
+                stack.push(p);
+            } else if name.starts_with('.') {
+                // A temporary left by the kill: never under a final name.
+                assert!(
+                    name.contains(".tmp-"),
+                    "unexpected hidden file {}",
+                    p.display()
+                );
+            } else if name.ends_with(".npy") {
+                npy_is_whole(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            } else if name.ends_with(".json") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                serde_json::from_str::<Value>(&text)
+                    .unwrap_or_else(|e| panic!("{} is not whole JSON: {e}", p.display()));
+            }
+        }
+    }
+    if let Ok(text) = std::fs::read_to_string(root.join("manifest.json")) {
+        let m: Value = serde_json::from_str(&text).unwrap();
+        for f in m["files"].as_array().unwrap() {
+            let path = root.join(f["path"].as_str().unwrap());
+            assert_eq!(
+                sha256_hex(&path),
+                f["sha256"].as_str().unwrap(),
+                "{}",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn killed_export_leaves_no_partial_file_under_a_final_name() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(&marketdb(
+        dir.path(),
+        &[
+            "demo",
+            "--symbols",
+            "20",
+            "--days",
+            "2",
+            "-q",
+            "--out",
+            "first",
+        ],
+    ));
+    let mut finished = 0;
+    for (i, delay_ms) in [5u64, 15, 30, 50, 80, 120, 200, 400]
+        .into_iter()
+        .enumerate()
+    {
+        let out = format!("np{i}");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_marketdb"))
+            .current_dir(dir.path())
+            .args([
+                "export",
+                "numpy",
+                "--symbols",
+                "all",
+                "--start",
+                "2024-01-01",
+                "--end",
+                "2024-01-02",
+                "--freq",
+                "1m",
+                "--features",
+                "opn,hgh,low,cls,vol,amt,tnum,vwap,ret,fr,oi",
+                "--out",
+                &out,
+                "-q",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL
+        let status = child.wait().unwrap();
+        if status.success() {
+            finished += 1;
+        }
+        export_tree_is_consistent(&dir.path().join(&out));
+    }
+    // The database is untouched by a killed export and a re-run completes.
+    let o = marketdb(dir.path(), &["doctor", "--json"]);
+    ok(&o);
+    assert_eq!(json(&o)["integrity_check"], "ok");
+    ok(&marketdb(
+        dir.path(),
+        &[
+            "export",
+            "numpy",
+            "--symbols",
+            "all",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-01-02",
+            "--freq",
+            "1m",
+            "--out",
+            "np0",
+            "-q",
+        ],
+    ));
+    export_tree_is_consistent(&dir.path().join("np0"));
+    assert!(dir.path().join("np0/manifest.json").exists());
+    eprintln!("{finished} of 8 exports finished before the kill");
+}
+
+#[test]
+fn killed_ingest_keeps_whole_files_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("vision");
+    std::fs::create_dir_all(&d).unwrap();
+    let n_files = 30;
+    for f in 0..n_files {
+        let sym = format!("K{f:02}USDT");
+        let rows: String = (0..1440)
+            .map(|i| kline_line(JAN1 + i as i64 * 60_000, 60_000, i, false) + "\n")
+            .collect();
+        std::fs::write(d.join(format!("{sym}-1m-2024-01-01.csv")), rows).unwrap();
+    }
+    let db = dir.path().join("data/market.db");
+    for delay_ms in [20u64, 60, 150, 300] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_marketdb"))
+            .current_dir(dir.path())
+            .args(["ingest", "vision", "-q"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        if !db.exists() {
+            continue;
+        }
+        let c = Connection::open(&db).unwrap();
+        let integrity: String = c
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(integrity, "ok");
+        let has_table: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'market_data'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        if has_table == 0 {
+            continue; // killed before the schema was created
+        }
+        // One transaction per file: each symbol has all of its 1440 bars or none.
+        let mut st = c
+            .prepare("SELECT symbol, COUNT(*) FROM market_data GROUP BY symbol")
+            .unwrap();
+        let counts: Vec<(String, i64)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        for (sym, n) in counts {
+            assert_eq!(n, 1440, "{sym} has a partial file");
+        }
+    }
+    // A re-run completes the data.
+    ok(&marketdb(dir.path(), &["ingest", "vision", "-q"]));
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM market_data"),
+        1440 * n_files
+    );
+}
