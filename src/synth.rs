@@ -41,8 +41,12 @@ impl Rng {
     }
 }
 
-fn round_to(x: f64, step: f64) -> f64 {
-    (x / step).round() * step
+/// Rounds to `dp` decimals. Dividing the rounded integer by a power of ten (instead of
+/// multiplying by a step such as 0.01) gives the double nearest the decimal, so values print
+/// as `875.18`, not `875.1800000000001`.
+fn round_dp(x: f64, dp: i32) -> f64 {
+    let m = 10f64.powi(dp);
+    (x * m).round() / m
 }
 
 /// Symbol names `SYN000USDT`, `SYN001USDT`... for `n` synthetic symbols (sorted).
@@ -71,21 +75,21 @@ pub fn klines_for(spec: &SynthSpec, symbol: &str) -> Vec<Kline> {
     let grid = spec.freq.grid(spec.range.start, spec.range.end_exclusive);
     let mut price = 10.0 + rng.uniform() * 990.0;
     let vol_scale = (spec.freq.nominal_ms() as f64 / 60_000.0).sqrt() * 0.001;
-    let tick = if price > 100.0 { 0.01 } else { 0.0001 };
+    let (dp, tick) = if price > 100.0 { (2, 0.01) } else { (4, 0.0001) };
     let mut out = Vec::with_capacity(grid.len());
     for open_time in grid {
-        let open = round_to(price, tick).max(tick);
-        let close = round_to(open * (vol_scale * rng.normal()).exp(), tick).max(tick);
-        let high = round_to(open.max(close) * (1.0 + vol_scale * rng.uniform()), tick)
+        let open = round_dp(price, dp).max(tick);
+        let close = round_dp(open * (vol_scale * rng.normal()).exp(), dp).max(tick);
+        let high = round_dp(open.max(close) * (1.0 + vol_scale * rng.uniform()), dp)
             .max(open.max(close));
-        let low = round_to(open.min(close) * (1.0 - vol_scale * rng.uniform()), tick)
+        let low = round_dp(open.min(close) * (1.0 - vol_scale * rng.uniform()), dp)
             .min(open.min(close))
             .max(0.0);
-        let volume = round_to((3.0 + rng.normal()).exp(), 0.001);
-        let quote_volume = round_to(volume * (open + close) / 2.0, 0.0001);
+        let volume = round_dp((3.0 + rng.normal()).exp(), 3);
+        let quote_volume = round_dp(volume * (open + close) / 2.0, 4);
         let buy_share = rng.uniform();
-        let taker_buy_volume = round_to(volume * buy_share, 0.001).min(volume);
-        let taker_buy_quote_volume = round_to(quote_volume * buy_share, 0.0001).min(quote_volume);
+        let taker_buy_volume = round_dp(volume * buy_share, 3).min(volume);
+        let taker_buy_quote_volume = round_dp(quote_volume * buy_share, 4).min(quote_volume);
         out.push(Kline {
             symbol: symbol.to_owned(),
             open_time,
@@ -114,7 +118,7 @@ pub fn funding_for(spec: &SynthSpec, symbol: &str) -> Vec<FundingRate> {
         .map(|t| FundingRate {
             symbol: symbol.to_owned(),
             funding_time: t,
-            funding_rate: round_to(0.0001 + 0.0002 * rng.normal(), 1e-8),
+            funding_rate: round_dp(0.0001 + 0.0002 * rng.normal(), 8),
             mark_price: None,
             index_price: None,
         })
@@ -134,11 +138,11 @@ pub fn metrics_for(spec: &SynthSpec, symbol: &str) -> (Vec<OpenInterest>, Vec<Lo
             symbol: symbol.to_owned(),
             time: t,
             interval: Freq::M5,
-            open_interest: round_to(level, 0.001),
-            open_interest_value: Some(round_to(level * 50.0, 0.01)),
+            open_interest: round_dp(level, 3),
+            open_interest_value: Some(round_dp(level * 50.0, 2)),
         });
         for ratio_type in RatioType::ALL {
-            let r = round_to((0.2 * rng.normal()).exp(), 1e-6);
+            let r = round_dp((0.2 * rng.normal()).exp(), 6);
             let accounts = ratio_type != RatioType::TakerVol;
             lsr.push(LongShortRatio {
                 symbol: symbol.to_owned(),
@@ -176,6 +180,11 @@ mod tests {
             assert_eq!(k.len(), 1440);
             for bar in &k {
                 validate_kline(bar, Freq::M1).unwrap();
+                for v in [bar.open, bar.high, bar.low, bar.close] {
+                    let text = v.to_string();
+                    let decimals = text.split('.').nth(1).map_or(0, str::len);
+                    assert!(decimals <= 4, "{text} has more decimals than a price tick");
+                }
             }
             assert_eq!(k, klines_for(&s, sym));
         }
