@@ -16,7 +16,10 @@ fn main() -> ExitCode {
         Err(err) => return cli::usage_error(err),
     };
     cli::init_logging(&args.global);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");

@@ -82,9 +82,20 @@ pub fn freq(s: &str) -> Result<Freq, String> {
     Freq::from_str(s).map_err(|e| e.to_string())
 }
 
+/// A comma- or space-separated feature list (short or long names), one clap value.
+#[derive(Clone, Debug)]
+pub struct FeatureList(pub Vec<Feature>);
+
 /// clap value parser for feature lists.
-pub fn features(s: &str) -> Result<Vec<Feature>, String> {
-    Feature::parse_list(s).map_err(|e| e.to_string())
+pub fn features(s: &str) -> Result<FeatureList, String> {
+    Feature::parse_list(s)
+        .map(FeatureList)
+        .map_err(|e| e.to_string())
+}
+
+/// The requested features, or an empty list for the command's default set.
+pub fn feature_list(f: &Option<FeatureList>) -> Vec<Feature> {
+    f.as_ref().map(|l| l.0.clone()).unwrap_or_default()
 }
 
 /// Opens the database named by `--db`. Read-only commands pass `create = false` so a typo in

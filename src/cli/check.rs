@@ -51,7 +51,14 @@ pub async fn run(g: &Global, a: &CheckArgs) -> Result<ExitCode> {
             })
             .collect();
         output::table(
-            &["symbol", "expected", "present", "coverage", "gaps", "suspicious"],
+            &[
+                "symbol",
+                "expected",
+                "present",
+                "coverage",
+                "gaps",
+                "suspicious",
+            ],
             &rows,
         );
         for s in &report.symbols {
@@ -74,11 +81,12 @@ pub async fn run(g: &Global, a: &CheckArgs) -> Result<ExitCode> {
             }
         }
     }
-    let below = a.fail_under.is_some_and(|p| {
-        report
-            .symbols
-            .iter()
-            .any(|s| s.coverage * 100.0 < p)
-    });
-    Ok(if below { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    let below = a
+        .fail_under
+        .is_some_and(|p| report.symbols.iter().any(|s| s.coverage * 100.0 < p));
+    Ok(if below {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

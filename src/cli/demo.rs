@@ -70,7 +70,11 @@ pub async fn run(g: &Global, a: &DemoArgs) -> Result<ExitCode> {
     let summary = serde_json::to_value(db.get_data_summary().await?)?;
 
     let mut features = Feature::DEFAULT_EXPORT.to_vec();
-    features.extend([Feature::FundingRate, Feature::OpenInterest, Feature::LsrTopTraderAccount]);
+    features.extend([
+        Feature::FundingRate,
+        Feature::OpenInterest,
+        Feature::LsrTopTraderAccount,
+    ]);
     let mut request = ExportRequest::new(spec.symbols.clone(), range, spec.freq);
     request.features = features;
     let pb = progress::bar(g, u64::from(a.days), "export");

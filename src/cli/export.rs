@@ -3,10 +3,10 @@
 
 use std::{path::PathBuf, process::ExitCode, str::FromStr};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use marketdb_export::{AsyncDataExporter, ExportRequest, FillPolicy, ParquetCompression};
-use marketdb_model::{Feature, Freq};
+use marketdb_model::Freq;
 
 use super::{Global, RangeArgs, SymbolArgs, args, output, progress};
 
@@ -34,7 +34,7 @@ pub struct ExportArgs {
     pub target_freq: Option<Freq>,
     /// Features, short or long names (default: the kline features plus vwap and ret)
     #[arg(long, value_parser = args::features)]
-    pub features: Option<Vec<Feature>>,
+    pub features: Option<args::FeatureList>,
     /// Holes in NumPy matrices: none or ffill (within a day)
     #[arg(long, default_value = "none")]
     pub fill: String,
@@ -60,7 +60,7 @@ pub struct StatsArgs {
     pub freq: Freq,
     /// Features (default: the kline features plus vwap and ret)
     #[arg(long, value_parser = args::features)]
-    pub features: Option<Vec<Feature>>,
+    pub features: Option<args::FeatureList>,
     /// Output CSV file
     #[arg(long)]
     pub out: PathBuf,
@@ -74,18 +74,32 @@ pub async fn run(g: &Global, a: &ExportArgs) -> Result<ExitCode> {
     let symbols = a.symbols.resolve(&db, a.freq).await?;
     let mut request = ExportRequest::new(symbols, range, a.freq);
     request.target_freq = a.target_freq;
-    request.features = a.features.clone().unwrap_or_default();
+    request.features = args::feature_list(&a.features);
     request.fill = fill;
     request.compression = compression;
     request.csv_part_rows = a.part_rows;
     let pb = progress::bar(g, 0, "export");
     let exporter = AsyncDataExporter::new(&db).with_progress(progress::export_observer(&pb));
+    let context = || format!("cannot export to {}", a.out.display());
     let report = match a.format {
-        Format::Numpy => serde_json::to_value(exporter.export_to_numpy(&request, &a.out).await?)?,
-        Format::Csv => serde_json::to_value(exporter.export_to_csv(&request, &a.out).await?)?,
-        Format::Parquet => {
-            serde_json::to_value(exporter.export_to_parquet(&request, &a.out).await?)?
-        }
+        Format::Numpy => serde_json::to_value(
+            exporter
+                .export_to_numpy(&request, &a.out)
+                .await
+                .with_context(context)?,
+        )?,
+        Format::Csv => serde_json::to_value(
+            exporter
+                .export_to_csv(&request, &a.out)
+                .await
+                .with_context(context)?,
+        )?,
+        Format::Parquet => serde_json::to_value(
+            exporter
+                .export_to_parquet(&request, &a.out)
+                .await
+                .with_context(context)?,
+        )?,
     };
     pb.finish_and_clear();
     db.close().await;
@@ -102,10 +116,11 @@ pub async fn stats(g: &Global, a: &StatsArgs) -> Result<ExitCode> {
     let db = args::open_db(g, false).await?;
     let symbols = a.symbols.resolve(&db, a.freq).await?;
     let mut request = ExportRequest::new(symbols, range, a.freq);
-    request.features = a.features.clone().unwrap_or_default();
+    request.features = args::feature_list(&a.features);
     let report = AsyncDataExporter::new(&db)
         .export_summary_statistics(&request, &a.out)
-        .await?;
+        .await
+        .with_context(|| format!("cannot write statistics to {}", a.out.display()))?;
     db.close().await;
     if g.json {
         output::json(&report)?;

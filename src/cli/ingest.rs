@@ -112,20 +112,17 @@ async fn ingest_one(
     mode: BadRows,
 ) -> Result<(usize, Vec<marketdb_ingest::RowError>, bool)> {
     let path = file.clone();
-    let parsed: ParsedFile = tokio::task::spawn_blocking(move || {
-        marketdb_ingest::parse_file(&path, &overrides, mode)
-    })
-    .await
-    .context("the parser stopped unexpectedly")??;
+    let parsed: ParsedFile =
+        tokio::task::spawn_blocking(move || marketdb_ingest::parse_file(&path, &overrides, mode))
+            .await
+            .context("the parser stopped unexpectedly")??;
     let rows = match parsed.data {
         Parsed::Klines { freq, rows } => db.store_data(rows, freq).await,
         Parsed::Funding(rows) => db.store_funding_rate(rows).await,
         Parsed::Metrics {
             open_interest,
             long_short_ratio,
-        } => {
-            db.store_metrics(open_interest, long_short_ratio).await
-        }
+        } => db.store_metrics(open_interest, long_short_ratio).await,
     }
     .with_context(|| format!("{}: nothing stored", file.display()))?;
     Ok((rows, parsed.rejected, parsed.checksum_verified))

@@ -75,7 +75,10 @@ pub fn print_summary(summary: &Value) {
         println!("the database is empty");
         return;
     }
-    output::table(&["table", "series", "rows", "symbols", "first", "last"], &rows);
+    output::table(
+        &["table", "series", "rows", "symbols", "first", "last"],
+        &rows,
+    );
 }
 
 pub async fn symbols(g: &Global, a: &SymbolsArgs) -> Result<ExitCode> {

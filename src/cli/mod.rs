@@ -34,7 +34,12 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// Database file
-    #[arg(long, global = true, env = "MARKETDB_DB", default_value = "data/market.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "MARKETDB_DB",
+        default_value = "data/market.db"
+    )]
     pub db: PathBuf,
     /// More logging on stderr (-v info, -vv debug); RUST_LOG is honoured too
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]

@@ -4,7 +4,7 @@ use std::{io::Write, process::ExitCode};
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
-use marketdb_model::{Feature, Freq, format_rfc3339};
+use marketdb_model::{Freq, format_rfc3339};
 use marketdb_store::{Column, KlineFrame};
 
 use super::{Global, RangeArgs, SymbolArgs, args, output};
@@ -27,7 +27,7 @@ pub struct QueryArgs {
     pub freq: Freq,
     /// Features, short or long names (default: the 11 kline columns)
     #[arg(long, value_parser = args::features)]
-    pub features: Option<Vec<Feature>>,
+    pub features: Option<args::FeatureList>,
     /// Output format (default table; json with --json)
     #[arg(long, value_enum)]
     pub format: Option<Format>,
@@ -40,7 +40,7 @@ pub async fn run(g: &Global, a: &QueryArgs) -> Result<ExitCode> {
     let range = a.range.range()?;
     let db = args::open_db(g, false).await?;
     let symbols = a.symbols.resolve(&db, a.freq).await?;
-    let features = a.features.clone().unwrap_or_default();
+    let features = args::feature_list(&a.features);
     let frame = db
         .read_data(range, a.freq, &symbols, &features, false)
         .await?;
