@@ -4,8 +4,10 @@
 //! This facade re-exports the workspace crates so an application can depend on one package:
 //! [`model`] (vocabulary, no I/O), [`pool`] (SQLite connection pools), [`store`]
 //! ([`AsyncMarketDB`]), [`sync`] (the blocking [`MarketDB`]), [`export`]
-//! ([`AsyncDataExporter`]) and [`ingest`] (Binance Vision files). It adds no behaviour of its
-//! own; the `marketdb` command line lives in this package's binary, not in the library.
+//! ([`AsyncDataExporter`]) and [`ingest`] (Binance Vision files). Its one module of its own
+//! is [`synth`], the deterministic synthetic market shared by `marketdb demo` and the
+//! benchmark harness; the `marketdb` command line lives in this package's binary, not in the
+//! library.
 
 pub use marketdb_export as export;
 pub use marketdb_ingest as ingest;

@@ -5,11 +5,7 @@
 //!
 //! Nothing here reads files or knows about row layouts.
 
-use marketdb_model::parse_ymd;
-
-/// Epoch values at or above this are microseconds (Binance spot files from 2025 on); the
-/// same threshold as `marketdb_model::Kline::from_text` (1e14 ms is the year 5138).
-const MICROS_THRESHOLD: i64 = 100_000_000_000_000;
+use marketdb_model::{normalize_epoch, parse_ymd};
 
 /// Longest cell text kept in an error message.
 const MAX_VALUE_CHARS: usize = 64;
@@ -165,16 +161,6 @@ pub(crate) fn int(field: &'static str, cell: &[u8]) -> Result<i64, Fault> {
         Ok(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(f as i64),
         Ok(_) => Err(Fault::new(field, cell, "not an integer")),
         Err(_) => Err(Fault::new(field, cell, "not a number")),
-    }
-}
-
-/// Converts an epoch timestamp in ms or µs (by magnitude) to ms.
-#[inline]
-pub(crate) fn normalize_epoch(t: i64) -> i64 {
-    if t.abs() >= MICROS_THRESHOLD {
-        t.div_euclid(1000)
-    } else {
-        t
     }
 }
 

@@ -71,10 +71,7 @@ impl KlineParser {
 
     fn check(&self, k: &Kline, r: &ByteRecord) -> Result<(), Fault> {
         validate_kline(k, self.freq).map_err(|e| validation_fault(&e, r))?;
-        let expected = match self.freq.fixed_ms() {
-            Some(len) => k.open_time + len - 1,
-            None => self.freq.close_time(k.open_time),
-        };
+        let expected = self.freq.close_time(k.open_time);
         if k.close_time != expected {
             return Err(Fault::new(
                 "close_time",

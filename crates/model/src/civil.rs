@@ -2,8 +2,6 @@
 //! project prints (RFC 3339, `YYYY-MM-DD`, `YYYYMMDD`). Hand-written because it sits on hot
 //! paths (bucket floors, CSV datetimes) and needs no time-zone database: everything is UTC.
 
-use std::fmt::Write as _;
-
 /// Milliseconds in a UTC day.
 pub const DAY_MS: i64 = 86_400_000;
 
@@ -64,26 +62,45 @@ pub fn parse_ymd(y: i64, m: u32, d: u32) -> Option<i64> {
 
 /// `2024-01-01T00:00:00Z`, or `2024-01-01T00:00:00.123Z` when the instant has milliseconds.
 pub fn format_rfc3339(ms: i64) -> String {
-    let mut out = String::with_capacity(24);
-    write_rfc3339(&mut out, ms);
-    out
+    let mut out = Vec::with_capacity(24);
+    push_rfc3339(&mut out, ms);
+    // Only ASCII digits and separators were pushed.
+    String::from_utf8(out).unwrap_or_default()
 }
 
-/// Appends the RFC 3339 form of `ms` to `out` (no allocation when `out` has room).
-pub(crate) fn write_rfc3339(out: &mut String, ms: i64) {
+/// Appends the RFC 3339 form of `ms` to `out` without allocating (CSV export hot path).
+pub fn push_rfc3339(out: &mut Vec<u8>, ms: i64) {
     let (y, mo, d) = ymd_from_ms(ms);
     let in_day = ms.rem_euclid(DAY_MS);
-    let (h, mi, s, milli) = (
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-        in_day % 1000,
-    );
-    let _ = write!(out, "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}");
-    if milli != 0 {
-        let _ = write!(out, ".{milli:03}");
+    if (0..=9999).contains(&y) {
+        push_2(out, y / 100);
+        push_2(out, y % 100);
+    } else {
+        out.extend_from_slice(y.to_string().as_bytes());
     }
-    out.push('Z');
+    out.push(b'-');
+    push_2(out, i64::from(mo));
+    out.push(b'-');
+    push_2(out, i64::from(d));
+    out.push(b'T');
+    push_2(out, in_day / 3_600_000);
+    out.push(b':');
+    push_2(out, in_day / 60_000 % 60);
+    out.push(b':');
+    push_2(out, in_day / 1000 % 60);
+    let milli = in_day % 1000;
+    if milli != 0 {
+        out.push(b'.');
+        out.push(b'0' + (milli / 100) as u8);
+        push_2(out, milli % 100);
+    }
+    out.push(b'Z');
+}
+
+/// Two zero-padded digits of `v` (0..=99).
+fn push_2(out: &mut Vec<u8>, v: i64) {
+    out.push(b'0' + (v / 10) as u8);
+    out.push(b'0' + (v % 10) as u8);
 }
 
 /// `YYYY-MM-DD` of the UTC day containing `ms`.
@@ -114,6 +131,11 @@ mod tests {
             "2024-01-01T00:00:00.123Z"
         );
         assert_eq!(format_rfc3339(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(
+            format_rfc3339(1_704_067_200_007),
+            "2024-01-01T00:00:00.007Z"
+        );
+        assert_eq!(format_rfc3339(253_402_300_800_000), "10000-01-01T00:00:00Z");
         assert_eq!(date_string(1_735_689_599_999), "2024-12-31");
         assert_eq!(yyyymmdd(1_709_164_800_000), "20240229");
         assert_eq!(parse_ymd(2024, 2, 30), None);

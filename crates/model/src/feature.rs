@@ -301,6 +301,24 @@ impl Feature {
     }
 }
 
+/// `vwap` = quote volume / volume; NaN when the volume is 0 (no trade, no price).
+pub fn vwap(quote_volume: f64, volume: f64) -> f64 {
+    if volume == 0.0 {
+        f64::NAN
+    } else {
+        quote_volume / volume
+    }
+}
+
+/// `ret` = (close - open) / open; NaN when the open is 0.
+pub fn ret(open: f64, close: f64) -> f64 {
+    if open == 0.0 {
+        f64::NAN
+    } else {
+        (close - open) / open
+    }
+}
+
 impl fmt::Display for Feature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.short())
@@ -354,6 +372,15 @@ mod tests {
         assert_eq!(Feature::Vwap.column(), None);
         assert_eq!(Feature::FundingRate.column(), None);
         assert!(Feature::TradesCount.is_integer());
+    }
+
+    #[test]
+    fn derived_formulas() {
+        assert_eq!(vwap(1000.0, 10.0), 100.0);
+        assert!(vwap(0.0, 0.0).is_nan());
+        assert!(vwap(5.0, 0.0).is_nan(), "never inf");
+        assert_eq!(ret(100.0, 110.0), 0.1);
+        assert!(ret(0.0, 1.0).is_nan(), "never inf");
     }
 
     #[test]

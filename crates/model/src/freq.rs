@@ -175,9 +175,14 @@ impl Freq {
         }
     }
 
-    /// Binance close time of the bar opening at `open`: the next open minus 1 ms.
+    /// Binance close time of the bar opening at `open`: its open plus the interval minus
+    /// 1 ms (the next month's 1st minus 1 ms for `1M`). For a `3d` bar opening off the
+    /// epoch phase this is still open + 3 days - 1 ms.
     pub fn close_time(self, open: i64) -> i64 {
-        self.next(open) - 1
+        match self.fixed_ms() {
+            Some(len) => open + len - 1,
+            None => self.next(open) - 1,
+        }
     }
 
     /// Whether `t` is a valid open time for a stored bar. `3d` bars only need to start at a
@@ -318,6 +323,18 @@ mod tests {
                 prop_assert_eq!(a.floor(b.next(fl)), b.next(fl));
             }
         }
+    }
+
+    #[test]
+    fn close_time_of_every_valid_open() {
+        let jan1 = parse_ymd(2024, 1, 1).unwrap(); // not an epoch multiple of 3 days
+        assert!(Freq::D3.is_valid_open(jan1));
+        assert_eq!(Freq::D3.close_time(jan1), jan1 + 3 * DAY_MS - 1);
+        assert_eq!(Freq::M1.close_time(jan1), jan1 + 59_999);
+        assert_eq!(
+            Freq::Mo1.close_time(jan1),
+            parse_ymd(2024, 2, 1).unwrap() - 1
+        );
     }
 
     #[test]

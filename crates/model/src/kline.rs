@@ -52,10 +52,10 @@ const ROW_FIELDS: [&str; 12] = [
 ];
 
 /// Epoch values above this are microseconds (Binance spot files from 2025 on).
-const MICROS_THRESHOLD: i64 = 100_000_000_000_000; // 1e14 ms is year 5138
+pub const MICROS_THRESHOLD: i64 = 100_000_000_000_000; // 1e14 ms is year 5138
 
 /// Converts an epoch timestamp in ms or µs (by magnitude) to ms.
-pub(crate) fn normalize_epoch(t: i64) -> i64 {
+pub fn normalize_epoch(t: i64) -> i64 {
     if t.abs() >= MICROS_THRESHOLD {
         t.div_euclid(1000)
     } else {

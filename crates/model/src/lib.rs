@@ -16,13 +16,13 @@ mod range;
 mod validate;
 
 pub use civil::{
-    DAY_MS, date_string, day_floor, days_from_civil, format_rfc3339, parse_ymd, ymd_from_ms,
-    yyyymmdd,
+    DAY_MS, date_string, day_floor, days_from_civil, format_rfc3339, parse_ymd, push_rfc3339,
+    ymd_from_ms, yyyymmdd,
 };
 pub use error::{Error, Result, ValidationError};
-pub use feature::{Feature, FeatureKind, MetricFamily};
+pub use feature::{Feature, FeatureKind, MetricFamily, ret, vwap};
 pub use freq::Freq;
-pub use kline::{Field, Kline};
+pub use kline::{Field, Kline, MICROS_THRESHOLD, normalize_epoch};
 pub use metrics::{FundingRate, LongShortRatio, OpenInterest, RatioType};
 pub use range::{Bound, TimeRange, parse_bound};
 pub use validate::{

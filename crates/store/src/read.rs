@@ -294,14 +294,17 @@ impl<'p> FrameBuilder<'p> {
                     Some(Column::F64(
                         q.iter()
                             .zip(v)
-                            .map(|(q, v)| if *v == 0.0 { f64::NAN } else { q / v })
+                            .map(|(q, v)| marketdb_model::vwap(*q, *v))
                             .collect(),
                     ))
                 }
                 Output::Ret { open, close } => {
                     let (o, c) = (f64_of(&stored[open]), f64_of(&stored[close]));
                     Some(Column::F64(
-                        o.iter().zip(c).map(|(o, c)| (c - o) / o).collect(),
+                        o.iter()
+                            .zip(c)
+                            .map(|(o, c)| marketdb_model::ret(*o, *c))
+                            .collect(),
                     ))
                 }
             })

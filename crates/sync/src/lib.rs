@@ -16,7 +16,7 @@ use marketdb_model::{
 use marketdb_pool::PoolKind;
 pub use marketdb_store::{
     AsyncMarketDB, Column, CompletenessReport, DataSummary, IncompletePolicy, KlineFrame,
-    KlineInput, Resampled, ScanChunk, StoreConfig,
+    KlineInput, Resampled, ScanChunk, StoreConfig, Tables,
 };
 
 /// Errors of the blocking facade.
@@ -110,6 +110,10 @@ impl MarketDB {
         self.db.pool_kind()
     }
 
+    pub fn tables(&self) -> Tables {
+        self.db.tables()
+    }
+
     pub fn store_data(&self, data: impl Into<KlineInput>, freq: Freq) -> Result<usize> {
         self.block(self.db.store_data(data, freq))
     }
@@ -124,6 +128,14 @@ impl MarketDB {
 
     pub fn store_long_short_ratio(&self, data: Vec<LongShortRatio>) -> Result<usize> {
         self.block(self.db.store_long_short_ratio(data))
+    }
+
+    pub fn store_metrics(
+        &self,
+        open_interest: Vec<OpenInterest>,
+        long_short_ratio: Vec<LongShortRatio>,
+    ) -> Result<usize> {
+        self.block(self.db.store_metrics(open_interest, long_short_ratio))
     }
 
     pub fn read_data(
@@ -253,6 +265,10 @@ impl MarketDB {
 
     pub fn integrity_check(&self) -> Result<String> {
         self.block(self.db.integrity_check())
+    }
+
+    pub fn drop_secondary_indexes(&self) -> Result<Vec<String>> {
+        self.block(self.db.drop_secondary_indexes())
     }
 
     pub fn schema_version(&self) -> Result<i64> {

@@ -4,8 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use marketdb_model::{DAY_MS, Feature, Freq, Kline, TimeRange};
-use marketdb_store::{AsyncMarketDB, IncompletePolicy};
+use marketdb_model::{
+    DAY_MS, Feature, Freq, FundingRate, Kline, LongShortRatio, OpenInterest, RatioType, TimeRange,
+};
+use marketdb_store::{AsyncMarketDB, IncompletePolicy, ScanChunk};
 use marketdb_sync::{Error, MarketDB};
 use proptest::prelude::*;
 
@@ -36,6 +38,26 @@ enum Call {
     Resample,
     Latest {
         limit: usize,
+    },
+    StoreFunding {
+        symbol: usize,
+        n: usize,
+        rate: f64,
+    },
+    StoreMetrics {
+        symbol: usize,
+        n: usize,
+        level: f64,
+    },
+    ReadMetrics {
+        from_h: i64,
+        hours: i64,
+    },
+    Inspect {
+        symbol: usize,
+    },
+    Scan {
+        rows: usize,
     },
 }
 
@@ -87,6 +109,16 @@ fn call() -> impl Strategy<Value = Call> {
         (1..96i64).prop_map(|hours| Call::Check { hours }),
         Just(Call::Resample),
         (1..5usize).prop_map(|limit| Call::Latest { limit }),
+        (0..3usize, 1..10usize, -0.001..0.001f64)
+            .prop_map(|(symbol, n, rate)| Call::StoreFunding { symbol, n, rate }),
+        (0..3usize, 1..30usize, 0.0..1e6f64).prop_map(|(symbol, n, level)| Call::StoreMetrics {
+            symbol,
+            n,
+            level
+        }),
+        (0..72i64, 1..72i64).prop_map(|(from_h, hours)| Call::ReadMetrics { from_h, hours }),
+        (0..3usize).prop_map(|symbol| Call::Inspect { symbol }),
+        (1..50usize).prop_map(|rows| Call::Scan { rows }),
     ]
 }
 
@@ -186,11 +218,106 @@ fn apply(
                 .unwrap();
             (format!("{a:?}"), format!("{b:?}"))
         }
+        Call::StoreFunding { symbol, n, rate } => {
+            let data: Vec<FundingRate> = (0..*n as i64)
+                .map(|i| FundingRate {
+                    symbol: SYMBOLS[*symbol].to_owned(),
+                    funding_time: T0 + i * 8 * 3_600_000,
+                    funding_rate: rate + i as f64 * 1e-6,
+                    mark_price: (i % 2 == 0).then_some(100.0 + i as f64),
+                    index_price: None,
+                })
+                .collect();
+            let a = sync.store_funding_rate(data.clone()).unwrap();
+            let b = rt.block_on(db.store_funding_rate(data)).unwrap();
+            (a.to_string(), b.to_string())
+        }
+        Call::StoreMetrics { symbol, n, level } => {
+            let sym = SYMBOLS[*symbol].to_owned();
+            let oi: Vec<OpenInterest> = (0..*n as i64)
+                .map(|i| OpenInterest {
+                    symbol: sym.clone(),
+                    time: T0 + i * 300_000,
+                    interval: Freq::M5,
+                    open_interest: level + i as f64,
+                    open_interest_value: Some(0.0),
+                })
+                .collect();
+            let lsr: Vec<LongShortRatio> = (0..*n as i64)
+                .map(|i| LongShortRatio {
+                    symbol: sym.clone(),
+                    timestamp: T0 + i * 300_000,
+                    period: Freq::M5,
+                    ratio_type: RatioType::ALL[i as usize % 4],
+                    long_short_ratio: 1.0 + i as f64 / 10.0,
+                    long_account: None,
+                    short_account: Some(0.5),
+                })
+                .collect();
+            let a = sync.store_metrics(oi.clone(), lsr.clone()).unwrap();
+            let b = rt.block_on(db.store_metrics(oi, lsr)).unwrap();
+            (a.to_string(), b.to_string())
+        }
+        Call::ReadMetrics { from_h, hours } => {
+            let r = range_h(*from_h, *hours);
+            let a = (
+                sync.read_funding_rate(r, &all()).unwrap(),
+                sync.read_open_interest(r, &all(), Freq::M5).unwrap(),
+                sync.read_long_short_ratio(r, &all(), Freq::M5, RatioType::TakerVol)
+                    .unwrap(),
+            );
+            let b = (
+                rt.block_on(db.read_funding_rate(r, &all())).unwrap(),
+                rt.block_on(db.read_open_interest(r, &all(), Freq::M5))
+                    .unwrap(),
+                rt.block_on(db.read_long_short_ratio(r, &all(), Freq::M5, RatioType::TakerVol))
+                    .unwrap(),
+            );
+            (format!("{a:?}"), format!("{b:?}"))
+        }
+        Call::Inspect { symbol } => {
+            let s = SYMBOLS[*symbol];
+            let r = range_h(0, 48);
+            let a = (
+                sync.count(s, Freq::H1, None).unwrap(),
+                sync.get_time_range(s, Freq::H1).unwrap(),
+                sync.get_available_dates(s, Freq::H1).unwrap(),
+                sync.data_exists(s, r, Freq::H1).unwrap(),
+                sync.get_frequencies(s).unwrap(),
+                sync.get_symbols(None).unwrap(),
+            );
+            let b = (
+                rt.block_on(db.count(s, Freq::H1, None)).unwrap(),
+                rt.block_on(db.get_time_range(s, Freq::H1)).unwrap(),
+                rt.block_on(db.get_available_dates(s, Freq::H1)).unwrap(),
+                rt.block_on(db.data_exists(s, r, Freq::H1)).unwrap(),
+                rt.block_on(db.get_frequencies(s)).unwrap(),
+                rt.block_on(db.get_symbols(None)).unwrap(),
+            );
+            (format!("{a:?}"), format!("{b:?}"))
+        }
+        Call::Scan { rows } => {
+            let r = range_h(0, 96);
+            let a: Vec<String> = sync
+                .scan(r, Freq::H1, &all(), &[], ScanChunk::Rows(*rows))
+                .unwrap()
+                .map(|f| format!("{:?}", f.unwrap()))
+                .collect();
+            let mut stream = {
+                let _guard = rt.enter();
+                db.scan(r, Freq::H1, &all(), &[], ScanChunk::Rows(*rows))
+            };
+            let mut b = Vec::new();
+            while let Some(f) = rt.block_on(stream.next()) {
+                b.push(format!("{:?}", f.unwrap()));
+            }
+            (a.join("\n"), b.join("\n"))
+        }
     }
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
 
     #[test]
     fn sync_facade_equals_async_api(calls in prop::collection::vec(call(), 1..25)) {
