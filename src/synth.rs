@@ -75,13 +75,17 @@ pub fn klines_for(spec: &SynthSpec, symbol: &str) -> Vec<Kline> {
     let grid = spec.freq.grid(spec.range.start, spec.range.end_exclusive);
     let mut price = 10.0 + rng.uniform() * 990.0;
     let vol_scale = (spec.freq.nominal_ms() as f64 / 60_000.0).sqrt() * 0.001;
-    let (dp, tick) = if price > 100.0 { (2, 0.01) } else { (4, 0.0001) };
+    let (dp, tick) = if price > 100.0 {
+        (2, 0.01)
+    } else {
+        (4, 0.0001)
+    };
     let mut out = Vec::with_capacity(grid.len());
     for open_time in grid {
         let open = round_dp(price, dp).max(tick);
         let close = round_dp(open * (vol_scale * rng.normal()).exp(), dp).max(tick);
-        let high = round_dp(open.max(close) * (1.0 + vol_scale * rng.uniform()), dp)
-            .max(open.max(close));
+        let high =
+            round_dp(open.max(close) * (1.0 + vol_scale * rng.uniform()), dp).max(open.max(close));
         let low = round_dp(open.min(close) * (1.0 - vol_scale * rng.uniform()), dp)
             .min(open.min(close))
             .max(0.0);
