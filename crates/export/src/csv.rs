@@ -11,7 +11,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use marketdb_model::{DAY_MS, ymd_from_ms};
+use marketdb_model::push_rfc3339;
 use serde::Serialize;
 
 use crate::{
@@ -63,41 +63,6 @@ pub(crate) fn push_i64(out: &mut Vec<u8>, v: i64) {
     if serde_json::to_writer(&mut *out, &v).is_err() {
         let _ = write!(out, "{v}");
     }
-}
-
-fn push_2(out: &mut Vec<u8>, v: i64) {
-    out.push(b'0' + (v / 10) as u8);
-    out.push(b'0' + (v % 10) as u8);
-}
-
-/// Appends the RFC 3339 UTC form of `ms` (`.mmm` only when there are milliseconds), the
-/// same text as `marketdb_model::format_rfc3339` without allocating.
-pub(crate) fn push_rfc3339(out: &mut Vec<u8>, ms: i64) {
-    let (y, mo, d) = ymd_from_ms(ms);
-    let in_day = ms.rem_euclid(DAY_MS);
-    if (0..=9999).contains(&y) {
-        push_2(out, y / 100);
-        push_2(out, y % 100);
-    } else {
-        let _ = write!(out, "{y:04}");
-    }
-    out.push(b'-');
-    push_2(out, i64::from(mo));
-    out.push(b'-');
-    push_2(out, i64::from(d));
-    out.push(b'T');
-    push_2(out, in_day / 3_600_000);
-    out.push(b':');
-    push_2(out, in_day / 60_000 % 60);
-    out.push(b':');
-    push_2(out, in_day / 1000 % 60);
-    let milli = in_day % 1000;
-    if milli != 0 {
-        out.push(b'.');
-        out.push(b'0' + (milli / 100) as u8);
-        push_2(out, milli % 100);
-    }
-    out.push(b'Z');
 }
 
 /// Streams tables into one CSV file or numbered parts.
@@ -257,7 +222,7 @@ impl CsvWriter {
 mod tests {
     use std::fs;
 
-    use marketdb_model::{Feature, format_rfc3339, parse_ymd};
+    use marketdb_model::{Feature, parse_ymd};
 
     use super::*;
     use crate::table::tests::{frame, plan};
@@ -293,21 +258,6 @@ mod tests {
                 v.to_bits(),
                 "{v}"
             );
-        }
-    }
-
-    #[test]
-    fn datetimes_match_the_model() {
-        for ms in [
-            0,
-            1_704_067_200_000,
-            1_704_067_200_123,
-            1_709_164_799_999,
-            253_402_300_799_000,
-        ] {
-            let mut b = Vec::new();
-            push_rfc3339(&mut b, ms);
-            assert_eq!(String::from_utf8(b).unwrap(), format_rfc3339(ms));
         }
     }
 

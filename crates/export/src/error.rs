@@ -16,6 +16,14 @@ pub enum Error {
         #[source]
         source: Box<marketdb_store::Error>,
     },
+    /// Resampling the streamed bars failed (rows out of order, a column missing).
+    #[error("cannot resample {what}")]
+    Resample {
+        /// What was being resampled (source and target intervals, range).
+        what: String,
+        #[source]
+        source: Box<marketdb_store::Error>,
+    },
     /// A file or folder could not be created, written, synced or renamed.
     #[error("cannot write {}", path.display())]
     Io {
@@ -92,6 +100,13 @@ impl Error {
 
     pub(crate) fn store(what: impl Into<String>, source: marketdb_store::Error) -> Error {
         Error::Store {
+            what: what.into(),
+            source: Box::new(source),
+        }
+    }
+
+    pub(crate) fn resample(what: impl Into<String>, source: marketdb_store::Error) -> Error {
+        Error::Resample {
             what: what.into(),
             source: Box::new(source),
         }

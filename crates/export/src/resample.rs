@@ -1,199 +1,130 @@
-//! [`Resampler`]: streaming resampling of kline frames into a coarser interval, so a
-//! `target_freq` export never holds more than one open bucket per symbol. Rules (behaviour
-//! section 4): open = first, high = max, low = min, close = last, every volume and count
-//! summed, labelled at the bucket's open time; no bar for an empty bucket; incomplete
-//! buckets are kept. Frames are pushed in time order (per day, all symbols, or per symbol);
-//! after each push the caller drains the buckets that end at or before a watermark (the end
-//! of the day just pushed), grouped into one frame per UTC day of the bucket open.
-
-use std::collections::BTreeMap;
+//! [`Resampler`]: on-the-fly resampling of the exported bars into a coarser interval, a thin
+//! driver of the store's [`BucketAggregator`], which holds the one implementation of the
+//! rules (behaviour section 4: open = first, high = max, low = min, close = last, every
+//! volume and count summed, labelled at the bucket's open; no bar for an empty bucket).
+//! Incomplete buckets are kept and counted. At most one open bucket per symbol is held.
+//!
+//! Day walks push one UTC day (all symbols) at a time and drain the buckets that end by the
+//! end of that day, split into one frame per UTC day of the bucket open (one NumPy day
+//! each); symbol walks push (symbol, time) chunks and drain every symbol but the last one
+//! seen. It owns no aggregation rule of its own.
 
 use marketdb_model::{Feature, Freq, day_floor};
+use marketdb_store::{BucketAggregator, IncompletePolicy};
+use tracing::info;
 
-use crate::{Column, KlineFrame};
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Val {
-    F(f64),
-    I(i64),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Rule {
-    First,
-    Max,
-    Min,
-    Last,
-    Sum,
-}
-
-fn rule(f: Feature) -> Rule {
-    match f {
-        Feature::Open => Rule::First,
-        Feature::High => Rule::Max,
-        Feature::Low => Rule::Min,
-        Feature::Close => Rule::Last,
-        _ => Rule::Sum,
-    }
-}
-
-#[derive(Clone, Debug)]
-struct Bar {
-    open: i64,
-    vals: Vec<Val>,
-}
+use crate::{Column, Error, KlineFrame, Result};
 
 /// A streaming resampler; see the module docs.
 #[derive(Debug)]
 pub(crate) struct Resampler {
-    to: Freq,
-    features: Vec<Feature>,
-    rules: Vec<Rule>,
-    open: BTreeMap<String, Bar>,
-    done: Vec<(String, Bar)>,
+    agg: BucketAggregator,
+    /// `{from} bars into {to}`, for errors and logs.
+    what: String,
 }
 
 impl Resampler {
-    /// A resampler into `to` for frames holding exactly `features` (stored columns).
-    pub(crate) fn new(to: Freq, features: &[Feature]) -> Resampler {
-        Resampler {
-            to,
-            features: features.to_vec(),
-            rules: features.iter().map(|f| rule(*f)).collect(),
-            open: BTreeMap::new(),
-            done: Vec::new(),
-        }
+    /// A resampler of `from` bars into `to` for frames holding (at least) `features`, which
+    /// must be stored kline columns; drained frames hold exactly `features`.
+    pub(crate) fn new(from: Freq, to: Freq, features: &[Feature]) -> Result<Resampler> {
+        let what = format!("{from} bars into {to}");
+        let agg = BucketAggregator::with_features(from, to, IncompletePolicy::Keep, features)
+            .map_err(|e| Error::resample(what.clone(), e))?;
+        Ok(Resampler { agg, what })
     }
 
-    /// Adds a frame's rows (each symbol's rows ascending in time).
-    pub(crate) fn push(&mut self, frame: &KlineFrame) {
-        let cols: Vec<Option<&Column>> = self.features.iter().map(|f| frame.column(*f)).collect();
-        let val = |c: Option<&Column>, row: usize| match c {
-            Some(Column::F64(v)) => Val::F(v[row]),
-            Some(Column::I64(v)) => Val::I(v[row]),
-            None => Val::F(f64::NAN),
-        };
-        for (sym, rows) in &frame.symbols {
-            if !self.open.contains_key(sym) {
-                self.open.insert(
-                    sym.clone(),
-                    Bar {
-                        open: i64::MIN,
-                        vals: Vec::new(),
-                    },
-                );
-            }
-            let Some(bar) = self.open.get_mut(sym) else {
-                continue;
-            };
-            for row in rows.clone() {
-                let bucket = self.to.floor(frame.timestamp[row]);
-                if bar.open != bucket {
-                    let fresh = Bar {
-                        open: bucket,
-                        vals: cols.iter().map(|c| val(*c, row)).collect(),
-                    };
-                    let old = std::mem::replace(bar, fresh);
-                    if old.open != i64::MIN {
-                        self.done.push((sym.clone(), old));
-                    }
-                    continue;
-                }
-                for ((acc, rule), c) in bar.vals.iter_mut().zip(&self.rules).zip(&cols) {
-                    *acc = merge(*acc, val(*c, row), *rule);
-                }
-            }
-        }
+    /// Adds a frame's rows (each symbol's rows ascending in time, after its earlier ones).
+    pub(crate) fn push(&mut self, frame: &KlineFrame) -> Result<()> {
+        self.agg
+            .push(frame)
+            .map_err(|e| Error::resample(self.what.clone(), e))
     }
 
-    /// Closes every bucket that ends at or before `watermark` and returns the finished bars
-    /// as frames, one per UTC day of the bucket open, in day order, rows by (symbol, open).
-    /// For frames pushed day by day (all symbols), with the end of the day as watermark.
+    /// The buckets that end at or before `watermark` (the end of the day just pushed), as
+    /// frames, one per UTC day of the bucket open, in day order, rows by (symbol, open).
     pub(crate) fn drain(&mut self, watermark: i64) -> Vec<KlineFrame> {
-        let to = self.to;
-        self.close_where(|_, b| to.next(b.open) <= watermark);
-        self.take_done(true)
+        split_days(self.agg.drain_until(watermark))
     }
 
-    /// Closes the buckets of every symbol but `keep` and returns the finished bars as one
-    /// frame ordered by (symbol, open). For frames pushed in (symbol, time) order, where
-    /// `keep` is the last symbol seen (the only one that can still get rows).
+    /// The buckets of every symbol but `keep` and every finished bucket of `keep`, as one
+    /// frame ordered by (symbol, open) (none when empty).
     pub(crate) fn drain_symbols(&mut self, keep: Option<&str>) -> Vec<KlineFrame> {
-        self.close_where(|s, _| Some(s) != keep);
-        self.take_done(false)
+        let frame = self.agg.drain_except(keep);
+        if frame.is_empty() {
+            Vec::new()
+        } else {
+            vec![frame]
+        }
     }
 
-    /// Closes every bucket (the end of a day-by-day stream).
+    /// Every remaining bucket (the end of a day-by-day stream), split as in [`Self::drain`].
     pub(crate) fn finish(&mut self) -> Vec<KlineFrame> {
-        self.drain(i64::MAX)
-    }
-
-    fn close_where(&mut self, pred: impl Fn(&str, &Bar) -> bool) {
-        let closing: Vec<String> = self
-            .open
-            .iter()
-            .filter(|(s, b)| b.open != i64::MIN && pred(s, b))
-            .map(|(s, _)| s.clone())
-            .collect();
-        for sym in closing {
-            if let Some(bar) = self.open.remove(&sym) {
-                self.done.push((sym, bar));
-            }
-        }
-    }
-
-    /// The finished bars as frames: per UTC day of the open (`by_day`) or all in one.
-    fn take_done(&mut self, by_day: bool) -> Vec<KlineFrame> {
-        let mut done = std::mem::take(&mut self.done);
-        let key = |b: &Bar| if by_day { day_floor(b.open) } else { 0 };
-        done.sort_by(|a, b| (key(&a.1), &a.0, a.1.open).cmp(&(key(&b.1), &b.0, b.1.open)));
-        let mut out: Vec<KlineFrame> = Vec::new();
-        let mut current = None;
-        for (sym, bar) in done {
-            if current != Some(key(&bar)) {
-                current = Some(key(&bar));
-                out.push(KlineFrame::empty(&self.features));
-            }
-            let Some(frame) = out.last_mut() else {
-                continue;
-            };
-            let row = frame.timestamp.len();
-            match frame.symbols.last_mut() {
-                Some((s, r)) if *s == sym => r.end = row + 1,
-                _ => frame.symbols.push((sym, row..row + 1)),
-            }
-            frame.timestamp.push(bar.open);
-            for (col, v) in frame.columns.iter_mut().zip(bar.vals) {
-                match (col, v) {
-                    (Column::F64(c), Val::F(x)) => c.push(x),
-                    (Column::I64(c), Val::I(x)) => c.push(x),
-                    (Column::F64(c), Val::I(x)) => c.push(x as f64),
-                    (Column::I64(c), Val::F(x)) => c.push(x as i64),
-                }
-            }
-        }
+        let out = split_days(self.agg.drain_all());
+        self.log_counts();
         out
+    }
+
+    /// Every remaining bucket (the end of a symbol stream), as in [`Self::drain_symbols`].
+    pub(crate) fn finish_symbols(&mut self) -> Vec<KlineFrame> {
+        let out = self.drain_symbols(None);
+        self.log_counts();
+        out
+    }
+
+    fn log_counts(&self) {
+        let (buckets, incomplete) = (self.agg.buckets(), self.agg.incomplete());
+        if incomplete > 0 {
+            info!(
+                "resampling {}: kept {incomplete} incomplete bucket(s) of {buckets}",
+                self.what
+            );
+        }
+    }
+
+    /// Buckets finished so far with fewer source bars than they span.
+    #[cfg(test)]
+    fn incomplete(&self) -> usize {
+        self.agg.incomplete()
     }
 }
 
-fn merge(acc: Val, v: Val, rule: Rule) -> Val {
-    match (acc, v) {
-        (Val::F(a), Val::F(b)) => Val::F(match rule {
-            Rule::First => a,
-            Rule::Last => b,
-            Rule::Max => a.max(b),
-            Rule::Min => a.min(b),
-            Rule::Sum => a + b,
-        }),
-        (Val::I(a), Val::I(b)) => Val::I(match rule {
-            Rule::First => a,
-            Rule::Last => b,
-            Rule::Max => a.max(b),
-            Rule::Min => a.min(b),
-            Rule::Sum => a.saturating_add(b),
-        }),
-        (a, _) => a,
+/// Splits a frame ordered by (symbol, open) into one frame per UTC day of the open, in day
+/// order, each ordered by (symbol, open). No frame for no rows.
+fn split_days(frame: KlineFrame) -> Vec<KlineFrame> {
+    let mut days: Vec<i64> = frame.timestamp.iter().map(|t| day_floor(*t)).collect();
+    days.sort_unstable();
+    days.dedup();
+    match days.len() {
+        0 => return Vec::new(),
+        1 => return vec![frame],
+        _ => {}
     }
+    days.into_iter()
+        .map(|day| {
+            let mut out = KlineFrame::empty(&frame.features);
+            for (symbol, rows) in &frame.symbols {
+                let first = out.len();
+                for i in rows.clone() {
+                    if day_floor(frame.timestamp[i]) != day {
+                        continue;
+                    }
+                    out.timestamp.push(frame.timestamp[i]);
+                    for (o, c) in out.columns.iter_mut().zip(&frame.columns) {
+                        match (o, c) {
+                            (Column::F64(o), Column::F64(c)) => o.push(c[i]),
+                            (Column::I64(o), Column::I64(c)) => o.push(c[i]),
+                            (Column::F64(o), Column::I64(c)) => o.push(c[i] as f64),
+                            (Column::I64(o), Column::F64(c)) => o.push(c[i] as i64),
+                        }
+                    }
+                }
+                if out.len() > first {
+                    out.symbols.push((symbol.clone(), first..out.len()));
+                }
+            }
+            out
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -204,133 +135,138 @@ mod tests {
 
     const H: i64 = 3_600_000;
 
+    const FEATURES: [Feature; 3] = [Feature::Close, Feature::Volume, Feature::TradesCount];
+
+    /// `n` hourly bars of `sym` from `start` with the columns of [`FEATURES`]: close
+    /// 150+i, volume 1000, trades i.
     fn hourly(sym: &str, start: i64, n: i64) -> KlineFrame {
-        let mut f = KlineFrame::empty(&[
-            Feature::Open,
-            Feature::High,
-            Feature::Low,
-            Feature::Close,
-            Feature::Volume,
-            Feature::TradesCount,
-        ]);
+        let mut f = KlineFrame::empty(&FEATURES);
         f.symbols.push((sym.to_owned(), 0..n as usize));
-        for i in 0..n {
-            f.timestamp.push(start + i * H);
-            let vals = [
-                100.0 + i as f64,
-                200.0 + i as f64,
-                50.0 - i as f64,
-                150.0 + i as f64,
-                1000.0,
-            ];
-            for (c, v) in f.columns.iter_mut().zip(vals) {
-                if let Column::F64(c) = c {
-                    c.push(v);
-                }
-            }
-            if let Column::I64(c) = &mut f.columns[5] {
-                c.push(i);
-            }
-        }
+        f.timestamp = (0..n).map(|i| start + i * H).collect();
+        f.columns = vec![
+            Column::F64((0..n).map(|i| 150.0 + i as f64).collect()),
+            Column::F64(vec![1000.0; n as usize]),
+            Column::I64((0..n).collect()),
+        ];
         f
     }
 
-    #[test]
-    fn python_ohlcv_aggregation_case() {
-        // 24 hourly bars from 1700006400000: open 100+i, high 200+i, low 50-i, close 150+i.
-        let t0 = 1_700_006_400_000;
-        let mut r = Resampler::new(Freq::D1, &hourly("BTC", t0, 1).features);
-        r.push(&hourly("BTC", t0, 24));
-        let out = r.drain(t0 + DAY_MS);
-        assert_eq!(out.len(), 1);
-        let f = &out[0];
-        assert_eq!(f.timestamp, vec![t0]);
-        assert_eq!(f.columns[0], Column::F64(vec![100.0]));
-        assert_eq!(f.columns[1], Column::F64(vec![223.0]));
-        assert_eq!(f.columns[2], Column::F64(vec![27.0]));
-        assert_eq!(f.columns[3], Column::F64(vec![173.0]));
-        assert_eq!(f.columns[4], Column::F64(vec![24_000.0]));
-        assert_eq!(f.columns[5], Column::I64(vec![(0..24).sum()]));
-        assert!(r.finish().is_empty());
+    /// `a` followed by the rows of `b` (whose symbols sort after `a`'s).
+    fn concat(mut a: KlineFrame, b: KlineFrame) -> KlineFrame {
+        let off = a.len();
+        a.symbols.extend(
+            b.symbols
+                .into_iter()
+                .map(|(s, r)| (s, r.start + off..r.end + off)),
+        );
+        a.timestamp.extend(b.timestamp);
+        for (x, y) in a.columns.iter_mut().zip(b.columns) {
+            match (x, y) {
+                (Column::F64(x), Column::F64(y)) => x.extend(y),
+                (Column::I64(x), Column::I64(y)) => x.extend(y),
+                _ => unreachable!(),
+            }
+        }
+        a
     }
 
     #[test]
-    fn weekly_buckets_wait_for_their_end_and_group_by_open_day() {
+    fn weekly_buckets_wait_for_their_end_and_come_out_on_their_open_day() {
         let mon = parse_ymd(2024, 1, 1).unwrap();
-        let feats = hourly("A", mon, 1).features;
-        let mut r = Resampler::new(Freq::W1, &feats);
+        let mut r = Resampler::new(Freq::H1, Freq::W1, &FEATURES).unwrap();
         for d in 0..7 {
-            let mut a = hourly("A", mon + d * DAY_MS, 24);
+            let mut day = hourly("A", mon + d * DAY_MS, 24);
             if d == 3 {
-                // B trades only on Thursday.
-                let b = hourly("B", mon + d * DAY_MS, 2);
-                a.symbols.push(("B".into(), 24..26));
-                a.timestamp.extend(&b.timestamp);
-                for (c, bc) in a.columns.iter_mut().zip(b.columns) {
-                    match (c, bc) {
-                        (Column::F64(x), Column::F64(y)) => x.extend(y),
-                        (Column::I64(x), Column::I64(y)) => x.extend(y),
-                        _ => unreachable!(),
-                    }
-                }
+                // B trades only two hours on Thursday.
+                day = concat(day, hourly("B", mon + d * DAY_MS, 2));
             }
-            r.push(&a);
+            r.push(&day).unwrap();
             let out = r.drain(mon + (d + 1) * DAY_MS);
             if d < 6 {
                 assert!(out.is_empty(), "day {d}");
             } else {
                 assert_eq!(out.len(), 1);
                 assert_eq!(out[0].timestamp, vec![mon, mon]);
-                assert_eq!(out[0].symbols[0].0, "A");
-                assert_eq!(out[0].symbols[1], ("B".to_owned(), 1..2));
-                assert_eq!(out[0].columns[4], Column::F64(vec![7.0 * 24_000.0, 2000.0]));
+                assert_eq!(
+                    out[0].symbols,
+                    vec![("A".to_owned(), 0..1), ("B".to_owned(), 1..2)]
+                );
+                assert_eq!(out[0].features, FEATURES);
+                assert_eq!(out[0].columns[0], Column::F64(vec![173.0, 151.0]));
+                assert_eq!(out[0].columns[1], Column::F64(vec![7.0 * 24_000.0, 2000.0]));
+                assert_eq!(r.incomplete(), 1, "B's week");
             }
         }
-        // An incomplete bucket is kept at the end of the stream.
-        r.push(&hourly("A", mon + 7 * DAY_MS, 3));
+        // An incomplete bucket is kept (and counted) at the end of the stream.
+        r.push(&hourly("A", mon + 7 * DAY_MS, 3)).unwrap();
         assert!(r.drain(mon + 8 * DAY_MS).is_empty());
         let out = r.finish();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].timestamp, vec![mon + 7 * DAY_MS]);
-        assert_eq!(out[0].columns[4], Column::F64(vec![3000.0]));
+        assert_eq!(out[0].columns[1], Column::F64(vec![3000.0]));
+        assert_eq!(out[0].columns[2], Column::I64(vec![3]));
+        assert_eq!(r.incomplete(), 2);
+        assert!(r.finish().is_empty());
+    }
+
+    #[test]
+    fn drained_buckets_are_split_by_the_day_they_open() {
+        let d0 = parse_ymd(2024, 1, 1).unwrap();
+        let mut r = Resampler::new(Freq::H1, Freq::D1, &FEATURES).unwrap();
+        // A ends on day 0 with its bucket open, B has days 0 and 1: one drain at the end
+        // of day 1 finishes buckets of two open days.
+        r.push(&concat(hourly("A", d0, 24), hourly("B", d0, 48)))
+            .unwrap();
+        let out = r.drain(d0 + 2 * DAY_MS);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].timestamp, vec![d0, d0]);
+        assert_eq!(
+            out[0].symbols,
+            vec![("A".to_owned(), 0..1), ("B".to_owned(), 1..2)]
+        );
+        assert_eq!(out[1].timestamp, vec![d0 + DAY_MS]);
+        assert_eq!(out[1].symbols, vec![("B".to_owned(), 0..1)]);
+        assert_eq!(out[1].columns[0], Column::F64(vec![150.0 + 47.0]));
+        assert_eq!(out[1].columns[2], Column::I64(vec![(24..48).sum()]));
     }
 
     #[test]
     fn symbol_major_streams_close_finished_symbols() {
         let t0 = parse_ymd(2024, 1, 1).unwrap();
-        let mut r = Resampler::new(Freq::D1, &hourly("A", t0, 1).features);
+        let mut r = Resampler::new(Freq::H1, Freq::D1, &FEATURES).unwrap();
         // Chunk 1: all of A's first day and half of its second.
-        let mut a = hourly("A", t0, 36);
-        r.push(&a);
+        r.push(&hourly("A", t0, 36)).unwrap();
         let out = r.drain_symbols(Some("A"));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].timestamp, vec![t0]);
         // Chunk 2: the rest of A, then B.
-        a = hourly("A", t0 + 36 * H, 12);
-        r.push(&a);
-        r.push(&hourly("B", t0, 24));
+        let mut rest = hourly("A", t0 + 36 * H, 12);
+        if let Column::F64(c) = &mut rest.columns[0] {
+            c[11] = -1.0;
+        }
+        r.push(&concat(rest, hourly("B", t0, 24))).unwrap();
         let out = r.drain_symbols(Some("B"));
         assert_eq!(out[0].timestamp, vec![t0 + DAY_MS]);
         assert_eq!(out[0].symbols, vec![("A".to_owned(), 0..1)]);
-        assert_eq!(out[0].columns[4], Column::F64(vec![24_000.0]));
-        let out = r.drain_symbols(None);
+        assert_eq!(out[0].columns[0], Column::F64(vec![-1.0]), "close = last");
+        assert_eq!(out[0].columns[1], Column::F64(vec![24_000.0]));
+        let out = r.finish_symbols();
         assert_eq!(out[0].symbols, vec![("B".to_owned(), 0..1)]);
         assert!(r.drain_symbols(None).is_empty());
+        assert_eq!(r.incomplete(), 0);
     }
 
     #[test]
-    fn intraday_buckets_and_gaps() {
+    fn bad_streams_are_errors_not_double_bars() {
         let t0 = parse_ymd(2024, 1, 1).unwrap();
-        let mut f = hourly("A", t0, 5);
-        f.timestamp[3] += 0; // bars at 0..5h
-        let mut r = Resampler::new(Freq::H4, &f.features);
-        r.push(&f);
-        let out = r.drain(t0 + DAY_MS);
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].timestamp, vec![t0, t0 + 4 * H]);
-        assert_eq!(out[0].columns[0], Column::F64(vec![100.0, 104.0]));
-        assert_eq!(out[0].columns[3], Column::F64(vec![153.0, 154.0]));
-        f.timestamp.clear();
-        assert!(r.finish().is_empty());
+        let mut r = Resampler::new(Freq::H1, Freq::D1, &FEATURES).unwrap();
+        r.push(&hourly("A", t0, 24)).unwrap();
+        assert_eq!(r.drain(t0 + DAY_MS).len(), 1);
+        let e = r.push(&hourly("A", t0, 1)).unwrap_err();
+        assert!(matches!(e, Error::Resample { .. }), "{e}");
+        assert!(e.to_string().contains("1h bars into 1d"), "{e}");
+        let mut r = Resampler::new(Freq::H1, Freq::D1, &Feature::KLINE).unwrap();
+        assert!(r.push(&hourly("A", t0, 1)).is_err(), "columns missing");
+        assert!(Resampler::new(Freq::H1, Freq::D1, &[Feature::Vwap]).is_err());
     }
 }

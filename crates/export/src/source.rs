@@ -1,10 +1,11 @@
-//! The producer half of an export: streams bars from the store, resamples them on the fly,
-//! builds [`Table`]s with derived features, reads the metrics each table needs (with a
-//! lookback of one tolerance before its first bar) and aligns them, then hands the tables
-//! to the writer thread through a bounded channel ([`Msg`]). Day walks (NumPy) scan the two
-//! halves of the symbol list with two concurrent store scans merged day by day, so two
-//! store readers work while the writer writes; symbol walks (CSV, Parquet, statistics) use
-//! one scan of bounded row chunks in (symbol, time) order. It writes no file.
+//! The producer half of an export: streams bars from the store, resamples them on the fly
+//! (through the store's aggregation rules, see `resample.rs`), builds [`Table`]s with
+//! derived features, reads the metrics each table needs (with a lookback of one tolerance
+//! before its first bar) and aligns them, then hands the tables to the writer thread
+//! through a bounded channel ([`Msg`]). Day walks (NumPy) scan the two halves of the symbol
+//! list with two concurrent store scans merged day by day, so two store readers work while
+//! the writer writes; symbol walks (CSV, Parquet, statistics) use one scan of bounded row
+//! chunks in (symbol, time) order. It writes no file.
 
 use std::ops::Range;
 
@@ -157,7 +158,8 @@ pub(crate) async fn produce(
     let mut stream = Frames::start(db, plan, chunk);
     let mut resampler = plan
         .resamples()
-        .then(|| Resampler::new(plan.out_freq, &plan.scan_columns));
+        .then(|| Resampler::new(plan.source_freq, plan.out_freq, &plan.scan_columns))
+        .transpose()?;
     let first_day = day_floor(plan.scan_range.start);
     let days = plan.total_days();
     while let Some(frame) = stream.next().await {
@@ -177,11 +179,11 @@ pub(crate) async fn produce(
         let outputs = match (&mut resampler, walk) {
             (None, _) => vec![frame],
             (Some(r), Walk::Days) => {
-                r.push(&frame);
+                r.push(&frame)?;
                 r.drain(day_floor(last_ts) + DAY_MS)
             }
             (Some(r), Walk::Symbols) => {
-                r.push(&frame);
+                r.push(&frame)?;
                 let keep = frame.symbols.last().map(|(s, _)| s.clone());
                 r.drain_symbols(keep.as_deref())
             }
@@ -198,7 +200,7 @@ pub(crate) async fn produce(
     if let Some(mut r) = resampler {
         let outputs = match walk {
             Walk::Days => r.finish(),
-            Walk::Symbols => r.drain_symbols(None),
+            Walk::Symbols => r.finish_symbols(),
         };
         for out in outputs {
             if !send_table(db, plan, walk, out, tx).await? {

@@ -1,12 +1,13 @@
 //! [`Table`]: the rows of one export step (one output day, for all or one symbol) with the
 //! requested features in output order: stored columns moved out of the store's
-//! [`KlineFrame`], derived `vwap` and `ret` computed here, metric columns NaN until
-//! `align.rs` fills them, plus one `{metric}_ts` column per metric (0 = no value). Every
-//! writer (NumPy, CSV, Parquet, statistics) consumes tables; none of them reads the store.
+//! [`KlineFrame`], derived `vwap` and `ret` computed here (with the model's
+//! `marketdb_model::{vwap, ret}`), metric columns NaN until `align.rs` fills them, plus one
+//! `{metric}_ts` column per metric (0 = no value). Every writer (NumPy, CSV, Parquet,
+//! statistics) consumes tables; none of them reads the store.
 
 use std::ops::Range;
 
-use marketdb_model::{Feature, FeatureKind};
+use marketdb_model::{Feature, FeatureKind, ret, vwap};
 
 use crate::{Column, KlineFrame, plan::Plan};
 
@@ -82,20 +83,6 @@ fn needs(g: Feature, f: Feature) -> bool {
         Feature::Vwap => matches!(f, Feature::QuoteVolume | Feature::Volume),
         Feature::Ret => matches!(f, Feature::Open | Feature::Close),
         _ => false,
-    }
-}
-
-/// quote volume / volume; NaN when the volume is 0 (or either value is missing).
-pub(crate) fn vwap(amt: f64, vol: f64) -> f64 {
-    if vol == 0.0 { f64::NAN } else { amt / vol }
-}
-
-/// (close - open) / open; NaN when the open is 0 (or either value is missing).
-pub(crate) fn ret(opn: f64, cls: f64) -> f64 {
-    if opn == 0.0 {
-        f64::NAN
-    } else {
-        (cls - opn) / opn
     }
 }
 

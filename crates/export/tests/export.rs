@@ -416,9 +416,10 @@ async fn numpy_exports_match_the_store() {
     let tmp = tempfile::tempdir().unwrap();
     let db = open_db(tmp.path()).await;
     let three = ["AAAUSDT", "BBBUSDT", "CCCUSDT"];
-    // 1h, 3 days; BBB has only 12 of the 24 hours of Jan 1.
+    // 1h, 3 days; BBB has only 12 of the 24 hours of Jan 1 (00:00..11:00), and on Jan 2
+    // misses 00:00..05:00 (the start of the day) and 10:00..11:00 (a gap within the day).
     store_bars(&db, &three, Freq::H1, day(1), 72, |s, i| {
-        s == 1 && (12..24).contains(&i)
+        s == 1 && (12..30).chain(34..36).any(|h| h == i)
     })
     .await;
     // CCC's 05:00 bar on Jan 1 has no volume at all (vwap NaN).
@@ -544,7 +545,9 @@ async fn numpy_exports_match_the_store() {
         let bars = match (c.bars.take(), c.req.target_freq) {
             (Some(b), _) => b,
             (None, Some(to)) => {
-                // Expected values from the store's own (independent) resampler.
+                // Expected values from the store's resample: the same rules (one
+                // implementation, `BucketAggregator`), but fed straight from SQLite rather
+                // than from the exporter's scans, drains and per-day splits.
                 let r = db
                     .resample(
                         c.req.range,
@@ -611,6 +614,8 @@ async fn numpy_exports_match_the_store() {
         "an empty export creates no folders"
     );
 
+    check_ffill_does_not_cross_days(&out.join("h"));
+
     let Some(res) = run_python(PY_NUMPY, &json!({ "cases": inputs })) else {
         return;
     };
@@ -632,9 +637,73 @@ async fn numpy_exports_match_the_store() {
     assert_eq!(day1("one_symbol")["symbols"], json!(["BBBUSDT"]));
     assert_eq!(day1("fifty")["symbols"].as_array().unwrap().len(), 50);
     // ffill: BBB's hours 12..23 of Jan 1 are filled from 11:00, CCC's vwap hole too; Jan 2
-    // starts fresh (checked cell by cell in Python against a day-local fill).
+    // starts fresh: BBB's 00:00..05:00 stay NaN, its 10:00..11:00 come from Jan 2 09:00
+    // (checked cell by cell in Python against a day-local fill).
     assert_eq!(day1("ffill")["nan_rows"]["cls"], json!([0, 0, 0]));
+    let day2 = |name: &str| res[name]["days"]["20240102"].clone();
+    for f in ["cls", "vwap", "tnum"] {
+        assert_eq!(day2("ffill")["nan_rows"][f], json!([0, 6, 0]), "{f}");
+        assert_eq!(day2("three_days")["nan_rows"][f], json!([0, 8, 0]), "{f}");
+    }
     assert_eq!(res["empty"]["status"], "no_data");
+}
+
+/// A float64 `.npy` file: its shape and values (version 1.0 to 3.0 headers).
+fn read_npy_f64(path: &Path) -> (Vec<usize>, Vec<f64>) {
+    let b = fs::read(path).unwrap();
+    assert_eq!(&b[..6], b"\x93NUMPY", "{}", path.display());
+    let (len, start) = match b[6] {
+        1 => (usize::from(u16::from_le_bytes([b[8], b[9]])), 10),
+        _ => (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12),
+    };
+    let header = std::str::from_utf8(&b[start..start + len]).unwrap();
+    assert!(header.contains("'<f8'"), "{header}");
+    let shape = header.split('(').nth(1).unwrap().split(')').next().unwrap();
+    let shape = shape
+        .split(',')
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| d.trim().parse().unwrap())
+        .collect();
+    let values = b[start + len..]
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    (shape, values)
+}
+
+/// The Rust half of the ffill check (runs without Python): in the `ffill` case (hourly
+/// close, vwap and trade counts of AAA, BBB, CCC over Jan 1..2), BBB's Jan 2 row starts
+/// with six NaN (its bars before 06:00 are missing and Jan 1's 11:00 value must not leak
+/// into the next day), and its missing 10:00 and 11:00 take Jan 2 09:00's stored value.
+fn check_ffill_does_not_cross_days(dir: &Path) {
+    let symbols: Vec<String> =
+        serde_json::from_slice(&fs::read(dir.join("1h/symbols/20240102.json")).unwrap()).unwrap();
+    assert_eq!(symbols, strings(&["AAAUSDT", "BBBUSDT", "CCCUSDT"]));
+    let at_nine = kline("BBBUSDT", Freq::H1, day(2) + 9 * H, 1, 33);
+    let expected = [
+        ("cls", at_nine.close),
+        ("vwap", at_nine.quote_volume / at_nine.volume),
+        ("tnum", at_nine.trades_count as f64),
+    ];
+    for (feature, nine) in expected {
+        let (shape, m) = read_npy_f64(&dir.join(format!("1h/{feature}/20240102.npy")));
+        assert_eq!(shape, vec![3, 24], "{feature}");
+        let bbb = &m[24..48];
+        for (h, v) in bbb.iter().enumerate().take(6) {
+            assert!(v.is_nan(), "{feature}: BBB Jan 2 {h:02}:00 is {v}, not NaN");
+        }
+        assert!(bbb[6..].iter().all(|v| !v.is_nan()), "{feature}: {bbb:?}");
+        assert_eq!(bbb[9], nine, "{feature}: the stored 09:00 value");
+        assert_eq!(&bbb[10..12], &[nine, nine], "{feature}: filled from 09:00");
+        assert_ne!(bbb[12], nine, "{feature}: 12:00 is its own bar");
+        // Jan 1: hours 12..23 are filled from 11:00 of the same day.
+        let (_, m1) = read_npy_f64(&dir.join(format!("1h/{feature}/20240101.npy")));
+        let bbb1 = &m1[24..48];
+        assert!(
+            bbb1[12..].iter().all(|v| *v == bbb1[11]),
+            "{feature}: {bbb1:?}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------

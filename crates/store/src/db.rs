@@ -19,12 +19,12 @@ use tracing::{debug, info};
 use crate::completeness::{Checker, CompletenessReport};
 use crate::config::CHECKPOINT_AFTER_ROWS;
 use crate::read::{ReadPlan, read_frame, read_latest, resolve_symbols};
-use crate::resample::{Aggregator, IncompletePolicy, Resampled, source_range};
+use crate::resample::{IncompletePolicy, Resampled, source_range};
 use crate::scan::{FrameStream, ScanChunk, ScanJob};
 use crate::write::{KlineInput, insert_klines, validate_all};
 use crate::{
-    DataSummary, Error, KlineFrame, Result, StoreConfig, Tables, inspect, metrics, resample, scan,
-    schema,
+    BucketAggregator, DataSummary, Error, KlineFrame, Result, StoreConfig, Tables, inspect,
+    metrics, resample, scan, schema,
 };
 
 /// Prepared statements cached per connection (reads use one per feature set, interval
@@ -261,7 +261,9 @@ impl AsyncMarketDB {
         }
     }
 
-    /// [`Self::read_data`] with raw millisecond bounds, both inclusive.
+    /// [`Self::read_data`] with raw millisecond bounds, both inclusive: `start == end` is
+    /// the one instant, `start > end` is the model's `StartAfterEnd` error (never an empty
+    /// frame).
     pub async fn read_data_by_timestamp(
         &self,
         start_ms: i64,
@@ -271,7 +273,9 @@ impl AsyncMarketDB {
         features: &[Feature],
         raise_on_empty: bool,
     ) -> Result<KlineFrame> {
-        let range = TimeRange::new(start_ms, end_ms_inclusive.saturating_add(1))?;
+        // Check the inclusive bounds first: start = end + 1 would be a valid empty range.
+        let inclusive = TimeRange::new(start_ms, end_ms_inclusive)?;
+        let range = TimeRange::new(inclusive.start, end_ms_inclusive.saturating_add(1))?;
         self.read_data(range, freq, symbols, features, raise_on_empty)
             .await
     }
@@ -529,7 +533,7 @@ impl AsyncMarketDB {
         symbols: &[String],
         policy: IncompletePolicy,
     ) -> Result<Resampled> {
-        let mut agg = Aggregator::new(from, to, policy)?;
+        let mut agg = BucketAggregator::new(from, to, policy)?;
         let symbols = check_symbols(symbols)?;
         let symbols = self
             .read(move |c, t| resolve_symbols(c, t, from, &symbols))
@@ -538,7 +542,6 @@ impl AsyncMarketDB {
         let sql = Arc::new(plan.range_sql());
         let pieces = resample::windows(source_range(range, to), from, to, RESAMPLE_WINDOW_ROWS);
         for symbol in symbols {
-            agg.begin_symbol(&symbol);
             let symbol = Arc::new(symbol);
             // One short read per window; only the output bars stay in memory.
             for piece in pieces.iter().copied() {

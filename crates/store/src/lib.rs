@@ -4,12 +4,14 @@
 //! open the other's files, versions the schema in `PRAGMA user_version`, and offers
 //! validated atomic batched writes, columnar reads ([`KlineFrame`]), metric reads,
 //! inspection ([`DataSummary`]), completeness checks ([`CompletenessReport`]), resampling
-//! ([`Resampled`]) and bounded streaming scans ([`FrameStream`]).
+//! ([`Resampled`], with the rules in [`BucketAggregator`], which callers can also drive
+//! frame by frame) and bounded streaming scans ([`FrameStream`]).
 //!
 //! It does not parse files, download data or export; connection pooling is
 //! `marketdb-pool`'s, and the market vocabulary (intervals, klines, features, time ranges,
 //! validation) is `marketdb-model`'s.
 
+mod bucket;
 mod completeness;
 mod config;
 mod db;
@@ -23,6 +25,7 @@ mod scan;
 mod schema;
 mod write;
 
+pub use bucket::BucketAggregator;
 pub use completeness::{CompletenessReport, MissingRun, SuspiciousRow, SymbolCompleteness};
 pub use config::{CHECKPOINT_AFTER_ROWS, DEFAULT_BATCH_SIZE, StoreConfig};
 pub use db::AsyncMarketDB;

@@ -310,6 +310,38 @@ async fn date_end_includes_the_whole_day_and_bad_inputs_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamp_reads_refuse_start_after_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path()).await;
+    let times: Vec<i64> = (0..4).map(|i| JAN1 + i * H).collect();
+    db.store_data(bars("BTCUSDT", Freq::H1, &times), Freq::H1)
+        .await
+        .unwrap();
+    // Both bounds are inclusive: start == end is the one bar at that instant...
+    let f = db
+        .read_data_by_timestamp(JAN1 + H, JAN1 + H, Freq::H1, &[], &[], false)
+        .await
+        .unwrap();
+    assert_eq!(f.timestamp, vec![JAN1 + H]);
+    // ...and start one ms after end (which an exclusive end would take for an empty
+    // range) or further is the model's StartAfterEnd, not an empty frame.
+    for (start, end) in [(JAN1 + H + 1, JAN1 + H), (JAN1 + 2 * H, JAN1)] {
+        let err = db
+            .read_data_by_timestamp(start, end, Freq::H1, &[], &[], false)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Model(marketdb_model::Error::StartAfterEnd { .. })
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("after"), "{err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn derived_features_and_inspection() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path()).await;
