@@ -63,11 +63,10 @@ fn python_works(py: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// Prepares (once per test binary) the shared virtualenv `<workspace>/target/pyenv` with
-/// numpy, pandas and pyarrow and returns its interpreter; `None` without python3. The
-/// workspace script `scripts/pyenv.sh` does the work under an flock on
-/// `target/pyenv.lock` (shared with the CLI tests); without the script the venv is created
-/// here the same way.
+/// Prepares the shared virtualenv `<workspace>/target/pyenv` with numpy, pandas and
+/// pyarrow through `scripts/pyenv.sh` (which holds an flock on `target/pyenv.lock`, shared
+/// with the CLI tests) and returns its interpreter; `None` without python3, unless
+/// `MARKETDB_REQUIRE_PYTHON` is set (as CI does), where a missing python3 fails the test.
 fn setup_python() -> Option<PathBuf> {
     let root = workspace_root();
     let py = root.join("target").join("pyenv").join("bin").join("python");
@@ -75,6 +74,10 @@ fn setup_python() -> Option<PathBuf> {
         return Some(py);
     }
     if Command::new("python3").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("MARKETDB_REQUIRE_PYTHON").is_none(),
+            "python3 is required here (MARKETDB_REQUIRE_PYTHON is set) but absent"
+        );
         eprintln!(
             "\n\n################################################################\n\
              ## SKIPPING PYTHON CHECKS: python3 is not installed.          ##\n\
@@ -84,43 +87,20 @@ fn setup_python() -> Option<PathBuf> {
         return None;
     }
     let script = root.join("scripts").join("pyenv.sh");
-    if script.is_file() {
-        let out = Command::new("bash").arg(&script).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{} failed: {}",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        assert!(
-            python_works(&path),
-            "{} does not import numpy",
-            path.display()
-        );
-        return Some(path);
-    }
-    let env = root.join("target").join("pyenv");
-    let st = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&env)
-        .status()
-        .unwrap();
-    assert!(st.success(), "python3 -m venv {} failed", env.display());
-    let st = Command::new(&py)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-        ])
-        .args(["numpy", "pandas", "pyarrow"])
-        .status()
-        .unwrap();
-    assert!(st.success(), "pip install numpy pandas pyarrow failed");
-    assert!(python_works(&py), "{} does not import numpy", py.display());
-    Some(py)
+    let out = Command::new("bash").arg(&script).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{} failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(
+        python_works(&path),
+        "{} does not import numpy",
+        path.display()
+    );
+    Some(path)
 }
 
 fn python() -> Option<&'static Path> {
