@@ -162,7 +162,7 @@ async fn a_path_under_a_regular_file_is_an_io_error() {
 async fn a_permission_denied_location_is_a_database_error_not_a_fallback() {
     // sysfs refuses new files even to root, so this is a real EACCES on any Linux machine.
     let path = std::path::PathBuf::from("/sys/marketdb-permission-test.db");
-    if !std::path::Path::new("/sys").is_dir() {
+    if !Path::new("/sys").is_dir() {
         return; // not Linux: nothing to test here
     }
     for err in open_fails_everywhere(&path).await {
