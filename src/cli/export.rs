@@ -80,27 +80,13 @@ pub async fn run(g: &Global, a: &ExportArgs) -> Result<ExitCode> {
     request.csv_part_rows = a.part_rows;
     let pb = progress::bar(g, 0, "export");
     let exporter = AsyncDataExporter::new(&db).with_progress(progress::export_observer(&pb));
-    let context = || format!("cannot export to {}", a.out.display());
+    let out = &a.out;
     let report = match a.format {
-        Format::Numpy => serde_json::to_value(
-            exporter
-                .export_to_numpy(&request, &a.out)
-                .await
-                .with_context(context)?,
-        )?,
-        Format::Csv => serde_json::to_value(
-            exporter
-                .export_to_csv(&request, &a.out)
-                .await
-                .with_context(context)?,
-        )?,
-        Format::Parquet => serde_json::to_value(
-            exporter
-                .export_to_parquet(&request, &a.out)
-                .await
-                .with_context(context)?,
-        )?,
-    };
+        Format::Numpy => exporter.export_to_numpy(&request, out).await.map(json_of),
+        Format::Csv => exporter.export_to_csv(&request, out).await.map(json_of),
+        Format::Parquet => exporter.export_to_parquet(&request, out).await.map(json_of),
+    }
+    .with_context(|| format!("cannot export to {}", out.display()))??;
     pb.finish_and_clear();
     db.close().await;
     if g.json {
@@ -109,6 +95,10 @@ pub async fn run(g: &Global, a: &ExportArgs) -> Result<ExitCode> {
         println!("exported to {}", a.out.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn json_of<T: serde::Serialize>(report: T) -> serde_json::Result<serde_json::Value> {
+    serde_json::to_value(report)
 }
 
 pub async fn stats(g: &Global, a: &StatsArgs) -> Result<ExitCode> {
