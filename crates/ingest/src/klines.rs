@@ -16,20 +16,7 @@ use crate::field::{Fault, epoch_ms, float, int};
 use crate::reader::{RowParser, width_fault};
 
 /// Binance's kline column names, by position.
-pub(crate) const COLUMNS: [&str; 12] = [
-    "open_time",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "close_time",
-    "quote_volume",
-    "count",
-    "taker_buy_volume",
-    "taker_buy_quote_volume",
-    "ignore",
-];
+pub(crate) const COLUMNS: [&str; 12] = marketdb_model::BINANCE_KLINE_COLUMNS;
 
 /// Parses kline lines for one symbol and interval.
 #[derive(Debug)]

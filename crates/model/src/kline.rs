@@ -35,8 +35,8 @@ pub enum Field {
     Text(String),
 }
 
-/// Field names of the Binance kline row, by position.
-const ROW_FIELDS: [&str; 12] = [
+/// Binance's kline column names, by position (the futures CSV header).
+pub const BINANCE_KLINE_COLUMNS: [&str; 12] = [
     "open_time",
     "open",
     "high",
@@ -45,7 +45,7 @@ const ROW_FIELDS: [&str; 12] = [
     "volume",
     "close_time",
     "quote_volume",
-    "trades_count",
+    "count",
     "taker_buy_volume",
     "taker_buy_quote_volume",
     "ignore",
@@ -103,13 +103,16 @@ impl Kline {
         let field = |i: usize| {
             get(i).map_err(|value| Error::InvalidRow {
                 symbol: symbol.to_owned(),
-                reason: format!("field {} = {value:?} is not a number", ROW_FIELDS[i]),
+                reason: format!(
+                    "field {} = {value:?} is not a number",
+                    BINANCE_KLINE_COLUMNS[i]
+                ),
             })
         };
         let int = |i: usize| -> Result<i64> {
             field(i)?.as_int().ok_or_else(|| Error::InvalidRow {
                 symbol: symbol.to_owned(),
-                reason: format!("field {} is not an integer", ROW_FIELDS[i]),
+                reason: format!("field {} is not an integer", BINANCE_KLINE_COLUMNS[i]),
             })
         };
         let float = |i: usize| field(i).map(Num::as_f64);

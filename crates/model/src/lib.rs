@@ -22,7 +22,7 @@ pub use civil::{
 pub use error::{Error, Result, ValidationError};
 pub use feature::{Feature, FeatureKind, MetricFamily, ret, vwap};
 pub use freq::Freq;
-pub use kline::{Field, Kline, MICROS_THRESHOLD, normalize_epoch};
+pub use kline::{BINANCE_KLINE_COLUMNS, Field, Kline, MICROS_THRESHOLD, normalize_epoch};
 pub use metrics::{FundingRate, LongShortRatio, OpenInterest, RatioType};
 pub use range::{Bound, TimeRange, parse_bound};
 pub use validate::{
