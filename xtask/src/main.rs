@@ -33,7 +33,7 @@ fn main() -> Result<()> {
 #[allow(clippy::print_stdout)]
 fn help() {
     println!(
-        "cargo xtask <command>\n\n  ci      fmt check, clippy -D warnings, tidy, tests (what .ci/run runs)\n  \
+        "cargo xtask <command>\n\n  ci      run .ci/run: python venv, fmt check, clippy -D warnings, tidy, tests\n  \
          tidy    check //! headers and workspace dependency declarations\n  \
          bench   run the benchmark harness (release build), report in target/bench/"
     );
