@@ -1134,3 +1134,161 @@ fn killed_ingest_keeps_whole_files_only() {
         1440 * n_files
     );
 }
+
+#[test]
+fn resample_stats_symbols_and_doctor() {
+    let dir = tempfile::tempdir().unwrap();
+    demo(dir.path()); // 3 symbols x 2 days of 1m
+    let db = dir.path().join("data/market.db");
+    ok(&marketdb(
+        dir.path(),
+        &[
+            "delete",
+            "--symbols",
+            "BTCUSDT",
+            "--start",
+            "2024-01-01 05:10",
+            "--end",
+            "2024-01-01 05:19",
+            "--freq",
+            "1m",
+            "--yes",
+            "-q",
+        ],
+    ));
+    let o = marketdb(
+        dir.path(),
+        &[
+            "resample",
+            "--symbols",
+            "all",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-01-02",
+            "--from",
+            "1m",
+            "--to",
+            "1h",
+            "--json",
+        ],
+    );
+    ok(&o);
+    let r = json(&o);
+    assert_eq!(r["stored"], 3 * 48);
+    assert_eq!(r["incomplete"], 1, "the hour with the deleted bars");
+    // The hourly bar equals the aggregation of its stored minutes.
+    let c = Connection::open(&db).unwrap();
+    let (hi, vol, n): (f64, f64, i64) = c
+        .query_row(
+            "SELECT MAX(high_price), SUM(volume), SUM(trades_count) FROM market_data \
+             WHERE symbol = 'ETHUSDT' AND freq = '1m' AND timestamp >= ?1 AND timestamp < ?1 + 3600000",
+            [JAN1 + 7 * 3_600_000],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    let (h_hi, h_vol, h_n): (f64, f64, i64) = c
+        .query_row(
+            "SELECT high_price, volume, trades_count FROM market_data \
+             WHERE symbol = 'ETHUSDT' AND freq = '1h' AND timestamp = ?",
+            [JAN1 + 7 * 3_600_000],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((h_hi, h_n), (hi, n));
+    assert!((h_vol - vol).abs() <= 1e-9 * vol, "{h_vol} vs {vol}");
+    // --drop-incomplete refuses the hour with holes.
+    let o = marketdb(
+        dir.path(),
+        &[
+            "resample",
+            "--symbols",
+            "BTCUSDT",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-01-01",
+            "--from",
+            "1m",
+            "--to",
+            "4h",
+            "--drop-incomplete",
+            "--json",
+        ],
+    );
+    ok(&o);
+    assert_eq!(json(&o)["stored"], 5);
+    assert_eq!(json(&o)["dropped"], 1);
+    // A coarser target that is not a whole multiple is refused.
+    fails_cleanly(
+        &marketdb(
+            dir.path(),
+            &[
+                "resample",
+                "--symbols",
+                "all",
+                "--start",
+                "2024-01-01",
+                "--end",
+                "2024-01-01",
+                "--from",
+                "3m",
+                "--to",
+                "5m",
+            ],
+        ),
+        1,
+        &["3m", "5m"],
+    );
+
+    let o = marketdb(dir.path(), &["symbols", "--freq", "1h", "--json"]);
+    ok(&o);
+    assert_eq!(
+        json(&o),
+        serde_json::json!(["BTCUSDT", "ETHUSDT", "SOLUSDT"])
+    );
+
+    let o = marketdb(
+        dir.path(),
+        &[
+            "stats",
+            "--symbols",
+            "BTCUSDT",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-01-01",
+            "--freq",
+            "1h",
+            "--features",
+            "cls,tnum",
+            "--out",
+            "stats.csv",
+        ],
+    );
+    ok(&o);
+    let text = std::fs::read_to_string(dir.path().join("stats.csv")).unwrap();
+    let labels: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        ["count", "mean", "std", "min", "25%", "50%", "75%", "max"]
+    );
+    assert!(text.starts_with("symbol,statistic,cls,tnum"), "{text}");
+
+    for (pool, kind) in [("auto", "bb8"), ("bb8", "bb8"), ("builtin", "builtin")] {
+        let o = marketdb(
+            dir.path(),
+            &["doctor", "--json", "--checkpoint", "--pool", pool],
+        );
+        ok(&o);
+        let d = json(&o);
+        assert_eq!(d["integrity_check"], "ok");
+        assert_eq!(d["pool"], kind);
+        assert_eq!(d["schema_version"], 1);
+        assert_eq!(d["wal_bytes"], 0, "a checkpoint truncates the WAL");
+    }
+}
