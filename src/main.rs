@@ -1,6 +1,11 @@
 //! The `marketdb` command line: parses arguments (clap), installs the tracing subscriber,
-//! runs one command on a tokio runtime and maps failures to exit codes (usage 2, failure 1).
-//! Errors are printed as one line on stderr, never as a panic or a debug dump.
+//! runs one command on a tokio runtime and maps failures to exit codes (usage 2, failure 1,
+//! SIGINT 130, SIGTERM 143). Errors are printed as one line on stderr, never as a panic or
+//! a debug dump.
+//!
+//! On SIGINT or SIGTERM the command's future is dropped: an export's writer then sees its
+//! input end and removes its temporary files, a store in progress finishes its transaction
+//! (whole or nothing), and dropping the runtime waits for that blocking work before exit.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -9,6 +14,45 @@ mod cli;
 use std::process::ExitCode;
 
 use clap::Parser;
+
+/// How the command ended.
+enum Ended {
+    Done(anyhow::Result<ExitCode>),
+    Signal(&'static str, u8),
+}
+
+/// Waits for SIGINT or SIGTERM; returns its name and the conventional exit code.
+async fn interrupted() -> (&'static str, u8) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut int), Ok(mut term)) => tokio::select! {
+                _ = int.recv() => ("SIGINT", 130),
+                _ = term.recv() => ("SIGTERM", 143),
+            },
+            _ => std::future::pending().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => ("SIGINT", 130),
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
+/// Whether the error is a closed stdout (`marketdb export csv --out - | head`).
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
 
 fn main() -> ExitCode {
     let args = match cli::Cli::try_parse() {
@@ -26,12 +70,30 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(cli::run(args)) {
-        Ok(code) => code,
-        Err(err) => {
+    let ended = runtime.block_on(async {
+        tokio::select! {
+            r = cli::run(args) => Ended::Done(r),
+            (name, code) = interrupted() => Ended::Signal(name, code),
+        }
+    });
+    // Waits for blocking work still running (a transaction finishing, an export writer
+    // removing its temporary files).
+    drop(runtime);
+    match ended {
+        Ended::Done(Ok(code)) => code,
+        Ended::Signal(name, code) => {
+            eprintln!(
+                "error: interrupted by {name}: stopped (committed writes kept, temporary files removed)"
+            );
+            ExitCode::from(code)
+        }
+        Ended::Done(Err(err)) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Ended::Done(Err(err)) => {
             eprintln!("error: {}", cli::one_line(&err));
             // A bad time, symbol or feature given on the command line is a usage error.
-            if err.downcast_ref::<marketdb_model::Error>().is_some() {
+            if err.downcast_ref::<marketdb_model::Error>().is_some()
+                || err.downcast_ref::<cli::Usage>().is_some()
+            {
                 ExitCode::from(2)
             } else {
                 ExitCode::from(1)

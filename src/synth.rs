@@ -49,17 +49,24 @@ fn round_dp(x: f64, dp: i32) -> f64 {
     (x * m).round() / m
 }
 
-/// Symbol names `SYN000USDT`, `SYN001USDT`... for `n` synthetic symbols (sorted).
+/// Most synthetic symbols one spec can name (`SYN000USDT` to `SYN999USDT`).
+pub const MAX_SYMBOLS: usize = 1000;
+
+/// Symbol names `SYN000USDT`, `SYN001USDT`... for `n` synthetic symbols (sorted; at most
+/// [`MAX_SYMBOLS`]). No exchange lists them, so synthetic rows can never be mistaken for,
+/// or overwrite, real ones.
 pub fn symbol_names(n: usize) -> Vec<String> {
-    const MAJORS: [&str; 5] = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT"];
-    let mut out: Vec<String> = (0..n)
-        .map(|i| match MAJORS.get(i) {
-            Some(m) => (*m).to_owned(),
-            None => format!("SYN{i:03}USDT"),
-        })
-        .collect();
-    out.sort();
-    out
+    (0..n.min(MAX_SYMBOLS))
+        .map(|i| format!("SYN{i:03}USDT"))
+        .collect()
+}
+
+/// Whether `symbol` is one [`symbol_names`] can produce.
+pub fn is_synthetic(symbol: &str) -> bool {
+    symbol.len() == 10
+        && symbol.starts_with("SYN")
+        && symbol.ends_with("USDT")
+        && symbol.as_bytes()[3..6].iter().all(u8::is_ascii_digit)
 }
 
 fn symbol_seed(seed: u64, symbol: &str) -> u64 {
@@ -192,17 +199,38 @@ mod tests {
             }
             assert_eq!(k, klines_for(&s, sym));
         }
-        assert_ne!(klines_for(&s, "BTCUSDT"), klines_for(&spec(8), "BTCUSDT"));
+        assert_ne!(
+            klines_for(&s, "SYN000USDT"),
+            klines_for(&spec(8), "SYN000USDT")
+        );
     }
 
     #[test]
     fn metrics_cover_the_range() {
         let s = spec(1);
-        assert_eq!(funding_for(&s, "BTCUSDT").len(), 3);
-        let (oi, lsr) = metrics_for(&s, "BTCUSDT");
+        assert_eq!(funding_for(&s, "SYN000USDT").len(), 3);
+        let (oi, lsr) = metrics_for(&s, "SYN000USDT");
         assert_eq!(oi.len(), 288);
         assert_eq!(lsr.len(), 288 * 4);
-        assert_eq!(symbol_names(6)[5], "XRPUSDT");
-        assert_eq!(symbol_names(7)[0], "BNBUSDT");
+    }
+
+    #[test]
+    fn names_are_synthetic_and_recognised() {
+        let names = symbol_names(MAX_SYMBOLS + 5);
+        assert_eq!(names.len(), MAX_SYMBOLS);
+        assert_eq!(names[0], "SYN000USDT");
+        assert_eq!(names[999], "SYN999USDT");
+        assert!(names.windows(2).all(|w| w[0] < w[1]), "sorted");
+        assert!(names.iter().all(|n| is_synthetic(n)));
+        for real in [
+            "BTCUSDT",
+            "SYNUSDT",
+            "SYN00AUSDT",
+            "SYN0000USDT",
+            "SYN000BUSD",
+            "",
+        ] {
+            assert!(!is_synthetic(real), "{real}");
+        }
     }
 }

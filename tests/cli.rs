@@ -10,6 +10,9 @@
     clippy::print_stderr
 )]
 
+#[path = "cli/safety.rs"]
+mod safety;
+
 use std::{
     io::Write,
     path::{Path, PathBuf},
@@ -24,7 +27,9 @@ const JAN1: i64 = 1_704_067_200_000; // 2024-01-01T00:00:00Z
 fn marketdb(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_marketdb"))
         .current_dir(dir)
-        .env_remove("MARKETDB_DB")
+        // An explicit database for every command, demo included (demo's own default is
+        // tested in `safety`).
+        .env("MARKETDB_DB", "data/market.db")
         .env_remove("RUST_LOG")
         .args(args)
         .output()
@@ -155,7 +160,7 @@ fn demo_is_deterministic_in_database_and_export_bytes() {
     assert_eq!(dump(a.path()), dump(b.path()));
     let files = |dir: &Path| {
         let mut out = Vec::new();
-        let mut stack = vec![dir.join("data/export")];
+        let mut stack = vec![dir.join("data/demo/export")];
         while let Some(d) = stack.pop() {
             for e in std::fs::read_dir(&d).unwrap() {
                 let p = e.unwrap().path();
@@ -227,7 +232,7 @@ print("ok")
     let c = Connection::open(dir.path().join("data/market.db")).unwrap();
     let last_close: f64 = c
         .query_row(
-            "SELECT close_price FROM market_data WHERE symbol = 'BTCUSDT' AND freq = '1m' AND timestamp = ?",
+            "SELECT close_price FROM market_data WHERE symbol = 'SYN000USDT' AND freq = '1m' AND timestamp = ?",
             [JAN1 + 3_600_000 - 60_000],
             |r| r.get(0),
         )
@@ -237,7 +242,7 @@ print("ok")
         &[
             "query",
             "--symbols",
-            "BTCUSDT",
+            "SYN000USDT",
             "--start",
             "2024-01-01 00:59",
             "--end",
@@ -261,7 +266,7 @@ fn check_is_complete_on_demo_and_reports_exact_gaps_after_delete() {
         let mut args = vec![
             "check",
             "--symbols",
-            "BTCUSDT,ETHUSDT",
+            "SYN000USDT,SYN001USDT",
             "--start",
             "2024-01-01",
             "--end",
@@ -288,7 +293,7 @@ fn check_is_complete_on_demo_and_reports_exact_gaps_after_delete() {
         &[
             "delete",
             "--symbols",
-            "ETHUSDT",
+            "SYN001USDT",
             "--start",
             "2024-01-01 10:00",
             "--end",
@@ -303,7 +308,7 @@ fn check_is_complete_on_demo_and_reports_exact_gaps_after_delete() {
         &[
             "delete",
             "--symbols",
-            "ETHUSDT",
+            "SYN001USDT",
             "--start",
             "2024-01-01 10:00",
             "--end",
@@ -323,7 +328,7 @@ fn check_is_complete_on_demo_and_reports_exact_gaps_after_delete() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["symbol"] == "ETHUSDT")
+        .find(|s| s["symbol"] == "SYN001USDT")
         .unwrap();
     assert_eq!(eth["present"], 2875);
     let runs = eth["missing"].as_array().unwrap();
@@ -335,7 +340,7 @@ fn check_is_complete_on_demo_and_reports_exact_gaps_after_delete() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["symbol"] == "BTCUSDT")
+        .find(|s| s["symbol"] == "SYN000USDT")
         .unwrap();
     assert_eq!(btc["coverage"], 1.0);
 }
@@ -349,7 +354,7 @@ fn query_csv_is_parseable() {
         &[
             "query",
             "--symbols",
-            "BTCUSDT ETHUSDT",
+            "SYN000USDT SYN001USDT",
             "--start",
             "2024-01-01",
             "--end",
@@ -368,9 +373,9 @@ fn query_csv_is_parseable() {
     assert_eq!(header.len(), 3 + 11);
     let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 20);
-    assert_eq!(&rows[0][0], "BTCUSDT");
+    assert_eq!(&rows[0][0], "SYN000USDT");
     assert_eq!(&rows[0][2], "2024-01-01T00:00:00Z");
-    assert_eq!(&rows[10][0], "ETHUSDT");
+    assert_eq!(&rows[10][0], "SYN001USDT");
     for r in &rows {
         for cell in r.iter().skip(3) {
             cell.parse::<f64>().unwrap();
@@ -381,7 +386,7 @@ fn query_csv_is_parseable() {
         &[
             "query",
             "--symbols",
-            "BTCUSDT",
+            "SYN000USDT",
             "--start",
             "2024-01-01",
             "--end",
@@ -756,17 +761,17 @@ fn error_unknown_command_and_flag() {
 fn error_bad_time() {
     let dir = small_db();
     fails_cleanly(
-        &query(dir.path(), "2024-13-01", "1m", "BTCUSDT"),
+        &query(dir.path(), "2024-13-01", "1m", "SYN000USDT"),
         2,
         &["2024-13-01"],
     );
     fails_cleanly(
-        &query(dir.path(), "170406720000000", "1m", "BTCUSDT"),
+        &query(dir.path(), "170406720000000", "1m", "SYN000USDT"),
         2,
         &["15-digit"],
     );
     fails_cleanly(
-        &query(dir.path(), "2024-01-03", "1m", "BTCUSDT"),
+        &query(dir.path(), "2024-01-03", "1m", "SYN000USDT"),
         2,
         &["after"],
     );
@@ -776,7 +781,7 @@ fn error_bad_time() {
 fn error_bad_freq() {
     let dir = small_db();
     fails_cleanly(
-        &query(dir.path(), "2024-01-01", "7m", "BTCUSDT"),
+        &query(dir.path(), "2024-01-01", "7m", "SYN000USDT"),
         2,
         &["7m"],
     );
@@ -818,7 +823,7 @@ fn error_bad_feature() {
             &[
                 "query",
                 "--symbols",
-                "BTCUSDT",
+                "SYN000USDT",
                 "--start",
                 "2024-01-01",
                 "--end",
@@ -861,7 +866,7 @@ fn error_unwritable_output() {
                 "export",
                 "csv",
                 "--symbols",
-                "BTCUSDT",
+                "SYN000USDT",
                 "--start",
                 "2024-01-01",
                 "--end",
@@ -1017,15 +1022,16 @@ fn killed_export_leaves_no_partial_file_under_a_final_name() {
         let _ = child.wait();
         export_tree_is_consistent(&dir.path().join(&out));
     }
-    // Kills right after the first final file appears: the export is caught midway (final
-    // files, no manifest), and what is there is whole.
+    // Kills right after the first file (under its temporary name) appears: the export is
+    // caught midway, and nothing of it is under a final name.
     let mut caught_midway = 0;
     for i in 0..10 {
         let out = format!("mid{i}");
-        let first = dir.path().join(&out).join("1m/opn/20240101.npy");
+        let first = dir.path().join(&out).join("1m/opn");
         let mut child = spawn_export(&out);
         loop {
-            if first.exists() {
+            let started = std::fs::read_dir(&first).is_ok_and(|mut d| d.next().is_some());
+            if started {
                 let _ = child.kill();
                 break;
             }
@@ -1034,10 +1040,10 @@ fn killed_export_leaves_no_partial_file_under_a_final_name() {
             }
             std::thread::sleep(std::time::Duration::from_micros(200));
         }
-        let _ = child.wait();
+        let status = child.wait().unwrap();
         let root = dir.path().join(&out);
         export_tree_is_consistent(&root);
-        if first.exists() && !root.join("manifest.json").exists() {
+        if !status.success() && !root.join("manifest.json").exists() {
             caught_midway += 1;
         }
     }
@@ -1145,7 +1151,7 @@ fn resample_stats_symbols_and_doctor() {
         &[
             "delete",
             "--symbols",
-            "BTCUSDT",
+            "SYN000USDT",
             "--start",
             "2024-01-01 05:10",
             "--end",
@@ -1182,7 +1188,7 @@ fn resample_stats_symbols_and_doctor() {
     let (hi, vol, n): (f64, f64, i64) = c
         .query_row(
             "SELECT MAX(high_price), SUM(volume), SUM(trades_count) FROM market_data \
-             WHERE symbol = 'ETHUSDT' AND freq = '1m' AND timestamp >= ?1 AND timestamp < ?1 + 3600000",
+             WHERE symbol = 'SYN001USDT' AND freq = '1m' AND timestamp >= ?1 AND timestamp < ?1 + 3600000",
             [JAN1 + 7 * 3_600_000],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
@@ -1190,7 +1196,7 @@ fn resample_stats_symbols_and_doctor() {
     let (h_hi, h_vol, h_n): (f64, f64, i64) = c
         .query_row(
             "SELECT high_price, volume, trades_count FROM market_data \
-             WHERE symbol = 'ETHUSDT' AND freq = '1h' AND timestamp = ?",
+             WHERE symbol = 'SYN001USDT' AND freq = '1h' AND timestamp = ?",
             [JAN1 + 7 * 3_600_000],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
@@ -1203,7 +1209,7 @@ fn resample_stats_symbols_and_doctor() {
         &[
             "resample",
             "--symbols",
-            "BTCUSDT",
+            "SYN000USDT",
             "--start",
             "2024-01-01",
             "--end",
@@ -1245,7 +1251,7 @@ fn resample_stats_symbols_and_doctor() {
     ok(&o);
     assert_eq!(
         json(&o),
-        serde_json::json!(["BTCUSDT", "ETHUSDT", "SOLUSDT"])
+        serde_json::json!(["SYN000USDT", "SYN001USDT", "SYN002USDT"])
     );
 
     let o = marketdb(
@@ -1253,7 +1259,7 @@ fn resample_stats_symbols_and_doctor() {
         &[
             "stats",
             "--symbols",
-            "BTCUSDT",
+            "SYN000USDT",
             "--start",
             "2024-01-01",
             "--end",

@@ -1,7 +1,7 @@
 //! Argument types shared by several commands: symbol lists, time bounds, intervals,
 //! features, and opening the database with the global options.
 
-use std::str::FromStr;
+use std::{path::Path, str::FromStr};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -98,22 +98,54 @@ pub fn feature_list(f: &Option<FeatureList>) -> Vec<Feature> {
     f.as_ref().map(|l| l.0.clone()).unwrap_or_default()
 }
 
-/// Opens the database named by `--db`. Read-only commands pass `create = false` so a typo in
-/// the path is an error instead of a new empty file.
-pub async fn open_db(g: &Global, create: bool) -> Result<AsyncMarketDB> {
-    if !create && !g.db.exists() {
+/// How a command opens the database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// An existing file, read-only: no writer, no schema change, no lock taken.
+    ReadOnly,
+    /// An existing file, for writing.
+    Write,
+    /// For writing, created (with its folders) when missing.
+    Create,
+}
+
+/// Opens the database named by `--db`. Commands that only read pass [`Access::ReadOnly`]:
+/// they never take the write lock and never change the file. Only `Create` makes a new
+/// file, so a typo in the path is an error instead of a new empty database.
+pub async fn open_db(g: &Global, access: Access) -> Result<AsyncMarketDB> {
+    open_path(g, &g.db_path(), access).await
+}
+
+/// [`open_db`] for an explicit path (demo has its own default).
+pub async fn open_path(g: &Global, path: &Path, access: Access) -> Result<AsyncMarketDB> {
+    if access != Access::Create && !path.exists() {
         bail!(
-            "database {} does not exist (create one with 'marketdb demo' or 'marketdb ingest')",
-            g.db.display()
+            "database {} does not exist (create one with 'marketdb ingest', or try \
+             'marketdb demo')",
+            path.display()
         );
     }
-    let mut pool = PoolConfig::new(&g.db);
+    let mut pool = PoolConfig::new(path);
     pool.backend = Backend::from_str(&g.pool)?;
+    pool.read_only = access == Access::ReadOnly;
     let config = StoreConfig {
         pool,
-        ..StoreConfig::new(&g.db)
+        ..StoreConfig::new(path)
     };
     AsyncMarketDB::open_with(config)
         .await
-        .with_context(|| format!("cannot open database {}", g.db.display()))
+        .with_context(|| format!("cannot open database {}", path.display()))
+}
+
+/// Folds the WAL after a command's writes; the rows are committed already, so a failure
+/// or a busy reader is a warning, not the command's error.
+pub async fn checkpoint_or_warn(db: &AsyncMarketDB) {
+    match db.checkpoint().await {
+        Ok(c) if c.is_complete() => {}
+        Ok(c) => tracing::warn!(
+            ?c,
+            "the wal was not truncated: another connection is reading"
+        ),
+        Err(e) => tracing::warn!("wal checkpoint failed (the data is stored): {e}"),
+    }
 }

@@ -29,7 +29,7 @@ pub async fn run(g: &Global, a: &CheckArgs) -> Result<ExitCode> {
         bail!("--fail-under {p} is not a percentage between 0 and 100");
     }
     let range = a.range.range()?;
-    let db = args::open_db(g, false).await?;
+    let db = args::open_db(g, args::Access::ReadOnly).await?;
     let symbols = a.symbols.resolve(&db, a.freq).await?;
     let report = db.check_completeness(range, a.freq, &symbols).await?;
     db.close().await;

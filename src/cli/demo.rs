@@ -1,24 +1,35 @@
 //! `demo`: the quick start. Generates the deterministic synthetic market
 //! ([`marketdb::synth`]), stores klines and metrics, prints the summary, and exports the
 //! klines with aligned metrics to NumPy. Same seed, same database content, same export bytes.
+//!
+//! Demo data stays away from real data: its default database is [`DEMO_DB`] (not the
+//! default of the other commands), its symbols are synthetic names no exchange lists, and it
+//! refuses a database holding any row it did not write unless `--force` is given.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use anyhow::{Result, bail};
 use clap::Args;
 use marketdb::synth::{self, SynthSpec};
 use marketdb_export::{AsyncDataExporter, ExportRequest};
 use marketdb_model::{Feature, Freq, TimeRange, parse_bound};
+use marketdb_store::AsyncMarketDB;
 use serde_json::json;
 
 use super::{Global, args, inspect, output, progress};
 
+/// Where demo stores its data when `--db` (or `MARKETDB_DB`) is not given.
+pub const DEMO_DB: &str = "data/demo/market.db";
+
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Number of symbols
+    /// Number of symbols (1 to 1000), named SYN000USDT, SYN001USDT...
     #[arg(long, default_value_t = 20)]
     pub symbols: usize,
-    /// Number of UTC days
+    /// Number of UTC days (1 to 3660)
     #[arg(long, default_value_t = 3)]
     pub days: u32,
     /// Kline interval
@@ -31,16 +42,58 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Export folder
-    #[arg(long, default_value = "data/export")]
+    #[arg(long, default_value = "data/demo/export")]
     pub out: PathBuf,
+    /// Add the synthetic symbols to a database that holds other data
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Opens the demo database, refusing one that holds rows demo did not write.
+async fn open_demo_db(g: &Global, path: &Path, force: bool) -> Result<AsyncMarketDB> {
+    if !path.exists() {
+        return args::open_path(g, path, args::Access::Create).await;
+    }
+    let db = args::open_path(g, path, args::Access::Write).await?;
+    let foreign: Vec<String> = db
+        .get_all_symbols()
+        .await?
+        .into_iter()
+        .filter(|s| !synth::is_synthetic(s))
+        .collect();
+    if !foreign.is_empty() && !force {
+        db.close().await;
+        let shown: Vec<&str> = foreign.iter().take(5).map(String::as_str).collect();
+        bail!(
+            "database {} holds rows demo did not write ({} symbol(s): {}{}); demo writes \
+             synthetic data into its own database ({DEMO_DB} by default): choose another \
+             --db, or add --force to add the synthetic SYN...USDT symbols beside that data",
+            output::path(path),
+            foreign.len(),
+            shown.join(", "),
+            if foreign.len() > shown.len() {
+                ", ..."
+            } else {
+                ""
+            },
+        );
+    }
+    Ok(db)
 }
 
 pub async fn run(g: &Global, a: &DemoArgs) -> Result<ExitCode> {
-    if a.symbols == 0 || a.symbols > 1000 {
-        bail!("--symbols {} must be between 1 and 1000", a.symbols);
+    if a.symbols == 0 || a.symbols > synth::MAX_SYMBOLS {
+        return Err(super::usage(format!(
+            "--symbols {} must be between 1 and {}",
+            a.symbols,
+            synth::MAX_SYMBOLS
+        )));
     }
     if a.days == 0 || a.days > 3660 {
-        bail!("--days {} must be between 1 and 3660", a.days);
+        return Err(super::usage(format!(
+            "--days {} must be between 1 and 3660",
+            a.days
+        )));
     }
     let start = parse_bound(&a.start)?.start_ms();
     let range = TimeRange::new(start, start + i64::from(a.days) * marketdb_model::DAY_MS)?;
@@ -50,7 +103,8 @@ pub async fn run(g: &Global, a: &DemoArgs) -> Result<ExitCode> {
         range,
         seed: a.seed,
     };
-    let db = args::open_db(g, true).await?;
+    let db_path = g.db.clone().unwrap_or_else(|| PathBuf::from(DEMO_DB));
+    let db = open_demo_db(g, &db_path, a.force).await?;
     let pb = progress::bar(g, spec.symbols.len() as u64, "store");
     let (mut bars, mut metrics) = (0usize, 0usize);
     for symbol in &spec.symbols {
@@ -66,7 +120,7 @@ pub async fn run(g: &Global, a: &DemoArgs) -> Result<ExitCode> {
         pb.inc(1);
     }
     pb.finish_and_clear();
-    db.checkpoint().await?;
+    args::checkpoint_or_warn(&db).await;
     let summary = serde_json::to_value(db.get_data_summary().await?)?;
 
     let mut features = Feature::DEFAULT_EXPORT.to_vec();
@@ -87,7 +141,7 @@ pub async fn run(g: &Global, a: &DemoArgs) -> Result<ExitCode> {
 
     if g.json {
         output::json(&json!({
-            "database": g.db.display().to_string(),
+            "database": db_path.display().to_string(),
             "bars_stored": bars,
             "metric_rows_stored": metrics,
             "summary": summary,
@@ -98,7 +152,7 @@ pub async fn run(g: &Global, a: &DemoArgs) -> Result<ExitCode> {
             "stored {bars} {} bars and {metrics} metric rows for {} symbols in {}",
             spec.freq,
             spec.symbols.len(),
-            g.db.display()
+            output::path(&db_path)
         );
         println!();
         inspect::print_summary(&summary);
@@ -107,12 +161,12 @@ pub async fn run(g: &Global, a: &DemoArgs) -> Result<ExitCode> {
             "exported {} day(s) of {} features to {} (see {}/manifest.json)",
             report.days.len(),
             request.features.len(),
-            a.out.display(),
-            a.out.display()
+            output::path(&a.out),
+            output::path(&a.out)
         );
         println!(
             "load one in Python: np.load('{}/{}/cls/{}.npy', allow_pickle=False)",
-            a.out.display(),
+            output::path(&a.out),
             spec.freq,
             marketdb_model::yyyymmdd(start)
         );

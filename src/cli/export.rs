@@ -1,7 +1,11 @@
 //! `export numpy|csv|parquet` and `stats`: thin wrappers over the exporter that resolve
 //! symbols, draw progress and print what was written.
 
-use std::{path::PathBuf, process::ExitCode, str::FromStr};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    str::FromStr,
+};
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
@@ -44,7 +48,7 @@ pub struct ExportArgs {
     /// Split CSV output into parts of this many rows
     #[arg(long)]
     pub part_rows: Option<usize>,
-    /// Output folder (numpy) or file (csv, parquet)
+    /// Output folder (numpy) or file (csv, parquet); `-` streams csv or parquet to stdout
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -61,16 +65,32 @@ pub struct StatsArgs {
     /// Features (default: the kline features plus vwap and ret)
     #[arg(long, value_parser = args::features)]
     pub features: Option<args::FeatureList>,
-    /// Output CSV file
+    /// Output CSV file; `-` for stdout
     #[arg(long)]
     pub out: PathBuf,
+}
+
+/// `--out -`: stream to stdout.
+fn is_stdout(out: &Path) -> bool {
+    out.as_os_str() == "-"
 }
 
 pub async fn run(g: &Global, a: &ExportArgs) -> Result<ExitCode> {
     let range = a.range.range()?;
     let fill = FillPolicy::from_str(&a.fill)?;
     let compression = ParquetCompression::from_str(&a.compression)?;
-    let db = args::open_db(g, false).await?;
+    let to_stdout = is_stdout(&a.out);
+    if to_stdout && matches!(a.format, Format::Numpy) {
+        return Err(super::usage(
+            "--out - streams csv or parquet to stdout; a numpy export writes a folder",
+        ));
+    }
+    if to_stdout && a.part_rows.is_some() {
+        return Err(super::usage(
+            "--part-rows cannot split stdout into part files; give --out FILE",
+        ));
+    }
+    let db = args::open_db(g, args::Access::ReadOnly).await?;
     let symbols = a.symbols.resolve(&db, a.freq).await?;
     let mut request = ExportRequest::new(symbols, range, a.freq);
     request.target_freq = a.target_freq;
@@ -81,18 +101,44 @@ pub async fn run(g: &Global, a: &ExportArgs) -> Result<ExitCode> {
     let pb = progress::bar(g, 0, "export");
     let exporter = AsyncDataExporter::new(&db).with_progress(progress::export_observer(&pb));
     let out = &a.out;
-    let report = match a.format {
-        Format::Numpy => exporter.export_to_numpy(&request, out).await.map(json_of),
-        Format::Csv => exporter.export_to_csv(&request, out).await.map(json_of),
-        Format::Parquet => exporter.export_to_parquet(&request, out).await.map(json_of),
+    let stdout = std::io::stdout;
+    let report = match (a.format, to_stdout) {
+        (Format::Numpy, _) => exporter.export_to_numpy(&request, out).await.map(json_of),
+        (Format::Csv, false) => exporter.export_to_csv(&request, out).await.map(json_of),
+        (Format::Csv, true) => exporter
+            .export_csv_to_writer(&request, stdout())
+            .await
+            .map(json_of),
+        (Format::Parquet, false) => exporter.export_to_parquet(&request, out).await.map(json_of),
+        (Format::Parquet, true) => exporter
+            .export_parquet_to_writer(&request, stdout())
+            .await
+            .map(json_of),
     }
-    .with_context(|| format!("cannot export to {}", out.display()))??;
+    .with_context(|| format!("cannot export to {}", output::path(out)))??;
     pb.finish_and_clear();
     db.close().await;
-    if g.json {
-        output::json(&report)?;
+    report_written(g, &report, out, to_stdout, "exported to")
+}
+
+/// Prints what an export wrote: JSON, or one line naming the output and whether it
+/// replaced a file; nothing on stdout when the data itself went there.
+fn report_written(
+    g: &Global,
+    report: &serde_json::Value,
+    out: &Path,
+    to_stdout: bool,
+    what: &str,
+) -> Result<ExitCode> {
+    let replaced = report["replaced"].as_bool().unwrap_or(false);
+    if to_stdout {
+        tracing::info!("{what} stdout");
+    } else if g.json {
+        output::json(report)?;
+    } else if replaced {
+        println!("{what} {} (replaced the existing file)", output::path(out));
     } else {
-        println!("exported to {}", a.out.display());
+        println!("{what} {}", output::path(out));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -103,19 +149,27 @@ fn json_of<T: serde::Serialize>(report: T) -> serde_json::Result<serde_json::Val
 
 pub async fn stats(g: &Global, a: &StatsArgs) -> Result<ExitCode> {
     let range = a.range.range()?;
-    let db = args::open_db(g, false).await?;
+    let to_stdout = is_stdout(&a.out);
+    let db = args::open_db(g, args::Access::ReadOnly).await?;
     let symbols = a.symbols.resolve(&db, a.freq).await?;
     let mut request = ExportRequest::new(symbols, range, a.freq);
     request.features = args::feature_list(&a.features);
-    let report = AsyncDataExporter::new(&db)
-        .export_summary_statistics(&request, &a.out)
-        .await
-        .with_context(|| format!("cannot write statistics to {}", a.out.display()))?;
-    db.close().await;
-    if g.json {
-        output::json(&report)?;
-    } else {
-        println!("statistics written to {}", a.out.display());
+    let exporter = AsyncDataExporter::new(&db);
+    let report = match to_stdout {
+        true => {
+            exporter
+                .export_summary_statistics_to_writer(&request, std::io::stdout())
+                .await
+        }
+        false => exporter.export_summary_statistics(&request, &a.out).await,
     }
-    Ok(ExitCode::SUCCESS)
+    .with_context(|| format!("cannot write statistics to {}", output::path(&a.out)))?;
+    db.close().await;
+    report_written(
+        g,
+        &serde_json::to_value(report)?,
+        &a.out,
+        to_stdout,
+        "statistics written to",
+    )
 }

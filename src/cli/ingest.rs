@@ -48,7 +48,7 @@ pub async fn run(g: &Global, a: &IngestArgs) -> Result<ExitCode> {
     if files.is_empty() {
         anyhow::bail!("no .csv or .zip files found in the given paths");
     }
-    let db = args::open_db(g, true).await?;
+    let db = args::open_db(g, args::Access::Create).await?;
     let pb = progress::bar(g, files.len() as u64, "ingest");
     let mut results = Vec::new();
     let mut failed = 0usize;
@@ -91,7 +91,7 @@ pub async fn run(g: &Global, a: &IngestArgs) -> Result<ExitCode> {
         }
     }
     pb.finish_and_clear();
-    db.checkpoint().await?;
+    args::checkpoint_or_warn(&db).await;
     db.close().await;
     if g.json {
         output::json(&json!({ "files": results, "failed": failed }))?;

@@ -17,7 +17,7 @@ pub struct SymbolsArgs {
 }
 
 pub async fn summary(g: &Global) -> Result<ExitCode> {
-    let db = args::open_db(g, false).await?;
+    let db = args::open_db(g, args::Access::ReadOnly).await?;
     let summary = serde_json::to_value(db.get_data_summary().await?)?;
     db.close().await;
     if g.json {
@@ -82,7 +82,7 @@ pub fn print_summary(summary: &Value) {
 }
 
 pub async fn symbols(g: &Global, a: &SymbolsArgs) -> Result<ExitCode> {
-    let db = args::open_db(g, false).await?;
+    let db = args::open_db(g, args::Access::ReadOnly).await?;
     let symbols = db.get_symbols(a.freq).await?;
     db.close().await;
     if g.json {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use clap::Args;
 use marketdb_model::Freq;
-use marketdb_store::IncompletePolicy;
+use marketdb_store::{Checkpoint, IncompletePolicy};
 use serde_json::json;
 
 use super::{Global, RangeArgs, SymbolArgs, args, output, progress};
@@ -36,7 +36,7 @@ pub async fn resample(g: &Global, a: &ResampleArgs) -> Result<ExitCode> {
         );
     }
     let range = a.range.range()?;
-    let db = args::open_db(g, false).await?;
+    let db = args::open_db(g, args::Access::Write).await?;
     let symbols = a.symbols.resolve(&db, a.from).await?;
     let policy = if a.drop_incomplete {
         IncompletePolicy::Drop
@@ -82,7 +82,7 @@ pub async fn delete(g: &Global, a: &DeleteArgs) -> Result<ExitCode> {
     if !a.yes {
         bail!("delete changes the database: add --yes to confirm");
     }
-    let db = args::open_db(g, false).await?;
+    let db = args::open_db(g, args::Access::Write).await?;
     let symbols = a.symbols.resolve(&db, a.freq).await?;
     let n = db.delete_range(&symbols, range, a.freq).await?;
     db.close().await;
@@ -105,44 +105,107 @@ pub struct DoctorArgs {
 }
 
 pub async fn doctor(g: &Global, a: &DoctorArgs) -> Result<ExitCode> {
-    let db = args::open_db(g, false).await?;
-    if a.checkpoint {
-        db.checkpoint().await?;
-    }
+    let path = g.db_path();
+    let maintain = a.vacuum || a.checkpoint;
+    let access = match maintain {
+        true => args::Access::Write,
+        false => args::Access::ReadOnly,
+    };
+    let before = FileSizes::of(&path);
+    let db = args::open_db(g, access).await?;
+    let mut done = Vec::new();
     if a.vacuum {
-        db.vacuum().await?;
+        // VACUUM rewrites the file through the WAL; vacuum() folds it back.
+        let outcome = db.vacuum().await?;
+        done.push(("vacuum", outcome));
+    } else if a.checkpoint {
+        done.push(("checkpoint", db.checkpoint().await?));
     }
     let integrity = db.integrity_check().await?;
     let version = db.schema_version().await?;
     let backend = db.pool_kind().to_string();
     db.close().await;
-    let size = |p: std::path::PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-    let wal = {
-        let mut p = g.db.clone().into_os_string();
-        p.push("-wal");
-        size(p.into())
-    };
+    let after = FileSizes::of(&path);
+    let incomplete: Vec<&str> = done
+        .iter()
+        .filter(|(_, c)| !c.is_complete())
+        .map(|(what, _)| *what)
+        .collect();
+    let actions: Vec<serde_json::Value> = done
+        .iter()
+        .map(|(what, c)| json!({ "action": what, "wal": checkpoint_text(*c) }))
+        .collect();
     let report = json!({
-        "database": g.db.display().to_string(),
+        "database": path.display().to_string(),
         "integrity_check": integrity,
-        "file_bytes": size(g.db.clone()),
-        "wal_bytes": wal,
+        "file_bytes": after.file,
+        "wal_bytes": after.wal,
         "schema_version": version,
         "pool": backend,
+        "read_only": !maintain,
+        "actions": actions,
+        "before": { "file_bytes": before.file, "wal_bytes": before.wal },
     });
     if g.json {
         output::json(&report)?;
     } else {
-        println!("database        {}", g.db.display());
+        println!("database        {}", output::path(&path));
         println!("integrity_check {integrity}");
-        println!("file size       {} bytes", size(g.db.clone()));
-        println!("wal size        {wal} bytes");
+        println!("file size       {} bytes", after.file);
+        println!("wal size        {} bytes", after.wal);
         println!("schema version  {version}");
         println!("pool backend    {backend}");
+        for (what, c) in &done {
+            println!(
+                "{what:<15} done: file {} -> {} bytes, wal {} -> {} bytes ({})",
+                before.file,
+                after.file,
+                before.wal,
+                after.wal,
+                checkpoint_text(*c)
+            );
+        }
     }
-    Ok(if integrity == "ok" {
+    if !incomplete.is_empty() {
+        eprintln!(
+            "warning: another connection kept the wal from being truncated after {}; run \
+             'marketdb doctor --checkpoint' again when it is idle",
+            incomplete.join(" and ")
+        );
+    }
+    Ok(if integrity == "ok" && incomplete.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+fn checkpoint_text(c: Checkpoint) -> String {
+    match c {
+        Checkpoint::Truncated => "wal folded and truncated".to_owned(),
+        Checkpoint::Busy {
+            frames,
+            checkpointed,
+        } => format!("busy: {checkpointed} of {frames} wal frame(s) folded, wal kept"),
+        Checkpoint::NotWal => "not in wal mode".to_owned(),
+        _ => "unknown".to_owned(),
+    }
+}
+
+/// Sizes of a database file and its WAL (0 when absent).
+struct FileSizes {
+    file: u64,
+    wal: u64,
+}
+
+impl FileSizes {
+    fn of(db: &std::path::Path) -> FileSizes {
+        let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let mut wal = db.as_os_str().to_owned();
+        wal.push("-wal");
+        FileSizes {
+            file: size(db),
+            wal: size(std::path::Path::new(&wal)),
+        }
+    }
 }

@@ -33,14 +33,9 @@ pub struct Cli {
 /// Options every command takes (before or after the command name).
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Database file
-    #[arg(
-        long,
-        global = true,
-        env = "MARKETDB_DB",
-        default_value = "data/market.db"
-    )]
-    pub db: PathBuf,
+    /// Database file [default: data/market.db; demo: data/demo/market.db]
+    #[arg(long, global = true, env = "MARKETDB_DB")]
+    pub db: Option<PathBuf>,
     /// More logging on stderr (-v info, -vv debug); RUST_LOG is honoured too
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -79,6 +74,16 @@ pub enum Command {
     Delete(maintain::DeleteArgs),
     /// Integrity check, sizes, schema version, pool backend; maintenance
     Doctor(maintain::DoctorArgs),
+}
+
+/// The database of every command but `demo` when `--db` is not given.
+pub const DEFAULT_DB: &str = "data/market.db";
+
+impl Global {
+    /// The database file: `--db` (or `MARKETDB_DB`), else [`DEFAULT_DB`].
+    pub fn db_path(&self) -> PathBuf {
+        self.db.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DB))
+    }
 }
 
 /// Runs the parsed command; `Ok` carries the exit code (a check below its threshold is 1).
@@ -127,6 +132,24 @@ pub fn usage_error(err: clap::Error) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// A usage error found after parsing (a value out of range, flags that do not go
+/// together): printed like clap's and exits 2.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// A [`Usage`] error as an `anyhow::Error`.
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Usage(message.into()))
 }
 
 /// The error and its causes on one line, each cause once.

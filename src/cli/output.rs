@@ -1,7 +1,28 @@
 //! Printing results: JSON on `--json`, otherwise aligned plain-text tables.
 
+use std::path::Path;
+
 use anyhow::Result;
 use serde::Serialize;
+
+/// `text` with control characters (newlines, escape codes...) escaped, so a hostile file
+/// name cannot break a line or drive the terminal.
+pub fn escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A path for a message: lossy UTF-8, control characters escaped.
+pub fn path(p: &Path) -> String {
+    escaped(&p.to_string_lossy())
+}
 
 /// Prints `value` as pretty JSON on stdout.
 pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<()> {

@@ -38,7 +38,7 @@ pub struct QueryArgs {
 
 pub async fn run(g: &Global, a: &QueryArgs) -> Result<ExitCode> {
     let range = a.range.range()?;
-    let db = args::open_db(g, false).await?;
+    let db = args::open_db(g, args::Access::ReadOnly).await?;
     let symbols = a.symbols.resolve(&db, a.freq).await?;
     let features = args::feature_list(&a.features);
     let frame = db

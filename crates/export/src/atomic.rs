@@ -1,9 +1,11 @@
 //! Atomic file output: every file is written to a hidden temporary name in its final
-//! folder, hashed (SHA-256) as it is written, flushed and fsynced, then renamed over the
-//! final name, so a reader never sees a final name with partial content. [`AtomicFile`] is
-//! the writer, [`PendingFile`] a finished but not yet renamed file (CSV parts wait for the
-//! whole export), [`FileRecord`] what the manifest lists. A temporary file that is never
-//! committed is removed when its handle is dropped. Folder fsyncs are separate
+//! folder (`.{name}.tmp-{pid}-{n}`), hashed (SHA-256) as it is written, flushed and
+//! fsynced, then renamed over the final name, so a reader never sees a final name with
+//! partial content. [`AtomicFile`] is the writer (also over a caller's [`Stream`], where
+//! nothing is renamed), [`PendingFile`] a finished but not yet renamed file (CSV parts and
+//! NumPy files wait for the whole export), [`FileRecord`] what the manifest lists, [`Dest`]
+//! where a single-file export goes. A temporary file that is never committed is removed
+//! when its handle is dropped; errors name the final path. Folder fsyncs are separate
 //! ([`sync_dir`]) so a caller syncs each folder once, not once per file.
 
 use std::{
@@ -53,12 +55,78 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// A file being written under a temporary name; see the module docs.
+/// A caller's stream (stdout, a pipe, a buffer) that an export writes to instead of a file.
+pub(crate) struct Stream(pub Box<dyn Write + Send>);
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stream")
+    }
+}
+
+/// The label a stream output is reported under.
+pub(crate) const STREAM_LABEL: &str = "-";
+
+/// Where a single-file export (CSV, Parquet, statistics) writes.
+#[derive(Debug)]
+pub(crate) enum Dest {
+    /// A file, written under a temporary name and renamed when complete.
+    File(PathBuf),
+    /// A caller's stream.
+    Stream(Stream),
+}
+
+impl Dest {
+    /// The path reported for this output (`-` for a stream).
+    pub(crate) fn label(&self) -> PathBuf {
+        match self {
+            Dest::File(p) => p.clone(),
+            Dest::Stream(_) => PathBuf::from(STREAM_LABEL),
+        }
+    }
+
+    /// Creates the folder of a file output.
+    pub(crate) fn prepare(&self) -> Result<()> {
+        if let Dest::File(path) = self
+            && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        {
+            create_dir_all(parent)?;
+        }
+        Ok(())
+    }
+
+    /// Starts writing (unhashed).
+    pub(crate) fn open(self) -> Result<AtomicFile> {
+        match self {
+            Dest::File(p) => AtomicFile::create_unhashed(p),
+            Dest::Stream(s) => Ok(AtomicFile::stream(s)),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Out {
+    File(BufWriter<File>),
+    Stream(BufWriter<Stream>),
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// A file being written under a temporary name (or straight to a stream); see the module
+/// docs.
 #[derive(Debug)]
 pub(crate) struct AtomicFile {
     target: PathBuf,
-    temp: PathBuf,
-    out: Option<BufWriter<File>>,
+    /// `None` for a stream.
+    temp: Option<PathBuf>,
+    out: Option<Out>,
     hasher: Option<Sha256>,
     bytes: u64,
 }
@@ -76,20 +144,36 @@ impl AtomicFile {
     pub(crate) fn create_unhashed(target: impl Into<PathBuf>) -> Result<AtomicFile> {
         let target = target.into();
         let temp = temp_path(&target);
-        let file = File::create(&temp).map_err(|e| Error::io(&temp, e))?;
+        let file = File::create(&temp).map_err(|e| Error::io(&target, e))?;
         Ok(AtomicFile {
             target,
-            temp,
-            out: Some(BufWriter::with_capacity(1 << 20, file)),
+            temp: Some(temp),
+            out: Some(Out::File(BufWriter::with_capacity(1 << 20, file))),
             hasher: None,
             bytes: 0,
         })
     }
 
+    /// Writes to `stream` instead of a file: nothing is renamed, and whatever was written
+    /// before a failure has reached the stream.
+    pub(crate) fn stream(stream: Stream) -> AtomicFile {
+        AtomicFile {
+            target: PathBuf::from(STREAM_LABEL),
+            temp: None,
+            out: Some(Out::Stream(BufWriter::with_capacity(1 << 16, stream))),
+            hasher: None,
+            bytes: 0,
+        }
+    }
+
     /// Appends `buf`.
     pub(crate) fn write_all(&mut self, buf: &[u8]) -> Result<()> {
-        let out = self.out.as_mut().ok_or_else(|| closed(&self.temp))?;
-        out.write_all(buf).map_err(|e| Error::io(&self.temp, e))?;
+        let res = match self.out.as_mut() {
+            Some(Out::File(f)) => f.write_all(buf),
+            Some(Out::Stream(s)) => s.write_all(buf),
+            None => return Err(closed(&self.target)),
+        };
+        res.map_err(|e| Error::io(&self.target, e))?;
         if let Some(h) = self.hasher.as_mut() {
             h.update(buf);
         }
@@ -99,14 +183,18 @@ impl AtomicFile {
 
     /// Flushes and (when `fsync`) syncs the temporary file; it is not renamed yet.
     pub(crate) fn finish(mut self, fsync: bool) -> Result<PendingFile> {
-        let out = self.out.take().ok_or_else(|| closed(&self.temp))?;
-        let file = out
-            .into_inner()
-            .map_err(|e| Error::io(&self.temp, e.into_error()))?;
-        if fsync {
-            file.sync_all().map_err(|e| Error::io(&self.temp, e))?;
+        match self.out.take() {
+            None => return Err(closed(&self.target)),
+            Some(Out::Stream(mut s)) => s.flush().map_err(|e| Error::io(&self.target, e))?,
+            Some(Out::File(out)) => {
+                let file = out
+                    .into_inner()
+                    .map_err(|e| Error::io(&self.target, e.into_error()))?;
+                if fsync {
+                    file.sync_all().map_err(|e| Error::io(&self.target, e))?;
+                }
+            }
         }
-        drop(file);
         let sha256 = self
             .hasher
             .take()
@@ -114,7 +202,7 @@ impl AtomicFile {
             .unwrap_or_default();
         Ok(PendingFile {
             target: std::mem::take(&mut self.target),
-            temp: Some(std::mem::take(&mut self.temp)),
+            temp: self.temp.take(),
             sha256,
             bytes: self.bytes,
         })
@@ -128,14 +216,18 @@ impl AtomicFile {
 
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_all(buf)
-            .map(|()| buf.len())
-            .map_err(|e| io::Error::other(e.to_string()))
+        match self.write_all(buf) {
+            Ok(()) => Ok(buf.len()),
+            // Keep the OS error (its kind tells a full disk or a closed pipe apart).
+            Err(Error::Io { source, .. }) => Err(source),
+            Err(e) => Err(io::Error::other(e.to_string())),
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match self.out.as_mut() {
-            Some(out) => out.flush(),
+            Some(Out::File(out)) => out.flush(),
+            Some(Out::Stream(out)) => out.flush(),
             None => Ok(()),
         }
     }
@@ -147,8 +239,11 @@ fn closed(path: &Path) -> Error {
 
 impl Drop for AtomicFile {
     fn drop(&mut self) {
-        if self.out.take().is_some() {
-            remove_quietly(&self.temp);
+        // Close the file before removing it (a full disk may refuse the final flush).
+        let out = self.out.take();
+        drop(out);
+        if let Some(temp) = self.temp.take() {
+            remove_quietly(&temp);
         }
     }
 }
@@ -163,7 +258,8 @@ pub(crate) struct PendingFile {
 }
 
 impl PendingFile {
-    /// Renames the temporary file over the final name; returns (sha256, bytes).
+    /// Renames the temporary file over the final name (nothing for a stream); returns
+    /// (sha256, bytes).
     pub(crate) fn commit(mut self) -> Result<(String, u64)> {
         if let Some(temp) = self.temp.take()
             && let Err(e) = fs::rename(&temp, &self.target)
@@ -201,14 +297,28 @@ pub(crate) fn write_atomic(
     bytes: &[u8],
     fsync: bool,
 ) -> Result<FileRecord> {
+    let (pending, record) = write_pending(root, rel, bytes, fsync)?;
+    pending.commit()?;
+    Ok(record)
+}
+
+/// Writes `bytes` to the temporary sibling of `root/rel` and returns it, not yet renamed,
+/// with the record it will have.
+pub(crate) fn write_pending(
+    root: &Path,
+    rel: &str,
+    bytes: &[u8],
+    fsync: bool,
+) -> Result<(PendingFile, FileRecord)> {
     let mut f = AtomicFile::create(root.join(rel))?;
     f.write_all(bytes)?;
-    let (sha256, bytes) = f.commit(fsync)?;
-    Ok(FileRecord {
+    let pending = f.finish(fsync)?;
+    let record = FileRecord {
         path: rel.to_owned(),
-        sha256,
-        bytes,
-    })
+        sha256: pending.sha256.clone(),
+        bytes: pending.bytes,
+    };
+    Ok((pending, record))
 }
 
 /// Creates `dir` and its parents.

@@ -6,17 +6,14 @@
 //! header. Every file is written under a temporary name and all of them are renamed only
 //! when the export finishes, so a failed export leaves no final-named CSV behind.
 
-use std::{
-    io::Write as _,
-    path::{Path, PathBuf},
-};
+use std::{io::Write as _, path::PathBuf};
 
 use marketdb_model::push_rfc3339;
 use serde::Serialize;
 
 use crate::{
     Column, Result,
-    atomic::{AtomicFile, PendingFile, create_dir_all},
+    atomic::{AtomicFile, Dest, PendingFile, Stream},
     numpy::ts_name,
     plan::Plan,
     table::Table,
@@ -25,6 +22,8 @@ use crate::{
 /// What a CSV export wrote.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CsvReport {
+    /// Whether an existing regular file was replaced.
+    pub replaced: bool,
     /// The files written, in row order (one unless split into parts).
     pub files: Vec<PathBuf>,
     /// Data rows written (headers excluded).
@@ -69,6 +68,8 @@ pub(crate) fn push_i64(out: &mut Vec<u8>, v: i64) {
 #[derive(Debug)]
 pub(crate) struct CsvWriter {
     target: PathBuf,
+    /// The caller's stream, taken by the first (only) file.
+    stream: Option<Stream>,
     part_rows: Option<usize>,
     fsync: bool,
     header: Vec<u8>,
@@ -81,14 +82,17 @@ pub(crate) struct CsvWriter {
 
 impl CsvWriter {
     pub(crate) fn new(
-        target: &Path,
+        dest: Dest,
         plan: &Plan,
         part_rows: Option<usize>,
         fsync: bool,
     ) -> Result<CsvWriter> {
-        if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
-            create_dir_all(parent)?;
-        }
+        dest.prepare()?;
+        let target = dest.label();
+        let stream = match dest {
+            Dest::Stream(s) => Some(s),
+            Dest::File(_) => None,
+        };
         let mut header = b"symbol,timestamp,datetime".to_vec();
         for f in &plan.features {
             header.push(b',');
@@ -100,7 +104,8 @@ impl CsvWriter {
         }
         header.push(b'\n');
         Ok(CsvWriter {
-            target: target.to_path_buf(),
+            target,
+            stream,
             part_rows,
             fsync,
             header,
@@ -128,11 +133,11 @@ impl CsvWriter {
     /// Starts the next file (the single file, or the next part).
     fn open_next(&mut self) -> Result<()> {
         self.close_current()?;
-        let path = match self.part_rows {
-            Some(_) => self.part_path(self.pending.len() + 1),
-            None => self.target.clone(),
+        let mut f = match (self.stream.take(), self.part_rows) {
+            (Some(stream), _) => AtomicFile::stream(stream),
+            (None, Some(_)) => AtomicFile::create_unhashed(self.part_path(self.pending.len() + 1))?,
+            (None, None) => AtomicFile::create_unhashed(self.target.clone())?,
         };
-        let mut f = AtomicFile::create_unhashed(path)?;
         f.write_all(&self.header)?;
         self.current = Some(f);
         self.rows_in_part = 0;
@@ -211,6 +216,7 @@ impl CsvWriter {
             files.push(path);
         }
         Ok(CsvReport {
+            replaced: false,
             files,
             rows: self.rows,
             bytes,
@@ -275,9 +281,9 @@ mod tests {
         ]);
         let t = Table::from_frame(&p, frame(&rows));
         let target = dir.path().join("out/k.csv");
-        let mut w = CsvWriter::new(&target, &p, Some(2), false).unwrap();
+        let mut w = CsvWriter::new(Dest::File(target), &p, Some(2), false).unwrap();
         w.write_table(&t).unwrap();
-        let listing = |d: &Path| {
+        let listing = |d: &std::path::Path| {
             let mut v: Vec<String> = fs::read_dir(d)
                 .unwrap()
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -307,13 +313,14 @@ mod tests {
         assert_eq!(p3.lines().count(), 2);
 
         // A writer dropped before finishing leaves nothing under a final name.
-        let mut w = CsvWriter::new(&dir.path().join("x/y.csv"), &p, None, false).unwrap();
+        let mut w =
+            CsvWriter::new(Dest::File(dir.path().join("x/y.csv")), &p, None, false).unwrap();
         w.write_table(&t).unwrap();
         drop(w);
         assert!(listing(&dir.path().join("x")).is_empty());
 
         // No rows: a header-only file.
-        let w = CsvWriter::new(&dir.path().join("e.csv"), &p, None, false).unwrap();
+        let w = CsvWriter::new(Dest::File(dir.path().join("e.csv")), &p, None, false).unwrap();
         let rep = w.finish().unwrap();
         assert_eq!(rep.rows, 0);
         assert_eq!(

@@ -9,6 +9,7 @@
 //! final name and no manifest. It does not render progress: it calls [`ExportProgress`].
 
 use std::{
+    io::Write,
     path::{Path, PathBuf},
     sync::Arc,
 };
@@ -22,7 +23,7 @@ use tracing::{debug, info, warn};
 use crate::{
     CsvReport, Error, ExportProgress, ExportRequest, NoProgress, ParquetReport, Result,
     StatsReport,
-    atomic::{create_dir_all, sync_dir},
+    atomic::{Dest, Stream, create_dir_all, sync_dir},
     csv::CsvWriter,
     manifest::{MANIFEST_NAME, write_manifest},
     numpy::{DayReport, NumpyWriter},
@@ -31,6 +32,7 @@ use crate::{
     source::{Msg, Walk, produce},
     stats::StatsWriter,
     table::Table,
+    target::{ResolvedFile, resolve_file, resolve_folder, sweep_stale_temps},
 };
 
 /// Tables queued between the producer and the writer thread (each can be a whole day of
@@ -56,6 +58,8 @@ pub struct NumpyReport {
     pub bytes: u64,
     /// Bars exported.
     pub bars: u64,
+    /// Whether the folder held an earlier export (its files are replaced).
+    pub replaced: bool,
 }
 
 /// Exports from one store. Cheap to clone.
@@ -107,8 +111,11 @@ impl AsyncDataExporter {
     }
 
     /// Writes the per-day NumPy file sets and `manifest.json` under `out_dir` (see
-    /// `docs/formats.md`). An existing `manifest.json` there is removed first, so a failed
-    /// export never leaves a manifest behind.
+    /// `docs/formats.md`). The folder must be new, empty or an earlier marketdb export
+    /// (never the database's folder or a file); every file is written under a temporary
+    /// name and all are renamed only when the export is complete, so a failed export leaves
+    /// the earlier export as it was. The earlier manifest is removed just before the
+    /// renames and the new one written after them.
     pub async fn export_to_numpy(
         &self,
         request: &ExportRequest,
@@ -116,14 +123,17 @@ impl AsyncDataExporter {
     ) -> Result<NumpyReport> {
         let out_dir = out_dir.as_ref().to_path_buf();
         let mut plan = Plan::new(request)?;
-        create_dir_all(&out_dir)?;
-        let manifest = out_dir.join(MANIFEST_NAME);
-        match std::fs::remove_file(&manifest) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(Error::io(&manifest, e));
+        let (dir, db) = (out_dir.clone(), self.db.path().to_path_buf());
+        let replaces = off_runtime(&out_dir, move || -> Result<bool> {
+            let resolved = resolve_folder(&dir, &db)?;
+            create_dir_all(&dir)?;
+            let swept = sweep_stale_temps(&dir, ".", true);
+            if swept > 0 {
+                info!(swept, "removed temporary files of interrupted exports");
             }
-            _ => {}
-        }
+            Ok(resolved.replaces)
+        })
+        .await??;
         self.resolve_symbols(&mut plan).await?;
         let sink = NumpySink {
             writer: NumpyWriter::new(&out_dir, &plan, self.fsync)?,
@@ -132,7 +142,8 @@ impl AsyncDataExporter {
             target: request.target_freq.map(|f| f.as_str()),
             fsync: self.fsync,
         };
-        let report = self.run(&plan, Walk::Days, sink, &out_dir).await?;
+        let mut report = self.run(&plan, Walk::Days, sink, &out_dir).await?;
+        report.replaced = replaces;
         info!(
             days = report.days.len(),
             files = report.files,
@@ -143,65 +154,158 @@ impl AsyncDataExporter {
     }
 
     /// Writes a CSV file (or `{stem}_part_{n}` files when `csv_part_rows` is set), rows in
-    /// (symbol, time) order.
+    /// (symbol, time) order. The path is checked first (see [`Self::export_to_parquet`]).
     pub async fn export_to_csv(
         &self,
         request: &ExportRequest,
         out_file: impl AsRef<Path>,
     ) -> Result<CsvReport> {
-        let out_file = out_file.as_ref().to_path_buf();
+        let out = self.file_target(out_file.as_ref()).await?;
+        let mut report = self
+            .export_csv(request, Dest::File(out.path), request.csv_part_rows)
+            .await?;
+        report.replaced = out.replaces;
+        Ok(report)
+    }
+
+    /// Streams the CSV export to `writer` (stdout, a pipe...). Parts are refused.
+    pub async fn export_csv_to_writer(
+        &self,
+        request: &ExportRequest,
+        writer: impl Write + Send + 'static,
+    ) -> Result<CsvReport> {
+        if let Some(n) = request.csv_part_rows {
+            return Err(Error::request(
+                "csv part rows",
+                n,
+                "a stream cannot be split into part files",
+            ));
+        }
+        self.export_csv(request, Dest::Stream(Stream(Box::new(writer))), None)
+            .await
+    }
+
+    async fn export_csv(
+        &self,
+        request: &ExportRequest,
+        dest: Dest,
+        part_rows: Option<usize>,
+    ) -> Result<CsvReport> {
+        let label = dest.label();
         let mut plan = Plan::new(request)?;
-        check_file_target(&out_file)?;
         self.resolve_symbols(&mut plan).await?;
-        let sink = CsvWriter::new(&out_file, &plan, request.csv_part_rows, self.fsync)?;
-        let report = self.run(&plan, Walk::Symbols, sink, &out_file).await?;
+        let sink = CsvWriter::new(dest, &plan, part_rows, self.fsync)?;
+        let report = self.run(&plan, Walk::Symbols, sink, &label).await?;
         info!(
             rows = report.rows,
             "csv export finished: {}",
-            out_file.display()
+            label.display()
         );
         Ok(report)
     }
 
     /// Writes a Parquet file, rows in (symbol, time) order.
+    ///
+    /// The path is checked before anything is written: the database being exported (or
+    /// its `-wal`/`-shm`), any SQLite file, a folder, a FIFO, a device or a socket is
+    /// refused; a symlink is followed and its target replaced (the link stays). An
+    /// existing regular file is replaced (`replaced` in the report).
     pub async fn export_to_parquet(
         &self,
         request: &ExportRequest,
         out_file: impl AsRef<Path>,
     ) -> Result<ParquetReport> {
-        let out_file = out_file.as_ref().to_path_buf();
+        let out = self.file_target(out_file.as_ref()).await?;
+        let mut report = self.export_parquet(request, Dest::File(out.path)).await?;
+        report.replaced = out.replaces;
+        Ok(report)
+    }
+
+    /// Streams the Parquet export to `writer` (Parquet needs no seeking).
+    pub async fn export_parquet_to_writer(
+        &self,
+        request: &ExportRequest,
+        writer: impl Write + Send + 'static,
+    ) -> Result<ParquetReport> {
+        self.export_parquet(request, Dest::Stream(Stream(Box::new(writer))))
+            .await
+    }
+
+    async fn export_parquet(&self, request: &ExportRequest, dest: Dest) -> Result<ParquetReport> {
+        let label = dest.label();
         let mut plan = Plan::new(request)?;
-        check_file_target(&out_file)?;
         self.resolve_symbols(&mut plan).await?;
-        let sink = ParquetWriter::new(&out_file, &plan, request.compression, self.fsync)?;
-        let report = self.run(&plan, Walk::Symbols, sink, &out_file).await?;
+        let sink = ParquetWriter::new(dest, &plan, request.compression, self.fsync)?;
+        let report = self.run(&plan, Walk::Symbols, sink, &label).await?;
         info!(
             rows = report.rows,
             "parquet export finished: {}",
-            out_file.display()
+            label.display()
         );
         Ok(report)
     }
 
     /// Writes labelled summary statistics per symbol and feature as a long CSV
-    /// `symbol,statistic,<features>`.
+    /// `symbol,statistic,<features>`. The path is checked as for Parquet.
     pub async fn export_summary_statistics(
         &self,
         request: &ExportRequest,
         out_file: impl AsRef<Path>,
     ) -> Result<StatsReport> {
-        let out_file = out_file.as_ref().to_path_buf();
+        let out = self.file_target(out_file.as_ref()).await?;
+        let mut report = self
+            .export_statistics(request, Dest::File(out.path))
+            .await?;
+        report.replaced = out.replaces;
+        Ok(report)
+    }
+
+    /// Streams the statistics CSV to `writer`.
+    pub async fn export_summary_statistics_to_writer(
+        &self,
+        request: &ExportRequest,
+        writer: impl Write + Send + 'static,
+    ) -> Result<StatsReport> {
+        self.export_statistics(request, Dest::Stream(Stream(Box::new(writer))))
+            .await
+    }
+
+    async fn export_statistics(&self, request: &ExportRequest, dest: Dest) -> Result<StatsReport> {
+        let label = dest.label();
         let mut plan = Plan::new(request)?;
-        check_file_target(&out_file)?;
         self.resolve_symbols(&mut plan).await?;
-        let sink = StatsWriter::new(&out_file, &plan, self.fsync)?;
-        let report = self.run(&plan, Walk::Symbols, sink, &out_file).await?;
+        let sink = StatsWriter::new(dest, &plan, self.fsync)?;
+        let report = self.run(&plan, Walk::Symbols, sink, &label).await?;
         info!(
             symbols = report.symbols.len(),
             "statistics export finished: {}",
-            out_file.display()
+            label.display()
         );
         Ok(report)
+    }
+
+    /// Checks an output file path against the database and sweeps the stale temporary
+    /// files of earlier runs beside it, off the runtime.
+    async fn file_target(&self, out: &Path) -> Result<ResolvedFile> {
+        let (path, db) = (out.to_path_buf(), self.db.path().to_path_buf());
+        off_runtime(out, move || -> Result<ResolvedFile> {
+            let resolved = resolve_file(&path, &db)?;
+            let folder = match resolved.path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            let stem = resolved
+                .path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let swept = sweep_stale_temps(&folder, &format!(".{stem}"), false);
+            if swept > 0 {
+                info!(swept, "removed temporary files of interrupted exports");
+            }
+            Ok(resolved)
+        })
+        .await?
     }
 
     /// Fills an empty symbol list with every symbol stored at the source freq.
@@ -258,16 +362,19 @@ impl AsyncDataExporter {
     }
 }
 
-/// Refuses an output file path that is an existing folder.
-fn check_file_target(path: &Path) -> Result<()> {
-    if path.is_dir() {
-        return Err(Error::request(
-            "output file",
-            path.display(),
-            "is a folder; give a file path",
-        ));
+/// Runs file-system work on the blocking pool, not on a runtime worker.
+async fn off_runtime<T, F>(path: &Path, f: F) -> Result<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => Ok(v),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(Error::WriterStopped {
+            path: path.to_path_buf(),
+        }),
     }
-    Ok(())
 }
 
 /// The writer thread: consumes messages until `Finish` (then commits) or until the
@@ -309,7 +416,7 @@ impl Sink for NumpySink {
 
     fn finish(self) -> Result<NumpyReport> {
         let NumpySink {
-            writer,
+            mut writer,
             root,
             plan,
             target,
@@ -321,6 +428,16 @@ impl Sink for NumpySink {
                 "bars off the interval grid were not exported"
             );
         }
+        // The new files are complete under temporary names: retire the old manifest, move
+        // them into place, then describe them.
+        let manifest_path = root.join(MANIFEST_NAME);
+        match std::fs::remove_file(&manifest_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io(&manifest_path, e));
+            }
+            _ => {}
+        }
+        writer.commit_pending()?;
         if fsync && !writer.days.is_empty() {
             for d in &writer.dirs {
                 sync_dir(d)?;
@@ -344,6 +461,7 @@ impl Sink for NumpySink {
             bytes: writer.files.iter().map(|f| f.bytes).sum(),
             bars: writer.days.iter().map(|d| d.bars as u64).sum(),
             days: writer.days,
+            replaced: false,
         })
     }
 }

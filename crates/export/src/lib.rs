@@ -28,6 +28,7 @@ mod resample;
 mod source;
 mod stats;
 mod table;
+mod target;
 
 pub(crate) use marketdb_store::{Column, KlineFrame};
 
@@ -39,3 +40,4 @@ pub use numpy::DayReport;
 pub use options::{ExportProgress, ExportRequest, FillPolicy, NoProgress, ParquetCompression};
 pub use parquet::{ParquetReport, ROW_GROUP_ROWS};
 pub use stats::{Describe, STATISTICS, StatsReport, SymbolStats};
+pub use target::MAX_LINKS;

@@ -4,8 +4,8 @@
 //! `timestamp` grid `(T,)` and the `symbols` list as JSON and `<U{n}`. K = the symbols with
 //! at least one bar that day (the table's symbols, sorted); T = the full grid of the day
 //! (`Freq::day_grid`; one slot for 1d and coarser). Fill policy `ffill` fills along time
-//! within the day only. Every file goes through `atomic.rs`; the manifest is written by the
-//! exporter after the last day.
+//! within the day only. Every file goes through `atomic.rs` and stays under its temporary
+//! name until the exporter renames them all after the last day, then writes the manifest.
 
 use std::path::{Path, PathBuf};
 
@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::{
     Column, FillPolicy, Result,
-    atomic::{FileRecord, create_dir_all, write_atomic},
+    atomic::{FileRecord, PendingFile, create_dir_all, write_pending},
     npy,
     plan::Plan,
     table::Table,
@@ -73,6 +73,9 @@ pub(crate) struct NumpyWriter {
     fsync: bool,
     /// Every file written, in order.
     pub files: Vec<FileRecord>,
+    /// The files written so far, under their temporary names: the export renames them all
+    /// when it finishes, so a failed export leaves nothing under a final name.
+    pub pending: Vec<PendingFile>,
     /// Every day written, in order.
     pub days: Vec<DayReport>,
     /// Folders that received files (synced before the manifest is written).
@@ -101,6 +104,7 @@ impl NumpyWriter {
             plan: plan.clone(),
             fsync,
             files: Vec::new(),
+            pending: Vec::new(),
             days: Vec::new(),
             dirs,
             off_grid: 0,
@@ -119,7 +123,8 @@ impl NumpyWriter {
 
     fn put(&mut self, dir: &str, stem: &str, ext: &str, bytes: &[u8]) -> Result<()> {
         let rel = format!("{}/{dir}/{stem}.{ext}", self.freq_dir);
-        let rec = write_atomic(&self.root, &rel, bytes, self.fsync)?;
+        let (pending, rec) = write_pending(&self.root, &rel, bytes, self.fsync)?;
+        self.pending.push(pending);
         self.files.push(rec);
         Ok(())
     }
@@ -130,6 +135,14 @@ impl NumpyWriter {
         let res = self.put(dir, stem, "npy", &buf);
         self.buf = buf;
         res
+    }
+
+    /// Renames every file written so far to its final name.
+    pub(crate) fn commit_pending(&mut self) -> Result<()> {
+        for p in std::mem::take(&mut self.pending) {
+            p.commit()?;
+        }
+        Ok(())
     }
 
     /// Writes the file set of the day starting at `day` from `table` (all rows of that day).
@@ -277,6 +290,11 @@ mod tests {
         t.metric_ts[0] = vec![d + 1, 0, d + 5 * H, d + 23 * H];
         let mut w = NumpyWriter::new(dir.path(), &p, false).unwrap();
         w.write_day(d, &t).unwrap();
+        assert!(
+            !dir.path().join("1h/cls/20240101.npy").exists(),
+            "nothing under a final name before the commit"
+        );
+        w.commit_pending().unwrap();
         let (dict, cls) = read_f64(&dir.path().join("1h/cls/20240101.npy"));
         assert!(dict.contains("'shape': (2, 24)"), "{dict}");
         assert_eq!(cls[0], 11.0);
@@ -306,6 +324,7 @@ mod tests {
         p.fill = FillPolicy::Ffill;
         let mut w = NumpyWriter::new(dir.path(), &p, false).unwrap();
         w.write_day(d, &t).unwrap();
+        w.commit_pending().unwrap();
         let (_, cls) = read_f64(&dir.path().join("1h/cls/20240101.npy"));
         assert_eq!(&cls[0..7], &[11.0, 12.0, 12.0, 12.0, 12.0, 16.0, 16.0]);
         assert!(

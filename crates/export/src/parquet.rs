@@ -7,10 +7,7 @@
 //! `marketdb.end` (exclusive), `marketdb.features`, `marketdb.contract` and
 //! `marketdb.version`. The file is written under a temporary name and renamed when closed.
 
-use std::{
-    path::{Path, PathBuf},
-    sync::Arc,
-};
+use std::{path::PathBuf, sync::Arc};
 
 use arrow_array::{
     ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
@@ -28,7 +25,7 @@ use serde::Serialize;
 
 use crate::{
     Column, Error, ParquetCompression, Result,
-    atomic::{AtomicFile, create_dir_all},
+    atomic::{AtomicFile, Dest},
     manifest::CONTRACT_VERSION,
     numpy::ts_name,
     plan::Plan,
@@ -41,6 +38,8 @@ pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 /// What a Parquet export wrote.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ParquetReport {
+    /// Whether an existing regular file was replaced.
+    pub replaced: bool,
     /// The file written.
     pub path: PathBuf,
     /// Rows written.
@@ -111,14 +110,13 @@ impl std::fmt::Debug for ParquetWriter {
 
 impl ParquetWriter {
     pub(crate) fn new(
-        path: &Path,
+        dest: Dest,
         plan: &Plan,
         compression: ParquetCompression,
         fsync: bool,
     ) -> Result<ParquetWriter> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            create_dir_all(parent)?;
-        }
+        dest.prepare()?;
+        let path = dest.label();
         let schema = schema(plan);
         let kv = |k: &str, v: String| KeyValue::new(k.to_owned(), v);
         let features: Vec<&str> = plan.features.iter().map(|f| f.short()).collect();
@@ -139,15 +137,15 @@ impl ParquetWriter {
                 kv("marketdb.version", env!("CARGO_PKG_VERSION").to_owned()),
             ]))
             .build();
-        let file = AtomicFile::create_unhashed(path)?;
+        let file = dest.open()?;
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| {
             Error::Parquet {
-                path: path.to_path_buf(),
+                path: path.clone(),
                 source: e,
             }
         })?;
         Ok(ParquetWriter {
-            path: path.to_path_buf(),
+            path,
             schema,
             writer,
             compression,
@@ -223,6 +221,7 @@ impl ParquetWriter {
         let file = self.writer.into_inner().map_err(err)?;
         let (_, bytes) = file.commit(self.fsync)?;
         Ok(ParquetReport {
+            replaced: false,
             path: self.path,
             rows: self.rows,
             row_groups,
@@ -263,7 +262,7 @@ mod tests {
             ParquetCompression::Lz4,
             ParquetCompression::None,
         ] {
-            let mut w = ParquetWriter::new(&path, &p, c, false).unwrap();
+            let mut w = ParquetWriter::new(Dest::File(path.clone()), &p, c, false).unwrap();
             w.write_table(t.clone()).unwrap();
             let rep = w.finish().unwrap();
             assert_eq!(rep.rows, 2);

@@ -4,14 +4,14 @@
 //! Written as a long CSV `symbol,statistic,<features>` with eight rows per symbol in that
 //! order. Keeps one symbol's values in memory at a time (8 bytes x bars x features).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use marketdb_model::Feature;
 use serde::Serialize;
 
 use crate::{
     Column, Result,
-    atomic::{AtomicFile, create_dir_all},
+    atomic::Dest,
     csv::{push_f64, push_i64},
     plan::Plan,
     table::Table,
@@ -111,6 +111,8 @@ pub struct SymbolStats {
 /// What a statistics export wrote.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StatsReport {
+    /// Whether an existing regular file was replaced.
+    pub replaced: bool,
     /// The CSV written.
     pub path: PathBuf,
     /// The statistics, per symbol in order.
@@ -121,6 +123,7 @@ pub struct StatsReport {
 #[derive(Debug)]
 pub(crate) struct StatsWriter {
     path: PathBuf,
+    dest: Option<Dest>,
     fsync: bool,
     features: Vec<Feature>,
     current: Option<(String, u64, Vec<Vec<f64>>)>,
@@ -128,12 +131,11 @@ pub(crate) struct StatsWriter {
 }
 
 impl StatsWriter {
-    pub(crate) fn new(path: &Path, plan: &Plan, fsync: bool) -> Result<StatsWriter> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            create_dir_all(parent)?;
-        }
+    pub(crate) fn new(dest: Dest, plan: &Plan, fsync: bool) -> Result<StatsWriter> {
+        dest.prepare()?;
         Ok(StatsWriter {
-            path: path.to_path_buf(),
+            path: dest.label(),
+            dest: Some(dest),
             fsync,
             features: plan.features.clone(),
             current: None,
@@ -201,10 +203,15 @@ impl StatsWriter {
                 out.push(b'\n');
             }
         }
-        let mut f = AtomicFile::create_unhashed(&self.path)?;
+        let dest = self
+            .dest
+            .take()
+            .unwrap_or_else(|| Dest::File(self.path.clone()));
+        let mut f = dest.open()?;
         f.write_all(&out)?;
         f.commit(self.fsync)?;
         Ok(StatsReport {
+            replaced: false,
             path: self.path,
             symbols: self.done,
         })
@@ -243,7 +250,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = parse_ymd(2024, 1, 1).unwrap();
         let p = plan(vec![Feature::Close, Feature::TradesCount]);
-        let mut w = StatsWriter::new(&dir.path().join("s.csv"), &p, false).unwrap();
+        let mut w = StatsWriter::new(Dest::File(dir.path().join("s.csv")), &p, false).unwrap();
         let t1 = Table::from_frame(
             &p,
             frame(&[

@@ -1221,7 +1221,10 @@ async fn failed_exports_leave_no_partial_files() {
     assert_eq!(crash.seen.load(Ordering::SeqCst), 2);
     assert!(!crashed.join("manifest.json").exists());
     let written = all_files(&crashed);
-    assert!(!written.is_empty(), "day 1 was written before the crash");
+    assert!(
+        written.is_empty(),
+        "days written before the crash stay under temporary names: {written:?}"
+    );
     for p in &written {
         let name = p.file_name().unwrap().to_string_lossy();
         assert!(

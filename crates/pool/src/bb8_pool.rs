@@ -53,10 +53,13 @@ impl bb8::ManageConnection for SqliteManager {
     }
 }
 
+/// Field order is drop order: readers close first, so the writer is the last connection
+/// and SQLite folds and removes the WAL (read-only connections cannot).
 #[derive(Debug)]
 struct Pools {
-    writer: Pool<SqliteManager>,
     readers: Pool<SqliteManager>,
+    /// `None` in a read-only pool.
+    writer: Option<Pool<SqliteManager>>,
 }
 
 /// The bb8 backend. `pools` is `None` once closed.
@@ -69,9 +72,13 @@ pub(crate) struct Bb8Pool {
 }
 
 impl Bb8Pool {
-    /// Builds the writer pool (creating the file), then the reader pool.
+    /// Builds the writer pool (creating the file; none when read-only), then the reader
+    /// pool.
     pub(crate) async fn open(config: Arc<PoolConfig>) -> Result<Self> {
-        let writer = build(&config, Role::Writer, 1).await?;
+        let writer = match config.read_only {
+            true => None,
+            false => Some(build(&config, Role::Writer, 1).await?),
+        };
         if let Some(reason) = &config.fail_primary {
             let _ = run_blocking(move || drop(writer)).await;
             return Err(Error::PoolInit {
@@ -107,7 +114,10 @@ impl Bb8Pool {
                 return Err(Error::Closed);
             };
             match role {
-                Role::Writer => (pools.writer.clone(), &self.writer_waits),
+                Role::Writer => match &pools.writer {
+                    Some(writer) => (writer.clone(), &self.writer_waits),
+                    None => return Err(Error::Closed),
+                },
                 Role::Reader => (pools.readers.clone(), &self.reader_waits),
             }
         };
@@ -199,7 +209,7 @@ impl ConnectionPool for Bb8Pool {
         let pools = pools.as_ref();
         PoolStats {
             readers: role_stats(pools.map(|p| &p.readers), &self.reader_waits),
-            writer: role_stats(pools.map(|p| &p.writer), &self.writer_waits),
+            writer: role_stats(pools.and_then(|p| p.writer.as_ref()), &self.writer_waits),
         }
     }
 }

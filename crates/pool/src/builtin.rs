@@ -137,11 +137,15 @@ pub(crate) struct BuiltinPool {
 }
 
 impl BuiltinPool {
-    /// Opens the writer (creating the file), then the readers, on one blocking thread.
+    /// Opens the writer (creating the file; none when read-only), then the readers, on one
+    /// blocking thread.
     pub(crate) async fn open(config: Arc<PoolConfig>) -> Result<Self> {
         let timeout = config.acquire_timeout;
         let (writer, readers) = run_blocking(move || -> Result<_> {
-            let writer = open(&config, Role::Writer)?;
+            let writer = match config.read_only {
+                true => Vec::new(),
+                false => vec![open(&config, Role::Writer)?],
+            };
             let readers = (0..config.readers)
                 .map(|_| open(&config, Role::Reader))
                 .collect::<Result<Vec<_>>>()?;
@@ -149,7 +153,7 @@ impl BuiltinPool {
         })
         .await??;
         Ok(BuiltinPool {
-            writer: Slots::new(Role::Writer, vec![writer], timeout),
+            writer: Slots::new(Role::Writer, writer, timeout),
             readers: Slots::new(Role::Reader, readers, timeout),
         })
     }
@@ -174,7 +178,8 @@ impl ConnectionPool for BuiltinPool {
     }
 
     async fn close(&self) {
-        let taken = (self.writer.close(), self.readers.close());
+        // Readers first: the writer, closing last, folds and removes the WAL.
+        let taken = (self.readers.close(), self.writer.close());
         let _ = run_blocking(move || drop(taken)).await;
     }
 
@@ -188,6 +193,6 @@ impl ConnectionPool for BuiltinPool {
 
 impl Drop for BuiltinPool {
     fn drop(&mut self) {
-        drop_blocking((self.writer.close(), self.readers.close()));
+        drop_blocking((self.readers.close(), self.writer.close()));
     }
 }

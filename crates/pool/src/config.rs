@@ -154,6 +154,11 @@ pub struct PoolConfig {
     pub pragmas: Pragmas,
     /// Which pool implementation to use.
     pub backend: Backend,
+    /// Open no writer: every connection is `SQLITE_OPEN_READ_ONLY`, nothing is created
+    /// (no file, no folder), no journal mode is set, and [`crate::PoolManager::write`]
+    /// fails with [`Error::ReadOnly`]. Reads then never wait for the write lock and work
+    /// on read-only files and mounts.
+    pub read_only: bool,
     /// Test hook: when set, the bb8 backend fails to initialise with this reason
     /// (a pool-layer error), so the fallback path can be exercised.
     pub fail_primary: Option<String>,
@@ -170,7 +175,16 @@ impl PoolConfig {
             busy_timeout: Duration::from_secs(5),
             pragmas: Pragmas::default(),
             backend: Backend::Auto,
+            read_only: false,
             fail_primary: None,
+        }
+    }
+
+    /// [`PoolConfig::new`] with [`PoolConfig::read_only`] set.
+    pub fn read_only(path: impl Into<PathBuf>) -> Self {
+        PoolConfig {
+            read_only: true,
+            ..PoolConfig::new(path)
         }
     }
 
@@ -263,6 +277,8 @@ mod tests {
         assert_eq!(config.busy_timeout, Duration::from_secs(5));
         assert_eq!(config.backend, Backend::Auto);
         assert_eq!(config.fail_primary, None);
+        assert!(!config.read_only);
+        assert!(PoolConfig::read_only("/tmp/x.db").read_only);
         let p = config.pragmas;
         assert_eq!(p.journal_mode, JournalMode::Wal);
         assert_eq!(p.synchronous, Synchronous::Normal);

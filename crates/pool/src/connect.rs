@@ -50,6 +50,11 @@ pub(crate) async fn open_async(config: Arc<PoolConfig>, role: Role) -> Result<Co
 
 /// Opens one connection: the writer read-write (creating the file), a reader read-only;
 /// then sets busy_timeout, proves the file is a database and applies the pragmas.
+///
+/// A read-only pool on a WAL file whose folder cannot hold the `-shm` file (a read-only
+/// mount, a write-protected folder) cannot open it normally; when no `-wal` holds
+/// uncheckpointed changes, the file is then opened `immutable` (nothing can change it
+/// there), and otherwise refused with the reason.
 pub(crate) fn open(config: &PoolConfig, role: Role) -> Result<Connection> {
     let path = config.path.as_path();
     // No SQLITE_OPEN_URI: the path is a file name, never a `file:` URI.
@@ -57,8 +62,70 @@ pub(crate) fn open(config: &PoolConfig, role: Role) -> Result<Connection> {
         Role::Writer => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
         Role::Reader => OpenFlags::SQLITE_OPEN_READ_ONLY,
     } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
+    let opened = Connection::open_with_flags(path, flags).and_then(|conn| {
+        configure(&conn, config, role)?;
+        Ok(conn)
+    });
+    match opened {
+        Ok(conn) => Ok(conn),
+        Err(e)
+            if config.read_only
+                && e.sqlite_error_code() == Some(ErrorCode::CannotOpen)
+                && path.is_file() =>
+        {
+            open_immutable(config, role, e)
+        }
+        Err(e) => Err(open_error(path, e)),
+    }
+}
+
+/// The `-wal` file beside `path`.
+fn wal_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-wal");
+    name.into()
+}
+
+/// A `file:` URI for `path` with `immutable=1`, every byte outside the unreserved set
+/// percent-encoded.
+fn immutable_uri(path: &Path) -> String {
+    let mut uri = String::from("file:");
+    for b in path.as_os_str().as_encoded_bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'.' | b'_' | b'~' => {
+                uri.push(char::from(*b));
+            }
+            _ => uri.push_str(&format!("%{b:02X}")),
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
+}
+
+/// The read-only fallback of [`open`] after `first` (`SQLITE_CANTOPEN`); a failure to
+/// open the URI itself reports `first`.
+fn open_immutable(config: &PoolConfig, role: Role, first: rusqlite::Error) -> Result<Connection> {
+    let path = config.path.as_path();
+    if std::fs::metadata(wal_path(path)).is_ok_and(|m| m.len() > 0) {
+        return Err(Error::InvalidPath {
+            path: path.to_path_buf(),
+            reason: "its -wal file holds changes not yet in the database and the folder \
+                     does not let a read-only reader share it; open it once where the folder \
+                     is writable (any marketdb write command folds the wal)",
+        });
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let Ok(conn) = Connection::open_with_flags(immutable_uri(path), flags) else {
+        return Err(open_error(path, first));
+    };
     configure(&conn, config, role).map_err(|e| open_error(path, e))?;
+    tracing::info!(
+        "{}: opened immutable (read-only folder, no -shm file); changes made elsewhere while \
+         it is open are not seen",
+        path.display()
+    );
     Ok(conn)
 }
 
@@ -73,7 +140,10 @@ fn configure(conn: &Connection, config: &PoolConfig, role: Role) -> rusqlite::Re
             Some("the database file is write-protected".to_owned()),
         ));
     }
-    apply_journal_mode(conn, config.pragmas.journal_mode, role)?;
+    // A read-only pool must not change the file, not even its journal mode.
+    if !config.read_only {
+        apply_journal_mode(conn, config.pragmas.journal_mode, role)?;
+    }
     let p = &config.pragmas;
     // Typed values only, so formatting cannot inject SQL.
     conn.execute_batch(&format!(
@@ -183,6 +253,18 @@ mod tests {
         std::fs::write(&config.path, vec![0xA5_u8; 8192]).unwrap();
         let err = open(&config, Role::Writer).unwrap_err();
         assert!(matches!(err, Error::NotADatabase { .. }), "{err}");
+    }
+
+    #[test]
+    fn immutable_uris_encode_every_special_byte() {
+        assert_eq!(
+            immutable_uri(Path::new("/a b/c?d#e%f.db")),
+            "file:/a%20b/c%3Fd%23e%25f.db?immutable=1"
+        );
+        assert_eq!(
+            immutable_uri(Path::new("rel/x.db")),
+            "file:rel/x.db?immutable=1"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong while opening, acquiring from or closing a pool.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// SQLite refused to open or configure a connection to `path`.
     #[error("cannot open sqlite database {}", path.display())]
@@ -67,6 +68,12 @@ pub enum Error {
         what: &'static str,
         /// The configured acquire timeout.
         after: Duration,
+    },
+    /// A write was asked of a pool opened read-only.
+    #[error("database {} is open read-only", path.display())]
+    ReadOnly {
+        /// The database file.
+        path: PathBuf,
     },
     /// The pool was closed.
     #[error("connection pool is closed")]

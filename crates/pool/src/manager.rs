@@ -26,7 +26,9 @@ pub struct PoolManager {
 
 impl PoolManager {
     /// Validates the config, creates the parent folders, then opens the writer (creating the
-    /// file) and the readers with the configured backend.
+    /// file) and the readers with the configured backend. A read-only config
+    /// ([`PoolConfig::read_only`]) creates nothing and opens readers only; a missing file is
+    /// then an [`Error::Open`].
     ///
     /// `:memory:` and empty paths are rejected with [`Error::InvalidPath`]: every pooled
     /// connection would get its own private in-memory database, so the readers would never
@@ -36,8 +38,10 @@ impl PoolManager {
     pub async fn open(config: PoolConfig) -> Result<PoolManager> {
         config.validate()?;
         let config = Arc::new(config);
-        let path = config.path.clone();
-        run_blocking(move || prepare_location(&path)).await??;
+        if !config.read_only {
+            let path = config.path.clone();
+            run_blocking(move || prepare_location(&path)).await??;
+        }
 
         let pool: Arc<dyn ConnectionPool> = match config.backend {
             Backend::Bb8 => Arc::new(Bb8Pool::open(Arc::clone(&config)).await?),
@@ -58,6 +62,7 @@ impl PoolManager {
         }
         info!(
             readers = config.readers,
+            read_only = config.read_only,
             "pool initialised: {}",
             config.path.display()
         );
@@ -108,9 +113,20 @@ impl PoolManager {
         self.pool.read().await
     }
 
-    /// The writer connection, held until the guard drops.
+    /// The writer connection, held until the guard drops; [`Error::ReadOnly`] in a
+    /// read-only pool.
     pub async fn write_guard(&self) -> Result<WriteGuard> {
+        if self.config.read_only {
+            return Err(Error::ReadOnly {
+                path: self.config.path.clone(),
+            });
+        }
         self.pool.write().await
+    }
+
+    /// Whether this pool was opened read-only (no writer).
+    pub fn is_read_only(&self) -> bool {
+        self.config.read_only
     }
 
     /// The backend serving this pool.

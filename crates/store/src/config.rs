@@ -30,6 +30,15 @@ impl StoreConfig {
             batch_size: DEFAULT_BATCH_SIZE,
         }
     }
+
+    /// Defaults for opening the existing file at `path` read-only (see
+    /// [`PoolConfig::read_only`]).
+    pub fn read_only(path: impl Into<PathBuf>) -> Self {
+        StoreConfig {
+            pool: PoolConfig::read_only(path),
+            batch_size: DEFAULT_BATCH_SIZE,
+        }
+    }
 }
 
 #[cfg(test)]

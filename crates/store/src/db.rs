@@ -14,7 +14,7 @@ use marketdb_model::{
     Feature, Freq, FundingRate, LongShortRatio, OpenInterest, RatioType, TimeRange, validate_symbol,
 };
 use marketdb_pool::{PoolKind, PoolManager, run_blocking};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::completeness::{Checker, CompletenessReport};
 use crate::config::CHECKPOINT_AFTER_ROWS;
@@ -74,12 +74,26 @@ impl AsyncMarketDB {
         Self::open_with(StoreConfig::new(path)).await
     }
 
+    /// Opens an existing database read-only: no writer connection, readers opened
+    /// `SQLITE_OPEN_READ_ONLY`, the schema recognised without DDL. Nothing in the file
+    /// changes (not its version, journal mode or tables), reads never wait for another
+    /// process's write lock, and read-only files and mounts work. Writes fail with the
+    /// pool's `ReadOnly` error.
+    pub async fn open_read_only(path: impl Into<std::path::PathBuf>) -> Result<Self> {
+        Self::open_with(StoreConfig::read_only(path)).await
+    }
+
     /// Opens the database described by `config`: the pool, then the schema (created if
-    /// absent, recognised if present, migrated forward to the current version).
+    /// absent, recognised if present, migrated forward to the current version). With a
+    /// read-only pool (`config.pool.read_only`) the schema is only recognised.
     pub async fn open_with(config: StoreConfig) -> Result<Self> {
         let pool = PoolManager::open(config.pool.clone()).await?;
         let path = config.pool.path.display().to_string();
-        let tables = pool.write(move |tx| schema::prepare(tx, &path)).await?;
+        let tables = if config.pool.read_only {
+            pool.read(move |c| schema::detect(c, &path)).await?
+        } else {
+            pool.write(move |tx| schema::prepare(tx, &path)).await?
+        };
         debug!(?tables, "schema ready: {}", config.pool.path.display());
         Ok(AsyncMarketDB {
             inner: Arc::new(Inner {
@@ -97,6 +111,11 @@ impl AsyncMarketDB {
 
     pub fn path(&self) -> &Path {
         &self.inner.config.pool.path
+    }
+
+    /// Whether this store was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.inner.pool.is_read_only()
     }
 
     /// The backend serving the pool.
@@ -145,25 +164,28 @@ impl AsyncMarketDB {
 
     /// Checkpoints the WAL after a large write without waiting for readers: TRUNCATE with
     /// the busy handler off, which degrades to copying what it can (like PASSIVE) when a
-    /// reader still uses old frames.
-    async fn checkpoint_after_write(&self) -> Result<()> {
-        let guard = self.inner.pool.write_guard().await?;
+    /// reader still uses old frames. The rows are already committed, so a failure here is
+    /// a warning, never the caller's error.
+    async fn checkpoint_after_write(&self) {
         let busy = self.inner.pool.config().busy_timeout;
-        run_blocking(move || -> Result<()> {
-            guard.busy_timeout(Duration::ZERO)?;
-            let res = guard.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            });
-            guard.busy_timeout(busy)?;
-            let (blocked, log, done) = res?;
-            debug!(blocked, log, done, "wal checkpoint after bulk write");
-            Ok(())
-        })
-        .await?
+        let outcome = async {
+            let guard = self.inner.pool.write_guard().await?;
+            run_blocking(move || -> Result<Checkpoint> {
+                guard.busy_timeout(Duration::ZERO)?;
+                let res = wal_checkpoint(&guard);
+                guard.busy_timeout(busy)?;
+                res
+            })
+            .await?
+        }
+        .await;
+        match outcome {
+            Ok(c) => debug!(?c, "wal checkpoint after bulk write"),
+            Err(e) => warn!(
+                "{}: wal checkpoint after a committed write failed (the rows are stored): {e}",
+                self.path().display()
+            ),
+        }
     }
 
     /// Validates every row, then upserts all of them in one transaction (`INSERT OR
@@ -185,7 +207,7 @@ impl AsyncMarketDB {
             .await?;
         info!("stored {n} rows ({}, {freq})", input.symbol_summary());
         if n > CHECKPOINT_AFTER_ROWS {
-            self.checkpoint_after_write().await?;
+            self.checkpoint_after_write().await;
         }
         Ok(n)
     }
@@ -361,6 +383,19 @@ impl AsyncMarketDB {
         .await
     }
 
+    /// Symbols with a row in any of the four tables (klines or metrics), sorted. One index
+    /// seek per symbol and table, not a scan.
+    pub async fn get_all_symbols(&self) -> Result<Vec<String>> {
+        self.read(|c, t| {
+            let mut all = std::collections::BTreeSet::new();
+            for table in t.names() {
+                all.extend(crate::read::distinct_symbols(c, table, None)?);
+            }
+            Ok(all.into_iter().collect())
+        })
+        .await
+    }
+
     /// Intervals stored for `symbol`, finest first.
     pub async fn get_frequencies(&self, symbol: &str) -> Result<Vec<Freq>> {
         let symbol = validate_symbol(symbol)?;
@@ -427,30 +462,28 @@ impl AsyncMarketDB {
         Ok(n)
     }
 
-    /// Rebuilds the file (`VACUUM`), returning free pages to the file system.
-    pub async fn vacuum(&self) -> Result<()> {
+    /// Rebuilds the file (`VACUUM`), returning free pages to the file system, then folds
+    /// the WAL (which then holds the whole rebuilt file) back with a TRUNCATE checkpoint.
+    /// Returns that checkpoint's outcome.
+    pub async fn vacuum(&self) -> Result<Checkpoint> {
         let guard = self.inner.pool.write_guard().await?;
-        run_blocking(move || guard.execute_batch("VACUUM")).await??;
-        info!("vacuumed {}", self.path().display());
-        Ok(())
+        let outcome = run_blocking(move || -> Result<Checkpoint> {
+            guard.execute_batch("VACUUM")?;
+            wal_checkpoint(&guard)
+        })
+        .await??;
+        info!(?outcome, "vacuumed {}", self.path().display());
+        Ok(outcome)
     }
 
     /// `PRAGMA wal_checkpoint(TRUNCATE)`: copies the WAL into the database and truncates
-    /// it (waits up to the busy timeout for readers).
-    pub async fn checkpoint(&self) -> Result<()> {
+    /// it, waiting up to the busy timeout for readers. A reader holding an old snapshot
+    /// past that makes it [`Checkpoint::Busy`], not an error and not a success.
+    pub async fn checkpoint(&self) -> Result<Checkpoint> {
         let guard = self.inner.pool.write_guard().await?;
-        let (blocked, log, done) = run_blocking(move || {
-            guard.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })
-        })
-        .await??;
-        debug!(blocked, log, done, "wal checkpoint");
-        Ok(())
+        let outcome = run_blocking(move || wal_checkpoint(&guard)).await??;
+        debug!(?outcome, "wal checkpoint");
+        Ok(outcome)
     }
 
     /// `PRAGMA integrity_check`: `"ok"` when the file is sound, else the problems found,
@@ -571,6 +604,53 @@ impl AsyncMarketDB {
         r.stored = self.store_data(klines, to).await?;
         Ok(r)
     }
+}
+
+/// What a `wal_checkpoint(TRUNCATE)` achieved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Checkpoint {
+    /// Every WAL frame was copied into the database and the WAL truncated to zero bytes.
+    Truncated,
+    /// A reader (or another process) kept SQLite from finishing: `checkpointed` of
+    /// `frames` were copied and the WAL was not truncated.
+    Busy {
+        /// Frames in the WAL.
+        frames: i64,
+        /// Frames copied into the database.
+        checkpointed: i64,
+    },
+    /// The database is not in WAL mode; there was nothing to do.
+    NotWal,
+}
+
+impl Checkpoint {
+    /// Whether the WAL is now empty (or there is none).
+    pub fn is_complete(self) -> bool {
+        !matches!(self, Checkpoint::Busy { .. })
+    }
+}
+
+/// Runs `PRAGMA wal_checkpoint(TRUNCATE)` on `conn` and reads its (busy, log, done) row.
+fn wal_checkpoint(conn: &rusqlite::Connection) -> Result<Checkpoint> {
+    let (busy, frames, checkpointed) =
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+    Ok(if busy != 0 {
+        Checkpoint::Busy {
+            frames,
+            checkpointed,
+        }
+    } else if frames < 0 {
+        Checkpoint::NotWal
+    } else {
+        Checkpoint::Truncated
+    })
 }
 
 #[cfg(test)]

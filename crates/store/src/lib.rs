@@ -28,7 +28,7 @@ mod write;
 pub use bucket::BucketAggregator;
 pub use completeness::{CompletenessReport, MissingRun, SuspiciousRow, SymbolCompleteness};
 pub use config::{CHECKPOINT_AFTER_ROWS, DEFAULT_BATCH_SIZE, StoreConfig};
-pub use db::AsyncMarketDB;
+pub use db::{AsyncMarketDB, Checkpoint};
 pub use error::{Error, Result};
 pub use frame::{Column, KlineFrame};
 pub use inspect::{DataSummary, FundingSummary, IntervalSummary, KlineSummary, RatioSummary};

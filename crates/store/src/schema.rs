@@ -148,6 +148,16 @@ impl Tables {
         kline_close_time: false,
         kline_indexes: 0,
     };
+    /// The four table names, kline table first.
+    pub fn names(&self) -> [&'static str; 4] {
+        [
+            self.kline,
+            self.funding,
+            self.open_interest,
+            self.long_short_ratio,
+        ]
+    }
+
     const HEAD: Tables = Tables {
         era: Era::Head,
         kline: "klines",
@@ -218,9 +228,7 @@ fn check_columns(conn: &Connection, path: &str, table: &str, required: &[&str]) 
     }
 }
 
-/// Brings the database to [`SCHEMA_VERSION`] and describes its tables. Runs inside the
-/// writer's transaction at open.
-pub(crate) fn prepare(conn: &Connection, path: &str) -> Result<Tables> {
+fn check_version(conn: &Connection, path: &str) -> Result<i64> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version > SCHEMA_VERSION {
         return Err(Error::Schema {
@@ -231,11 +239,24 @@ pub(crate) fn prepare(conn: &Connection, path: &str) -> Result<Tables> {
             ),
         });
     }
-    let era = if !table_exists(conn, "market_data")? && table_exists(conn, "klines")? {
-        Era::Head
-    } else {
-        Era::V19
-    };
+    Ok(version)
+}
+
+fn detect_era(conn: &Connection) -> rusqlite::Result<Era> {
+    Ok(
+        if !table_exists(conn, "market_data")? && table_exists(conn, "klines")? {
+            Era::Head
+        } else {
+            Era::V19
+        },
+    )
+}
+
+/// Brings the database to [`SCHEMA_VERSION`] and describes its tables. Runs inside the
+/// writer's transaction at open.
+pub(crate) fn prepare(conn: &Connection, path: &str) -> Result<Tables> {
+    let version = check_version(conn, path)?;
+    let era = detect_era(conn)?;
     for m in MIGRATIONS.iter().filter(|m| m.version > version) {
         tracing::info!(version = m.version, "migrating {path}: {}", m.name);
         (m.apply)(conn, era)?;
@@ -243,6 +264,38 @@ pub(crate) fn prepare(conn: &Connection, path: &str) -> Result<Tables> {
     if version < SCHEMA_VERSION {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     }
+    describe(conn, path, era)
+}
+
+/// Describes the tables of a database without changing anything (a read-only open): no
+/// table is created, no version written. A file that lacks one of the four tables of its
+/// era is refused, naming them, since a read-only open cannot create them.
+pub(crate) fn detect(conn: &Connection, path: &str) -> Result<Tables> {
+    check_version(conn, path)?;
+    let era = detect_era(conn)?;
+    let tables = describe(conn, path, era)?;
+    let mut missing = Vec::new();
+    for name in tables.names() {
+        if !table_exists(conn, name)? {
+            missing.push(name);
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::Schema {
+            path: path.to_owned(),
+            reason: format!(
+                "no table {} (a read-only open creates nothing; open the file for writing \
+                 once, e.g. with 'marketdb ingest', to create the tables)",
+                missing.join(", ")
+            ),
+        });
+    }
+    Ok(tables)
+}
+
+/// Checks the columns of the tables of `era` and counts the kline table's secondary
+/// indexes. Reads only.
+fn describe(conn: &Connection, path: &str, era: Era) -> Result<Tables> {
     let mut tables = match era {
         Era::V19 => Tables::V19,
         Era::Head => Tables::HEAD,
@@ -414,6 +467,36 @@ mod tests {
         let dropped = drop_secondary_indexes(&conn, &t).unwrap();
         assert_eq!(dropped.len(), 10);
         assert_eq!(prepare(&conn, "py.db").unwrap().kline_indexes, 0);
+    }
+
+    #[test]
+    fn detect_changes_nothing_and_names_missing_tables() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE market_data (symbol TEXT, timestamp INTEGER, freq TEXT)")
+            .unwrap();
+        let err = detect(&conn, "ro.db").unwrap_err().to_string();
+        assert!(err.contains("market_data lacks column(s)"), "{err}");
+        let conn = Connection::open_in_memory().unwrap();
+        let err = detect(&conn, "empty.db").unwrap_err().to_string();
+        assert!(
+            err.contains("no table market_data, funding_rate, open_interest, long_short_ratio"),
+            "{err}"
+        );
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 0, "detect never writes the version");
+        let n: i64 = conn
+            .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0, "detect never creates a table");
+        conn.execute_batch(&Layout::Python.ddl()).unwrap();
+        let t = detect(&conn, "py.db").unwrap();
+        assert_eq!(t.kline_indexes, 4);
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 0);
     }
 
     #[test]

@@ -1510,3 +1510,161 @@ async fn metrics_round_trip_with_zero_and_null() {
         0
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Read-only opens and honest results
+// ---------------------------------------------------------------------------------------
+
+fn sha256(path: &Path) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(std::fs::read(path).unwrap()).to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_opens_change_nothing_and_refuse_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    // A missing file is an error and is not created (nor its folder).
+    let missing = dir.path().join("sub/none.db");
+    assert!(AsyncMarketDB::open_read_only(&missing).await.is_err());
+    assert!(!dir.path().join("sub").exists());
+
+    // A Python v1.9 file: rollback journal, user_version 0, its indexes.
+    let path = dir.path().join("py.db");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(&marketdb_store::Layout::Python.ddl())
+            .unwrap();
+        for k in bars("BTCUSDT", Freq::M1, &[JAN1, JAN1 + M]) {
+            python_insert(&c, &k, "1m");
+        }
+    }
+    let before = sha256(&path);
+    let db = AsyncMarketDB::open_read_only(&path).await.unwrap();
+    assert!(db.is_read_only());
+    let r = TimeRange::new(JAN1, JAN1 + DAY_MS).unwrap();
+    let frame = db.read_data(r, Freq::M1, &[], &[], true).await.unwrap();
+    assert_eq!(frame.timestamp, vec![JAN1, JAN1 + M]);
+    assert_eq!(db.schema_version().await.unwrap(), 0);
+    assert_eq!(db.tables().kline_indexes, 4);
+    let err = db
+        .store_data(bars("BTCUSDT", Freq::M1, &[JAN1 + 2 * M]), Freq::M1)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("open read-only"), "{err}");
+    assert!(db.checkpoint().await.is_err());
+    db.close().await;
+    assert_eq!(sha256(&path), before, "a read-only open changed the file");
+    for side in ["py.db-wal", "py.db-shm", "py.db-journal"] {
+        assert!(!dir.path().join(side).exists(), "{side}");
+    }
+
+    // A file without the tables: named, not created.
+    let empty = dir.path().join("empty.db");
+    rusqlite::Connection::open(&empty)
+        .unwrap()
+        .execute_batch("CREATE TABLE other(x)")
+        .unwrap();
+    let err = AsyncMarketDB::open_read_only(&empty).await.unwrap_err();
+    assert!(err.to_string().contains("no table market_data"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_opens_do_not_wait_for_a_held_write_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path()).await;
+    db.store_data(bars("BTCUSDT", Freq::M1, &[JAN1]), Freq::M1)
+        .await
+        .unwrap();
+    db.close().await;
+    let path = dir.path().join("market.db");
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // With a short busy timeout, anything that needed the lock fails at once.
+    let mut config = StoreConfig::read_only(&path);
+    config.pool.busy_timeout = std::time::Duration::from_millis(50);
+    let ro = AsyncMarketDB::open_with(config.clone()).await.unwrap();
+    assert_eq!(ro.count("BTCUSDT", Freq::M1, None).await.unwrap(), 1);
+    ro.close().await;
+    config.pool.read_only = false;
+    let err = AsyncMarketDB::open_with(config).await.unwrap_err();
+    assert!(err.to_string().contains("locked"), "{err}");
+    holder.execute_batch("ROLLBACK").unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_checkpoint_is_reported_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(dir.path().join("market.db"));
+    config.pool.busy_timeout = std::time::Duration::from_millis(50);
+    let db = AsyncMarketDB::open_with(config).await.unwrap();
+    db.store_data(bars("BTCUSDT", Freq::M1, &[JAN1]), Freq::M1)
+        .await
+        .unwrap();
+    assert_eq!(
+        db.checkpoint().await.unwrap(),
+        marketdb_store::Checkpoint::Truncated
+    );
+    // A reader holding a snapshot of the WAL keeps it from being truncated.
+    let reader = rusqlite::Connection::open(dir.path().join("market.db")).unwrap();
+    db.store_data(bars("BTCUSDT", Freq::M1, &[JAN1 + M]), Freq::M1)
+        .await
+        .unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let n: i64 = reader
+        .query_row("SELECT COUNT(*) FROM market_data", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 2);
+    db.store_data(bars("BTCUSDT", Freq::M1, &[JAN1 + 2 * M]), Freq::M1)
+        .await
+        .unwrap();
+    let outcome = db.checkpoint().await.unwrap();
+    assert!(
+        matches!(outcome, marketdb_store::Checkpoint::Busy { .. }),
+        "{outcome:?}"
+    );
+    assert!(!outcome.is_complete());
+    reader.execute_batch("COMMIT").unwrap();
+    assert!(db.checkpoint().await.unwrap().is_complete());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_committed_store_is_a_success_even_when_its_checkpoint_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(dir.path().join("market.db"));
+    config.pool.backend = marketdb_pool::Backend::Builtin;
+    config.pool.acquire_timeout = std::time::Duration::from_millis(300);
+    let db = AsyncMarketDB::open_with(config).await.unwrap();
+    let n_rows = marketdb_store::CHECKPOINT_AFTER_ROWS as i64 + 1;
+    let rows: Vec<Kline> = (0..n_rows)
+        .map(|i| bar("BTCUSDT", Freq::S1, JAN1 + i * 1000, (i % 50) as f64))
+        .collect();
+    // The store takes the writer first; a second task queues behind it (the built-in
+    // writer is FIFO) and, once it has the writer, keeps it past the acquire timeout, so
+    // the checkpoint that follows the commit cannot get the writer and fails.
+    let store = {
+        let db = db.clone();
+        tokio::spawn(async move { db.store_data(rows, Freq::S1).await })
+    };
+    while db.pool().stats().writer.in_use == 0 {
+        tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+    }
+    let blocker = {
+        let pool = db.pool().clone();
+        tokio::spawn(async move {
+            let guard = pool.write_guard().await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+            drop(guard);
+        })
+    };
+    let stored = store.await.unwrap();
+    blocker.await.unwrap();
+    assert_eq!(stored.unwrap(), n_rows as usize, "the rows were committed");
+    assert_eq!(
+        db.count("BTCUSDT", Freq::S1, None).await.unwrap(),
+        n_rows as u64
+    );
+    assert!(
+        db.pool().stats().writer.waits >= 2,
+        "both the blocker and the checkpoint had to wait for the writer"
+    );
+}

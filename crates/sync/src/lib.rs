@@ -15,8 +15,8 @@ use marketdb_model::{
 };
 use marketdb_pool::PoolKind;
 pub use marketdb_store::{
-    AsyncMarketDB, Column, CompletenessReport, DataSummary, IncompletePolicy, KlineFrame,
-    KlineInput, Resampled, ScanChunk, StoreConfig, Tables,
+    AsyncMarketDB, Checkpoint, Column, CompletenessReport, DataSummary, IncompletePolicy,
+    KlineFrame, KlineInput, Resampled, ScanChunk, StoreConfig, Tables,
 };
 
 /// Errors of the blocking facade.
@@ -70,6 +70,11 @@ impl MarketDB {
         Self::open_with(StoreConfig::new(path))
     }
 
+    /// Opens an existing database read-only (see [`AsyncMarketDB::open_read_only`]).
+    pub fn open_read_only(path: impl Into<PathBuf>) -> Result<MarketDB> {
+        Self::open_with(StoreConfig::read_only(path))
+    }
+
     /// Opens with explicit settings.
     pub fn open_with(config: StoreConfig) -> Result<MarketDB> {
         let runtime = runtime()?;
@@ -104,6 +109,10 @@ impl MarketDB {
 
     pub fn path(&self) -> &Path {
         self.db.path()
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.db.is_read_only()
     }
 
     pub fn pool_kind(&self) -> PoolKind {
@@ -255,11 +264,11 @@ impl MarketDB {
         self.block(self.db.delete_range(symbols, range, freq))
     }
 
-    pub fn vacuum(&self) -> Result<()> {
+    pub fn vacuum(&self) -> Result<Checkpoint> {
         self.block(self.db.vacuum())
     }
 
-    pub fn checkpoint(&self) -> Result<()> {
+    pub fn checkpoint(&self) -> Result<Checkpoint> {
         self.block(self.db.checkpoint())
     }
 
