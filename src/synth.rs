@@ -79,7 +79,10 @@ fn symbol_seed(seed: u64, symbol: &str) -> u64 {
 /// Klines of one symbol over the grid of `spec.range`, valid by construction.
 pub fn klines_for(spec: &SynthSpec, symbol: &str) -> Vec<Kline> {
     let mut rng = Rng(symbol_seed(spec.seed, symbol));
-    let grid = spec.freq.grid(spec.range.start, spec.range.end_exclusive);
+    let grid: Vec<i64> = spec
+        .freq
+        .grid(spec.range.start, spec.range.end_exclusive)
+        .collect();
     let mut price = 10.0 + rng.uniform() * 990.0;
     let vol_scale = (spec.freq.nominal_ms() as f64 / 60_000.0).sqrt() * 0.001;
     let (dp, tick) = if price > 100.0 {
@@ -139,7 +142,9 @@ pub fn funding_for(spec: &SynthSpec, symbol: &str) -> Vec<FundingRate> {
 /// Open interest and the four long/short ratios every 5 minutes inside the range.
 pub fn metrics_for(spec: &SynthSpec, symbol: &str) -> (Vec<OpenInterest>, Vec<LongShortRatio>) {
     let mut rng = Rng(symbol_seed(spec.seed ^ 0x5, symbol));
-    let grid = Freq::M5.grid(spec.range.start, spec.range.end_exclusive);
+    let grid: Vec<i64> = Freq::M5
+        .grid(spec.range.start, spec.range.end_exclusive)
+        .collect();
     let mut oi = Vec::with_capacity(grid.len());
     let mut lsr = Vec::with_capacity(grid.len() * 4);
     let mut level = 1e5 + rng.uniform() * 1e6;

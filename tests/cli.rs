@@ -24,8 +24,16 @@ use serde_json::Value;
 
 const JAN1: i64 = 1_704_067_200_000; // 2024-01-01T00:00:00Z
 
+/// The binary under test: this build's, or the one `MARKETDB_TEST_BIN` names (to run the
+/// suite against another build, e.g. to see a regression test fail on an older one).
+fn bin() -> PathBuf {
+    std::env::var_os("MARKETDB_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_marketdb")))
+}
+
 fn marketdb(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_marketdb"))
+    Command::new(bin())
         .current_dir(dir)
         // An explicit database for every command, demo included (demo's own default is
         // tested in `safety`).
@@ -989,7 +997,7 @@ fn killed_export_leaves_no_partial_file_under_a_final_name() {
         ],
     ));
     let spawn_export = |out: &str| {
-        Command::new(env!("CARGO_BIN_EXE_marketdb"))
+        Command::new(bin())
             .current_dir(dir.path())
             .args([
                 "export",
@@ -1092,7 +1100,7 @@ fn killed_ingest_keeps_whole_files_only() {
     }
     let db = dir.path().join("data/market.db");
     for delay_ms in [20u64, 60, 150, 300] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_marketdb"))
+        let mut child = Command::new(bin())
             .current_dir(dir.path())
             .args(["ingest", "vision", "-q"])
             .stdout(std::process::Stdio::null())

@@ -12,7 +12,7 @@ use std::{
 use rusqlite::Connection;
 
 use super::{
-    JAN1, dump_all, fails_cleanly, json, kline_line, marketdb, ok, sha256_hex, stderr, stdout,
+    JAN1, bin, dump_all, fails_cleanly, json, kline_line, marketdb, ok, sha256_hex, stderr, stdout,
 };
 
 /// A demo database at `data/market.db` (the helper's `MARKETDB_DB`) with 2 symbols x 1 day.
@@ -254,7 +254,7 @@ fn demo_keeps_away_from_real_data() {
         .collect();
     std::fs::write(vision.join("BTCUSDT-1m-2024-01-01.csv"), rows).unwrap();
     let plain = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_marketdb"))
+        Command::new(bin())
             .current_dir(dir.path())
             .env_remove("MARKETDB_DB")
             .env_remove("RUST_LOG")
@@ -388,10 +388,10 @@ fn run_all(dir: &Path, cmds: &[Vec<String>], as_user: Option<&[&str]>) {
         let mut cmd = match as_user {
             Some(prefix) => {
                 let mut cmd = Command::new(prefix[0]);
-                cmd.args(&prefix[1..]).arg(env!("CARGO_BIN_EXE_marketdb"));
+                cmd.args(&prefix[1..]).arg(bin());
                 cmd
             }
-            None => Command::new(env!("CARGO_BIN_EXE_marketdb")),
+            None => Command::new(bin()),
         };
         let o = cmd
             .current_dir(dir)
@@ -538,7 +538,7 @@ fn reads_work_on_a_write_protected_file() {
     if let Some(p) = prefix {
         let o = Command::new(p[0])
             .args(&p[1..])
-            .arg(env!("CARGO_BIN_EXE_marketdb"))
+            .arg(bin())
             .current_dir(&work)
             .args(["--db", "m.db", "doctor", "--checkpoint"])
             .output()
@@ -593,7 +593,7 @@ fn reads_work_on_a_read_only_mount() {
 }
 
 fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_marketdb"))
+    Command::new(bin())
         .current_dir(dir)
         .env("MARKETDB_DB", "data/market.db")
         .env_remove("RUST_LOG")
@@ -768,7 +768,7 @@ fn with_file_limit(dir: &Path, kib: u64, args: &[&str]) -> std::process::Output 
     Command::new("sh")
         .arg("-c")
         .arg(script)
-        .arg(env!("CARGO_BIN_EXE_marketdb"))
+        .arg(bin())
         .args(args)
         .current_dir(dir)
         .env("MARKETDB_DB", "data/market.db")

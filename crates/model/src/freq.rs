@@ -9,8 +9,9 @@ use std::{fmt, str::FromStr};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    DAY_MS, Error, Result,
+    DAY_MS, Error, Result, TIME_MAX_MS,
     civil::{civil_from_days, days_from_civil},
+    plausible::clamp_ms,
 };
 
 /// A Binance kline interval. `Mo1` is the calendar month (`1M`); `M1` is the minute (`1m`).
@@ -144,8 +145,10 @@ impl Freq {
         self < Freq::D1
     }
 
-    /// Open time of the bucket containing `t`.
+    /// Open time of the bucket containing `t` (clamped into the supported span first, so
+    /// any `i64` gives a value).
     pub fn floor(self, t: i64) -> i64 {
+        let t = clamp_ms(t);
         match self {
             Freq::W1 => {
                 // 1970-01-05 (day 4) was a Monday.
@@ -163,8 +166,10 @@ impl Freq {
         }
     }
 
-    /// Open time of the bucket after the one containing `t`.
+    /// Open time of the bucket after the one containing `t` (clamped into the supported
+    /// span first).
     pub fn next(self, t: i64) -> i64 {
+        let t = clamp_ms(t);
         match self {
             Freq::Mo1 => {
                 let (y, m, _) = civil_from_days(t.div_euclid(DAY_MS));
@@ -180,7 +185,7 @@ impl Freq {
     /// epoch phase this is still open + 3 days - 1 ms.
     pub fn close_time(self, open: i64) -> i64 {
         match self.fixed_ms() {
-            Some(len) => open + len - 1,
+            Some(len) => open.saturating_add(len - 1),
             None => self.next(open) - 1,
         }
     }
@@ -189,6 +194,9 @@ impl Freq {
     /// UTC midnight because Binance does not document their phase; every other interval
     /// needs `t` to be its own bucket floor.
     pub fn is_valid_open(self, t: i64) -> bool {
+        if clamp_ms(t) != t {
+            return false;
+        }
         match self {
             Freq::D3 => t.rem_euclid(DAY_MS) == 0,
             other => other.floor(t) == t,
@@ -199,7 +207,7 @@ impl Freq {
     /// `day_start`: 1440 for 1m, 24 for 1h, 1 for 1d; for 3d, 1w and 1M one slot on the days
     /// a bucket opens and none otherwise.
     pub fn day_grid(self, day_start: i64) -> Vec<i64> {
-        let day_start = crate::day_floor(day_start);
+        let day_start = crate::day_floor(clamp_ms(day_start));
         match self.fixed_ms() {
             Some(len) if len <= DAY_MS => (0..DAY_MS / len).map(|i| day_start + i * len).collect(),
             _ if self.floor(day_start) == day_start => vec![day_start],
@@ -207,18 +215,25 @@ impl Freq {
         }
     }
 
-    /// Open times of every bucket that opens in `[start, end_exclusive)`.
-    pub fn grid(self, start: i64, end_exclusive: i64) -> Vec<i64> {
+    /// Open times of every bucket that opens in `[start, end_exclusive)`, lazily (a range
+    /// can hold more buckets than memory); bounds are clamped into the supported span.
+    pub fn grid(self, start: i64, end_exclusive: i64) -> impl Iterator<Item = i64> + use<> {
+        let start = clamp_ms(start);
         let mut t = self.floor(start);
         if t < start {
             t = self.next(t);
         }
-        let mut out = Vec::new();
-        while t < end_exclusive {
-            out.push(t);
-            t = self.next(t);
-        }
-        out
+        let end = end_exclusive.min(TIME_MAX_MS);
+        std::iter::from_fn(move || {
+            if t >= end {
+                return None;
+            }
+            let here = t;
+            let next = self.next(t);
+            // At the top of the span `next` cannot advance: stop instead of repeating.
+            t = if next > here { next } else { end };
+            Some(here)
+        })
     }
 
     /// Whether every bucket of `coarser` is a whole number of buckets of `self`, so bars can
@@ -268,7 +283,7 @@ mod tests {
     use crate::{civil::ymd_from_ms, parse_ymd};
     use proptest::prelude::*;
 
-    const T_MIN: i64 = -2_000_000_000_000;
+    const T_MIN: i64 = 0;
     const T_MAX: i64 = 4_000_000_000_000;
 
     fn any_freq() -> impl Strategy<Value = Freq> {
@@ -293,6 +308,22 @@ mod tests {
             prop_assert_eq!(f.floor(nx), nx);
             prop_assert_eq!(f.close_time(fl), nx - 1);
             prop_assert!(f.is_valid_open(fl));
+        }
+
+        #[test]
+        fn every_operation_on_any_i64_returns_a_value(f in any_freq(), t in any::<i64>(), u in any::<i64>()) {
+            let fl = f.floor(t);
+            let nx = f.next(t);
+            // A week or month bucket may open a little before 1970 (1970-01-01 was a Thursday).
+            prop_assert!((crate::TIME_MIN_MS - 31 * DAY_MS..=TIME_MAX_MS).contains(&fl));
+            prop_assert!(nx >= fl);
+            let _ = f.close_time(t);
+            let _ = f.is_valid_open(t);
+            prop_assert!(f.day_grid(t).len() <= 86_400);
+            // Lazy: taking a few buckets of any range is cheap and terminates.
+            let taken: Vec<i64> = f.grid(t, u).take(3).collect();
+            prop_assert!(taken.windows(2).all(|w| w[0] < w[1]));
+            prop_assert!(taken.iter().all(|x| *x < u && *x < TIME_MAX_MS));
         }
 
         #[test]
@@ -366,11 +397,16 @@ mod tests {
         // Across a year boundary: 2023-12-25 .. 2024-02-05 holds 7 Mondays and 2 month starts.
         let s = parse_ymd(2023, 12, 20).unwrap();
         let e = parse_ymd(2024, 2, 6).unwrap();
-        assert_eq!(Freq::W1.grid(s, e).len(), 7);
+        assert_eq!(Freq::W1.grid(s, e).count(), 7);
         assert_eq!(
-            Freq::Mo1.grid(s, e),
+            Freq::Mo1.grid(s, e).collect::<Vec<_>>(),
             vec![jan1, parse_ymd(2024, 2, 1).unwrap()]
         );
+        // The top of the span ends the grid instead of repeating its last bucket.
+        let top: Vec<i64> = Freq::Mo1
+            .grid(TIME_MAX_MS - 40 * DAY_MS, i64::MAX)
+            .collect();
+        assert_eq!(top, vec![TIME_MAX_MS - 31 * DAY_MS], "only December 9999");
         assert_eq!(Freq::Mo1.next(parse_ymd(2023, 12, 5).unwrap()), jan1);
         assert_eq!(
             Freq::Mo1.close_time(parse_ymd(2024, 2, 1).unwrap()),

@@ -12,6 +12,7 @@ mod feature;
 mod freq;
 mod kline;
 mod metrics;
+mod plausible;
 mod range;
 mod validate;
 
@@ -24,8 +25,9 @@ pub use feature::{Feature, FeatureKind, MetricFamily, ret, vwap};
 pub use freq::Freq;
 pub use kline::{BINANCE_KLINE_COLUMNS, Field, Kline, MICROS_THRESHOLD, normalize_epoch};
 pub use metrics::{FundingRate, LongShortRatio, OpenInterest, RatioType};
+pub use plausible::{EARLIEST_MARKET_MS, TIME_MAX_MS, TIME_MIN_MS, TimeWindow};
 pub use range::{Bound, TimeRange, parse_bound};
 pub use validate::{
-    validate_funding_rate, validate_kline, validate_long_short_ratio, validate_open_interest,
-    validate_symbol,
+    Validator, validate_funding_rate, validate_kline, validate_long_short_ratio,
+    validate_open_interest, validate_symbol,
 };

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DAY_MS, Error, Result, civil::parse_ymd, format_rfc3339};
+use crate::{DAY_MS, Error, Result, TIME_MAX_MS, TIME_MIN_MS, civil::parse_ymd, format_rfc3339};
 
 /// One parsed bound: a whole UTC day or an instant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,8 +28,8 @@ impl Bound {
     /// The first instant after what the bound covers when it ends a range.
     pub fn end_exclusive_ms(self) -> i64 {
         match self {
-            Bound::Date(t) => t + DAY_MS,
-            Bound::Instant(t) => t + 1,
+            Bound::Date(t) => t.saturating_add(DAY_MS),
+            Bound::Instant(t) => t.saturating_add(1),
         }
     }
 }
@@ -42,8 +42,21 @@ pub struct TimeRange {
 }
 
 impl TimeRange {
-    /// A range from raw ms; errors when `start > end_exclusive`.
+    /// A range from raw ms; errors when `start > end_exclusive` or when either bound lies
+    /// outside the supported span `[TIME_MIN_MS, TIME_MAX_MS]` (1970 to 10000).
     pub fn new(start: i64, end_exclusive: i64) -> Result<TimeRange> {
+        for (what, t) in [("start", start), ("end", end_exclusive)] {
+            if !(TIME_MIN_MS..=TIME_MAX_MS).contains(&t) {
+                return Err(Error::InvalidTime {
+                    input: t.to_string(),
+                    reason: format!(
+                        "the range {what} is outside the supported span {} to {}",
+                        format_rfc3339(TIME_MIN_MS),
+                        format_rfc3339(TIME_MAX_MS)
+                    ),
+                });
+            }
+        }
         if start > end_exclusive {
             return Err(Error::StartAfterEnd {
                 start: format_rfc3339(start),
@@ -54,6 +67,12 @@ impl TimeRange {
             start,
             end_exclusive,
         })
+    }
+
+    /// Re-checks a range built field by field (the fields are public): the rules of
+    /// [`TimeRange::new`].
+    pub fn checked(self) -> Result<TimeRange> {
+        TimeRange::new(self.start, self.end_exclusive)
     }
 
     /// Parses user bounds: `start` is an instant (a date means its midnight), a date `end`
@@ -67,10 +86,7 @@ impl TimeRange {
                 end: end.trim().to_owned(),
             });
         }
-        Ok(TimeRange {
-            start: s.start_ms(),
-            end_exclusive: e.end_exclusive_ms(),
-        })
+        TimeRange::new(s.start_ms(), e.end_exclusive_ms())
     }
 
     /// Parses a freqtrade style `--timerange 20240101-20240131` (both days included).
@@ -282,6 +298,19 @@ mod tests {
     }
 
     #[test]
+    fn the_span_is_enforced() {
+        assert!(TimeRange::new(-1, 5).is_err());
+        assert!(TimeRange::new(0, TIME_MAX_MS).is_ok());
+        let err = TimeRange::new(0, i64::MAX).unwrap_err().to_string();
+        assert!(err.contains("outside the supported span"), "{err}");
+        let err = TimeRange::parse("0000-01-01", "0001-01-01")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("outside the supported span"), "{err}");
+        assert!(TimeRange::parse("9999-12-31", "9999-12-31").is_ok());
+    }
+
+    #[test]
     fn errors_are_clear() {
         let e = TimeRange::parse("2024-02-01", "2024-01-31").unwrap_err();
         assert!(matches!(e, Error::StartAfterEnd { .. }));
@@ -321,6 +350,31 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn any_i64_bounds_give_a_range_or_an_error(a in any::<i64>(), b in any::<i64>()) {
+            match TimeRange::new(a, b) {
+                Ok(r) => {
+                    prop_assert!(r.start <= r.end_exclusive);
+                    prop_assert!(r.start >= TIME_MIN_MS && r.end_exclusive <= TIME_MAX_MS);
+                    prop_assert_eq!(r.checked(), Ok(r));
+                    let _ = r.days().take(3).count();
+                    let _ = format_rfc3339(r.end_inclusive());
+                }
+                Err(e) => prop_assert!(!e.to_string().is_empty()),
+            }
+            let _ = Bound::Instant(a).end_exclusive_ms();
+            let _ = Bound::Date(b).end_exclusive_ms();
+            let _ = TimeRange { start: a, end_exclusive: b }.checked();
+        }
+
+        #[test]
+        fn any_text_parses_or_errors(s in ".{0,40}", t in "[0-9 :TZ+.-]{0,30}") {
+            let _ = parse_bound(&s);
+            let _ = parse_bound(&t);
+            let _ = TimeRange::parse(&s, &t);
+            let _ = TimeRange::parse_timerange(&t);
+        }
+
         #[test]
         fn rfc3339_round_trip(t in 0i64..4_102_444_800_000) {
             prop_assert_eq!(parse_bound(&format_rfc3339(t)).unwrap().start_ms(), t);

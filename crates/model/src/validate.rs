@@ -1,8 +1,18 @@
-//! Validation of symbols and rows before they reach SQL or a file path. Every rejection is a
+//! Validation of symbols and rows before they reach SQL or a file path: the one place of the
+//! plausibility rules that the store and ingest share. Every rejection is a
 //! [`ValidationError`] naming the record, symbol, time, field, value and reason.
+//!
+//! Rules: symbols `^[A-Z0-9_]{1,40}$`; numbers finite and non-negative; every time inside
+//! the [`TimeWindow`] (default 2009-01-03 to now + 1 day, with a hint for epoch seconds);
+//! kline prices above 0 (a bar with trades or volume needs prices, an all-zero bar is not
+//! data), OHLC consistent, taker volumes within totals, the open time on the interval's
+//! grid and the close time that of the interval; open interest and long/short ratios on
+//! their period's grid. [`Validator`] holds a window for hot loops; the free functions use
+//! the default window.
 
 use crate::{
-    Error, Freq, FundingRate, Kline, LongShortRatio, OpenInterest, Result, ValidationError,
+    Error, Freq, FundingRate, Kline, LongShortRatio, OpenInterest, Result, TimeWindow,
+    ValidationError,
 };
 
 /// Upper-cases and checks a symbol against `^[A-Z0-9_]{1,40}$`; returns the canonical form.
@@ -82,17 +92,105 @@ impl Check<'_> {
         }
         Ok(())
     }
+
+    fn in_window(
+        &self,
+        window: &TimeWindow,
+        field: &'static str,
+        t: i64,
+    ) -> Result<(), ValidationError> {
+        match window.refusal(t) {
+            None => Ok(()),
+            Some(reason) => Err(self.fail(field, t, &reason)),
+        }
+    }
+
+    fn on_grid(&self, field: &'static str, t: i64, period: Freq) -> Result<(), ValidationError> {
+        if period.is_valid_open(t) {
+            return Ok(());
+        }
+        let reason = format!("time is not on the {period} grid of this series");
+        Err(self.fail(field, t, &reason))
+    }
 }
 
-/// Checks a kline for `freq`: symbol, finite non-negative numbers, OHLC consistency, taker
-/// volumes within totals, and an open time aligned to the interval's buckets.
+/// The validation rules with a fixed [`TimeWindow`] (read the clock once, validate many).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Validator {
+    /// The instants records may carry.
+    pub window: TimeWindow,
+}
+
+impl Validator {
+    /// Rules with `window`.
+    pub fn new(window: TimeWindow) -> Validator {
+        Validator { window }
+    }
+
+    /// See [`validate_kline`].
+    pub fn kline(&self, k: &Kline, freq: Freq) -> Result<(), ValidationError> {
+        kline_rules(k, freq, &self.window)
+    }
+
+    /// See [`validate_funding_rate`].
+    pub fn funding_rate(&self, r: &FundingRate) -> Result<(), ValidationError> {
+        let c = Check {
+            record: "funding rate",
+            symbol: &r.symbol,
+            time: r.funding_time,
+        };
+        c.symbol()?;
+        c.in_window(&self.window, "funding_time", r.funding_time)?;
+        c.finite("funding_rate", r.funding_rate)?;
+        optional(&c, "mark_price", r.mark_price)?;
+        optional(&c, "index_price", r.index_price)
+    }
+
+    /// See [`validate_open_interest`].
+    pub fn open_interest(&self, r: &OpenInterest) -> Result<(), ValidationError> {
+        let c = Check {
+            record: "open interest",
+            symbol: &r.symbol,
+            time: r.time,
+        };
+        c.symbol()?;
+        c.in_window(&self.window, "timestamp", r.time)?;
+        c.on_grid("timestamp", r.time, r.interval)?;
+        c.non_negative("open_interest", r.open_interest)?;
+        optional(&c, "open_interest_value", r.open_interest_value)
+    }
+
+    /// See [`validate_long_short_ratio`].
+    pub fn long_short_ratio(&self, r: &LongShortRatio) -> Result<(), ValidationError> {
+        let c = Check {
+            record: "long/short ratio",
+            symbol: &r.symbol,
+            time: r.timestamp,
+        };
+        c.symbol()?;
+        c.in_window(&self.window, "timestamp", r.timestamp)?;
+        c.on_grid("timestamp", r.timestamp, r.period)?;
+        c.non_negative("long_short_ratio", r.long_short_ratio)?;
+        optional(&c, "long_account", r.long_account)?;
+        optional(&c, "short_account", r.short_account)
+    }
+}
+
+/// Checks a kline for `freq` with the default [`TimeWindow`]: symbol, open time inside the
+/// window and on the interval's grid, close time `freq.close_time(open)`, finite
+/// non-negative numbers, prices above 0, OHLC consistency, taker volumes within totals.
 pub fn validate_kline(k: &Kline, freq: Freq) -> Result<(), ValidationError> {
+    kline_rules(k, freq, &TimeWindow::until_tomorrow())
+}
+
+fn kline_rules(k: &Kline, freq: Freq, window: &TimeWindow) -> Result<(), ValidationError> {
     let c = Check {
         record: "kline",
         symbol: &k.symbol,
         time: k.open_time,
     };
     c.symbol()?;
+    c.in_window(window, "open_time", k.open_time)?;
     for (field, v) in [
         ("open_price", k.open),
         ("high_price", k.high),
@@ -107,6 +205,20 @@ pub fn validate_kline(k: &Kline, freq: Freq) -> Result<(), ValidationError> {
     }
     if k.trades_count < 0 {
         return Err(c.fail("trades_count", k.trades_count, "must not be negative"));
+    }
+    let prices = [
+        ("open_price", k.open),
+        ("high_price", k.high),
+        ("low_price", k.low),
+        ("close_price", k.close),
+    ];
+    if let Some((field, v)) = prices.iter().find(|(_, v)| *v == 0.0) {
+        let reason = if prices.iter().all(|(_, v)| *v == 0.0) && k.volume == 0.0 {
+            "an all-zero bar (no prices, no volume) is not market data"
+        } else {
+            "a price must be above 0"
+        };
+        return Err(c.fail(field, v, reason));
     }
     if k.high < k.open.max(k.close).max(k.low) {
         return Err(c.fail("high_price", k.high, "high is below max(open, close, low)"));
@@ -128,45 +240,33 @@ pub fn validate_kline(k: &Kline, freq: Freq) -> Result<(), ValidationError> {
         let reason = format!("open time is not aligned to a {freq} bucket");
         return Err(c.fail("open_time", k.open_time, &reason));
     }
+    let close = freq.close_time(k.open_time);
+    if k.close_time != close {
+        let reason = format!(
+            "close time does not end a {freq} bar opening at {} (expected {close})",
+            k.open_time
+        );
+        return Err(c.fail("close_time", k.close_time, &reason));
+    }
     Ok(())
 }
 
-/// Checks a funding rate event: symbol and finite numbers (prices non-negative).
+/// Checks a funding rate event with the default window: symbol, time, finite numbers
+/// (prices non-negative).
 pub fn validate_funding_rate(r: &FundingRate) -> Result<(), ValidationError> {
-    let c = Check {
-        record: "funding rate",
-        symbol: &r.symbol,
-        time: r.funding_time,
-    };
-    c.symbol()?;
-    c.finite("funding_rate", r.funding_rate)?;
-    optional(&c, "mark_price", r.mark_price)?;
-    optional(&c, "index_price", r.index_price)
+    Validator::default().funding_rate(r)
 }
 
-/// Checks an open interest sample: symbol, non-negative finite values.
+/// Checks an open interest sample with the default window: symbol, time on the interval's
+/// grid, non-negative finite values.
 pub fn validate_open_interest(r: &OpenInterest) -> Result<(), ValidationError> {
-    let c = Check {
-        record: "open interest",
-        symbol: &r.symbol,
-        time: r.time,
-    };
-    c.symbol()?;
-    c.non_negative("open_interest", r.open_interest)?;
-    optional(&c, "open_interest_value", r.open_interest_value)
+    Validator::default().open_interest(r)
 }
 
-/// Checks a long/short ratio sample: symbol, non-negative finite values.
+/// Checks a long/short ratio sample with the default window: symbol, time on the period's
+/// grid, non-negative finite values.
 pub fn validate_long_short_ratio(r: &LongShortRatio) -> Result<(), ValidationError> {
-    let c = Check {
-        record: "long/short ratio",
-        symbol: &r.symbol,
-        time: r.timestamp,
-    };
-    c.symbol()?;
-    c.non_negative("long_short_ratio", r.long_short_ratio)?;
-    optional(&c, "long_account", r.long_account)?;
-    optional(&c, "short_account", r.short_account)
+    Validator::default().long_short_ratio(r)
 }
 
 fn optional(c: &Check<'_>, field: &'static str, v: Option<f64>) -> Result<(), ValidationError> {
@@ -211,7 +311,11 @@ mod tests {
     #[test]
     fn accepts_a_good_kline() {
         assert_eq!(validate_kline(&good(), Freq::M1), Ok(()));
-        assert_eq!(validate_kline(&good(), Freq::D3), Ok(()));
+        let d3 = Kline {
+            close_time: Freq::D3.close_time(T),
+            ..good()
+        };
+        assert_eq!(validate_kline(&d3, Freq::D3), Ok(()));
     }
 
     #[test]
@@ -397,6 +501,99 @@ mod tests {
             let e = validate_symbol(bad).unwrap_err().to_string();
             assert!(e.starts_with("invalid symbol"), "{e}");
         }
+    }
+
+    #[test]
+    fn plausibility_rules() {
+        // All-zero bars, and zero prices on a bar with volume.
+        let zero = Kline {
+            open: 0.0,
+            high: 0.0,
+            low: 0.0,
+            close: 0.0,
+            volume: 0.0,
+            quote_volume: 0.0,
+            trades_count: 0,
+            taker_buy_volume: 0.0,
+            taker_buy_quote_volume: 0.0,
+            ..good()
+        };
+        rejects(zero, "open_price", "0", "all-zero bar");
+        rejects(
+            Kline { low: 0.0, ..good() },
+            "low_price",
+            "0",
+            "a price must be above 0",
+        );
+        // A bar without trades keeps its prices: fine.
+        let quiet = Kline {
+            volume: 0.0,
+            quote_volume: 0.0,
+            trades_count: 0,
+            taker_buy_volume: 0.0,
+            taker_buy_quote_volume: 0.0,
+            ..good()
+        };
+        assert_eq!(validate_kline(&quiet, Freq::M1), Ok(()));
+        // Times outside the window: years 0, 1969, 3000, 5000; seconds get a hint.
+        for (t, part) in [
+            (-62_167_219_200_000_i64, "before 2009-01-03"),
+            (-60_000, "before 2009-01-03"),
+            (32_503_680_000_000, "after"),
+            (95_617_584_000_000, "after"),
+            (1_704_067_200, "looks like epoch seconds"),
+        ] {
+            let k = Kline {
+                open_time: t,
+                close_time: t + 59_999,
+                ..good()
+            };
+            let err = validate_kline(&k, Freq::M1).unwrap_err();
+            assert_eq!(err.field, "open_time");
+            assert!(err.to_string().contains(part), "{t}: {err}");
+        }
+        // A configurable window.
+        let narrow = Validator::new(TimeWindow {
+            earliest_ms: T + 60_000,
+            latest_ms: T + 120_000,
+        });
+        assert_eq!(
+            narrow.kline(&good(), Freq::M1).unwrap_err().field,
+            "open_time"
+        );
+        // The close time must be that of the interval.
+        let err = validate_kline(
+            &Kline {
+                close_time: T + 59_998,
+                ..good()
+            },
+            Freq::M1,
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "close_time");
+        // Metrics on their period's grid.
+        let oi = OpenInterest {
+            symbol: "BTCUSDT".into(),
+            time: T + 60_000,
+            interval: Freq::M5,
+            open_interest: 1.0,
+            open_interest_value: None,
+        };
+        let err = validate_open_interest(&oi).unwrap_err();
+        assert!(err.to_string().contains("not on the 5m grid"), "{err}");
+        assert_eq!(
+            validate_open_interest(&OpenInterest { time: T, ..oi }),
+            Ok(())
+        );
+        let fr = FundingRate {
+            symbol: "BTCUSDT".into(),
+            funding_time: 1_704_067_200,
+            funding_rate: 0.0001,
+            mark_price: None,
+            index_price: None,
+        };
+        let err = validate_funding_rate(&fr).unwrap_err();
+        assert!(err.to_string().contains("epoch seconds"), "{err}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use marketdb_model::{TimeWindow, Validator};
 use marketdb_pool::PoolConfig;
 
 /// Rows per batched `INSERT` statement by default.
@@ -20,6 +21,9 @@ pub struct StoreConfig {
     /// boundary: every store call is one transaction). Values above what SQLite can bind
     /// in one statement are capped; 0 is treated as 1.
     pub batch_size: usize,
+    /// The times stored records may carry; `None` (the default) is
+    /// [`TimeWindow::until_tomorrow`] read at each write call.
+    pub time_window: Option<TimeWindow>,
 }
 
 impl StoreConfig {
@@ -28,7 +32,13 @@ impl StoreConfig {
         StoreConfig {
             pool: PoolConfig::new(path),
             batch_size: DEFAULT_BATCH_SIZE,
+            time_window: None,
         }
+    }
+
+    /// The validation rules of one write call.
+    pub(crate) fn validator(&self) -> Validator {
+        Validator::new(self.time_window.unwrap_or_default())
     }
 
     /// Defaults for opening the existing file at `path` read-only (see
@@ -37,6 +47,7 @@ impl StoreConfig {
         StoreConfig {
             pool: PoolConfig::read_only(path),
             batch_size: DEFAULT_BATCH_SIZE,
+            time_window: None,
         }
     }
 }

@@ -199,9 +199,10 @@ impl AsyncMarketDB {
         }
         let batch = self.inner.config.batch_size;
         let rows = Arc::clone(&input);
+        let validator = self.inner.config.validator();
         let n = self
             .write(move |c, t| {
-                validate_all(&rows, freq)?;
+                validate_all(&rows, freq, &validator)?;
                 insert_klines(c, t, &rows, freq, batch)
             })
             .await?;
@@ -214,8 +215,9 @@ impl AsyncMarketDB {
 
     /// Validates and upserts funding rates in one transaction.
     pub async fn store_funding_rate(&self, data: Vec<FundingRate>) -> Result<usize> {
+        let v = self.inner.config.validator();
         let n = self
-            .write(move |c, t| metrics::store_funding(c, t, &data))
+            .write(move |c, t| metrics::store_funding(c, t, &data, &v))
             .await?;
         info!("stored {n} funding rate rows");
         Ok(n)
@@ -223,8 +225,9 @@ impl AsyncMarketDB {
 
     /// Validates and upserts open interest samples in one transaction.
     pub async fn store_open_interest(&self, data: Vec<OpenInterest>) -> Result<usize> {
+        let v = self.inner.config.validator();
         let n = self
-            .write(move |c, t| metrics::store_open_interest(c, t, &data))
+            .write(move |c, t| metrics::store_open_interest(c, t, &data, &v))
             .await?;
         info!("stored {n} open interest rows");
         Ok(n)
@@ -233,8 +236,9 @@ impl AsyncMarketDB {
     /// Validates and upserts long/short ratios (canonical ratio-type names) in one
     /// transaction.
     pub async fn store_long_short_ratio(&self, data: Vec<LongShortRatio>) -> Result<usize> {
+        let v = self.inner.config.validator();
         let n = self
-            .write(move |c, t| metrics::store_long_short_ratio(c, t, &data))
+            .write(move |c, t| metrics::store_long_short_ratio(c, t, &data, &v))
             .await?;
         info!("stored {n} long/short ratio rows");
         Ok(n)
@@ -247,11 +251,12 @@ impl AsyncMarketDB {
         open_interest: Vec<OpenInterest>,
         long_short_ratio: Vec<LongShortRatio>,
     ) -> Result<usize> {
+        let v = self.inner.config.validator();
         let (oi, lsr) = self
             .write(move |c, t| {
                 Ok((
-                    metrics::store_open_interest(c, t, &open_interest)?,
-                    metrics::store_long_short_ratio(c, t, &long_short_ratio)?,
+                    metrics::store_open_interest(c, t, &open_interest, &v)?,
+                    metrics::store_long_short_ratio(c, t, &long_short_ratio, &v)?,
                 ))
             })
             .await?;
@@ -271,6 +276,7 @@ impl AsyncMarketDB {
         features: &[Feature],
         raise_on_empty: bool,
     ) -> Result<KlineFrame> {
+        let range = range.checked()?;
         let symbols = check_symbols(symbols)?;
         let plan = ReadPlan::new(&self.inner.tables, features)?;
         let what = raise_on_empty.then(|| describe(freq, &symbols, range));
@@ -308,6 +314,7 @@ impl AsyncMarketDB {
         range: TimeRange,
         symbols: &[String],
     ) -> Result<Vec<FundingRate>> {
+        let range = range.checked()?;
         let symbols = check_symbols(symbols)?;
         self.read(move |c, t| metrics::read_funding(c, t, range, &symbols))
             .await
@@ -320,6 +327,7 @@ impl AsyncMarketDB {
         symbols: &[String],
         interval: Freq,
     ) -> Result<Vec<OpenInterest>> {
+        let range = range.checked()?;
         let symbols = check_symbols(symbols)?;
         self.read(move |c, t| metrics::read_open_interest(c, t, range, &symbols, interval))
             .await
@@ -334,6 +342,7 @@ impl AsyncMarketDB {
         period: Freq,
         ratio_type: RatioType,
     ) -> Result<Vec<LongShortRatio>> {
+        let range = range.checked()?;
         let symbols = check_symbols(symbols)?;
         self.read(move |c, t| {
             metrics::read_long_short_ratio(c, t, range, &symbols, period, ratio_type)
@@ -352,6 +361,10 @@ impl AsyncMarketDB {
         features: &[Feature],
         chunk: ScanChunk,
     ) -> FrameStream {
+        let range = match range.checked() {
+            Ok(r) => r,
+            Err(e) => return FrameStream::failed(e.into()),
+        };
         let job = check_symbols(symbols).and_then(|symbols| {
             Ok(ScanJob {
                 pool: self.inner.pool.clone(),
@@ -412,6 +425,7 @@ impl AsyncMarketDB {
 
     /// Rows of (symbol, freq), in `range` when given.
     pub async fn count(&self, symbol: &str, freq: Freq, range: Option<TimeRange>) -> Result<u64> {
+        let range = range.map(TimeRange::checked).transpose()?;
         let symbol = validate_symbol(symbol)?;
         self.read(move |c, t| inspect::count_rows(c, t, &symbol, freq, range))
             .await
@@ -433,6 +447,7 @@ impl AsyncMarketDB {
 
     /// Whether (symbol, freq) has any bar in `range`.
     pub async fn data_exists(&self, symbol: &str, range: TimeRange, freq: Freq) -> Result<bool> {
+        let range = range.checked()?;
         let symbol = validate_symbol(symbol)?;
         self.read(move |c, t| inspect::exists(c, t, &symbol, freq, range))
             .await
@@ -453,6 +468,7 @@ impl AsyncMarketDB {
         range: TimeRange,
         freq: Freq,
     ) -> Result<u64> {
+        let range = range.checked()?;
         let symbols = check_symbols(symbols)?;
         let what = describe(freq, &symbols, range);
         let n = self
@@ -528,6 +544,7 @@ impl AsyncMarketDB {
         freq: Freq,
         symbols: &[String],
     ) -> Result<CompletenessReport> {
+        let range = range.checked()?;
         let symbols = check_symbols(symbols)?;
         let symbols = self
             .read(move |c, t| resolve_symbols(c, t, freq, &symbols))
@@ -566,6 +583,7 @@ impl AsyncMarketDB {
         symbols: &[String],
         policy: IncompletePolicy,
     ) -> Result<Resampled> {
+        let range = range.checked()?;
         let mut agg = BucketAggregator::new(from, to, policy)?;
         let symbols = check_symbols(symbols)?;
         let symbols = self

@@ -7,8 +7,7 @@
 //! filters are the caller's.
 
 use marketdb_model::{
-    Freq, FundingRate, LongShortRatio, OpenInterest, RatioType, TimeRange, validate_funding_rate,
-    validate_long_short_ratio, validate_open_interest,
+    Freq, FundingRate, LongShortRatio, OpenInterest, RatioType, TimeRange, Validator,
 };
 use rusqlite::{Connection, params, types::ValueRef};
 
@@ -23,9 +22,14 @@ fn opt_f64(v: ValueRef<'_>) -> Option<f64> {
 }
 
 /// Validates then upserts funding rates (`timestamp` = `funding_time`).
-pub(crate) fn store_funding(conn: &Connection, t: &Tables, rows: &[FundingRate]) -> Result<usize> {
+pub(crate) fn store_funding(
+    conn: &Connection,
+    t: &Tables,
+    rows: &[FundingRate],
+    v: &Validator,
+) -> Result<usize> {
     for r in rows {
-        validate_funding_rate(r)?;
+        v.funding_rate(r)?;
     }
     let mut stmt = conn.prepare_cached(&format!(
         "INSERT OR REPLACE INTO {} (symbol, timestamp, funding_rate, funding_time, mark_price, \
@@ -49,9 +53,10 @@ pub(crate) fn store_open_interest(
     conn: &Connection,
     t: &Tables,
     rows: &[OpenInterest],
+    v: &Validator,
 ) -> Result<usize> {
     for r in rows {
-        validate_open_interest(r)?;
+        v.open_interest(r)?;
     }
     let mut stmt = conn.prepare_cached(&format!(
         "INSERT OR REPLACE INTO {} (symbol, timestamp, interval, open_interest, \
@@ -75,9 +80,10 @@ pub(crate) fn store_long_short_ratio(
     conn: &Connection,
     t: &Tables,
     rows: &[LongShortRatio],
+    v: &Validator,
 ) -> Result<usize> {
     for r in rows {
-        validate_long_short_ratio(r)?;
+        v.long_short_ratio(r)?;
     }
     let mut stmt = conn.prepare_cached(&format!(
         "INSERT OR REPLACE INTO {} (symbol, timestamp, period, ratio_type, long_short_ratio, \

@@ -343,8 +343,10 @@ pub(crate) fn distinct_symbols(
     table: &str,
     freq_filter: Option<(&str, Freq)>,
 ) -> Result<Vec<String>> {
+    // The last key is bound as bytes cast to TEXT, so a stored symbol that is not valid
+    // UTF-8 is still stepped over exactly (a lossy copy would compare lower and repeat).
     let mut next = conn.prepare_cached(&format!(
-        "SELECT symbol FROM {table} WHERE symbol > ?1 ORDER BY symbol LIMIT 1"
+        "SELECT symbol FROM {table} WHERE symbol > CAST(?1 AS TEXT) ORDER BY symbol LIMIT 1"
     ))?;
     let mut has = match freq_filter {
         Some((col, _)) => Some(conn.prepare_cached(&format!(
@@ -353,23 +355,38 @@ pub(crate) fn distinct_symbols(
         None => None,
     };
     let mut out = Vec::new();
-    let mut last = String::new();
+    let mut last: Vec<u8> = Vec::new();
     loop {
         let mut rows = next.query([&last])?;
         let Some(row) = rows.next()? else { break };
-        let sym: String = match row.get_ref(0)? {
-            ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+        // Integers sort before text and blobs after it: past the text keys, stop.
+        let key: Vec<u8> = match row.get_ref(0)? {
+            ValueRef::Text(t) => t.to_vec(),
             _ => break,
         };
         drop(rows);
-        let keep = match (&mut has, freq_filter) {
-            (Some(stmt), Some((_, freq))) => stmt.exists(rusqlite::params![sym, freq.as_str()])?,
-            _ => true,
-        };
-        if keep {
-            out.push(sym.clone());
+        if key <= last {
+            tracing::warn!("symbol listing of {table} did not advance; stopping");
+            break;
         }
-        last = sym;
+        match std::str::from_utf8(&key) {
+            Ok(sym) => {
+                let keep = match (&mut has, freq_filter) {
+                    (Some(stmt), Some((_, freq))) => {
+                        stmt.exists(rusqlite::params![sym, freq.as_str()])?
+                    }
+                    _ => true,
+                };
+                if keep {
+                    out.push(sym.to_owned());
+                }
+            }
+            Err(_) => tracing::warn!(
+                "{table} holds a symbol that is not valid UTF-8 ({}); skipped",
+                String::from_utf8_lossy(&key)
+            ),
+        }
+        last = key;
     }
     Ok(out)
 }
@@ -438,6 +455,27 @@ pub(crate) fn read_latest(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn symbol_listing_steps_over_invalid_utf8_and_odd_types() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE market_data (symbol, timestamp, freq);
+             INSERT INTO market_data VALUES ('AAA', 1, '1m'), (CAST(X'41FF42' AS TEXT), 1, '1m'),
+               ('BBB', 1, '1m'), ('BBB', 2, '1h'), (7, 1, '1m'), (X'00', 1, '1m'),
+               ('CCC', 1, '1h');",
+        )
+        .unwrap();
+        // Terminates, keeps the valid ones in byte order, skips the invalid one.
+        assert_eq!(
+            distinct_symbols(&conn, "market_data", None).unwrap(),
+            vec!["AAA", "BBB", "CCC"]
+        );
+        assert_eq!(
+            distinct_symbols(&conn, "market_data", Some(("freq", Freq::H1))).unwrap(),
+            vec!["BBB", "CCC"]
+        );
+    }
 
     #[test]
     fn sql_is_built_from_whitelisted_columns_only() {

@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 
-use marketdb_model::{Freq, Kline, validate_kline};
+use marketdb_model::{Freq, Kline, ValidationError, Validator};
 use rusqlite::Connection;
 
 use crate::{Result, Tables};
@@ -133,12 +133,68 @@ fn bind(
     Ok(idx)
 }
 
-/// Validates every row for `freq`; the first bad row is the error.
-pub(crate) fn validate_all(input: &KlineInput, freq: Freq) -> Result<()> {
+/// Validates every row for `freq` with `validator`; the first bad row is the error. A bar
+/// (symbol, open time) given twice is refused too, naming both rows: with `INSERT OR
+/// REPLACE` the last would silently win and the count would overstate what is stored.
+pub(crate) fn validate_all(input: &KlineInput, freq: Freq, validator: &Validator) -> Result<()> {
     for k in input.iter() {
-        validate_kline(k, freq)?;
+        validator.kline(k, freq)?;
+    }
+    if let Some((first, second)) = find_repeat(input)
+        && let Some(k) = input.iter().nth(second)
+    {
+        return Err(ValidationError {
+            record: "kline",
+            symbol: k.symbol.clone(),
+            time: k.open_time,
+            field: "open_time",
+            value: k.open_time.to_string(),
+            reason: format!(
+                "input rows {first} and {second} (counting from 0) are the same bar; a call \
+                 may hold each bar once"
+            ),
+        }
+        .into());
     }
     Ok(())
+}
+
+/// The indices of two rows with the same (symbol, open time), if any. Rows sorted by time
+/// within runs of one symbol (every Binance file, every frame) take one comparison per row;
+/// anything else is sorted by key first.
+fn find_repeat(input: &KlineInput) -> Option<(usize, usize)> {
+    let mut prev: Option<(&str, i64, usize)> = None;
+    let mut finished: HashSet<&str> = HashSet::new();
+    let mut sorted = true;
+    for (i, k) in input.iter().enumerate() {
+        if let Some((sym, t, j)) = prev {
+            if sym == k.symbol {
+                if k.open_time == t {
+                    return Some((j, i));
+                }
+                if k.open_time < t {
+                    sorted = false;
+                    break;
+                }
+            } else if !finished.insert(sym) || finished.contains(k.symbol.as_str()) {
+                sorted = false;
+                break;
+            }
+        }
+        prev = Some((&k.symbol, k.open_time, i));
+    }
+    if sorted {
+        return None;
+    }
+    let mut keys: Vec<(&str, i64, usize)> = input
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.symbol.as_str(), k.open_time, i))
+        .collect();
+    keys.sort_unstable();
+    keys.windows(2)
+        .find(|w| w[0].0 == w[1].0 && w[0].1 == w[1].1)
+        .map(|w| (w[0].2.min(w[1].2), w[0].2.max(w[1].2)))
 }
 
 /// Upserts every row (already validated) with batched statements; returns rows written.
@@ -191,6 +247,34 @@ mod tests {
             taker_buy_volume: 4.0,
             taker_buy_quote_volume: 6.0,
         }
+    }
+
+    #[test]
+    fn repeated_bars_are_found_in_any_order() {
+        let rows =
+            |ts: &[(&str, i64)]| KlineInput::Flat(ts.iter().map(|(s, t)| k(s, *t)).collect());
+        assert_eq!(find_repeat(&rows(&[("A", 0), ("A", 60), ("B", 0)])), None);
+        assert_eq!(
+            find_repeat(&rows(&[("A", 0), ("A", 60), ("A", 60)])),
+            Some((1, 2))
+        );
+        assert_eq!(find_repeat(&rows(&[("A", 60), ("A", 0), ("B", 0)])), None);
+        assert_eq!(
+            find_repeat(&rows(&[("A", 60), ("B", 0), ("A", 60)])),
+            Some((0, 2))
+        );
+        assert_eq!(
+            find_repeat(&rows(&[("B", 5), ("A", 7), ("B", 5)])),
+            Some((0, 2))
+        );
+        let grouped = KlineInput::Grouped(vec![vec![k("A", 0)], vec![k("A", 0)]]);
+        assert_eq!(find_repeat(&grouped), Some((0, 1)));
+        let v = Validator::new(marketdb_model::TimeWindow {
+            earliest_ms: 0,
+            latest_ms: i64::MAX,
+        });
+        let err = validate_all(&rows(&[("A", 0), ("A", 0)]), Freq::M1, &v).unwrap_err();
+        assert!(err.to_string().contains("input rows 0 and 1"), "{err}");
     }
 
     #[test]
