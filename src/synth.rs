@@ -128,7 +128,6 @@ pub fn funding_for(spec: &SynthSpec, symbol: &str) -> Vec<FundingRate> {
     let mut rng = Rng(symbol_seed(spec.seed ^ 0xF, symbol));
     Freq::H8
         .grid(spec.range.start, spec.range.end_exclusive)
-        .into_iter()
         .map(|t| FundingRate {
             symbol: symbol.to_owned(),
             funding_time: t,
