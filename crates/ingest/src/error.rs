@@ -110,6 +110,34 @@ pub enum Error {
         #[source]
         source: csv::Error,
     },
+    /// A line is longer than any Binance Vision line could be (reading stopped there, before
+    /// buffering it).
+    #[error("{}:{line}: line is longer than {limit} bytes", file.display())]
+    LineTooLong {
+        /// The file.
+        file: PathBuf,
+        /// 1-based physical line.
+        line: u64,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The (uncompressed) content is larger than the rows the file can hold could take.
+    #[error(
+        "{}: content is more than {limit} bytes, implausible for the rows its name allows",
+        file.display()
+    )]
+    TooLarge {
+        /// The file.
+        file: PathBuf,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The consumer of the records stopped taking them (its own error is the real cause).
+    #[error("{}: the store stopped taking records", file.display())]
+    Stopped {
+        /// The file.
+        file: PathBuf,
+    },
     /// The header row does not fit the file kind.
     #[error("unexpected header in {}: {reason}", file.display())]
     Header {

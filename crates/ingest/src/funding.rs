@@ -7,10 +7,11 @@
 //! `validate_funding_rate`.
 
 use csv::ByteRecord;
-use marketdb_model::{FundingRate, validate_funding_rate};
+use marketdb_model::{FundingRate, TimeRange, Validator};
 
+use crate::Parsed;
 use crate::field::{Fault, epoch_ms, float};
-use crate::reader::{RowParser, find_column as find, width_fault};
+use crate::reader::{RowParser, Sequence, find_column as find, width_fault};
 
 const TIME: &str = "calc_time";
 const RATE: &str = "last_funding_rate";
@@ -22,16 +23,20 @@ pub(crate) struct FundingParser {
     time_col: usize,
     rate_col: usize,
     width: usize,
+    validator: Validator,
+    sequence: Sequence,
     pub rows: Vec<FundingRate>,
 }
 
 impl FundingParser {
-    pub(crate) fn new(symbol: String) -> FundingParser {
+    pub(crate) fn new(symbol: String, period: Option<TimeRange>) -> FundingParser {
         FundingParser {
             symbol,
             time_col: 0,
             rate_col: 2,
             width: 3,
+            validator: Validator::default(),
+            sequence: Sequence::new(period),
             rows: Vec::new(),
         }
     }
@@ -51,7 +56,12 @@ impl RowParser for FundingParser {
         Ok(())
     }
 
-    fn row(&mut self, r: &ByteRecord) -> Result<(), Fault> {
+    fn take(&mut self, at_least: usize) -> Option<Parsed> {
+        (!self.rows.is_empty() && self.rows.len() >= at_least)
+            .then(|| Parsed::Funding(std::mem::take(&mut self.rows)))
+    }
+
+    fn row(&mut self, r: &ByteRecord, line: u64) -> Result<(), Fault> {
         if r.len() != self.width {
             return Err(width_fault(r, self.width));
         }
@@ -62,13 +72,15 @@ impl RowParser for FundingParser {
             mark_price: None,
             index_price: None,
         };
-        validate_funding_rate(&rate).map_err(|e| {
+        self.validator.funding_rate(&rate).map_err(|e| {
             let (field, col) = match e.field {
                 "funding_rate" => (RATE, self.rate_col),
                 _ => (TIME, self.time_col),
             };
             Fault::new(field, &r[col], e.reason)
         })?;
+        self.sequence
+            .check(TIME, &r[self.time_col], rate.funding_time, line)?;
         self.rows.push(rate);
         Ok(())
     }
@@ -84,15 +96,15 @@ mod tests {
 
     #[test]
     fn by_name_and_by_position() {
-        let mut p = FundingParser::new("BTCUSDT".into());
+        let mut p = FundingParser::new("BTCUSDT".into(), None);
         p.header(Some(&record(
             "last_funding_rate,calc_time,funding_interval_hours",
         )))
         .unwrap();
-        p.row(&record("-0.00012345,1704067200000,8")).unwrap();
-        let mut q = FundingParser::new("BTCUSDT".into());
+        p.row(&record("-0.00012345,1704067200000,8"), 2).unwrap();
+        let mut q = FundingParser::new("BTCUSDT".into(), None);
         q.header(None).unwrap();
-        q.row(&record("1704067200000000,8,-0.00012345")).unwrap();
+        q.row(&record("1704067200000000,8,-0.00012345"), 2).unwrap();
         let expected = FundingRate {
             symbol: "BTCUSDT".into(),
             funding_time: 1_704_067_200_000,
@@ -106,21 +118,21 @@ mod tests {
 
     #[test]
     fn faults() {
-        let mut p = FundingParser::new("BTCUSDT".into());
+        let mut p = FundingParser::new("BTCUSDT".into(), None);
         assert!(
             p.header(Some(&record("a,b,c")))
                 .unwrap_err()
                 .contains("no calc_time column")
         );
         p.header(None).unwrap();
-        let f = p.row(&record("1704067200000,8,inf")).unwrap_err();
+        let f = p.row(&record("1704067200000,8,inf"), 2).unwrap_err();
         assert_eq!((f.field, f.value.as_str()), (RATE, "inf"));
         assert_eq!(f.reason, "not a finite number");
-        let f = p.row(&record("1704067200000,8,")).unwrap_err();
+        let f = p.row(&record("1704067200000,8,"), 2).unwrap_err();
         assert_eq!((f.field, f.reason.as_str()), (RATE, "empty"));
-        let f = p.row(&record("x,8,0.1")).unwrap_err();
+        let f = p.row(&record("x,8,0.1"), 2).unwrap_err();
         assert_eq!((f.field, f.reason.as_str()), (TIME, "not a number"));
-        assert_eq!(p.row(&record("1,2")).unwrap_err().field, "row");
+        assert_eq!(p.row(&record("1,2"), 2).unwrap_err().field, "row");
         assert!(p.rows.is_empty());
     }
 }

@@ -5,15 +5,16 @@
 //! (spot from 2025 on) become ms, as `Kline::from_text` does.
 //!
 //! Each line is parsed straight from the reused byte record (no per-field `String`) and
-//! checked with `validate_kline` for the file's interval, plus one check the model leaves
-//! to callers: `close_time` must be the bar's open plus the interval minus 1 ms, which
-//! catches a wrong `--freq`. The `ignore` column is not read.
+//! checked with the model's kline rules for the file's interval (which include the close
+//! time, so a wrong `--freq` is caught), then with the file's [`Sequence`]: open times
+//! increase and lie in the day or month of the file name. The `ignore` column is not read.
 
 use csv::ByteRecord;
-use marketdb_model::{Freq, Kline, ValidationError, validate_kline};
+use marketdb_model::{Freq, Kline, TimeRange, ValidationError, Validator};
 
+use crate::Parsed;
 use crate::field::{Fault, epoch_ms, float, int};
-use crate::reader::{RowParser, width_fault};
+use crate::reader::{RowParser, Sequence, width_fault};
 
 /// Binance's kline column names, by position.
 pub(crate) const COLUMNS: [&str; 12] = marketdb_model::BINANCE_KLINE_COLUMNS;
@@ -23,14 +24,18 @@ pub(crate) const COLUMNS: [&str; 12] = marketdb_model::BINANCE_KLINE_COLUMNS;
 pub(crate) struct KlineParser {
     symbol: String,
     freq: Freq,
+    validator: Validator,
+    sequence: Sequence,
     pub rows: Vec<Kline>,
 }
 
 impl KlineParser {
-    pub(crate) fn new(symbol: String, freq: Freq) -> KlineParser {
+    pub(crate) fn new(symbol: String, freq: Freq, period: Option<TimeRange>) -> KlineParser {
         KlineParser {
             symbol,
             freq,
+            validator: Validator::default(),
+            sequence: Sequence::new(period),
             rows: Vec::new(),
         }
     }
@@ -57,19 +62,9 @@ impl KlineParser {
     }
 
     fn check(&self, k: &Kline, r: &ByteRecord) -> Result<(), Fault> {
-        validate_kline(k, self.freq).map_err(|e| validation_fault(&e, r))?;
-        let expected = self.freq.close_time(k.open_time);
-        if k.close_time != expected {
-            return Err(Fault::new(
-                "close_time",
-                &r[6],
-                format!(
-                    "close time {} does not end a {} bar opening at {} (expected {expected})",
-                    k.close_time, self.freq, k.open_time
-                ),
-            ));
-        }
-        Ok(())
+        self.validator
+            .kline(k, self.freq)
+            .map_err(|e| validation_fault(&e, r))
     }
 }
 
@@ -107,11 +102,20 @@ impl RowParser for KlineParser {
         }
     }
 
-    fn row(&mut self, record: &ByteRecord) -> Result<(), Fault> {
+    fn row(&mut self, record: &ByteRecord, line: u64) -> Result<(), Fault> {
         let k = self.parse(record)?;
         self.check(&k, record)?;
+        self.sequence
+            .check(COLUMNS[0], &record[0], k.open_time, line)?;
         self.rows.push(k);
         Ok(())
+    }
+
+    fn take(&mut self, at_least: usize) -> Option<Parsed> {
+        (!self.rows.is_empty() && self.rows.len() >= at_least).then(|| Parsed::Klines {
+            freq: self.freq,
+            rows: std::mem::take(&mut self.rows),
+        })
     }
 }
 
@@ -127,8 +131,8 @@ mod tests {
                         1704067259999,53957248.9735,47134,682.57581,28957416.8199,0";
 
     fn parse(line: &str, freq: Freq) -> Result<Kline, Fault> {
-        let mut p = KlineParser::new("BTCUSDT".into(), freq);
-        p.row(&record(line))?;
+        let mut p = KlineParser::new("BTCUSDT".into(), freq, None);
+        p.row(&record(line), 2)?;
         Ok(p.rows.remove(0))
     }
 
@@ -198,7 +202,7 @@ mod tests {
 
     #[test]
     fn header_width() {
-        let mut p = KlineParser::new("BTCUSDT".into(), Freq::M1);
+        let mut p = KlineParser::new("BTCUSDT".into(), Freq::M1, None);
         assert!(p.header(Some(&record(&COLUMNS.join(",")))).is_ok());
         assert!(p.header(None).is_ok());
         let err = p

@@ -43,5 +43,9 @@ mod spec;
 pub use checksum::{checksum_path, sha256_file, verify_checksum};
 pub use discover::discover;
 pub use error::{Error, Result, RowError};
-pub use parse::{BadRows, Parsed, ParsedFile, parse_file, parse_file_with_progress};
-pub use spec::{FileKind, FileSpec, Overrides};
+pub use parse::{
+    BadRows, FileReport, Parsed, ParsedFile, parse_file, parse_file_streaming,
+    parse_file_with_progress,
+};
+pub use reader::{Limits, MAX_KEPT_REJECTED};
+pub use spec::{FileKind, FileSpec, Overrides, name_period};

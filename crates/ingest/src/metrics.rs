@@ -19,13 +19,11 @@
 //! overrode the symbol (then the override relabels the data).
 
 use csv::ByteRecord;
-use marketdb_model::{
-    Freq, LongShortRatio, OpenInterest, RatioType, validate_long_short_ratio,
-    validate_open_interest,
-};
+use marketdb_model::{Freq, LongShortRatio, OpenInterest, RatioType, TimeRange, Validator};
 
+use crate::Parsed;
 use crate::field::{Fault, opt_float, trim, utc_datetime};
-use crate::reader::{RowParser, find_column, width_fault};
+use crate::reader::{RowParser, Sequence, find_column, width_fault};
 
 const CREATE: &str = "create_time";
 const SYMBOL: &str = "symbol";
@@ -63,15 +61,23 @@ pub(crate) struct MetricsParser {
     /// Whether the `symbol` column must equal `symbol` (false when it was overridden).
     check_symbol: bool,
     cols: Columns,
+    validator: Validator,
+    sequence: Sequence,
     pub open_interest: Vec<OpenInterest>,
     pub long_short_ratio: Vec<LongShortRatio>,
 }
 
 impl MetricsParser {
-    pub(crate) fn new(symbol: String, check_symbol: bool) -> MetricsParser {
+    pub(crate) fn new(
+        symbol: String,
+        check_symbol: bool,
+        period: Option<TimeRange>,
+    ) -> MetricsParser {
         MetricsParser {
             symbol,
             check_symbol,
+            validator: Validator::default(),
+            sequence: Sequence::new(period),
             cols: Columns {
                 time: 0,
                 symbol: Some(1),
@@ -85,7 +91,7 @@ impl MetricsParser {
         }
     }
 
-    fn parse(&mut self, r: &ByteRecord) -> Result<(), Fault> {
+    fn parse(&mut self, r: &ByteRecord, line: u64) -> Result<(), Fault> {
         let cols = &self.cols;
         if r.len() != cols.width {
             return Err(width_fault(r, cols.width));
@@ -110,7 +116,7 @@ impl MetricsParser {
                 open_interest: oi,
                 open_interest_value: cell(cols.oiv, OIV)?,
             };
-            validate_open_interest(&rec).map_err(|e| {
+            self.validator.open_interest(&rec).map_err(|e| {
                 let (name, c) = match e.field {
                     "open_interest_value" => (OIV, cols.oiv),
                     _ => (OI, cols.oi),
@@ -140,11 +146,12 @@ impl MetricsParser {
                 long_account,
                 short_account,
             };
-            validate_long_short_ratio(&rec)
+            self.validator
+                .long_short_ratio(&rec)
                 .map_err(|e| Fault::new(name, col.map_or(&[][..], |c| &r[c]), e.reason))?;
             self.long_short_ratio.push(rec);
         }
-        Ok(())
+        self.sequence.check(CREATE, &r[cols.time], time, line)
     }
 }
 
@@ -172,9 +179,17 @@ impl RowParser for MetricsParser {
         Ok(())
     }
 
-    fn row(&mut self, record: &ByteRecord) -> Result<(), Fault> {
+    fn take(&mut self, at_least: usize) -> Option<Parsed> {
+        let held = self.open_interest.len() + self.long_short_ratio.len();
+        (held > 0 && held >= at_least).then(|| Parsed::Metrics {
+            open_interest: std::mem::take(&mut self.open_interest),
+            long_short_ratio: std::mem::take(&mut self.long_short_ratio),
+        })
+    }
+
+    fn row(&mut self, record: &ByteRecord, line: u64) -> Result<(), Fault> {
         let (oi_len, lsr_len) = (self.open_interest.len(), self.long_short_ratio.len());
-        let res = self.parse(record);
+        let res = self.parse(record, line);
         if res.is_err() {
             // Keep nothing of a bad line.
             self.open_interest.truncate(oi_len);
@@ -196,11 +211,14 @@ mod tests {
 
     #[test]
     fn a_full_line() {
-        let mut p = MetricsParser::new("ACEUSDT".into(), true);
+        let mut p = MetricsParser::new("ACEUSDT".into(), true, None);
         p.header(None).unwrap();
-        p.row(&record(
-            "2025-01-21 00:05:00,ACEUSDT,2310973.79,3669133.086383,4.24734982,2.26803,0,0.69236",
-        ))
+        p.row(
+            &record(
+                "2025-01-21 00:05:00,ACEUSDT,2310973.79,3669133.086383,4.24734982,2.26803,0,0.69236",
+            ),
+            2,
+        )
         .unwrap();
         assert_eq!(
             p.open_interest,
@@ -253,65 +271,66 @@ mod tests {
 
     #[test]
     fn empty_cells_skip_records() {
-        let mut p = MetricsParser::new("ACEUSDT".into(), true);
+        let mut p = MetricsParser::new("ACEUSDT".into(), true, None);
         p.header(None).unwrap();
-        p.row(&record("2025-01-21 00:05:00,ACEUSDT,,,1.5,,,"))
+        p.row(&record("2025-01-21 00:05:00,ACEUSDT,,,1.5,,,"), 2)
             .unwrap();
         assert!(p.open_interest.is_empty());
         assert_eq!(p.long_short_ratio.len(), 1);
-        p.row(&record("2025-01-21 00:10:00,,100,,,,,")).unwrap();
+        p.row(&record("2025-01-21 00:10:00,,100,,,,,"), 3).unwrap();
         assert_eq!(p.open_interest[0].open_interest_value, None);
     }
 
     #[test]
     fn bad_lines_keep_nothing() {
-        let mut p = MetricsParser::new("ACEUSDT".into(), true);
+        let mut p = MetricsParser::new("ACEUSDT".into(), true, None);
         p.header(None).unwrap();
         let f = p
-            .row(&record("2025-01-21 00:05:00,ACEUSDT,1,2,3,4,5,x"))
+            .row(&record("2025-01-21 00:05:00,ACEUSDT,1,2,3,4,5,x"), 2)
             .unwrap_err();
         assert_eq!(
             (f.field, f.value.as_str()),
             ("sum_taker_long_short_vol_ratio", "x")
         );
         let f = p
-            .row(&record("2025-01-21 00:05:00,ACEUSDT,1,2,-3,4,5,6"))
+            .row(&record("2025-01-21 00:05:00,ACEUSDT,1,2,-3,4,5,6"), 2)
             .unwrap_err();
         assert_eq!(
             (f.field, f.reason.as_str()),
             (LSR[0].0, "must not be negative")
         );
         let f = p
-            .row(&record("2025-01-21 00:05:00,ACEUSDT,-1,2,3,4,5,6"))
+            .row(&record("2025-01-21 00:05:00,ACEUSDT,-1,2,3,4,5,6"), 2)
             .unwrap_err();
         assert_eq!((f.field, f.reason.as_str()), (OI, "must not be negative"));
         let f = p
-            .row(&record("2025-01-21 00:05:00,ETHUSDT,1,2,3,4,5,6"))
+            .row(&record("2025-01-21 00:05:00,ETHUSDT,1,2,3,4,5,6"), 2)
             .unwrap_err();
         assert_eq!((f.field, f.value.as_str()), (SYMBOL, "ETHUSDT"));
         let f = p
-            .row(&record("2025-01-21 00:05,ACEUSDT,1,2,3,4,5,6"))
+            .row(&record("2025-01-21 00:05,ACEUSDT,1,2,3,4,5,6"), 2)
             .unwrap_err();
         assert_eq!(f.field, CREATE);
         assert!(p.open_interest.is_empty() && p.long_short_ratio.is_empty());
         // An overridden symbol relabels instead.
-        let mut q = MetricsParser::new("OTHER".into(), false);
-        q.row(&record("2025-01-21 00:05:00,ACEUSDT,1,2,3,4,5,6"))
+        let mut q = MetricsParser::new("OTHER".into(), false, None);
+        q.row(&record("2025-01-21 00:05:00,ACEUSDT,1,2,3,4,5,6"), 2)
             .unwrap();
         assert_eq!(q.open_interest[0].symbol, "OTHER");
     }
 
     #[test]
     fn header_by_name() {
-        let mut p = MetricsParser::new("ACEUSDT".into(), true);
+        let mut p = MetricsParser::new("ACEUSDT".into(), true, None);
         p.header(Some(&record(
             "symbol,create_time,sum_taker_long_short_vol_ratio",
         )))
         .unwrap();
-        p.row(&record("ACEUSDT,2025-01-21 00:05:00,0.7")).unwrap();
+        p.row(&record("ACEUSDT,2025-01-21 00:05:00,0.7"), 2)
+            .unwrap();
         assert!(p.open_interest.is_empty());
         assert_eq!(p.long_short_ratio[0].ratio_type, RatioType::TakerVol);
-        let mut q = MetricsParser::new("ACEUSDT".into(), true);
+        let mut q = MetricsParser::new("ACEUSDT".into(), true, None);
         let err = q.header(Some(&record("open_time,open"))).unwrap_err();
         assert!(err.contains("no create_time column"), "{err}");
         let err = q.header(Some(&record("create_time,symbol"))).unwrap_err();

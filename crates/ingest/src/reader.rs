@@ -1,7 +1,13 @@
 //! The streaming CSV loop shared by every file kind: reads records into one reused
 //! `csv::ByteRecord`, decides whether the first line is a header, tracks 1-based physical
-//! line numbers, applies the [`BadRows`] policy and reports progress. The per-kind column
-//! logic lives behind [`RowParser`] (klines, funding, metrics modules).
+//! line numbers, applies the [`BadRows`] policy, hands records out in bounded chunks and
+//! reports progress. The per-kind column logic lives behind [`RowParser`] (klines,
+//! funding, metrics modules); [`Sequence`] is the time-order and file-date rule they share.
+//!
+//! Memory stays bounded whatever the input: a line longer than [`Limits::max_line`] and an
+//! input longer than [`Limits::max_bytes`] stop the read with an error before they are
+//! buffered, records leave in chunks of [`Limits::chunk_rows`], and at most
+//! [`MAX_KEPT_REJECTED`] refused lines are kept in detail (all are counted).
 //!
 //! It does not open files or archives: it reads any `std::io::Read`.
 
@@ -9,9 +15,88 @@ use std::io::Read;
 use std::path::Path;
 
 use csv::ByteRecord;
+use marketdb_model::{TimeRange, format_rfc3339};
 
 use crate::field::{Fault, is_header_cell, trim};
-use crate::{BadRows, Error, Result, RowError};
+use crate::{BadRows, Error, Parsed, Result, RowError};
+
+/// Refused lines kept in detail in [`BadRows::Skip`] mode; the rest are only counted.
+pub const MAX_KEPT_REJECTED: usize = 100;
+
+/// Bounds of one read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest accepted line in bytes (Binance lines are under 200).
+    pub max_line: usize,
+    /// Most bytes read from the input, when known to be implausible beyond.
+    pub max_bytes: Option<u64>,
+    /// Records per chunk handed to the consumer.
+    pub chunk_rows: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_line: 4096,
+            max_bytes: None,
+            chunk_rows: 50_000,
+        }
+    }
+}
+
+/// Time order and the file's date: each record's time must lie in the period its file name
+/// gives and be later than the previous record's.
+#[derive(Debug, Default)]
+pub(crate) struct Sequence {
+    period: Option<TimeRange>,
+    prev: Option<(i64, u64)>,
+}
+
+impl Sequence {
+    pub(crate) fn new(period: Option<TimeRange>) -> Sequence {
+        Sequence { period, prev: None }
+    }
+
+    /// Checks `t` (read from `cell` of `field` on `line`) and remembers it.
+    pub(crate) fn check(
+        &mut self,
+        field: &'static str,
+        cell: &[u8],
+        t: i64,
+        line: u64,
+    ) -> std::result::Result<(), Fault> {
+        if let Some(p) = self.period
+            && !p.contains(t)
+        {
+            let reason = format!(
+                "{} is outside {} to {}, the period of the date in the file name",
+                format_rfc3339(t),
+                format_rfc3339(p.start),
+                format_rfc3339(p.end_exclusive)
+            );
+            return Err(Fault::new(field, cell, reason));
+        }
+        if let Some((prev, prev_line)) = self.prev {
+            if t == prev {
+                let reason = format!(
+                    "{} repeats line {prev_line}: a file holds each time once",
+                    format_rfc3339(t)
+                );
+                return Err(Fault::new(field, cell, reason));
+            }
+            if t < prev {
+                let reason = format!(
+                    "{} is before line {prev_line} ({}): rows must be in time order",
+                    format_rfc3339(t),
+                    format_rfc3339(prev)
+                );
+                return Err(Fault::new(field, cell, reason));
+            }
+        }
+        self.prev = Some((t, line));
+        Ok(())
+    }
+}
 
 /// How often (in data lines) the progress callback is called.
 const PROGRESS_EVERY: u64 = 16_384;
@@ -25,8 +110,12 @@ pub(crate) trait RowParser {
     /// file has none. `Err` is the reason the header does not fit this kind.
     fn header(&mut self, header: Option<&ByteRecord>) -> std::result::Result<(), String>;
 
-    /// Parses and validates one data line. On error nothing of the line is kept.
-    fn row(&mut self, record: &ByteRecord) -> std::result::Result<(), Fault>;
+    /// Parses and validates one data line (`line` is its 1-based physical line). On error
+    /// nothing of the line is kept.
+    fn row(&mut self, record: &ByteRecord, line: u64) -> std::result::Result<(), Fault>;
+
+    /// The records held so far when there are at least `at_least` of them (any, for 0).
+    fn take(&mut self, at_least: usize) -> Option<Parsed>;
 }
 
 /// A fault for a line with the wrong number of fields.
@@ -61,21 +150,63 @@ pub(crate) struct Outcome {
     pub lines: u64,
     /// Whether the first line was a header.
     pub had_header: bool,
-    /// Refused lines (only in [`BadRows::Skip`] mode).
+    /// The first [`MAX_KEPT_REJECTED`] refused lines (only in [`BadRows::Skip`] mode).
     pub rejected: Vec<RowError>,
+    /// Every refused line.
+    pub rejected_count: u64,
 }
 
-/// Passes reads through and remembers when the input reported its end.
-struct EofFlag<R> {
+/// Why [`Guarded`] stopped the input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Over {
+    Line { line: u64 },
+    Bytes,
+}
+
+/// Passes reads through, remembers when the input reported its end, and refuses a line
+/// longer than `max_line` or more than `max_bytes` in all, before the CSV reader buffers
+/// them.
+struct Guarded<R> {
     inner: R,
     eof: bool,
+    max_line: usize,
+    max_bytes: Option<u64>,
+    line_bytes: usize,
+    newlines: u64,
+    total: u64,
+    over: Option<Over>,
 }
 
-impl<R: Read> Read for EofFlag<R> {
+impl<R: Read> Read for Guarded<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         if n == 0 && !buf.is_empty() {
             self.eof = true;
+        }
+        self.total += n as u64;
+        if self.max_bytes.is_some_and(|max| self.total > max) {
+            self.over = Some(Over::Bytes);
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "input larger than plausible",
+            ));
+        }
+        for chunk in buf[..n].split_inclusive(|b| *b == b'\n') {
+            let ends = chunk.last() == Some(&b'\n');
+            self.line_bytes += chunk.len() - usize::from(ends);
+            if self.line_bytes > self.max_line {
+                self.over = Some(Over::Line {
+                    line: self.newlines + 1,
+                });
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "line too long",
+                ));
+            }
+            if ends {
+                self.newlines += 1;
+                self.line_bytes = 0;
+            }
         }
         Ok(n)
     }
@@ -87,7 +218,7 @@ impl<R: Read> Read for EofFlag<R> {
 /// reading a record always consumes its own newline; the reader's line counter then says
 /// where the record ended, and the record's first line follows from the newlines inside it.
 struct Lines<R: Read> {
-    reader: csv::Reader<EofFlag<R>>,
+    reader: csv::Reader<Guarded<R>>,
     /// The reader's line counter after the last record (1 + newlines consumed).
     end_line: u64,
     /// Whether the last record was ended by the end of input rather than a newline.
@@ -95,15 +226,21 @@ struct Lines<R: Read> {
 }
 
 impl<R: Read> Lines<R> {
-    fn new(input: R) -> Lines<R> {
+    fn new(input: R, limits: &Limits) -> Lines<R> {
         let reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
             .terminator(csv::Terminator::Any(b'\n'))
             .buffer_capacity(BUFFER)
-            .from_reader(EofFlag {
+            .from_reader(Guarded {
                 inner: input,
                 eof: false,
+                max_line: limits.max_line,
+                max_bytes: limits.max_bytes,
+                line_bytes: 0,
+                newlines: 0,
+                total: 0,
+                over: None,
             });
         Lines {
             reader,
@@ -147,32 +284,49 @@ impl<R: Read> Lines<R> {
     }
 }
 
-/// Reads every record of `input` through `parser`. In [`BadRows::Fail`] mode the first bad
-/// line is returned as [`Error::Row`]; in [`BadRows::Skip`] mode bad lines are collected.
-/// Blank (or whitespace-only) lines are skipped and not counted.
+/// Reads every record of `input` through `parser`, handing records to `on_chunk` in chunks
+/// of `limits.chunk_rows`. In [`BadRows::Fail`] mode the first bad line is returned as
+/// [`Error::Row`] (chunks already handed out belong to the failed file: the consumer must
+/// discard them, as one transaction does); in [`BadRows::Skip`] mode bad lines are counted
+/// and the first [`MAX_KEPT_REJECTED`] kept. Blank (or whitespace-only) lines are skipped
+/// and not counted.
 pub(crate) fn run<R: Read>(
     input: R,
     file: &Path,
     parser: &mut dyn RowParser,
     mode: BadRows,
+    limits: &Limits,
+    on_chunk: &mut dyn FnMut(Parsed) -> Result<()>,
     on_rows: &mut dyn FnMut(u64),
 ) -> Result<Outcome> {
-    let mut lines = Lines::new(input);
+    let mut lines = Lines::new(input, limits);
     let mut record = ByteRecord::new();
     let mut out = Outcome::default();
-    let read_error = |line: u64, source: csv::Error| Error::Read {
-        file: file.to_path_buf(),
-        line,
-        source,
+    let read_error = |lines: &Lines<R>, source: csv::Error| match lines.reader.get_ref().over {
+        Some(Over::Line { line }) => Error::LineTooLong {
+            file: file.to_path_buf(),
+            line,
+            limit: limits.max_line,
+        },
+        Some(Over::Bytes) => Error::TooLarge {
+            file: file.to_path_buf(),
+            limit: limits.max_bytes.unwrap_or_default(),
+        },
+        None => Error::Read {
+            file: file.to_path_buf(),
+            line: lines.lines_read(),
+            source,
+        },
     };
     let header_error = |reason: String| Error::Header {
         file: file.to_path_buf(),
         reason,
     };
 
-    let first = lines
-        .next(&mut record)
-        .map_err(|e| read_error(lines.lines_read(), e))?;
+    let first = match lines.next(&mut record) {
+        Ok(first) => first,
+        Err(e) => return Err(read_error(&lines, e)),
+    };
     if !first {
         parser.header(None).map_err(header_error)?;
         on_rows(0);
@@ -183,22 +337,23 @@ pub(crate) fn run<R: Read>(
         .header(out.had_header.then_some(&record))
         .map_err(header_error)?;
     let mut pending = !out.had_header;
+    let chunk_rows = limits.chunk_rows.max(1);
 
     loop {
         if !pending {
-            let more = lines
-                .next(&mut record)
-                .map_err(|e| read_error(lines.lines_read(), e))?;
-            if !more {
-                break;
+            match lines.next(&mut record) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => return Err(read_error(&lines, e)),
             }
         }
         pending = false;
         out.lines += 1;
-        if let Err(fault) = parser.row(&record) {
+        let line = lines.line(&record);
+        if let Err(fault) = parser.row(&record, line) {
             let err = RowError {
                 file: file.to_path_buf(),
-                line: lines.line(&record),
+                line,
                 field: fault.field,
                 value: fault.value,
                 reason: fault.reason,
@@ -207,13 +362,22 @@ pub(crate) fn run<R: Read>(
                 BadRows::Fail => return Err(err.into()),
                 BadRows::Skip => {
                     tracing::debug!(%err, "skipping bad row");
-                    out.rejected.push(err);
+                    out.rejected_count += 1;
+                    if out.rejected.len() < MAX_KEPT_REJECTED {
+                        out.rejected.push(err);
+                    }
                 }
             }
+        }
+        if let Some(chunk) = parser.take(chunk_rows) {
+            on_chunk(chunk)?;
         }
         if out.lines % PROGRESS_EVERY == 0 {
             on_rows(out.lines);
         }
+    }
+    if let Some(chunk) = parser.take(0) {
+        on_chunk(chunk)?;
     }
     on_rows(out.lines);
     Ok(out)
@@ -241,7 +405,7 @@ mod tests {
             self.header = header.map(record_text);
             Ok(())
         }
-        fn row(&mut self, record: &ByteRecord) -> std::result::Result<(), Fault> {
+        fn row(&mut self, record: &ByteRecord, _line: u64) -> std::result::Result<(), Fault> {
             let text = record_text(record);
             if text.contains("bad") {
                 return Err(Fault::new("c0", &record[0], "bad row"));
@@ -249,9 +413,16 @@ mod tests {
             self.rows.push(text);
             Ok(())
         }
+        fn take(&mut self, _at_least: usize) -> Option<Parsed> {
+            None
+        }
     }
 
     fn read(text: &str, mode: BadRows) -> (Probe, Result<Outcome>) {
+        read_with(text, mode, &Limits::default())
+    }
+
+    fn read_with(text: &str, mode: BadRows, limits: &Limits) -> (Probe, Result<Outcome>) {
         let mut probe = Probe::default();
         let mut seen = Vec::new();
         let res = run(
@@ -259,6 +430,8 @@ mod tests {
             Path::new("f.csv"),
             &mut probe,
             mode,
+            limits,
+            &mut |_| Ok(()),
             &mut |n| seen.push(n),
         );
         if let Ok(out) = &res {
@@ -318,6 +491,89 @@ mod tests {
         let (probe, out) = read("1,2\r\n\r\n3,4\r\n", BadRows::Fail);
         assert_eq!(out.unwrap().lines, 2);
         assert_eq!(probe.rows, ["1,2", "3,4"]);
+    }
+
+    #[test]
+    fn long_lines_and_large_inputs_stop_before_they_are_buffered() {
+        let limits = Limits {
+            max_line: 16,
+            max_bytes: Some(64),
+            chunk_rows: 10,
+        };
+        let (_, out) = read_with("1,2\n3,4\n0123456789,0123456789\n", BadRows::Skip, &limits);
+        let err = out.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::LineTooLong {
+                    line: 3,
+                    limit: 16,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(err.to_string(), "f.csv:3: line is longer than 16 bytes");
+        // One endless line: refused after the limit, whatever follows.
+        let endless = "9".repeat(1 << 20);
+        let no_total = Limits {
+            max_bytes: None,
+            ..limits
+        };
+        let (_, out) = read_with(&endless, BadRows::Skip, &no_total);
+        assert!(matches!(
+            out.unwrap_err(),
+            Error::LineTooLong { line: 1, .. }
+        ));
+        let many = "1,2\n".repeat(100);
+        let (_, out) = read_with(&many, BadRows::Skip, &limits);
+        let err = out.unwrap_err().to_string();
+        assert!(err.contains("more than 64 bytes"), "{err}");
+        // The line limit counts bytes between newlines, also across read buffers.
+        let ok = "1234567890,12345\n".repeat(3);
+        let (probe, out) = read_with(
+            &ok,
+            BadRows::Fail,
+            &Limits {
+                max_bytes: None,
+                ..limits
+            },
+        );
+        assert_eq!(out.unwrap().lines, 3);
+        assert_eq!(probe.rows.len(), 3);
+    }
+
+    #[test]
+    fn rejected_lines_are_counted_and_kept_up_to_a_bound() {
+        let text = "1bad\n".repeat(MAX_KEPT_REJECTED + 50);
+        let (_, out) = read(&text, BadRows::Skip);
+        let out = out.unwrap();
+        assert_eq!(out.rejected_count, (MAX_KEPT_REJECTED + 50) as u64);
+        assert_eq!(out.rejected.len(), MAX_KEPT_REJECTED);
+    }
+
+    #[test]
+    fn sequence_rules() {
+        let day = TimeRange::new(1_704_067_200_000, 1_704_153_600_000).unwrap();
+        let mut s = Sequence::new(Some(day));
+        s.check("t", b"a", day.start, 1).unwrap();
+        let f = s.check("t", b"b", day.start, 2).unwrap_err();
+        assert!(f.reason.contains("repeats line 1"), "{}", f.reason);
+        let f = s.check("t", b"c", day.start - 1, 3).unwrap_err();
+        assert!(
+            f.reason.contains("outside 2024-01-01T00:00:00Z"),
+            "{}",
+            f.reason
+        );
+        s.check("t", b"d", day.start + 60_000, 4).unwrap();
+        let f = s.check("t", b"e", day.start + 30_000, 5).unwrap_err();
+        assert!(f.reason.contains("before line 4"), "{}", f.reason);
+        let f = s.check("t", b"f", day.end_exclusive, 6).unwrap_err();
+        assert!(
+            f.reason.contains("the date in the file name"),
+            "{}",
+            f.reason
+        );
     }
 
     #[test]

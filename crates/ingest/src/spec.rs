@@ -14,7 +14,7 @@ use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
-use marketdb_model::{Freq, parse_ymd, validate_symbol};
+use marketdb_model::{DAY_MS, Freq, TimeRange, parse_ymd, validate_symbol};
 
 use crate::{Error, Result};
 
@@ -199,6 +199,28 @@ fn parse_name(name: &str) -> std::result::Result<NameParts<'_>, String> {
     Ok(NameParts { kind, symbol, freq })
 }
 
+/// The UTC day or month the date at the end of a Binance file name covers
+/// (`...-2024-01-01.zip`: that day; `...-2024-01.zip`: that month), `None` when the name
+/// ends in no date. Rows of the file must fall inside it.
+pub fn name_period(path: &Path) -> Option<TimeRange> {
+    let name = path.file_name()?.to_string_lossy();
+    let stem = stem(&name)?;
+    let parts: Vec<&str> = stem.split('-').collect();
+    let num = |s: &str| s.parse::<u32>().ok();
+    let (start, end) = match parts.as_slice() {
+        [.., y, m, d] if is_date(y, m, Some(d)) => {
+            let start = parse_ymd(i64::from(num(y)?), num(m)?, num(d)?)?;
+            (start, start + DAY_MS)
+        }
+        [.., y, m] if is_date(y, m, None) => {
+            let start = parse_ymd(i64::from(num(y)?), num(m)?, 1)?;
+            (start, Freq::Mo1.next(start))
+        }
+        _ => return None,
+    };
+    TimeRange::new(start, end).ok()
+}
+
 fn is_date(y: &str, m: &str, d: Option<&str>) -> bool {
     let num = |s: &str, len: usize| {
         (s.len() == len && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse::<u32>().ok())
@@ -230,6 +252,21 @@ mod tests {
             symbol: symbol.into(),
             freq: Some(freq),
         }
+    }
+
+    #[test]
+    fn periods_from_names() {
+        let day = parse_ymd(2024, 2, 29).unwrap();
+        let p = name_period(Path::new("x/BTCUSDT-1m-2024-02-29.zip")).unwrap();
+        assert_eq!((p.start, p.end_exclusive), (day, day + DAY_MS));
+        let p = name_period(Path::new("BTCUSDT-fundingRate-2024-02.zip")).unwrap();
+        let feb = parse_ymd(2024, 2, 1).unwrap();
+        assert_eq!(
+            (p.start, p.end_exclusive),
+            (feb, parse_ymd(2024, 3, 1).unwrap())
+        );
+        assert_eq!(name_period(Path::new("klines.csv")), None);
+        assert_eq!(name_period(Path::new("BTCUSDT-1m-2024-02-30.zip")), None);
     }
 
     #[test]

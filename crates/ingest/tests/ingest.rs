@@ -444,10 +444,12 @@ fn file_with_bad_line_17(dir: &Path, header: bool) -> (PathBuf, Vec<Kline>) {
         lines.insert(0, KLINE_HEADER.into());
     }
     let path = write(
-        &dir.join(format!(
-            "BTCUSDT-1m-2024-01-0{}.csv",
-            if header { 2 } else { 1 }
-        )),
+        // Both files hold 2024-01-01: the daily one, and the monthly one for the header case.
+        &dir.join(if header {
+            "BTCUSDT-1m-2024-01.csv"
+        } else {
+            "BTCUSDT-1m-2024-01-01.csv"
+        }),
         &(lines.join("\n") + "\n"),
     );
     let good = rows
@@ -701,7 +703,7 @@ fn zips_without_exactly_one_csv() {
     ));
     // macOS companions do not count.
     let mac = write_zip(
-        &dir.path().join("BTCUSDT-1m-2024-01-03.zip"),
+        &dir.path().join("BTCUSDT-1m-2024-01.zip"),
         &[("BTCUSDT.csv", &text), ("__MACOSX/._BTCUSDT.csv", "junk")],
     );
     assert_eq!(parse(&mac).data.len(), 2);

@@ -14,6 +14,7 @@ mod kline;
 mod metrics;
 mod plausible;
 mod range;
+mod records;
 mod validate;
 
 pub use civil::{
@@ -27,6 +28,7 @@ pub use kline::{BINANCE_KLINE_COLUMNS, Field, Kline, MICROS_THRESHOLD, normalize
 pub use metrics::{FundingRate, LongShortRatio, OpenInterest, RatioType};
 pub use plausible::{EARLIEST_MARKET_MS, TIME_MAX_MS, TIME_MIN_MS, TimeWindow};
 pub use range::{Bound, TimeRange, parse_bound};
+pub use records::Records;
 pub use validate::{
     Validator, validate_funding_rate, validate_kline, validate_long_short_ratio,
     validate_open_interest, validate_symbol,

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use marketdb_model::{
-    Feature, Freq, FundingRate, LongShortRatio, OpenInterest, RatioType, TimeRange, validate_symbol,
+    Feature, Freq, FundingRate, LongShortRatio, OpenInterest, RatioType, Records, TimeRange,
+    validate_symbol,
 };
 use marketdb_pool::{PoolKind, PoolManager, run_blocking};
 use tracing::{debug, info, warn};
@@ -207,6 +208,54 @@ impl AsyncMarketDB {
             })
             .await?;
         info!("stored {n} rows ({}, {freq})", input.symbol_summary());
+        if n > CHECKPOINT_AFTER_ROWS {
+            self.checkpoint_after_write().await;
+        }
+        Ok(n)
+    }
+
+    /// Stores a stream of record batches in **one transaction**: each batch is validated
+    /// (the rules of the `store_*` calls) and upserted as it arrives, so memory holds one
+    /// batch at a time however long the stream is. The iterator runs on the writer's
+    /// blocking thread: it may block (a channel fed by a parser on another thread pipelines
+    /// parsing and storing). An `Err` item, an invalid batch or a failed insert rolls back
+    /// everything of the call. Returns records written. A bar repeated inside one batch is
+    /// refused; across batches the last one wins (a caller streaming a file in time order,
+    /// as ingest does, never repeats one).
+    pub async fn store_records<I, E>(&self, batches: I) -> Result<usize>
+    where
+        I: IntoIterator<Item = std::result::Result<Records, E>>,
+        I::IntoIter: Send + 'static,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let batches = batches.into_iter();
+        let batch = self.inner.config.batch_size;
+        let v = self.inner.config.validator();
+        let n = self
+            .write(move |c, t| {
+                let mut n = 0;
+                for item in batches {
+                    let records = item.map_err(|e| Error::Input(Box::new(e)))?;
+                    n += match records {
+                        Records::Klines { freq, rows } => {
+                            let rows = KlineInput::Flat(rows);
+                            validate_all(&rows, freq, &v)?;
+                            insert_klines(c, t, &rows, freq, batch)?
+                        }
+                        Records::Funding(rows) => metrics::store_funding(c, t, &rows, &v)?,
+                        Records::Metrics {
+                            open_interest,
+                            long_short_ratio,
+                        } => {
+                            metrics::store_open_interest(c, t, &open_interest, &v)?
+                                + metrics::store_long_short_ratio(c, t, &long_short_ratio, &v)?
+                        }
+                    };
+                }
+                Ok(n)
+            })
+            .await?;
+        info!("stored {n} streamed records");
         if n > CHECKPOINT_AFTER_ROWS {
             self.checkpoint_after_write().await;
         }

@@ -20,6 +20,10 @@ pub enum Error {
     /// A SQLite statement failed.
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
+    /// The input of a streamed write ([`crate::AsyncMarketDB::store_records`]) failed;
+    /// nothing of the call was stored.
+    #[error("the records to store could not be read")]
+    Input(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A read found no rows and the caller asked for an error in that case.
     #[error("no data found for {what}")]
     NoData {

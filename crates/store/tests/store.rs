@@ -1677,3 +1677,63 @@ async fn a_committed_store_is_a_success_even_when_its_checkpoint_fails() {
         "both the blocker and the checkpoint had to wait for the writer"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_records_are_one_transaction() {
+    use marketdb_model::Records;
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path()).await;
+    let times: Vec<i64> = (0..10).map(|i| JAN1 + i * M).collect();
+    let chunk = move |range: std::ops::Range<usize>| Records::Klines {
+        freq: Freq::M1,
+        rows: bars("BTCUSDT", Freq::M1, &times[range]),
+    };
+    let funding = Records::Funding(vec![FundingRate {
+        symbol: "BTCUSDT".into(),
+        funding_time: JAN1,
+        funding_rate: 0.0001,
+        mark_price: None,
+        index_price: None,
+    }]);
+    // A failing input after two good batches: nothing stored, the cause kept.
+    let failing: Vec<Result<Records, std::io::Error>> = vec![
+        Ok(chunk(0..4)),
+        Ok(funding.clone()),
+        Err(std::io::Error::other("parser gave up")),
+    ];
+    let err = db.store_records(failing).await.unwrap_err();
+    assert!(matches!(err, Error::Input(_)), "{err}");
+    assert_eq!(
+        std::error::Error::source(&err).unwrap().to_string(),
+        "parser gave up"
+    );
+    assert_eq!(db.count("BTCUSDT", Freq::M1, None).await.unwrap(), 0);
+    // An invalid row in a later batch: nothing stored either.
+    let mut bad = bars("BTCUSDT", Freq::M1, &[JAN1 + 8 * M, JAN1 + 9 * M]);
+    bad[1].low = bad[1].high + 1.0;
+    let batches: Vec<Result<Records, std::io::Error>> = vec![
+        Ok(chunk(0..4)),
+        Ok(Records::Klines {
+            freq: Freq::M1,
+            rows: bad,
+        }),
+    ];
+    assert!(matches!(
+        db.store_records(batches).await.unwrap_err(),
+        Error::Invalid(_)
+    ));
+    assert_eq!(db.count("BTCUSDT", Freq::M1, None).await.unwrap(), 0);
+    // Good batches from a channel fed by another thread: all stored.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Records, std::io::Error>>(1);
+    let feeder = std::thread::spawn(move || {
+        for r in [0..4, 4..8, 8..10] {
+            tx.send(Ok(chunk(r))).unwrap();
+        }
+        tx.send(Ok(funding)).unwrap();
+    });
+    assert_eq!(db.store_records(rx).await.unwrap(), 11);
+    feeder.join().unwrap();
+    assert_eq!(db.count("BTCUSDT", Freq::M1, None).await.unwrap(), 10);
+    let r = TimeRange::new(JAN1, JAN1 + DAY_MS).unwrap();
+    assert_eq!(db.read_funding_rate(r, &[]).await.unwrap().len(), 1);
+}
