@@ -20,13 +20,45 @@ pub struct SymbolArgs {
 }
 
 impl SymbolArgs {
-    /// The canonical symbol list; `all` asks the store for every symbol of `freq`.
-    pub async fn resolve(&self, db: &AsyncMarketDB, freq: Freq) -> Result<Vec<String>> {
+    /// The canonical symbol list; `all` asks the store for every symbol of `freq`. Symbols
+    /// without any `freq` bar (a typo, a wrong interval) are named in a warning.
+    pub async fn resolve(&self, g: &Global, db: &AsyncMarketDB, freq: Freq) -> Result<Vec<String>> {
+        let (symbols, _) = self.resolve_noting(g, db, freq).await?;
+        Ok(symbols)
+    }
+
+    /// [`SymbolArgs::resolve`], also returning the symbols that have no `freq` bar (empty
+    /// for `all`); warnings go to stderr unless `-q`.
+    pub async fn resolve_noting(
+        &self,
+        g: &Global,
+        db: &AsyncMarketDB,
+        freq: Freq,
+    ) -> Result<(Vec<String>, Vec<String>)> {
         let parts = split_symbols(&self.symbols);
+        let stored = db.get_symbols(Some(freq)).await?;
         if parts.len() == 1 && parts[0].eq_ignore_ascii_case("all") {
-            return Ok(db.get_symbols(Some(freq)).await?);
+            if stored.is_empty() {
+                warn(g, &format!("no symbol has {freq} bars"));
+            }
+            return Ok((stored, Vec::new()));
         }
-        parse_symbols(&parts)
+        let symbols = parse_symbols(&parts)?;
+        let unknown: Vec<String> = symbols
+            .iter()
+            .filter(|s| stored.binary_search(s).is_err())
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            warn(
+                g,
+                &format!(
+                    "no {freq} bars stored for {} (check the symbol and --freq)",
+                    unknown.join(", ")
+                ),
+            );
+        }
+        Ok((symbols, unknown))
     }
 }
 
@@ -57,23 +89,94 @@ pub fn parse_symbols(parts: &[String]) -> Result<Vec<String>> {
 #[derive(Debug, Args)]
 pub struct RangeArgs {
     /// Start: YYYY-MM-DD, YYYYMMDD, 'YYYY-MM-DD HH:MM[:SS]' (UTC), RFC 3339, or epoch ms
-    #[arg(long, required_unless_present = "timerange")]
+    #[arg(long)]
     pub start: Option<String>,
     /// End, inclusive (a date includes its whole day)
-    #[arg(long, required_unless_present = "timerange")]
+    #[arg(long)]
     pub end: Option<String>,
-    /// freqtrade style range, both days included: 20240101-20240131
-    #[arg(long, conflicts_with_all = ["start", "end"])]
+    /// freqtrade style range, days included: 20240101-20240131, 20240101- (until now) or
+    /// -20240131 (from the first stored bar)
+    #[arg(long, conflicts_with_all = ["start", "end"], allow_hyphen_values = true)]
     pub timerange: Option<String>,
 }
 
+/// A parsed range; an open start is resolved against the stored bars.
+#[derive(Clone, Copy, Debug)]
+pub enum RangeSpec {
+    Fixed(TimeRange),
+    /// `-B`: from the first stored bar of the symbols to `end_exclusive`.
+    FromFirst {
+        end_exclusive: i64,
+    },
+}
+
 impl RangeArgs {
-    pub fn range(&self) -> Result<TimeRange> {
+    /// Parses the flags (no database needed); a missing or malformed range is a usage
+    /// error naming the flags.
+    pub fn spec(&self) -> Result<RangeSpec> {
         match (&self.timerange, &self.start, &self.end) {
-            (Some(tr), _, _) => Ok(TimeRange::parse_timerange(tr)?),
-            (None, Some(s), Some(e)) => Ok(TimeRange::parse(s, e)?),
-            _ => bail!("give --start and --end, or --timerange"),
+            (Some(tr), _, _) => match TimeRange::parse_open_timerange(tr)? {
+                (Some(s), Some(e)) => Ok(RangeSpec::Fixed(TimeRange::new(s, e)?)),
+                (Some(s), None) => {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+                    let end = now.saturating_add(1).min(marketdb_model::TIME_MAX_MS);
+                    Ok(RangeSpec::Fixed(TimeRange::new(s, end.max(s))?))
+                }
+                (None, Some(e)) => Ok(RangeSpec::FromFirst { end_exclusive: e }),
+                (None, None) => Err(super::usage("--timerange needs a start or an end")),
+            },
+            (None, Some(s), Some(e)) => Ok(RangeSpec::Fixed(TimeRange::parse(s, e)?)),
+            (None, None, None) => Err(super::usage(
+                "a time range is needed: give --start and --end, or --timerange (such as \
+                 20240101-20240131, 20240101- or -20240131)",
+            )),
+            (None, Some(_), None) => Err(super::usage(
+                "--start needs --end (or use --timerange 20240101- for until now)",
+            )),
+            (None, None, Some(_)) => Err(super::usage(
+                "--end needs --start (or use --timerange -20240131 for from the first bar)",
+            )),
         }
+    }
+
+    /// [`RangeArgs::spec`] resolved: an open start becomes the first stored `freq` bar of
+    /// `symbols` (all of `freq` when empty).
+    pub async fn resolve(
+        &self,
+        db: &AsyncMarketDB,
+        freq: Freq,
+        symbols: &[String],
+    ) -> Result<TimeRange> {
+        match self.spec()? {
+            RangeSpec::Fixed(r) => Ok(r),
+            RangeSpec::FromFirst { end_exclusive } => {
+                let listed;
+                let symbols = if symbols.is_empty() {
+                    listed = db.get_symbols(Some(freq)).await?;
+                    &listed
+                } else {
+                    symbols
+                };
+                let mut first: Option<i64> = None;
+                for s in symbols {
+                    if let Some((t, _)) = db.get_time_range(s, freq).await? {
+                        first = Some(first.map_or(t, |f| f.min(t)));
+                    }
+                }
+                let start = first.unwrap_or(end_exclusive).min(end_exclusive);
+                Ok(TimeRange::new(start, end_exclusive)?)
+            }
+        }
+    }
+}
+
+/// A warning on stderr (not with `-q`).
+#[allow(clippy::print_stderr)]
+pub fn warn(g: &Global, message: &str) {
+    if !g.quiet {
+        eprintln!("warning: {message}");
     }
 }
 

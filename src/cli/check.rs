@@ -28,9 +28,10 @@ pub async fn run(g: &Global, a: &CheckArgs) -> Result<ExitCode> {
     {
         bail!("--fail-under {p} is not a percentage between 0 and 100");
     }
-    let range = a.range.range()?;
+    a.range.spec()?;
     let db = args::open_db(g, args::Access::ReadOnly).await?;
-    let symbols = a.symbols.resolve(&db, a.freq).await?;
+    let symbols = a.symbols.resolve(g, &db, a.freq).await?;
+    let range = a.range.resolve(&db, a.freq, &symbols).await?;
     let report = db.check_completeness(range, a.freq, &symbols).await?;
     db.close().await;
     if g.json {

@@ -76,7 +76,7 @@ fn is_stdout(out: &Path) -> bool {
 }
 
 pub async fn run(g: &Global, a: &ExportArgs) -> Result<ExitCode> {
-    let range = a.range.range()?;
+    a.range.spec()?;
     let fill = FillPolicy::from_str(&a.fill)?;
     let compression = ParquetCompression::from_str(&a.compression)?;
     let to_stdout = is_stdout(&a.out);
@@ -91,7 +91,8 @@ pub async fn run(g: &Global, a: &ExportArgs) -> Result<ExitCode> {
         ));
     }
     let db = args::open_db(g, args::Access::ReadOnly).await?;
-    let symbols = a.symbols.resolve(&db, a.freq).await?;
+    let symbols = a.symbols.resolve(g, &db, a.freq).await?;
+    let range = a.range.resolve(&db, a.freq, &symbols).await?;
     let mut request = ExportRequest::new(symbols, range, a.freq);
     request.target_freq = a.target_freq;
     request.features = args::feature_list(&a.features);
@@ -148,10 +149,11 @@ fn json_of<T: serde::Serialize>(report: T) -> serde_json::Result<serde_json::Val
 }
 
 pub async fn stats(g: &Global, a: &StatsArgs) -> Result<ExitCode> {
-    let range = a.range.range()?;
+    a.range.spec()?;
     let to_stdout = is_stdout(&a.out);
     let db = args::open_db(g, args::Access::ReadOnly).await?;
-    let symbols = a.symbols.resolve(&db, a.freq).await?;
+    let symbols = a.symbols.resolve(g, &db, a.freq).await?;
+    let range = a.range.resolve(&db, a.freq, &symbols).await?;
     let mut request = ExportRequest::new(symbols, range, a.freq);
     request.features = args::feature_list(&a.features);
     let exporter = AsyncDataExporter::new(&db);

@@ -1,16 +1,34 @@
-//! `ingest`: loads Binance Vision files. Each file is parsed on a blocking thread, checked
-//! against its `.CHECKSUM` when one is beside it, and stored in one call; a bad file is
-//! reported (file:line, field, reason) and stores nothing, the other files still load, and
-//! the exit code is 1 if any file failed.
+//! `ingest`: loads Binance Vision files. Each file is checked against its `.CHECKSUM` when
+//! one is beside it, parsed on a blocking thread and streamed, in bounded chunks through a
+//! short channel, into one transaction on the writer (parsing and storing overlap, memory
+//! does not follow the file's size). A bad file is reported (file:line, field, reason) and
+//! stores nothing, the other files still load, and the exit code is 1 if any file failed
+//! (with `--skip-bad-rows`, also a file whose every line was rejected).
 
-use std::{path::PathBuf, process::ExitCode, str::FromStr};
+use std::{path::PathBuf, process::ExitCode, str::FromStr, sync::mpsc};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use marketdb_ingest::{BadRows, FileKind, Overrides, Parsed, ParsedFile};
+use marketdb_ingest::{BadRows, FileKind, FileReport, Limits, Overrides, Parsed};
 use marketdb_model::Freq;
 use marketdb_store::AsyncMarketDB;
 use serde_json::json;
+
+/// Chunks queued between the parser and the writer (each up to `Limits::chunk_rows`).
+const PIPELINE_DEPTH: usize = 2;
+
+/// What the writer sees when the parser of a file failed: the file's own error is
+/// reported instead.
+#[derive(Debug)]
+struct ParserFailed;
+
+impl std::fmt::Display for ParserFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the parser of the file failed")
+    }
+}
+
+impl std::error::Error for ParserFailed {}
 
 use super::{Global, args, output, progress};
 
@@ -51,38 +69,68 @@ pub async fn run(g: &Global, a: &IngestArgs) -> Result<ExitCode> {
     let db = args::open_db(g, args::Access::Create).await?;
     let pb = progress::bar(g, files.len() as u64, "ingest");
     let mut results = Vec::new();
-    let mut failed = 0usize;
+    let (mut failed, mut rows_total, mut rejected_total) = (0usize, 0u64, 0u64);
     for file in files {
         let outcome = ingest_one(&db, file.clone(), overrides.clone(), mode).await;
         pb.inc(1);
+        let shown = output::path(&file);
         match outcome {
-            Ok((rows, rejected, checksum)) => {
-                for r in &rejected {
-                    pb.suspend(|| eprintln!("rejected: {r}"));
+            Ok((rows, report)) if report.rejected_count > 0 && rows == 0 => {
+                failed += 1;
+                rejected_total += report.rejected_count;
+                let msg = format!(
+                    "{shown}: all {} line(s) were rejected; nothing stored (first: {})",
+                    report.rejected_count,
+                    report
+                        .rejected
+                        .first()
+                        .map(ToString::to_string)
+                        .unwrap_or_default()
+                );
+                pb.suspend(|| eprintln!("error: {msg}"));
+                results.push(json!({
+                    "file": file.display().to_string(), "ok": false, "error": msg,
+                    "rows": 0, "rejected_count": report.rejected_count,
+                }));
+            }
+            Ok((rows, report)) => {
+                rows_total += rows as u64;
+                rejected_total += report.rejected_count;
+                // Refused lines are errors of their own: printed even with -q.
+                for r in &report.rejected {
+                    pb.suspend(|| eprintln!("rejected: {}", output::escaped(&r.to_string())));
                 }
-                if !g.json {
+                let more = report.rejected_count - report.rejected.len() as u64;
+                if more > 0 {
+                    pb.suspend(|| eprintln!("rejected: ... and {more} more line(s)"));
+                }
+                if !g.json && !g.quiet {
                     pb.suspend(|| {
                         println!(
-                            "loaded {}: {rows} row(s){}{}",
-                            file.display(),
-                            if rejected.is_empty() {
+                            "loaded {shown}: {rows} row(s){}{}",
+                            if report.rejected_count == 0 {
                                 String::new()
                             } else {
-                                format!(", {} rejected", rejected.len())
+                                format!(", {} rejected", report.rejected_count)
                             },
-                            if checksum { ", checksum ok" } else { "" }
+                            if report.checksum_verified {
+                                ", checksum ok"
+                            } else {
+                                ""
+                            }
                         )
                     });
                 }
                 results.push(json!({
                     "file": file.display().to_string(), "ok": true, "rows": rows,
-                    "rejected": rejected.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                    "checksum_verified": checksum,
+                    "rejected_count": report.rejected_count,
+                    "rejected": report.rejected.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "checksum_verified": report.checksum_verified,
                 }));
             }
             Err(err) => {
                 failed += 1;
-                let msg = super::one_line(&err);
+                let msg = output::escaped(&super::one_line(&err));
                 pb.suspend(|| eprintln!("error: {msg}"));
                 results.push(json!({
                     "file": file.display().to_string(), "ok": false, "error": msg,
@@ -93,8 +141,27 @@ pub async fn run(g: &Global, a: &IngestArgs) -> Result<ExitCode> {
     pb.finish_and_clear();
     args::checkpoint_or_warn(&db).await;
     db.close().await;
+    let files_total = results.len();
     if g.json {
-        output::json(&json!({ "files": results, "failed": failed }))?;
+        output::json(&json!({
+            "files": results, "failed": failed, "rows": rows_total,
+            "rejected_count": rejected_total,
+        }))?;
+    } else {
+        println!(
+            "ingested {} of {files_total} file(s): {rows_total} row(s) stored{}{}",
+            files_total - failed,
+            if rejected_total > 0 {
+                format!(", {rejected_total} line(s) rejected")
+            } else {
+                String::new()
+            },
+            if failed > 0 {
+                format!(", {failed} file(s) failed")
+            } else {
+                String::new()
+            }
+        );
     }
     Ok(if failed > 0 {
         ExitCode::from(1)
@@ -103,27 +170,44 @@ pub async fn run(g: &Global, a: &IngestArgs) -> Result<ExitCode> {
     })
 }
 
-/// Parses and stores one file; returns rows stored, rejected rows and whether a checksum
-/// was verified.
+/// Parses one file on a blocking thread and streams its records into one transaction;
+/// returns rows stored and what the parser read.
 async fn ingest_one(
     db: &AsyncMarketDB,
     file: PathBuf,
     overrides: Overrides,
     mode: BadRows,
-) -> Result<(usize, Vec<marketdb_ingest::RowError>, bool)> {
+) -> Result<(usize, FileReport)> {
+    let (tx, rx) = mpsc::sync_channel::<Result<Parsed, ParserFailed>>(PIPELINE_DEPTH);
     let path = file.clone();
-    let parsed: ParsedFile =
-        tokio::task::spawn_blocking(move || marketdb_ingest::parse_file(&path, &overrides, mode))
-            .await
-            .context("the parser stopped unexpectedly")??;
-    let rows = match parsed.data {
-        Parsed::Klines { freq, rows } => db.store_data(rows, freq).await,
-        Parsed::Funding(rows) => db.store_funding_rate(rows).await,
-        Parsed::Metrics {
-            open_interest,
-            long_short_ratio,
-        } => db.store_metrics(open_interest, long_short_ratio).await,
+    let parser = tokio::task::spawn_blocking(move || {
+        let res = marketdb_ingest::parse_file_streaming(
+            &path,
+            &overrides,
+            mode,
+            &Limits::default(),
+            &mut |chunk| {
+                tx.send(Ok(chunk))
+                    .map_err(|_| marketdb_ingest::Error::Stopped { file: path.clone() })
+            },
+            &mut |_| {},
+        );
+        if res.is_err() {
+            // Makes the writer roll back whatever it took from this file.
+            let _ = tx.send(Err(ParserFailed));
+        }
+        res
+    });
+    let stored = db.store_records(rx).await;
+    let parsed = parser.await.context("the parser stopped unexpectedly")?;
+    match (parsed, stored) {
+        // The store's own error explains why the parser was stopped.
+        (Err(marketdb_ingest::Error::Stopped { .. }), Err(e)) | (Ok(_), Err(e)) => {
+            Err(anyhow::Error::new(e).context(format!("{}: nothing stored", file.display())))
+        }
+        (Err(e), _) => {
+            Err(anyhow::Error::new(e).context(format!("{}: nothing stored", file.display())))
+        }
+        (Ok(report), Ok(rows)) => Ok((rows, report)),
     }
-    .with_context(|| format!("{}: nothing stored", file.display()))?;
-    Ok((rows, parsed.rejected, parsed.checksum_verified))
 }

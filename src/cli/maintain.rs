@@ -35,9 +35,10 @@ pub async fn resample(g: &Global, a: &ResampleArgs) -> Result<ExitCode> {
             a.to
         );
     }
-    let range = a.range.range()?;
+    a.range.spec()?;
     let db = args::open_db(g, args::Access::Write).await?;
-    let symbols = a.symbols.resolve(&db, a.from).await?;
+    let symbols = a.symbols.resolve(g, &db, a.from).await?;
+    let range = a.range.resolve(&db, a.from, &symbols).await?;
     let policy = if a.drop_incomplete {
         IncompletePolicy::Drop
     } else {
@@ -78,12 +79,13 @@ pub struct DeleteArgs {
 }
 
 pub async fn delete(g: &Global, a: &DeleteArgs) -> Result<ExitCode> {
-    let range = a.range.range()?;
+    a.range.spec()?;
     if !a.yes {
         bail!("delete changes the database: add --yes to confirm");
     }
     let db = args::open_db(g, args::Access::Write).await?;
-    let symbols = a.symbols.resolve(&db, a.freq).await?;
+    let symbols = a.symbols.resolve(g, &db, a.freq).await?;
+    let range = a.range.resolve(&db, a.freq, &symbols).await?;
     let n = db.delete_range(&symbols, range, a.freq).await?;
     db.close().await;
     if g.json {

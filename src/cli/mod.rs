@@ -122,13 +122,24 @@ pub fn usage_error(err: clap::Error) -> ExitCode {
         }
         _ => {
             let rendered = err.render().to_string();
-            let first = rendered
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid arguments")
-                .trim();
+            let mut lines = rendered.lines().filter(|l| !l.trim().is_empty());
+            let first = lines.next().unwrap_or("invalid arguments").trim();
             let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("error: {first} (see 'marketdb --help')");
+            // clap lists missing arguments on indented lines below the first: name them.
+            let listed: Vec<&str> = lines
+                .take_while(|l| l.starts_with("  "))
+                .map(str::trim)
+                .collect();
+            let first = output::escaped(first);
+            if listed.is_empty() {
+                eprintln!("error: {first} (see 'marketdb --help')");
+            } else {
+                eprintln!(
+                    "error: {} {} (see 'marketdb --help')",
+                    first.trim_end_matches(':'),
+                    output::escaped(&listed.join(", "))
+                );
+            }
             ExitCode::from(2)
         }
     }

@@ -91,18 +91,47 @@ impl TimeRange {
 
     /// Parses a freqtrade style `--timerange 20240101-20240131` (both days included).
     pub fn parse_timerange(input: &str) -> Result<TimeRange> {
-        let bad = |reason: &str| Error::InvalidTime {
-            input: input.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let (a, b) = input
-            .trim()
-            .split_once('-')
-            .ok_or_else(|| bad("expected START-END such as 20240101-20240131"))?;
-        if a.len() != 8 || b.len() != 8 {
-            return Err(bad("expected START-END such as 20240101-20240131"));
+        match TimeRange::parse_open_timerange(input)? {
+            (Some(start), Some(end_exclusive)) => TimeRange::new(start, end_exclusive),
+            _ => Err(Error::InvalidTime {
+                input: input.to_owned(),
+                reason: "expected START-END such as 20240101-20240131".to_owned(),
+            }),
         }
-        TimeRange::parse(a, b)
+    }
+
+    /// Parses a freqtrade style range whose ends may be open: `A-B` (both days included),
+    /// `A-` (no end given) or `-B` (no start given); A and B are `YYYYMMDD`. Returns
+    /// `(start, end_exclusive)`; the caller decides what an open end means.
+    pub fn parse_open_timerange(input: &str) -> Result<(Option<i64>, Option<i64>)> {
+        let bad = || Error::InvalidTime {
+            input: input.to_owned(),
+            reason: "expected START-END, START- or -END with YYYYMMDD dates, such as \
+                     20240101-20240131, 20240101- or -20240131"
+                .to_owned(),
+        };
+        let (a, b) = input.trim().split_once('-').ok_or_else(bad)?;
+        let day = |s: &str| -> Result<Option<Bound>> {
+            match s.len() {
+                0 => Ok(None),
+                8 => parse_bound(s).map(Some),
+                _ => Err(bad()),
+            }
+        };
+        let (a, b) = (day(a)?, day(b)?);
+        if a.is_none() && b.is_none() {
+            return Err(bad());
+        }
+        let (start, end) = (a.map(Bound::start_ms), b.map(Bound::end_exclusive_ms));
+        if let (Some(s), Some(e)) = (start, end)
+            && s >= e
+        {
+            return Err(Error::StartAfterEnd {
+                start: format_rfc3339(s),
+                end: format_rfc3339(e - 1),
+            });
+        }
+        Ok((start, end))
     }
 
     /// The last instant inside the range.
@@ -295,6 +324,27 @@ mod tests {
         assert_eq!(inst.end_exclusive, JAN1 + 3_600_000 + 1);
         let same_day = TimeRange::parse("2024-01-01", "2024-01-01").unwrap();
         assert_eq!(same_day.days().count(), 1);
+    }
+
+    #[test]
+    fn open_timeranges() {
+        let jan1 = 1_704_067_200_000;
+        assert_eq!(
+            TimeRange::parse_open_timerange("20240101-20240102").unwrap(),
+            (Some(jan1), Some(jan1 + 2 * DAY_MS))
+        );
+        assert_eq!(
+            TimeRange::parse_open_timerange("20240101-").unwrap(),
+            (Some(jan1), None)
+        );
+        assert_eq!(
+            TimeRange::parse_open_timerange("-20240101").unwrap(),
+            (None, Some(jan1 + DAY_MS))
+        );
+        for bad in ["-", "2024-01-01", "202401-", "x-y", "", "20240102-20240101"] {
+            assert!(TimeRange::parse_open_timerange(bad).is_err(), "{bad}");
+        }
+        assert!(TimeRange::parse_timerange("20240101-").is_err());
     }
 
     #[test]

@@ -423,6 +423,37 @@ impl AsyncMarketDB {
                 symbols,
                 range,
                 chunk,
+                limit: None,
+            })
+        });
+        match job {
+            Ok(job) => scan::start(job),
+            Err(e) => FrameStream::failed(e),
+        }
+    }
+
+    /// Streams at most `limit` bars (all when `None`) of `symbols` in `range`, in frames of
+    /// at most `chunk_rows` rows, in (symbol, time) order; each read asks SQLite for no more
+    /// rows than are left, so a small limit reads little.
+    pub fn scan_rows(
+        &self,
+        range: TimeRange,
+        freq: Freq,
+        symbols: &[String],
+        features: &[Feature],
+        chunk_rows: usize,
+        limit: Option<u64>,
+    ) -> FrameStream {
+        let job = range.checked().map_err(Error::from).and_then(|range| {
+            Ok(ScanJob {
+                pool: self.inner.pool.clone(),
+                tables: self.inner.tables,
+                plan: ReadPlan::new(&self.inner.tables, features)?,
+                freq,
+                symbols: check_symbols(symbols)?,
+                range,
+                chunk: ScanChunk::Rows(chunk_rows),
+                limit,
             })
         });
         match job {

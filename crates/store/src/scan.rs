@@ -65,6 +65,9 @@ pub(crate) struct ScanJob {
     pub(crate) symbols: Vec<String>,
     pub(crate) range: TimeRange,
     pub(crate) chunk: ScanChunk,
+    /// At most this many rows in all (`ScanChunk::Rows` only; each read asks SQLite for no
+    /// more than what is left).
+    pub(crate) limit: Option<u64>,
 }
 
 /// Starts the producer; must be called within a tokio runtime.
@@ -123,6 +126,7 @@ fn produce(handle: &Handle, job: &ScanJob, tx: &mpsc::Sender<Result<KlineFrame>>
         symbols,
         range,
         chunk,
+        limit,
     } = job;
     let (freq, range) = (*freq, *range);
     let symbols = with_reader(handle, pool, |c| resolve_symbols(c, tables, freq, symbols))?;
@@ -192,7 +196,9 @@ fn produce(handle: &Handle, job: &ScanJob, tx: &mpsc::Sender<Result<KlineFrame>>
         ScanChunk::Rows(n) => {
             let mut idx = 0;
             let mut from = range.start;
-            while idx < symbols.len() {
+            let mut left = limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+            while idx < symbols.len() && left > 0 {
+                let n = n.min(left);
                 let frame = with_reader(handle, pool, |c| {
                     let snap = c.unchecked_transaction()?;
                     let mut b = FrameBuilder::new(plan);
@@ -215,6 +221,7 @@ fn produce(handle: &Handle, job: &ScanJob, tx: &mpsc::Sender<Result<KlineFrame>>
                     }
                     Ok(b.finish())
                 })?;
+                left -= frame.len();
                 if !send(tx, frame) {
                     return Ok(());
                 }
