@@ -10,6 +10,8 @@
     clippy::print_stderr
 )]
 
+#[path = "cli/bounds.rs"]
+mod bounds;
 #[path = "cli/safety.rs"]
 mod safety;
 

@@ -56,7 +56,8 @@ pub const MICROS_THRESHOLD: i64 = 100_000_000_000_000; // 1e14 ms is year 5138
 
 /// Converts an epoch timestamp in ms or µs (by magnitude) to ms.
 pub fn normalize_epoch(t: i64) -> i64 {
-    if t.abs() >= MICROS_THRESHOLD {
+    // unsigned_abs: `i64::MIN.abs()` would overflow.
+    if t.unsigned_abs() >= MICROS_THRESHOLD.unsigned_abs() {
         t.div_euclid(1000)
     } else {
         t
