@@ -166,6 +166,11 @@ impl AtomicFile {
         }
     }
 
+    /// The final path (`-` for a stream).
+    pub(crate) fn target(&self) -> &Path {
+        &self.target
+    }
+
     /// Appends `buf`.
     pub(crate) fn write_all(&mut self, buf: &[u8]) -> Result<()> {
         let res = match self.out.as_mut() {

@@ -3,13 +3,16 @@
 //! the shortest decimal form that parses back to the same f64 (always with a `.`, so pandas
 //! reads float columns as float), NaN as an empty field, counts and metric times as
 //! integers. With a part size, rows go to `{stem}_part_{n}.{ext}` (n from 1), each with the
-//! header. Every file is written under a temporary name and all of them are renamed only
+//! header. With gzip on, every file is a gzip stream (`pd.read_csv` reads it by its `.gz`
+//! name). Every file is written under a temporary name and all of them are renamed only
 //! when the export finishes, so a failed export leaves no final-named CSV behind.
 
 use std::{io::Write as _, path::PathBuf};
 
 use marketdb_model::push_rfc3339;
 use serde::Serialize;
+
+use flate2::{Compression, write::GzEncoder};
 
 use crate::{
     Column, Result,
@@ -65,16 +68,45 @@ pub(crate) fn push_i64(out: &mut Vec<u8>, v: i64) {
 }
 
 /// Streams tables into one CSV file or numbered parts.
+/// One output file, gzipped or not.
+#[derive(Debug)]
+enum Out {
+    Plain(AtomicFile),
+    Gzip(GzEncoder<AtomicFile>),
+}
+
+impl Out {
+    fn write_all(&mut self, buf: &[u8]) -> Result<()> {
+        match self {
+            Out::Plain(f) => f.write_all(buf),
+            Out::Gzip(z) => z.write_all(buf).map_err(|e| crate::Error::io(z.get_ref().target(), e)),
+        }
+    }
+
+    fn finish(self, fsync: bool) -> Result<PendingFile> {
+        match self {
+            Out::Plain(f) => f.finish(fsync),
+            Out::Gzip(z) => {
+                let target = z.get_ref().target().to_path_buf();
+                z.finish()
+                    .map_err(|e| crate::Error::io(target, e))?
+                    .finish(fsync)
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct CsvWriter {
     target: PathBuf,
     /// The caller's stream, taken by the first (only) file.
     stream: Option<Stream>,
+    gzip: bool,
     part_rows: Option<usize>,
     fsync: bool,
     header: Vec<u8>,
     buf: Vec<u8>,
-    current: Option<AtomicFile>,
+    current: Option<Out>,
     rows_in_part: usize,
     pending: Vec<PendingFile>,
     rows: u64,
@@ -85,6 +117,7 @@ impl CsvWriter {
         dest: Dest,
         plan: &Plan,
         part_rows: Option<usize>,
+        gzip: bool,
         fsync: bool,
     ) -> Result<CsvWriter> {
         dest.prepare()?;
@@ -106,6 +139,7 @@ impl CsvWriter {
         Ok(CsvWriter {
             target,
             stream,
+            gzip,
             part_rows,
             fsync,
             header,
@@ -117,26 +151,37 @@ impl CsvWriter {
         })
     }
 
+    /// `{stem}_part_{n}.{ext}`; a `.gz` name keeps its inner extension (`k.csv.gz` gives
+    /// `k_part_1.csv.gz`).
     fn part_path(&self, n: usize) -> PathBuf {
-        let stem = self
+        let name = self
             .target
-            .file_stem()
+            .file_name()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let ext = self
-            .target
-            .extension()
-            .map_or_else(|| "csv".to_owned(), |e| e.to_string_lossy().into_owned());
-        self.target.with_file_name(format!("{stem}_part_{n}.{ext}"))
+        let (base, gz) = match name.strip_suffix(".gz") {
+            Some(base) => (base.to_owned(), ".gz"),
+            None => (name, ""),
+        };
+        let (stem, ext) = match base.rsplit_once('.') {
+            Some((stem, ext)) if !stem.is_empty() => (stem.to_owned(), ext.to_owned()),
+            _ => (base, "csv".to_owned()),
+        };
+        self.target
+            .with_file_name(format!("{stem}_part_{n}.{ext}{gz}"))
     }
 
     /// Starts the next file (the single file, or the next part).
     fn open_next(&mut self) -> Result<()> {
         self.close_current()?;
-        let mut f = match (self.stream.take(), self.part_rows) {
+        let file = match (self.stream.take(), self.part_rows) {
             (Some(stream), _) => AtomicFile::stream(stream),
             (None, Some(_)) => AtomicFile::create_unhashed(self.part_path(self.pending.len() + 1))?,
             (None, None) => AtomicFile::create_unhashed(self.target.clone())?,
+        };
+        let mut f = match self.gzip {
+            true => Out::Gzip(GzEncoder::new(file, Compression::default())),
+            false => Out::Plain(file),
         };
         f.write_all(&self.header)?;
         self.current = Some(f);
@@ -268,6 +313,43 @@ mod tests {
     }
 
     #[test]
+    fn gzip_output_and_part_names() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let d = parse_ymd(2024, 1, 1).unwrap();
+        let rows: Vec<_> = (0..3)
+            .map(|h| ("AAA", d + h * 3_600_000, 1.0, 2.5, 3.0, 4.0, h))
+            .collect();
+        let p = plan(vec![Feature::Close]);
+        let t = Table::from_frame(&p, frame(&rows));
+        let target = dir.path().join("k.csv.gz");
+        let mut w = CsvWriter::new(Dest::File(target.clone()), &p, None, true, false).unwrap();
+        w.write_table(&t).unwrap();
+        w.finish().unwrap();
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(fs::File::open(&target).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text.lines().count(), 4);
+        assert!(text.starts_with("symbol,timestamp,datetime,cls\n"), "{text}");
+        let mut w = CsvWriter::new(Dest::File(target), &p, Some(2), true, false).unwrap();
+        w.write_table(&t).unwrap();
+        let rep = w.finish().unwrap();
+        let names: Vec<String> = rep
+            .files
+            .iter()
+            .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["k_part_1.csv.gz", "k_part_2.csv.gz"]);
+        let w = CsvWriter::new(Dest::File(dir.path().join("plain")), &p, Some(1), false, false)
+            .unwrap();
+        assert_eq!(
+            w.part_path(3).file_name().unwrap().to_string_lossy(),
+            "plain_part_3.csv"
+        );
+    }
+
+    #[test]
     fn parts_and_atomic_commit() {
         let dir = tempfile::tempdir().unwrap();
         let d = parse_ymd(2024, 1, 1).unwrap();
@@ -281,7 +363,7 @@ mod tests {
         ]);
         let t = Table::from_frame(&p, frame(&rows));
         let target = dir.path().join("out/k.csv");
-        let mut w = CsvWriter::new(Dest::File(target), &p, Some(2), false).unwrap();
+        let mut w = CsvWriter::new(Dest::File(target), &p, Some(2), false, false).unwrap();
         w.write_table(&t).unwrap();
         let listing = |d: &std::path::Path| {
             let mut v: Vec<String> = fs::read_dir(d)
@@ -314,13 +396,13 @@ mod tests {
 
         // A writer dropped before finishing leaves nothing under a final name.
         let mut w =
-            CsvWriter::new(Dest::File(dir.path().join("x/y.csv")), &p, None, false).unwrap();
+            CsvWriter::new(Dest::File(dir.path().join("x/y.csv")), &p, None, false, false).unwrap();
         w.write_table(&t).unwrap();
         drop(w);
         assert!(listing(&dir.path().join("x")).is_empty());
 
         // No rows: a header-only file.
-        let w = CsvWriter::new(Dest::File(dir.path().join("e.csv")), &p, None, false).unwrap();
+        let w = CsvWriter::new(Dest::File(dir.path().join("e.csv")), &p, None, false, false).unwrap();
         let rep = w.finish().unwrap();
         assert_eq!(rep.rows, 0);
         assert_eq!(

@@ -194,7 +194,7 @@ impl AsyncDataExporter {
         let label = dest.label();
         let mut plan = Plan::new(request)?;
         self.resolve_symbols(&mut plan).await?;
-        let sink = CsvWriter::new(dest, &plan, part_rows, self.fsync)?;
+        let sink = CsvWriter::new(dest, &plan, part_rows, request.csv_gzip, self.fsync)?;
         let report = self.run(&plan, Walk::Symbols, sink, &label).await?;
         info!(
             rows = report.rows,

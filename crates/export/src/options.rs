@@ -31,6 +31,9 @@ pub struct ExportRequest {
     pub compression: ParquetCompression,
     /// Split the CSV into `{stem}_part_{n}.csv` files of at most this many rows.
     pub csv_part_rows: Option<usize>,
+    /// Gzip the CSV output (every part when split). Off by default; the CLI turns it on
+    /// for `--compression gzip` and for a `.gz` output name.
+    pub csv_gzip: bool,
     /// Sampling period of the open interest and long/short ratio series to align
     /// (`5m`, the Binance Vision metrics period, by default).
     pub metric_period: Freq,
@@ -49,6 +52,7 @@ impl ExportRequest {
             fill: FillPolicy::None,
             compression: ParquetCompression::Zstd,
             csv_part_rows: None,
+            csv_gzip: false,
             metric_period: Freq::M5,
         }
     }
