@@ -294,6 +294,37 @@ impl Ctx {
         }
     }
 
+    /// The CSV export of the first complete ingest: every later export of the whole day
+    /// must be byte-identical (no row lost, none added, no value changed).
+    pub(crate) fn reference(&self) -> PathBuf {
+        self.work.join("reference.csv")
+    }
+
+    /// Compares a fresh `export csv --out -` of the database with [`Ctx::reference`].
+    pub(crate) fn same_data(&self, problems: &mut Vec<String>) -> Result<()> {
+        let args = self.export_args(Format::Csv, Path::new("-"));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = self.run(&self.db, &args)?;
+        let want = fs::read(self.reference())?;
+        if !o.status.success() {
+            problems.push(format!("export csv --out -: {}", brief(&o)));
+        } else if o.stdout != want {
+            let line = o
+                .stdout
+                .split(|&b| b == b'\n')
+                .zip(want.split(|&b| b == b'\n'))
+                .position(|(a, b)| a != b)
+                .map_or("the end".to_owned(), |i| format!("line {}", i + 1));
+            problems.push(format!(
+                "the stored bars differ from the first ingest's (CSV export, {} bytes vs {}, \
+                 first difference at {line})",
+                o.stdout.len(),
+                want.len()
+            ));
+        }
+        Ok(())
+    }
+
     /// Integrity must be "ok" (counted as an integrity failure otherwise).
     fn check_integrity(&self, tally: &mut Tally, name: &'static str, db: &Path) -> Result<()> {
         let problems = match self.integrity(db)? {
@@ -584,6 +615,8 @@ fn measure(ctx: &mut Ctx) -> Result<()> {
             );
         }
     }
+    fs::copy(Format::Csv.target(&ctx.out), ctx.reference())
+        .context("setup: cannot keep the reference CSV")?;
     Ok(())
 }
 

@@ -64,7 +64,8 @@ pub fn run(ctx: &Ctx, tally: &mut Tally, secs: Duration) -> Result<()> {
             ));
         }
     }
-    tally.check("contention: all rows after", problems);
+    ctx.same_data(&mut problems)?;
+    tally.check("contention: all rows after, same data", problems);
     Ok(())
 }
 

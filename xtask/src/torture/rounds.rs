@@ -407,7 +407,7 @@ fn term_export(ctx: &Ctx, tally: &mut Tally, rng: &mut Rng) -> Result<()> {
 
 /// After a round: integrity ok, every output whole, no temporary file anywhere, all rows.
 fn end_of_round(ctx: &Ctx, tally: &mut Tally) -> Result<()> {
-    const NAME: &str = "end of round: whole outputs, no temp, all rows";
+    const NAME: &str = "end of round: whole outputs, no temp, all rows, same data";
     ctx.check_integrity(tally, "end of round: integrity ok", &ctx.db)?;
     let mut problems = Vec::new();
     let partial = verify::outputs_whole_or_absent(&ctx.out, SYMBOLS * BARS as usize);
@@ -423,6 +423,7 @@ fn end_of_round(ctx: &Ctx, tally: &mut Tally) -> Result<()> {
             problems.extend(p.into_iter().map(|p| format!("{freq}: {p}")));
         }
     }
+    ctx.same_data(&mut problems)?;
     tally.check(NAME, problems);
     Ok(())
 }

@@ -316,6 +316,17 @@ mod tests {
         assert!(t.manifest && t.partial.is_empty(), "{t:?}");
         fs::write(root.join("manifest.json"), manifest(data.len() + 1)).unwrap();
         assert_eq!(numpy_tree(root).partial.len(), 1);
+        if Command::new("sha256sum").arg("--version").output().is_ok() {
+            let wrong = format!(
+                "{{\"status\": \"ok\", \"files\": [{{\"path\": \"1m/cls/a.npy\", \"bytes\": {}, \"sha256\": \"{}\"}}]}}",
+                data.len(),
+                "0".repeat(64)
+            );
+            fs::write(root.join("manifest.json"), wrong).unwrap();
+            let t = numpy_tree(root);
+            assert_eq!(t.partial.len(), 1, "{t:?}");
+            assert!(t.partial[0].contains("sha256"), "{t:?}");
+        }
         fs::remove_file(root.join("1m/cls/a.npy")).unwrap();
         fs::write(root.join("manifest.json"), manifest(data.len())).unwrap();
         assert_eq!(numpy_tree(root).partial.len(), 1);
