@@ -408,6 +408,8 @@ fn term_export(ctx: &Ctx, tally: &mut Tally, rng: &mut Rng) -> Result<()> {
 /// After a round: integrity ok, every output whole, no temporary file anywhere, all rows.
 fn end_of_round(ctx: &Ctx, tally: &mut Tally) -> Result<()> {
     const NAME: &str = "end of round: whole outputs, no temp, all rows, same data";
+    const READS: &str = "end of round: reads leave the database file byte-identical";
+    let before = fs::read(&ctx.db).ok();
     ctx.check_integrity(tally, "end of round: integrity ok", &ctx.db)?;
     let mut problems = Vec::new();
     let partial = verify::outputs_whole_or_absent(&ctx.out, SYMBOLS * BARS as usize);
@@ -425,6 +427,16 @@ fn end_of_round(ctx: &Ctx, tally: &mut Tally) -> Result<()> {
     }
     ctx.same_data(&mut problems)?;
     tally.check(NAME, problems);
+    // doctor, check and export above only read.
+    let after = fs::read(&ctx.db).ok();
+    let changed = before.is_none() || before != after;
+    tally.check(
+        READS,
+        changed
+            .then(|| "doctor, check or export changed the database file".to_owned())
+            .into_iter()
+            .collect(),
+    );
     Ok(())
 }
 
