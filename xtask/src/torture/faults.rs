@@ -17,8 +17,8 @@ use std::{
 use anyhow::{Context, Result, bail};
 
 use super::{
-    BARS, Ctx, Format, Rng, SYMBOLS, brief, json::Json, partial_symbols, report::Tally, s, symbol,
-    text, verify,
+    BARS, Ctx, Format, Rng, SYMBOLS, brief, json::Json, judge_integrity, partial_symbols,
+    report::Tally, s, symbol, text, verify,
 };
 
 /// A mounted tmpfs, unmounted on drop.
@@ -251,13 +251,7 @@ fn tmpfs_ingest(ctx: &Ctx, tally: &mut Tally, rng: &mut Rng) -> Result<()> {
             Vec::new()
         }
     };
-    match ctx.integrity(&db)? {
-        Some(s) if s != "ok" => {
-            tally.integrity_failures += 1;
-            problems.push(format!("integrity_check: {s}"));
-        }
-        _ => {}
-    }
+    judge_integrity(tally, ctx.integrity(&db)?, false, &mut problems);
     match ctx.present(&db, "1m") {
         Ok(Some(counts)) => {
             let partial = partial_symbols(&counts);

@@ -2,7 +2,8 @@
 //! `faults.rs`): SIGKILL during an ingest, an export and a resample at a random point,
 //! SIGTERM during an export, each followed by the checks of what must hold, and the
 //! end-of-round checks. Kill delays come from the round's seeded [`Rng`], scaled by how
-//! long the whole command took when measured; nothing here asserts a duration.
+//! long the whole command took when measured; two kills instead wait for a state that
+//! lasts too briefly to hit by chance. Nothing here asserts a duration.
 
 use std::{
     fs,
@@ -16,8 +17,8 @@ use std::{
 use anyhow::{Context, Result, bail};
 
 use super::{
-    BARS, Ctx, DAY, Format, Rng, SYMBOLS, all_symbols, brief, faults, partial_symbols,
-    report::Tally, s, symbol, text, verify,
+    BARS, Ctx, DAY, Format, Rng, SYMBOLS, all_symbols, brief, faults, judge_integrity,
+    partial_symbols, report::Tally, s, symbol, text, verify,
 };
 
 pub(crate) fn resample_args() -> [&'static str; 9] {
@@ -97,6 +98,7 @@ fn missing(counts: &[u64], must: impl Fn(usize) -> bool, per: u64) -> (u64, Vec<
 pub fn round(ctx: &Ctx, tally: &mut Tally, r: u64) -> Result<()> {
     let mut rng = Rng::new(r);
     kill_ingest(ctx, tally, &mut rng, r)?;
+    kill_at_journal(ctx, tally)?;
     kill_export(ctx, tally, &mut rng)?;
     kill_at_manifest(ctx, tally)?;
     kill_resample(ctx, tally, &mut rng)?;
@@ -176,13 +178,7 @@ fn kill_ingest(ctx: &Ctx, tally: &mut Tally, rng: &mut Rng, r: u64) -> Result<()
     if !o.status.success() {
         problems.push(format!("ingest re-run: {}", brief(&o)));
     }
-    match ctx.integrity(&ctx.db)? {
-        Some(s) if s == "ok" => {}
-        other => {
-            tally.integrity_failures += 1;
-            problems.push(format!("integrity after the re-run: {other:?}"));
-        }
-    }
+    judge_integrity(tally, ctx.integrity(&ctx.db)?, true, &mut problems);
     if let Some(counts) = ctx.counts(&ctx.db, "1m", &mut problems) {
         let (lost, p) = missing(&counts, |_| true, BARS);
         tally.lost_rows += lost;
@@ -190,6 +186,70 @@ fn kill_ingest(ctx: &Ctx, tally: &mut Tally, rng: &mut Rng, r: u64) -> Result<()
     }
     tally.check("ingest re-run completes, integrity ok", problems);
     Ok(())
+}
+
+/// a'. The first ingest into a new database SIGKILLed while its tables are being
+/// committed: the database file already written, its rollback journal still there (marketdb
+/// switches to WAL afterwards). The window is too short for a random delay, so this kill
+/// waits for that state (it asserts nothing about when). Reads must then work on what it
+/// left: integrity ok, whole files only.
+fn kill_at_journal(ctx: &Ctx, tally: &mut Tally) -> Result<()> {
+    const NAME: &str = "SIGKILL new-database ingest at its journal: reads work, integrity ok";
+    let db = ctx.round.join("new.db");
+    remove_db(&db)?;
+    let journal = PathBuf::from(format!("{}-journal", db.display()));
+    let mut child = ctx
+        .command(&db, &["ingest", &s(&ctx.vision)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot spawn marketdb")?;
+    let mut caught = false;
+    while child.try_wait()?.is_none() {
+        let committing = journal.exists() && fs::metadata(&db).is_ok_and(|m| m.len() > 0);
+        if committing {
+            let _ = child.kill();
+            caught = true;
+            break;
+        }
+        thread::yield_now();
+    }
+    let status = child.wait()?;
+    if caught {
+        tally.kills += 1;
+        if status.signal() == Some(9) {
+            tally.kills_landed += 1;
+            tally.saw(NAME, "killed with the journal there");
+        }
+    } else {
+        tally.saw(NAME, "missed the window");
+    }
+    let mut problems = Vec::new();
+    judge_integrity(tally, ctx.integrity(&db)?, false, &mut problems);
+    match ctx.present(&db, "1m") {
+        Ok(None) => {}
+        Ok(Some(counts)) => {
+            let partial = partial_symbols(&counts);
+            tally.partial_files += partial.len() as u64;
+            problems.extend(partial);
+        }
+        Err(e) => problems.push(format!("{e:#}")),
+    }
+    tally.check(NAME, problems);
+    // A write (the ingest again) must recover whatever the kill left.
+    let o = ctx.run(&db, &["ingest", &s(&ctx.vision)])?;
+    let mut problems = Vec::new();
+    if !o.status.success() {
+        problems.push(format!("ingest: {}", brief(&o)));
+    }
+    judge_integrity(tally, ctx.integrity(&db)?, true, &mut problems);
+    if let Some(counts) = ctx.counts(&db, "1m", &mut problems) {
+        let (lost, p) = missing(&counts, |_| true, BARS);
+        tally.lost_rows += lost;
+        problems.extend(p);
+    }
+    tally.check("... then an ingest completes it, integrity ok", problems);
+    remove_db(&db)
 }
 
 /// b. SIGKILL during an export (format at random); outputs whole or absent; the same
