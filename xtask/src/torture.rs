@@ -171,14 +171,15 @@ pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// Exit code and the first stderr line, for failure details.
+/// Exit code and the error line on stderr (else its first line), for failure details.
 pub(crate) fn brief(o: &Output) -> String {
     let err = text(&o.stderr);
-    format!(
-        "exit {}: {}",
-        code(o.status),
-        err.lines().next().unwrap_or("").trim()
-    )
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .or_else(|| err.lines().next())
+        .unwrap_or("");
+    format!("exit {}: {}", code(o.status), line.trim())
 }
 
 pub(crate) fn code(st: ExitStatus) -> String {
@@ -452,9 +453,15 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     klines::write(&ctx.vision)?;
     measure(&mut ctx)?;
     println!(
-        "torture: {} rounds, {} s of contention; a full ingest takes {:?}, a resample {:?}, \
-         exports (numpy, csv, parquet) {:?}",
-        opts.rounds, opts.contend_secs, ctx.timing.ingest, ctx.timing.resample, ctx.timing.export
+        "torture: {} rounds, {} s of contention; a full ingest takes {} ms, a resample {} ms, \
+         exports {} ms (numpy), {} ms (csv), {} ms (parquet)",
+        opts.rounds,
+        opts.contend_secs,
+        ctx.timing.ingest.as_millis(),
+        ctx.timing.resample.as_millis(),
+        ctx.timing.export[0].as_millis(),
+        ctx.timing.export[1].as_millis(),
+        ctx.timing.export[2].as_millis()
     );
     let mut tally = Tally::default();
     for r in 0..opts.rounds {
