@@ -1,8 +1,11 @@
 //! Developer commands for the marketdb workspace, run as `cargo xtask <command>`:
 //! `ci` (exactly what `.ci/run` checks), `tidy` (house-rule checks), `bench` (the benchmark
-//! harness). It keeps few dependencies on purpose: std and anyhow.
+//! harness), `torture` (the reliability harness, `docs/reliability.md`). It keeps few
+//! dependencies on purpose: std and anyhow.
 
 mod tidy;
+#[cfg(unix)]
+mod torture;
 
 use std::{
     env,
@@ -19,6 +22,8 @@ fn main() -> Result<()> {
         Some("ci") => ci(&root),
         Some("tidy") => run_tidy(&root),
         Some("bench") => bench(&root, &args[1..]),
+        #[cfg(unix)]
+        Some("torture") => torture::run(&root, &args[1..]),
         Some("help") | Some("--help") | None => {
             help();
             Ok(())
@@ -35,7 +40,10 @@ fn help() {
     println!(
         "cargo xtask <command>\n\n  ci      run .ci/run: python venv, fmt check, clippy -D warnings, tidy, tests\n  \
          tidy    check //! headers and workspace dependency declarations\n  \
-         bench   run the benchmark harness (release build), report in target/bench/"
+         bench   run the benchmark harness (release build), report in target/bench/\n  \
+         torture [--rounds N] [--contend-secs S]\n          \
+         the reliability harness: kills, signals, full disk, contention (unix, debug build),\n          \
+         report in target/torture/report.md"
     );
 }
 
