@@ -89,7 +89,7 @@ fn main() -> ExitCode {
         }
         Ended::Done(Err(err)) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Ended::Done(Err(err)) => {
-            eprintln!("error: {}", cli::one_line(&err));
+            eprintln!("error: {}", cli::escaped(&cli::one_line(&err)));
             // A bad time, symbol or feature given on the command line is a usage error.
             if err.downcast_ref::<marketdb_model::Error>().is_some()
                 || err.downcast_ref::<cli::Usage>().is_some()

@@ -12,6 +12,8 @@
 
 #[path = "cli/bounds.rs"]
 mod bounds;
+#[path = "cli/contract.rs"]
+mod contract;
 #[path = "cli/safety.rs"]
 mod safety;
 
@@ -294,7 +296,7 @@ fn check_is_complete_on_demo_and_reports_exact_gaps_after_delete() {
     for s in r["symbols"].as_array().unwrap() {
         assert_eq!(s["expected"], 2880);
         assert_eq!(s["present"], 2880);
-        assert_eq!(s["coverage"], 1.0);
+        assert_eq!(s["coverage"], 100.0);
         assert_eq!(s["missing"].as_array().unwrap().len(), 0);
     }
     // Refuses without --yes and changes nothing.
@@ -312,7 +314,7 @@ fn check_is_complete_on_demo_and_reports_exact_gaps_after_delete() {
             "1m",
         ],
     );
-    fails_cleanly(&o, 1, &["--yes"]);
+    fails_cleanly(&o, 2, &["--yes"]);
     let o = marketdb(
         dir.path(),
         &[
@@ -352,7 +354,7 @@ fn check_is_complete_on_demo_and_reports_exact_gaps_after_delete() {
         .iter()
         .find(|s| s["symbol"] == "SYN000USDT")
         .unwrap();
-    assert_eq!(btc["coverage"], 1.0);
+    assert_eq!(btc["coverage"], 100.0);
 }
 
 #[test]

@@ -2,11 +2,11 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
 use marketdb_model::{Freq, format_rfc3339};
 
-use super::{Global, RangeArgs, SymbolArgs, args, output};
+use super::{Global, RangeArgs, SymbolArgs, args, output, progress};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -26,16 +26,31 @@ pub async fn run(g: &Global, a: &CheckArgs) -> Result<ExitCode> {
     if let Some(p) = a.fail_under
         && !(0.0..=100.0).contains(&p)
     {
-        bail!("--fail-under {p} is not a percentage between 0 and 100");
+        return Err(super::usage(format!(
+            "--fail-under {p} is not a percentage between 0 and 100"
+        )));
     }
     a.range.spec()?;
     let db = args::open_db(g, args::Access::ReadOnly).await?;
-    let symbols = a.symbols.resolve(g, &db, a.freq).await?;
+    let (symbols, unknown) = a.symbols.resolve_noting(g, &db, a.freq).await?;
     let range = a.range.resolve(&db, a.freq, &symbols).await?;
+    let beat = progress::heartbeat(g, "check");
     let report = db.check_completeness(range, a.freq, &symbols).await?;
+    drop(beat);
     db.close().await;
     if g.json {
-        output::json(&report)?;
+        // Coverage in percent, as --fail-under and the table give it.
+        let mut v = serde_json::to_value(&report)?;
+        if let Some(list) = v.get_mut("symbols").and_then(|s| s.as_array_mut()) {
+            for s in list {
+                if let Some(c) = s.get("coverage").and_then(serde_json::Value::as_f64) {
+                    s["coverage"] = serde_json::json!(c * 100.0);
+                }
+            }
+        }
+        v["coverage_unit"] = "percent".into();
+        v["unknown_symbols"] = serde_json::json!(unknown);
+        output::json(&v)?;
     } else {
         let rows: Vec<Vec<String>> = report
             .symbols

@@ -4,7 +4,6 @@
 use std::{
     path::{Path, PathBuf},
     process::ExitCode,
-    str::FromStr,
 };
 
 use anyhow::{Context, Result};
@@ -14,11 +13,66 @@ use marketdb_model::Freq;
 
 use super::{Global, RangeArgs, SymbolArgs, args, output, progress};
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Numpy,
     Csv,
     Parquet,
+}
+
+/// `--fill` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Fill {
+    None,
+    Ffill,
+}
+
+/// `--compression` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Compression {
+    Zstd,
+    Snappy,
+    Gzip,
+    Lz4,
+    None,
+}
+
+impl From<Compression> for ParquetCompression {
+    fn from(c: Compression) -> ParquetCompression {
+        match c {
+            Compression::Zstd => ParquetCompression::Zstd,
+            Compression::Snappy => ParquetCompression::Snappy,
+            Compression::Gzip => ParquetCompression::Gzip,
+            Compression::Lz4 => ParquetCompression::Lz4,
+            Compression::None => ParquetCompression::None,
+        }
+    }
+}
+
+/// Refuses flags that do not apply to the chosen format (they would be silently ignored).
+fn check_flags(a: &ExportArgs) -> Result<()> {
+    let refuse = |flag: &str, applies: &str| {
+        Err(super::usage(format!(
+            "{flag} applies to {applies} exports, not {}",
+            format!("{:?}", a.format).to_lowercase()
+        )))
+    };
+    if a.fill.is_some() && a.format != Format::Numpy {
+        return refuse("--fill", "numpy");
+    }
+    if a.part_rows.is_some() && a.format != Format::Csv {
+        return refuse("--part-rows", "csv");
+    }
+    match (a.format, a.compression) {
+        (Format::Numpy, Some(_)) => refuse("--compression", "csv and parquet"),
+        (Format::Csv, Some(c)) if c != Compression::Gzip && c != Compression::None => {
+            Err(super::usage(format!(
+                "csv exports take --compression gzip or none, not {}",
+                format!("{c:?}").to_lowercase()
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -39,13 +93,15 @@ pub struct ExportArgs {
     /// Features, short or long names (default: the kline features plus vwap and ret)
     #[arg(long, value_parser = args::features)]
     pub features: Option<args::FeatureList>,
-    /// Holes in NumPy matrices: none or ffill (within a day)
-    #[arg(long, default_value = "none")]
-    pub fill: String,
-    /// Parquet compression: zstd, snappy, gzip, lz4 or none
-    #[arg(long, default_value = "zstd")]
-    pub compression: String,
-    /// Split CSV output into parts of this many rows
+    /// NumPy only: holes in the matrices stay NaN (none, the default) or are filled
+    /// forward within a day (ffill)
+    #[arg(long, value_enum)]
+    pub fill: Option<Fill>,
+    /// Parquet: zstd (default), snappy, gzip, lz4 or none; CSV: gzip or none (a .gz
+    /// output name gzips too)
+    #[arg(long, value_enum)]
+    pub compression: Option<Compression>,
+    /// CSV only: split the output into parts of this many rows
     #[arg(long)]
     pub part_rows: Option<usize>,
     /// Output folder (numpy) or file (csv, parquet); `-` streams csv or parquet to stdout
@@ -77,9 +133,23 @@ fn is_stdout(out: &Path) -> bool {
 
 pub async fn run(g: &Global, a: &ExportArgs) -> Result<ExitCode> {
     a.range.spec()?;
-    let fill = FillPolicy::from_str(&a.fill)?;
-    let compression = ParquetCompression::from_str(&a.compression)?;
+    check_flags(a)?;
+    let fill = match a.fill {
+        Some(Fill::Ffill) => FillPolicy::Ffill,
+        _ => FillPolicy::None,
+    };
+    let compression = a
+        .compression
+        .map_or(ParquetCompression::Zstd, ParquetCompression::from);
     let to_stdout = is_stdout(&a.out);
+    let csv_gzip = a.format == Format::Csv
+        && match a.compression {
+            Some(c) => c == Compression::Gzip,
+            None => a
+                .out
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("gz")),
+        };
     if to_stdout && matches!(a.format, Format::Numpy) {
         return Err(super::usage(
             "--out - streams csv or parquet to stdout; a numpy export writes a folder",
@@ -99,6 +169,7 @@ pub async fn run(g: &Global, a: &ExportArgs) -> Result<ExitCode> {
     request.fill = fill;
     request.compression = compression;
     request.csv_part_rows = a.part_rows;
+    request.csv_gzip = csv_gzip;
     let pb = progress::bar(g, 0, "export");
     let exporter = AsyncDataExporter::new(&db).with_progress(progress::export_observer(&pb));
     let out = &a.out;

@@ -5,7 +5,7 @@
 //! stores nothing, the other files still load, and the exit code is 1 if any file failed
 //! (with `--skip-bad-rows`, also a file whose every line was rejected).
 
-use std::{path::PathBuf, process::ExitCode, str::FromStr, sync::mpsc};
+use std::{path::PathBuf, process::ExitCode, sync::mpsc};
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -37,9 +37,9 @@ pub struct IngestArgs {
     /// Files or folders (searched recursively for .csv and .zip)
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
-    /// Override the kind read from file names: klines, funding or metrics
-    #[arg(long)]
-    pub kind: Option<String>,
+    /// Override the kind read from file names
+    #[arg(long, value_enum)]
+    pub kind: Option<Kind>,
     /// Override the symbol read from file names
     #[arg(long)]
     pub symbol: Option<String>,
@@ -51,9 +51,27 @@ pub struct IngestArgs {
     pub skip_bad_rows: bool,
 }
 
+/// `--kind` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Kind {
+    Klines,
+    Funding,
+    Metrics,
+}
+
+impl From<Kind> for FileKind {
+    fn from(k: Kind) -> FileKind {
+        match k {
+            Kind::Klines => FileKind::Klines,
+            Kind::Funding => FileKind::Funding,
+            Kind::Metrics => FileKind::Metrics,
+        }
+    }
+}
+
 pub async fn run(g: &Global, a: &IngestArgs) -> Result<ExitCode> {
     let overrides = Overrides {
-        kind: a.kind.as_deref().map(FileKind::from_str).transpose()?,
+        kind: a.kind.map(FileKind::from),
         symbol: a.symbol.clone(),
         freq: a.freq,
     };

@@ -7,7 +7,7 @@ use clap::Args;
 use marketdb_model::{Freq, format_rfc3339};
 use serde_json::Value;
 
-use super::{Global, args, output};
+use super::{Global, args, output, progress};
 
 #[derive(Debug, Args)]
 pub struct SymbolsArgs {
@@ -18,7 +18,9 @@ pub struct SymbolsArgs {
 
 pub async fn summary(g: &Global) -> Result<ExitCode> {
     let db = args::open_db(g, args::Access::ReadOnly).await?;
+    let beat = progress::heartbeat(g, "summary");
     let summary = serde_json::to_value(db.get_data_summary().await?)?;
+    drop(beat);
     db.close().await;
     if g.json {
         output::json(&summary)?;

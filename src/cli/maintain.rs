@@ -81,7 +81,9 @@ pub struct DeleteArgs {
 pub async fn delete(g: &Global, a: &DeleteArgs) -> Result<ExitCode> {
     a.range.spec()?;
     if !a.yes {
-        bail!("delete changes the database: add --yes to confirm");
+        return Err(super::usage(
+            "delete changes the database: add --yes to confirm",
+        ));
     }
     let db = args::open_db(g, args::Access::Write).await?;
     let symbols = a.symbols.resolve(g, &db, a.freq).await?;

@@ -19,6 +19,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
 pub use args::{RangeArgs, SymbolArgs};
+pub use output::escaped;
 
 /// Crypto market data in SQLite: store, check, resample and export Binance klines and metrics.
 #[derive(Debug, Parser)]
@@ -130,14 +131,14 @@ pub fn usage_error(err: clap::Error) -> ExitCode {
                 .take_while(|l| l.starts_with("  "))
                 .map(str::trim)
                 .collect();
-            let first = output::escaped(first);
+            let first = escaped(first);
             if listed.is_empty() {
                 eprintln!("error: {first} (see 'marketdb --help')");
             } else {
                 eprintln!(
                     "error: {} {} (see 'marketdb --help')",
                     first.trim_end_matches(':'),
-                    output::escaped(&listed.join(", "))
+                    escaped(&listed.join(", "))
                 );
             }
             ExitCode::from(2)

@@ -68,8 +68,9 @@ pub(crate) fn push_i64(out: &mut Vec<u8>, v: i64) {
 }
 
 /// Streams tables into one CSV file or numbered parts.
-/// One output file, gzipped or not.
+/// One output file, gzipped or not (one per export at a time: its size does not matter).
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 enum Out {
     Plain(AtomicFile),
     Gzip(GzEncoder<AtomicFile>),
@@ -79,7 +80,9 @@ impl Out {
     fn write_all(&mut self, buf: &[u8]) -> Result<()> {
         match self {
             Out::Plain(f) => f.write_all(buf),
-            Out::Gzip(z) => z.write_all(buf).map_err(|e| crate::Error::io(z.get_ref().target(), e)),
+            Out::Gzip(z) => z
+                .write_all(buf)
+                .map_err(|e| crate::Error::io(z.get_ref().target(), e)),
         }
     }
 
@@ -331,7 +334,10 @@ mod tests {
             .read_to_string(&mut text)
             .unwrap();
         assert_eq!(text.lines().count(), 4);
-        assert!(text.starts_with("symbol,timestamp,datetime,cls\n"), "{text}");
+        assert!(
+            text.starts_with("symbol,timestamp,datetime,cls\n"),
+            "{text}"
+        );
         let mut w = CsvWriter::new(Dest::File(target), &p, Some(2), true, false).unwrap();
         w.write_table(&t).unwrap();
         let rep = w.finish().unwrap();
@@ -341,8 +347,14 @@ mod tests {
             .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, ["k_part_1.csv.gz", "k_part_2.csv.gz"]);
-        let w = CsvWriter::new(Dest::File(dir.path().join("plain")), &p, Some(1), false, false)
-            .unwrap();
+        let w = CsvWriter::new(
+            Dest::File(dir.path().join("plain")),
+            &p,
+            Some(1),
+            false,
+            false,
+        )
+        .unwrap();
         assert_eq!(
             w.part_path(3).file_name().unwrap().to_string_lossy(),
             "plain_part_3.csv"
@@ -395,14 +407,21 @@ mod tests {
         assert_eq!(p3.lines().count(), 2);
 
         // A writer dropped before finishing leaves nothing under a final name.
-        let mut w =
-            CsvWriter::new(Dest::File(dir.path().join("x/y.csv")), &p, None, false, false).unwrap();
+        let mut w = CsvWriter::new(
+            Dest::File(dir.path().join("x/y.csv")),
+            &p,
+            None,
+            false,
+            false,
+        )
+        .unwrap();
         w.write_table(&t).unwrap();
         drop(w);
         assert!(listing(&dir.path().join("x")).is_empty());
 
         // No rows: a header-only file.
-        let w = CsvWriter::new(Dest::File(dir.path().join("e.csv")), &p, None, false, false).unwrap();
+        let w =
+            CsvWriter::new(Dest::File(dir.path().join("e.csv")), &p, None, false, false).unwrap();
         let rep = w.finish().unwrap();
         assert_eq!(rep.rows, 0);
         assert_eq!(

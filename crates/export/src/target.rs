@@ -226,9 +226,14 @@ pub(crate) fn resolve_folder(out: &Path, db: &Path) -> Result<ResolvedFolder> {
         let entry = entry.map_err(|e| Error::io(&path, e))?;
         let name = entry.file_name();
         let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        let text = name.to_string_lossy();
         if name == MANIFEST_NAME {
             manifest = true;
-        } else if is_dir && name.to_str().is_some_and(|n| n.parse::<Freq>().is_ok()) {
+        } else if is_dir && text.parse::<Freq>().is_ok() {
+            interval_dirs = true;
+        } else if !is_dir && temp_owner(&text).is_some() {
+            // A temporary file of an interrupted export (its manifest, say): ours, and
+            // swept before the new export writes.
             interval_dirs = true;
         } else if others.len() < 3 {
             others.push(name.to_string_lossy().into_owned());
@@ -413,9 +418,12 @@ mod tests {
         assert!(!resolve_folder(&out, &db).unwrap().replaces);
         fs::create_dir(&out).unwrap();
         assert!(!resolve_folder(&out, &db).unwrap().replaces);
-        // What an interrupted export leaves: interval folders only.
+        // What an interrupted export leaves: interval folders and temporary files.
         fs::create_dir_all(out.join("1m/cls")).unwrap();
         assert!(resolve_folder(&out, &db).unwrap().replaces);
+        fs::write(out.join(".manifest.json.tmp-999999-3"), "").unwrap();
+        assert!(resolve_folder(&out, &db).unwrap().replaces);
+        fs::remove_file(out.join(".manifest.json.tmp-999999-3")).unwrap();
         fs::write(out.join("notes.txt"), "mine").unwrap();
         let err = resolve_folder(&out, &db).unwrap_err().to_string();
         assert!(err.contains("not a marketdb export (notes.txt)"), "{err}");

@@ -185,6 +185,13 @@ fn apply_journal_mode(conn: &Connection, wanted: JournalMode, role: Role) -> rus
 }
 
 fn open_error(path: &Path, source: rusqlite::Error) -> Error {
+    if let rusqlite::Error::SqliteFailure(e, _) = &source
+        && e.extended_code == ffi::SQLITE_READONLY_ROLLBACK
+    {
+        return Error::HotJournal {
+            path: path.to_path_buf(),
+        };
+    }
     if source.sqlite_error_code() == Some(ErrorCode::NotADatabase) {
         Error::NotADatabase {
             path: path.to_path_buf(),
@@ -265,6 +272,51 @@ mod tests {
             immutable_uri(Path::new("rel/x.db")),
             "file:rel/x.db?immutable=1"
         );
+    }
+
+    #[test]
+    fn a_hot_journal_is_named_for_read_only_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(&dir);
+        prepare_location(&config.path).unwrap();
+        let path = config.path.clone();
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+            .unwrap();
+        drop(conn);
+        // A writer in rollback mode killed mid-transaction leaves its journal: made here by
+        // copying the file and journal while a write transaction is open.
+        let writer = Connection::open(&path).unwrap();
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode=DELETE; PRAGMA cache_size=1; BEGIN; \
+                 INSERT INTO t SELECT x FROM t; INSERT INTO t SELECT x FROM t;",
+            )
+            .unwrap();
+        for _ in 0..12 {
+            writer
+                .execute_batch("INSERT INTO t SELECT x FROM t")
+                .unwrap();
+        }
+        let mut journal = path.as_os_str().to_owned();
+        journal.push("-journal");
+        let copy = dir.path().join("copy.db");
+        let mut copy_journal = copy.as_os_str().to_owned();
+        copy_journal.push("-journal");
+        std::fs::copy(&path, &copy).unwrap();
+        std::fs::copy(&journal, &copy_journal).unwrap();
+        drop(writer);
+        let ro = PoolConfig::read_only(&copy);
+        let err = open(&ro, Role::Reader).unwrap_err();
+        assert!(matches!(err, Error::HotJournal { .. }), "{err}");
+        assert!(err.to_string().contains("doctor --checkpoint"), "{err}");
+        // A write open recovers it.
+        let rw = PoolConfig::new(&copy);
+        let w = open(&rw, Role::Writer).unwrap();
+        let n: i64 = w
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1, "the interrupted transaction was rolled back");
     }
 
     #[test]

@@ -69,6 +69,18 @@ pub enum Error {
         /// The configured acquire timeout.
         after: Duration,
     },
+    /// The file holds a hot rollback journal (a write interrupted by a crash) that only a
+    /// read-write connection can roll back.
+    #[error(
+        "{} holds an unfinished write left by an interrupted process (a hot -journal file), \
+         which a read-only open cannot roll back; run one write command on it (for example \
+         'marketdb doctor --checkpoint') to recover it",
+        path.display()
+    )]
+    HotJournal {
+        /// The database file.
+        path: PathBuf,
+    },
     /// A write was asked of a pool opened read-only.
     #[error("database {} is open read-only", path.display())]
     ReadOnly {
