@@ -43,6 +43,77 @@ pub(crate) fn prepare_location(path: &Path) -> Result<()> {
     }
 }
 
+/// Whether process `pid` runs on this machine (every process counts as running where
+/// `/proc` cannot tell).
+fn process_alive(pid: u32) -> bool {
+    let proc_root = Path::new("/proc");
+    pid == std::process::id()
+        || !proc_root.join("self").exists()
+        || proc_root.join(pid.to_string()).exists()
+}
+
+/// Creates a missing database file atomically, already in the configured journal mode: the
+/// file is made under a hidden name (`.{name}.init-{pid}`) and linked into place only once
+/// SQLite has written its header. A process killed while creating a database therefore
+/// leaves no half-made file under the real name, in particular no rollback journal that a
+/// read-only reader could not roll back. Leftovers of killed creators are removed. Never
+/// replaces a file that appeared meanwhile.
+pub(crate) fn create_atomically(config: &PoolConfig) -> Result<()> {
+    let path = config.path.as_path();
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Ok(());
+    }
+    let io = |p: &Path, source: std::io::Error| Error::Io {
+        path: p.to_path_buf(),
+        source,
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let prefix = format!(".{name}.init-");
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(entries) = std::fs::read_dir(dir)
+    {
+        for e in entries.flatten() {
+            let file = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = file.strip_prefix(&prefix).and_then(|p| p.parse().ok())
+                && !process_alive(pid)
+            {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    let temp = path.with_file_name(format!("{prefix}{}", std::process::id()));
+    let _ = std::fs::remove_file(&temp);
+    let made = (|| -> rusqlite::Result<()> {
+        let conn = Connection::open_with_flags(
+            &temp,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        let mode = config.pragmas.journal_mode.as_str();
+        conn.query_row(&format!("PRAGMA journal_mode = {mode}"), [], |_| Ok(()))?;
+        // Writes page 1 in every journal mode (WAL already wrote it).
+        conn.execute_batch("PRAGMA user_version = 0")?;
+        conn.close().map_err(|(_, e)| e)
+    })();
+    if let Err(e) = made {
+        let _ = std::fs::remove_file(&temp);
+        return Err(open_error(path, e));
+    }
+    let linked = match std::fs::hard_link(&temp, path) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        // A file system without hard links: rename (which could replace a file created in
+        // the same instant by another process).
+        Err(_) => std::fs::rename(&temp, path),
+        ok => ok,
+    };
+    let _ = std::fs::remove_file(&temp);
+    linked.map_err(|e| io(path, e))
+}
+
 /// [`open`] on the blocking pool.
 pub(crate) async fn open_async(config: Arc<PoolConfig>, role: Role) -> Result<Connection> {
     run_blocking(move || open(&config, role)).await?
@@ -272,6 +343,30 @@ mod tests {
             immutable_uri(Path::new("rel/x.db")),
             "file:rel/x.db?immutable=1"
         );
+    }
+
+    #[test]
+    fn new_files_appear_whole_and_in_wal_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(&dir);
+        prepare_location(&config.path).unwrap();
+        // A leftover of a creator that died (pid 0 is never a user process).
+        let stale = config.path.with_file_name(".c.db.init-0");
+        std::fs::write(&stale, b"half").unwrap();
+        create_atomically(&config).unwrap();
+        assert!(!stale.exists(), "the leftover is swept");
+        let header = std::fs::read(&config.path).unwrap();
+        assert!(header.starts_with(b"SQLite format 3\0"));
+        assert_eq!((header[18], header[19]), (2, 2), "WAL in the header");
+        let names: Vec<String> = std::fs::read_dir(config.path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["c.db"], "nothing else is left");
+        // An existing file is never touched.
+        std::fs::write(&config.path, b"mine").unwrap();
+        create_atomically(&config).unwrap();
+        assert_eq!(std::fs::read(&config.path).unwrap(), b"mine");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use tracing::{info, warn};
 use crate::bb8_pool::Bb8Pool;
 use crate::builtin::BuiltinPool;
 use crate::config::{Backend, PoolConfig};
-use crate::connect::prepare_location;
+use crate::connect::{create_atomically, prepare_location};
 use crate::error::{Chain, Error, Result};
 use crate::guard::{ReadGuard, WriteGuard};
 use crate::pool::{ConnectionPool, PoolKind, PoolStats, run_blocking};
@@ -39,8 +39,12 @@ impl PoolManager {
         config.validate()?;
         let config = Arc::new(config);
         if !config.read_only {
-            let path = config.path.clone();
-            run_blocking(move || prepare_location(&path)).await??;
+            let c = Arc::clone(&config);
+            run_blocking(move || {
+                prepare_location(&c.path)?;
+                create_atomically(&c)
+            })
+            .await??;
         }
 
         let pool: Arc<dyn ConnectionPool> = match config.backend {
