@@ -65,22 +65,18 @@ fn cargo(root: &Path, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// The checks of `.ci/run`, in the same order.
+/// Runs `.ci/run` itself, so what a developer runs and what CI runs cannot drift.
 fn ci(root: &Path) -> Result<()> {
-    cargo(root, &["fmt", "--all", "--", "--check"])?;
-    cargo(
-        root,
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    )?;
-    run_tidy(root)?;
-    cargo(root, &["test", "--workspace"])
+    let script = root.join(".ci").join("run");
+    let status = Command::new("bash")
+        .arg(&script)
+        .current_dir(root)
+        .status()
+        .with_context(|| format!("cannot run {}", script.display()))?;
+    if !status.success() {
+        bail!("{} failed ({status})", script.display());
+    }
+    Ok(())
 }
 
 #[allow(clippy::print_stderr)]
