@@ -3,10 +3,16 @@
 //! not run an async runtime (the Python original kept its sync `MarketDB` for the same
 //! reason). It owns a small tokio runtime and blocks on the async store.
 //!
-//! It deliberately adds no behaviour: every method forwards to the async store. Calling it
-//! from inside an async runtime returns [`Error::InsideRuntime`] instead of panicking
-//! (blocking a runtime thread on another runtime would deadlock or panic); async code should
-//! use [`AsyncMarketDB`] directly.
+//! It deliberately adds no behaviour: every method forwards to the async store, driven by
+//! the facade's own runtime. It works wherever a thread may block, and never panics for
+//! being called in the wrong place:
+//! - on a plain thread, inside `spawn_blocking`, under `Runtime::enter`: it blocks the
+//!   calling thread until the call returns;
+//! - on a worker of a multi-thread tokio runtime (inside an async task): through
+//!   `block_in_place`, so that runtime keeps running its other tasks meanwhile;
+//! - on the thread of a current-thread runtime: on a helper thread while the calling thread
+//!   waits, which stalls that runtime for the duration of the call. Async code should use
+//!   [`AsyncMarketDB`] directly.
 
 use std::path::{Path, PathBuf};
 
@@ -21,13 +27,15 @@ pub use marketdb_store::{
 
 /// Errors of the blocking facade.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
+    /// The store's error.
     #[error(transparent)]
     Store(#[from] marketdb_store::Error),
-    #[error(
-        "the blocking MarketDB was called from inside an async runtime; use AsyncMarketDB there"
-    )]
-    InsideRuntime,
+    /// The facade was closed (its runtime is gone).
+    #[error("the blocking MarketDB is closed")]
+    Closed,
+    /// The facade's runtime could not start.
     #[error("cannot start the runtime of the blocking MarketDB")]
     Runtime(#[source] std::io::Error),
 }
@@ -52,10 +60,26 @@ impl Drop for MarketDB {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    if tokio::runtime::Handle::try_current().is_ok() {
-        return Err(Error::InsideRuntime);
+/// Runs `f`, which blocks, where blocking is allowed: see the crate docs for each context.
+fn where_blocking_is_allowed<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Err(_) => f(),
+        // On a worker this hands the worker's tasks to another thread first; elsewhere
+        // (a blocking-pool thread, an `enter` guard) it just runs `f`.
+        Ok(h) if matches!(h.runtime_flavor(), RuntimeFlavor::MultiThread) => {
+            tokio::task::block_in_place(f)
+        }
+        // A current-thread runtime cannot tell its own thread from its helpers: a fresh
+        // thread is always allowed to block.
+        Ok(_) => std::thread::scope(|scope| match scope.spawn(f).join() {
+            Ok(v) => v,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }),
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("marketdb-sync")
@@ -78,21 +102,26 @@ impl MarketDB {
     /// Opens with explicit settings.
     pub fn open_with(config: StoreConfig) -> Result<MarketDB> {
         let runtime = runtime()?;
-        let db = runtime.block_on(AsyncMarketDB::open_with(config))?;
-        Ok(MarketDB {
-            runtime: Some(runtime),
-            db,
-        })
+        let db = where_blocking_is_allowed(|| runtime.block_on(AsyncMarketDB::open_with(config)));
+        match db {
+            Ok(db) => Ok(MarketDB {
+                runtime: Some(runtime),
+                db,
+            }),
+            Err(e) => {
+                // Dropping a runtime inside an async context would panic.
+                runtime.shutdown_background();
+                Err(e.into())
+            }
+        }
     }
 
-    fn block<T>(&self, fut: impl Future<Output = marketdb_store::Result<T>>) -> Result<T> {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(Error::InsideRuntime);
-        }
-        match &self.runtime {
-            Some(rt) => Ok(rt.block_on(fut)?),
-            None => Err(Error::InsideRuntime),
-        }
+    fn block<T: Send>(
+        &self,
+        fut: impl Future<Output = marketdb_store::Result<T>> + Send,
+    ) -> Result<T> {
+        let rt = self.runtime.as_ref().ok_or(Error::Closed)?;
+        Ok(where_blocking_is_allowed(|| rt.block_on(fut))?)
     }
 
     /// The async store behind this facade.
@@ -124,6 +153,7 @@ impl MarketDB {
     }
 
     pub fn store_data(&self, data: impl Into<KlineInput>, freq: Freq) -> Result<usize> {
+        let data: KlineInput = data.into();
         self.block(self.db.store_data(data, freq))
     }
 
@@ -221,7 +251,7 @@ impl MarketDB {
     ) -> Result<FrameIter<'_>> {
         // The producer task needs the runtime context to start.
         let Some(rt) = &self.runtime else {
-            return Err(Error::InsideRuntime);
+            return Err(Error::Closed);
         };
         let _guard = rt.enter();
         let stream = self.db.scan(range, freq, symbols, features, chunk);
@@ -327,6 +357,7 @@ impl Iterator for FrameIter<'_> {
     type Item = Result<KlineFrame>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.stream.blocking_next().map(|r| r.map_err(Error::from))
+        let stream = &mut self.stream;
+        where_blocking_is_allowed(|| stream.blocking_next()).map(|r| r.map_err(Error::from))
     }
 }

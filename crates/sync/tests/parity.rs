@@ -334,17 +334,57 @@ proptest! {
     }
 }
 
+/// Opens, writes, reads and scans through the blocking facade from wherever it is called.
+fn exercise(path: &std::path::Path, symbol: &str) {
+    let sync = MarketDB::open(path).unwrap();
+    sync.store_data(bars(symbol, 0, 5, 10.0), Freq::H1).unwrap();
+    let frame = sync
+        .read_data(range_h(0, 24), Freq::H1, &[symbol.to_owned()], &[], true)
+        .unwrap();
+    assert_eq!(frame.len(), 5);
+    let scanned: usize = sync
+        .scan(range_h(0, 24), Freq::H1, &[], &[], ScanChunk::Rows(2))
+        .unwrap()
+        .map(|f| f.unwrap().len())
+        .sum();
+    assert!(scanned >= 5);
+    sync.close().unwrap();
+}
+
 #[test]
-fn inside_a_runtime_is_an_error_not_a_panic() {
+fn the_blocking_facade_works_wherever_a_thread_may_block() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("x.db");
+    // A plain thread.
+    exercise(&path, "PLAIN");
+    let multi = tokio::runtime::Runtime::new().unwrap();
+    // Inside spawn_blocking, under Runtime::enter, and on a worker (an async task).
+    let p = path.clone();
+    multi
+        .block_on(multi.spawn_blocking(move || exercise(&p, "BLOCKING")))
+        .unwrap();
+    {
+        let _guard = multi.enter();
+        exercise(&path, "ENTERED");
+    }
+    let p = path.clone();
+    multi
+        .block_on(multi.spawn(async move { exercise(&p, "WORKER") }))
+        .unwrap();
+    // In block_on of a multi-thread runtime, and on a current-thread runtime's thread.
+    multi.block_on(async { exercise(&path, "BLOCKON") });
+    let current = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    current.block_on(async { exercise(&path, "CURRENT") });
+    let p = path.clone();
+    current
+        .block_on(current.spawn_blocking(move || exercise(&p, "CURBLOCK")))
+        .unwrap();
     let sync = MarketDB::open(&path).unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let err = rt.block_on(async { sync.get_symbols(None) }).unwrap_err();
-    assert!(matches!(err, Error::InsideRuntime), "{err}");
-    assert!(err.to_string().contains("use AsyncMarketDB"));
-    let err = rt.block_on(async { MarketDB::open(&path) }).unwrap_err();
-    assert!(matches!(err, Error::InsideRuntime));
-    // Outside the runtime it still works.
-    assert_eq!(sync.get_symbols(None).unwrap(), Vec::<String>::new());
+    assert_eq!(sync.get_symbols(Some(Freq::H1)).unwrap().len(), 7);
+    // A closed facade says so.
+    drop(sync);
+    let _ = Error::Closed.to_string();
 }
