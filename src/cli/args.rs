@@ -221,7 +221,13 @@ pub async fn open_db(g: &Global, access: Access) -> Result<AsyncMarketDB> {
 
 /// [`open_db`] for an explicit path (demo has its own default).
 pub async fn open_path(g: &Global, path: &Path, access: Access) -> Result<AsyncMarketDB> {
-    if access != Access::Create && !path.exists() {
+    let exists = {
+        let p = path.to_path_buf();
+        tokio::task::spawn_blocking(move || p.exists())
+            .await
+            .unwrap_or(false)
+    };
+    if access != Access::Create && !exists {
         bail!(
             "database {} does not exist (create one with 'marketdb ingest', or try \
              'marketdb demo')",

@@ -80,7 +80,11 @@ pub async fn run(g: &Global, a: &IngestArgs) -> Result<ExitCode> {
     } else {
         BadRows::Fail
     };
-    let files = marketdb_ingest::discover(&a.paths)?;
+    // Walking folders blocks: off the runtime's workers.
+    let paths = a.paths.clone();
+    let files = tokio::task::spawn_blocking(move || marketdb_ingest::discover(&paths))
+        .await
+        .context("file discovery stopped unexpectedly")??;
     if files.is_empty() {
         anyhow::bail!("no .csv or .zip files found in the given paths");
     }

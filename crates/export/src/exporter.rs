@@ -135,12 +135,20 @@ impl AsyncDataExporter {
         })
         .await??;
         self.resolve_symbols(&mut plan).await?;
-        let sink = NumpySink {
-            writer: NumpyWriter::new(&out_dir, &plan, self.fsync)?,
-            root: out_dir.clone(),
-            plan: plan.clone(),
-            target: request.target_freq.map(|f| f.as_str()),
-            fsync: self.fsync,
+        let (root, p, target, fsync) = (
+            out_dir.clone(),
+            plan.clone(),
+            request.target_freq.map(|f| f.as_str()),
+            self.fsync,
+        );
+        let sink = move || {
+            Ok(NumpySink {
+                writer: NumpyWriter::new(&root, &p, fsync)?,
+                root,
+                plan: p,
+                target,
+                fsync,
+            })
         };
         let mut report = self.run(&plan, Walk::Days, sink, &out_dir).await?;
         report.replaced = replaces;
@@ -194,7 +202,8 @@ impl AsyncDataExporter {
         let label = dest.label();
         let mut plan = Plan::new(request)?;
         self.resolve_symbols(&mut plan).await?;
-        let sink = CsvWriter::new(dest, &plan, part_rows, request.csv_gzip, self.fsync)?;
+        let (p, gzip, fsync) = (plan.clone(), request.csv_gzip, self.fsync);
+        let sink = move || CsvWriter::new(dest, &p, part_rows, gzip, fsync);
         let report = self.run(&plan, Walk::Symbols, sink, &label).await?;
         info!(
             rows = report.rows,
@@ -235,7 +244,8 @@ impl AsyncDataExporter {
         let label = dest.label();
         let mut plan = Plan::new(request)?;
         self.resolve_symbols(&mut plan).await?;
-        let sink = ParquetWriter::new(dest, &plan, request.compression, self.fsync)?;
+        let (p, compression, fsync) = (plan.clone(), request.compression, self.fsync);
+        let sink = move || ParquetWriter::new(dest, &p, compression, fsync);
         let report = self.run(&plan, Walk::Symbols, sink, &label).await?;
         info!(
             rows = report.rows,
@@ -274,7 +284,8 @@ impl AsyncDataExporter {
         let label = dest.label();
         let mut plan = Plan::new(request)?;
         self.resolve_symbols(&mut plan).await?;
-        let sink = StatsWriter::new(dest, &plan, self.fsync)?;
+        let (p, fsync) = (plan.clone(), self.fsync);
+        let sink = move || StatsWriter::new(dest, &p, fsync);
         let report = self.run(&plan, Walk::Symbols, sink, &label).await?;
         info!(
             symbols = report.symbols.len(),
@@ -321,19 +332,22 @@ impl AsyncDataExporter {
         Ok(())
     }
 
-    /// Runs the producer here and `sink` on a blocking thread; see the module docs.
+    /// Runs the producer here and the sink `make` builds on a blocking thread (building it
+    /// creates folders and files: no file I/O on a runtime worker); see the module docs.
     async fn run<S: Sink>(
         &self,
         plan: &Plan,
         walk: Walk,
-        sink: S,
+        make: impl FnOnce() -> Result<S> + Send + 'static,
         out: &Path,
     ) -> Result<S::Report> {
         let (tx, rx) = mpsc::channel::<Msg>(WRITER_QUEUE);
         let progress = self.progress.clone();
         let out_path = out.to_path_buf();
-        let writer =
-            tokio::task::spawn_blocking(move || sink_loop(sink, rx, progress.as_ref(), out_path));
+        let writer = tokio::task::spawn_blocking(move || {
+            // A sink that cannot start drops `rx`, which stops the producer.
+            sink_loop(make()?, rx, progress.as_ref(), out_path)
+        });
         let total = match walk {
             Walk::Days => plan.total_days(),
             Walk::Symbols => plan.total_days() * plan.symbols.len() as u64,
