@@ -1,7 +1,8 @@
 //! `cargo xtask tidy`: house rules that rustc and clippy do not check. Every `.rs` file under
-//! `crates/` and `src/` must open with a `//!` paragraph, and every crate manifest must take
+//! `crates/` and `src/` must open with a `//!` paragraph, every crate manifest must take
 //! internal (`marketdb*`) dependencies, and all others, from `[workspace.dependencies]`
-//! instead of declaring paths or versions itself.
+//! instead of declaring paths or versions itself, and README.md and `docs/*.md` may name
+//! only `cargo xtask` commands that exist (those `xtask/src/main.rs` dispatches).
 
 use std::{
     fs,
@@ -36,6 +37,7 @@ pub fn check(root: &Path) -> Result<Vec<String>> {
             manifests.push(entry.path().join("Cargo.toml"));
         }
     }
+    problems.extend(check_xtask_mentions(root)?);
     manifests.push(root.join("Cargo.toml"));
     manifests.sort();
     for manifest in manifests.into_iter().filter(|m| m.exists()) {
@@ -46,6 +48,49 @@ pub fn check(root: &Path) -> Result<Vec<String>> {
                 .into_iter()
                 .map(|p| format!("{}: {p}", rel(root, &manifest))),
         );
+    }
+    Ok(problems)
+}
+
+/// The commands `xtask/src/main.rs` dispatches: its `Some("name") =>` arms.
+fn xtask_commands(root: &Path) -> Result<Vec<String>> {
+    let main = root.join("xtask/src/main.rs");
+    let text =
+        fs::read_to_string(&main).with_context(|| format!("cannot read {}", main.display()))?;
+    let mut out = Vec::new();
+    for piece in text.split("Some(\"").skip(1) {
+        if let Some((name, rest)) = piece.split_once('"')
+            && rest.trim_start().starts_with(')')
+            && !name.starts_with('-')
+        {
+            out.push(name.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// `cargo xtask <name>` in README.md or `docs/*.md` where `<name>` is not a command.
+fn check_xtask_mentions(root: &Path) -> Result<Vec<String>> {
+    let known = xtask_commands(root)?;
+    let mut docs = vec![root.join("README.md")];
+    collect(&root.join("docs"), "md", &mut docs)?;
+    let mut problems = Vec::new();
+    for doc in docs.into_iter().filter(|d| d.exists()) {
+        let text =
+            fs::read_to_string(&doc).with_context(|| format!("cannot read {}", doc.display()))?;
+        for piece in text.split("cargo xtask").skip(1) {
+            let name: String = piece
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                .collect();
+            if !name.is_empty() && !known.contains(&name) {
+                problems.push(format!(
+                    "{} names `cargo xtask {name}`, which is not a command",
+                    rel(root, &doc)
+                ));
+            }
+        }
     }
     Ok(problems)
 }
@@ -142,7 +187,32 @@ mod tests {
             "//! Intervals.\n\npub struct Freq;\n",
         );
         write(root, "src/main.rs", "\n//! The CLI.\nfn main() {}\n");
+        write(
+            root,
+            "xtask/src/main.rs",
+            "//! x\nfn main() { match a { Some(\"ci\") => 1, Some(\"--help\") => 2 } }\n",
+        );
+        write(
+            root,
+            "README.md",
+            "Run `cargo xtask ci` or `cargo xtask`.\n",
+        );
         dir
+    }
+
+    #[test]
+    fn naming_a_missing_xtask_command_fails() {
+        let dir = fake_workspace();
+        write(
+            dir.path(),
+            "docs/a.md",
+            "Then `cargo xtask compat` checks it.\n",
+        );
+        let problems = check(dir.path()).unwrap();
+        assert_eq!(
+            problems,
+            vec!["docs/a.md names `cargo xtask compat`, which is not a command"]
+        );
     }
 
     #[test]
