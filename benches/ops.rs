@@ -79,7 +79,7 @@ pub async fn read(path: &Path, range: TimeRange, want: u64, mmap: Mmap) -> Resul
     let t = Instant::now();
     let frame = db.read_data(range, Freq::M1, &[], &[], true).await?;
     let secs = t.elapsed().as_secs_f64();
-    let (rows, symbols) = (frame.len() as u64, frame.symbols.len());
+    let (rows, symbols) = (frame.len() as u64, frame.symbols().len());
     drop(frame);
     db.close().await;
     expect_rows("read_data", rows, want)?;

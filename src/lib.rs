@@ -4,9 +4,9 @@
 //! This facade re-exports the workspace crates so an application can depend on one package:
 //! [`model`] (vocabulary, no I/O), [`pool`] (SQLite connection pools), [`store`]
 //! ([`AsyncMarketDB`]), [`sync`] (the blocking [`MarketDB`]), [`export`]
-//! ([`AsyncDataExporter`]) and [`ingest`] (Binance Vision files). Its one module of its own
-//! is [`synth`], the deterministic synthetic market shared by `marketdb demo` and the
-//! benchmark harness; the `marketdb` command line lives in this package's binary, not in the
+//! ([`AsyncDataExporter`]), [`ingest`] (Binance Vision files) and [`synth`] (the
+//! deterministic synthetic market of `marketdb demo` and the benchmark harness). It adds no
+//! code of its own; the `marketdb` command line lives in this package's binary, not in the
 //! library.
 
 pub use marketdb_export as export;
@@ -15,10 +15,9 @@ pub use marketdb_model as model;
 pub use marketdb_pool as pool;
 pub use marketdb_store as store;
 pub use marketdb_sync as sync;
+pub use marketdb_synth as synth;
 
 pub use marketdb_export::AsyncDataExporter;
 pub use marketdb_model::{Feature, Freq, Kline, TimeRange};
 pub use marketdb_store::AsyncMarketDB;
 pub use marketdb_sync::MarketDB;
-
-pub mod synth;

@@ -118,7 +118,7 @@ impl RowWriter {
             Format::Csv => {
                 if !self.started {
                     write!(out, "symbol,timestamp,datetime")?;
-                    for f in &frame.features {
+                    for f in frame.features() {
                         write!(out, ",{}", f.short())?;
                     }
                     writeln!(out)?;
@@ -128,10 +128,10 @@ impl RowWriter {
                         out,
                         "{},{},{}",
                         frame.symbol_of(r).unwrap_or(""),
-                        frame.timestamp[r],
-                        format_rfc3339(frame.timestamp[r])
+                        frame.timestamp()[r],
+                        format_rfc3339(frame.timestamp()[r])
                     )?;
-                    for c in &frame.columns {
+                    for c in frame.columns() {
                         write!(out, ",{}", cell(c, r))?;
                     }
                     writeln!(out)?;
@@ -155,7 +155,7 @@ impl RowWriter {
             }
             Format::Table => {
                 if !self.started {
-                    let header = RowWriter::header(&frame.features);
+                    let header = RowWriter::header(frame.features());
                     self.widths = header.iter().map(String::len).collect();
                     for r in 0..frame.len() {
                         for (w, c) in self.widths.iter_mut().zip(table_row(frame, r)) {
@@ -223,9 +223,9 @@ impl RowWriter {
 fn table_row(frame: &KlineFrame, r: usize) -> Vec<String> {
     let mut row = vec![
         frame.symbol_of(r).unwrap_or("").to_owned(),
-        format_rfc3339(frame.timestamp[r]),
+        format_rfc3339(frame.timestamp()[r]),
     ];
-    row.extend(frame.columns.iter().map(|c| cell(c, r)));
+    row.extend(frame.columns().iter().map(|c| cell(c, r)));
     row
 }
 
@@ -240,9 +240,12 @@ fn cell(c: &Column, row: usize) -> String {
 fn row_object(frame: &KlineFrame, r: usize) -> serde_json::Value {
     let mut obj = serde_json::Map::new();
     obj.insert("symbol".into(), frame.symbol_of(r).unwrap_or("").into());
-    obj.insert("timestamp".into(), frame.timestamp[r].into());
-    obj.insert("datetime".into(), format_rfc3339(frame.timestamp[r]).into());
-    for (f, c) in frame.features.iter().zip(&frame.columns) {
+    obj.insert("timestamp".into(), frame.timestamp()[r].into());
+    obj.insert(
+        "datetime".into(),
+        format_rfc3339(frame.timestamp()[r]).into(),
+    );
+    for (f, c) in frame.features().iter().zip(frame.columns()) {
         let v = match c {
             Column::F64(v) if v[r].is_finite() => v[r].into(),
             Column::F64(_) => serde_json::Value::Null,

@@ -13,7 +13,7 @@ use marketdb_model::{Feature, Freq, day_floor};
 use marketdb_store::{BucketAggregator, IncompletePolicy};
 use tracing::info;
 
-use crate::{Column, Error, KlineFrame, Result};
+use crate::{Error, KlineFrame, Result};
 
 /// A streaming resampler; see the module docs.
 #[derive(Debug)]
@@ -91,7 +91,8 @@ impl Resampler {
 /// Splits a frame ordered by (symbol, open) into one frame per UTC day of the open, in day
 /// order, each ordered by (symbol, open). No frame for no rows.
 fn split_days(frame: KlineFrame) -> Vec<KlineFrame> {
-    let mut days: Vec<i64> = frame.timestamp.iter().map(|t| day_floor(*t)).collect();
+    let ts = frame.timestamp();
+    let mut days: Vec<i64> = ts.iter().map(|t| day_floor(*t)).collect();
     days.sort_unstable();
     days.dedup();
     match days.len() {
@@ -100,30 +101,7 @@ fn split_days(frame: KlineFrame) -> Vec<KlineFrame> {
         _ => {}
     }
     days.into_iter()
-        .map(|day| {
-            let mut out = KlineFrame::empty(&frame.features);
-            for (symbol, rows) in &frame.symbols {
-                let first = out.len();
-                for i in rows.clone() {
-                    if day_floor(frame.timestamp[i]) != day {
-                        continue;
-                    }
-                    out.timestamp.push(frame.timestamp[i]);
-                    for (o, c) in out.columns.iter_mut().zip(&frame.columns) {
-                        match (o, c) {
-                            (Column::F64(o), Column::F64(c)) => o.push(c[i]),
-                            (Column::I64(o), Column::I64(c)) => o.push(c[i]),
-                            (Column::F64(o), Column::I64(c)) => o.push(c[i] as f64),
-                            (Column::I64(o), Column::F64(c)) => o.push(c[i] as i64),
-                        }
-                    }
-                }
-                if out.len() > first {
-                    out.symbols.push((symbol.clone(), first..out.len()));
-                }
-            }
-            out
-        })
+        .map(|day| frame.filter_rows(|i| day_floor(ts[i]) == day))
         .collect()
 }
 
@@ -132,6 +110,7 @@ mod tests {
     use marketdb_model::{DAY_MS, parse_ymd};
 
     use super::*;
+    use crate::Column;
 
     const H: i64 = 3_600_000;
 
@@ -140,33 +119,31 @@ mod tests {
     /// `n` hourly bars of `sym` from `start` with the columns of [`FEATURES`]: close
     /// 150+i, volume 1000, trades i.
     fn hourly(sym: &str, start: i64, n: i64) -> KlineFrame {
-        let mut f = KlineFrame::empty(&FEATURES);
-        f.symbols.push((sym.to_owned(), 0..n as usize));
-        f.timestamp = (0..n).map(|i| start + i * H).collect();
-        f.columns = vec![
-            Column::F64((0..n).map(|i| 150.0 + i as f64).collect()),
-            Column::F64(vec![1000.0; n as usize]),
-            Column::I64((0..n).collect()),
-        ];
-        f
+        hourly_closing(sym, start, n, None)
+    }
+
+    /// [`hourly`] with the close of the last bar replaced by `last_close`.
+    fn hourly_closing(sym: &str, start: i64, n: i64, last_close: Option<f64>) -> KlineFrame {
+        let mut close: Vec<f64> = (0..n).map(|i| 150.0 + i as f64).collect();
+        if let (Some(c), Some(last)) = (last_close, close.last_mut()) {
+            *last = c;
+        }
+        KlineFrame::new(
+            vec![(sym.to_owned(), 0..n as usize)],
+            (0..n).map(|i| start + i * H).collect(),
+            FEATURES.to_vec(),
+            vec![
+                Column::F64(close),
+                Column::F64(vec![1000.0; n as usize]),
+                Column::I64((0..n).collect()),
+            ],
+        )
+        .unwrap()
     }
 
     /// `a` followed by the rows of `b` (whose symbols sort after `a`'s).
     fn concat(mut a: KlineFrame, b: KlineFrame) -> KlineFrame {
-        let off = a.len();
-        a.symbols.extend(
-            b.symbols
-                .into_iter()
-                .map(|(s, r)| (s, r.start + off..r.end + off)),
-        );
-        a.timestamp.extend(b.timestamp);
-        for (x, y) in a.columns.iter_mut().zip(b.columns) {
-            match (x, y) {
-                (Column::F64(x), Column::F64(y)) => x.extend(y),
-                (Column::I64(x), Column::I64(y)) => x.extend(y),
-                _ => unreachable!(),
-            }
-        }
+        a.append(b).unwrap();
         a
     }
 
@@ -186,14 +163,17 @@ mod tests {
                 assert!(out.is_empty(), "day {d}");
             } else {
                 assert_eq!(out.len(), 1);
-                assert_eq!(out[0].timestamp, vec![mon, mon]);
+                assert_eq!(out[0].timestamp(), vec![mon, mon]);
                 assert_eq!(
-                    out[0].symbols,
+                    out[0].symbols(),
                     vec![("A".to_owned(), 0..1), ("B".to_owned(), 1..2)]
                 );
-                assert_eq!(out[0].features, FEATURES);
-                assert_eq!(out[0].columns[0], Column::F64(vec![173.0, 151.0]));
-                assert_eq!(out[0].columns[1], Column::F64(vec![7.0 * 24_000.0, 2000.0]));
+                assert_eq!(out[0].features(), FEATURES);
+                assert_eq!(out[0].columns()[0], Column::F64(vec![173.0, 151.0]));
+                assert_eq!(
+                    out[0].columns()[1],
+                    Column::F64(vec![7.0 * 24_000.0, 2000.0])
+                );
                 assert_eq!(r.incomplete(), 1, "B's week");
             }
         }
@@ -202,9 +182,9 @@ mod tests {
         assert!(r.drain(mon + 8 * DAY_MS).is_empty());
         let out = r.finish();
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].timestamp, vec![mon + 7 * DAY_MS]);
-        assert_eq!(out[0].columns[1], Column::F64(vec![3000.0]));
-        assert_eq!(out[0].columns[2], Column::I64(vec![3]));
+        assert_eq!(out[0].timestamp(), vec![mon + 7 * DAY_MS]);
+        assert_eq!(out[0].columns()[1], Column::F64(vec![3000.0]));
+        assert_eq!(out[0].columns()[2], Column::I64(vec![3]));
         assert_eq!(r.incomplete(), 2);
         assert!(r.finish().is_empty());
     }
@@ -219,15 +199,15 @@ mod tests {
             .unwrap();
         let out = r.drain(d0 + 2 * DAY_MS);
         assert_eq!(out.len(), 2);
-        assert_eq!(out[0].timestamp, vec![d0, d0]);
+        assert_eq!(out[0].timestamp(), vec![d0, d0]);
         assert_eq!(
-            out[0].symbols,
+            out[0].symbols(),
             vec![("A".to_owned(), 0..1), ("B".to_owned(), 1..2)]
         );
-        assert_eq!(out[1].timestamp, vec![d0 + DAY_MS]);
-        assert_eq!(out[1].symbols, vec![("B".to_owned(), 0..1)]);
-        assert_eq!(out[1].columns[0], Column::F64(vec![150.0 + 47.0]));
-        assert_eq!(out[1].columns[2], Column::I64(vec![(24..48).sum()]));
+        assert_eq!(out[1].timestamp(), vec![d0 + DAY_MS]);
+        assert_eq!(out[1].symbols(), vec![("B".to_owned(), 0..1)]);
+        assert_eq!(out[1].columns()[0], Column::F64(vec![150.0 + 47.0]));
+        assert_eq!(out[1].columns()[2], Column::I64(vec![(24..48).sum()]));
     }
 
     #[test]
@@ -238,20 +218,17 @@ mod tests {
         r.push(&hourly("A", t0, 36)).unwrap();
         let out = r.drain_symbols(Some("A"));
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].timestamp, vec![t0]);
+        assert_eq!(out[0].timestamp(), vec![t0]);
         // Chunk 2: the rest of A, then B.
-        let mut rest = hourly("A", t0 + 36 * H, 12);
-        if let Column::F64(c) = &mut rest.columns[0] {
-            c[11] = -1.0;
-        }
+        let rest = hourly_closing("A", t0 + 36 * H, 12, Some(-1.0));
         r.push(&concat(rest, hourly("B", t0, 24))).unwrap();
         let out = r.drain_symbols(Some("B"));
-        assert_eq!(out[0].timestamp, vec![t0 + DAY_MS]);
-        assert_eq!(out[0].symbols, vec![("A".to_owned(), 0..1)]);
-        assert_eq!(out[0].columns[0], Column::F64(vec![-1.0]), "close = last");
-        assert_eq!(out[0].columns[1], Column::F64(vec![24_000.0]));
+        assert_eq!(out[0].timestamp(), vec![t0 + DAY_MS]);
+        assert_eq!(out[0].symbols(), vec![("A".to_owned(), 0..1)]);
+        assert_eq!(out[0].columns()[0], Column::F64(vec![-1.0]), "close = last");
+        assert_eq!(out[0].columns()[1], Column::F64(vec![24_000.0]));
         let out = r.finish_symbols();
-        assert_eq!(out[0].symbols, vec![("B".to_owned(), 0..1)]);
+        assert_eq!(out[0].symbols(), vec![("B".to_owned(), 0..1)]);
         assert!(r.drain_symbols(None).is_empty());
         assert_eq!(r.incomplete(), 0);
     }

@@ -14,7 +14,7 @@ use marketdb_store::{AsyncMarketDB, FrameStream, ScanChunk};
 use tokio::sync::mpsc;
 
 use crate::{
-    Column, Error, KlineFrame, Result,
+    Error, KlineFrame, Result,
     align::{MetricSeries, align_table, window},
     plan::Plan,
     resample::Resampler,
@@ -97,7 +97,7 @@ impl Frames {
                 }
             }
         }
-        let day_of = |f: &KlineFrame| f.timestamp.first().map(|t| day_floor(*t));
+        let day_of = |f: &KlineFrame| f.timestamp().first().map(|t| day_floor(*t));
         let day = self.heads.iter().flatten().filter_map(day_of).min()?;
         let mut out: Option<KlineFrame> = None;
         for head in &mut self.heads {
@@ -106,30 +106,16 @@ impl Frames {
             {
                 match out.as_mut() {
                     None => out = Some(f),
-                    Some(o) => append(o, f),
+                    Some(o) => {
+                        // Several scans of one day hold disjoint, ordered symbol sets.
+                        if let Err(e) = o.append(f) {
+                            return Some(Err(e));
+                        }
+                    }
                 }
             }
         }
         out.map(Ok)
-    }
-}
-
-/// Appends the rows of `b` (whose symbols all sort after those of `a`) to `a`.
-fn append(a: &mut KlineFrame, b: KlineFrame) {
-    let offset = a.len();
-    a.symbols.extend(
-        b.symbols
-            .into_iter()
-            .map(|(s, r)| (s, r.start + offset..r.end + offset)),
-    );
-    a.timestamp.extend(b.timestamp);
-    for (ca, cb) in a.columns.iter_mut().zip(b.columns) {
-        match (ca, cb) {
-            (Column::F64(x), Column::F64(y)) => x.extend(y),
-            (Column::I64(x), Column::I64(y)) => x.extend(y),
-            (Column::F64(x), Column::I64(y)) => x.extend(y.into_iter().map(|v| v as f64)),
-            (Column::I64(x), Column::F64(y)) => x.extend(y.into_iter().map(|v| v as i64)),
-        }
     }
 }
 
@@ -164,14 +150,18 @@ pub(crate) async fn produce(
     let days = plan.total_days();
     while let Some(frame) = stream.next().await {
         let frame = frame.map_err(|e| Error::store(what(), e))?;
-        let Some(&last_ts) = frame.timestamp.last() else {
+        let Some(&last_ts) = frame.timestamp().last() else {
             continue;
         };
         let day_index = ((day_floor(last_ts) - first_day) / DAY_MS) as u64;
         let done = match walk {
             Walk::Days => day_index + 1,
             Walk::Symbols => {
-                let last_sym = frame.symbols.last().map(|(s, _)| s.as_str()).unwrap_or("");
+                let last_sym = frame
+                    .symbols()
+                    .last()
+                    .map(|(s, _)| s.as_str())
+                    .unwrap_or("");
                 let idx = plan.symbols.partition_point(|s| s.as_str() < last_sym) as u64;
                 idx * days + day_index + 1
             }
@@ -184,7 +174,7 @@ pub(crate) async fn produce(
             }
             (Some(r), Walk::Symbols) => {
                 r.push(&frame)?;
-                let keep = frame.symbols.last().map(|(s, _)| s.clone());
+                let keep = frame.symbols().last().map(|(s, _)| s.clone());
                 r.drain_symbols(keep.as_deref())
             }
         };
@@ -339,6 +329,7 @@ async fn align_metrics(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Column;
     use crate::table::tests::frame;
 
     #[test]
@@ -348,12 +339,12 @@ mod tests {
             ("AAA", 60_000, 1.0, 2.0, 1.0, 1.0, 2),
         ]);
         let b = frame(&[("BBB", 0, 3.0, 4.0, 1.0, 1.0, 3)]);
-        append(&mut a, b);
+        a.append(b).unwrap();
         assert_eq!(
-            a.symbols,
+            a.symbols(),
             vec![("AAA".to_owned(), 0..2), ("BBB".to_owned(), 2..3)]
         );
-        assert_eq!(a.timestamp, vec![0, 60_000, 0]);
+        assert_eq!(a.timestamp(), vec![0, 60_000, 0]);
         assert_eq!(
             a.column(Feature::Close),
             Some(&Column::F64(vec![2.0, 2.0, 4.0]))

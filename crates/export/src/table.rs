@@ -30,10 +30,17 @@ impl Table {
     }
 
     /// Builds a table from a frame holding (at least) the plan's scan columns.
-    pub(crate) fn from_frame(plan: &Plan, mut frame: KlineFrame) -> Table {
+    pub(crate) fn from_frame(plan: &Plan, frame: KlineFrame) -> Table {
         let n = frame.len();
-        let f64_of = |frame: &KlineFrame, f: Feature| -> Vec<f64> {
-            match frame.column(f) {
+        let (symbols, timestamp, features, mut frame_columns) = frame.into_parts();
+        let column = |cols: &[Column], f: Feature| -> Option<usize> {
+            features
+                .iter()
+                .position(|g| *g == f)
+                .filter(|i| *i < cols.len())
+        };
+        let f64_of = |cols: &[Column], f: Feature| -> Vec<f64> {
+            match column(cols, f).map(|i| &cols[i]) {
                 Some(Column::F64(v)) => v.clone(),
                 Some(Column::I64(v)) => v.iter().map(|x| *x as f64).collect(),
                 None => vec![f64::NAN; n],
@@ -45,23 +52,23 @@ impl Table {
                 FeatureKind::Column => {
                     // Move the column out when no later feature needs it, else copy it.
                     let later = plan.features[i + 1..].iter().any(|g| needs(*g, f));
-                    match frame.features.iter().position(|g| *g == f) {
+                    match column(&frame_columns, f) {
                         Some(p) if !later => {
-                            std::mem::replace(&mut frame.columns[p], Column::F64(Vec::new()))
+                            std::mem::replace(&mut frame_columns[p], Column::F64(Vec::new()))
                         }
-                        Some(p) => frame.columns[p].clone(),
+                        Some(p) => frame_columns[p].clone(),
                         None if f.is_integer() => Column::I64(vec![0; n]),
                         None => Column::F64(vec![f64::NAN; n]),
                     }
                 }
                 FeatureKind::Derived if f == Feature::Vwap => {
-                    let amt = f64_of(&frame, Feature::QuoteVolume);
-                    let vol = f64_of(&frame, Feature::Volume);
+                    let amt = f64_of(&frame_columns, Feature::QuoteVolume);
+                    let vol = f64_of(&frame_columns, Feature::Volume);
                     Column::F64(amt.iter().zip(&vol).map(|(a, v)| vwap(*a, *v)).collect())
                 }
                 FeatureKind::Derived => {
-                    let opn = f64_of(&frame, Feature::Open);
-                    let cls = f64_of(&frame, Feature::Close);
+                    let opn = f64_of(&frame_columns, Feature::Open);
+                    let cls = f64_of(&frame_columns, Feature::Close);
                     Column::F64(opn.iter().zip(&cls).map(|(o, c)| ret(*o, *c)).collect())
                 }
                 FeatureKind::Metric(_) => Column::F64(vec![f64::NAN; n]),
@@ -69,8 +76,8 @@ impl Table {
             columns.push(col);
         }
         Table {
-            symbols: frame.symbols,
-            timestamp: frame.timestamp,
+            symbols,
+            timestamp,
             columns,
             metric_ts: vec![vec![0; n]; plan.metrics.len()],
         }
@@ -96,14 +103,15 @@ pub(crate) mod tests {
     /// A frame with the eleven kline columns; `rows` = (symbol, open, open price, close
     /// price, volume, quote volume, trades).
     pub(crate) fn frame(rows: &[(&str, i64, f64, f64, f64, f64, i64)]) -> KlineFrame {
-        let mut f = KlineFrame::empty(&Feature::KLINE);
+        let (mut symbols, mut timestamp) = (Vec::<(String, Range<usize>)>::new(), vec![]);
+        let (_, _, features, mut columns) = KlineFrame::empty(&Feature::KLINE).into_parts();
         for (i, r) in rows.iter().enumerate() {
-            match f.symbols.last_mut() {
+            match symbols.last_mut() {
                 Some((s, range)) if s == r.0 => range.end = i + 1,
-                _ => f.symbols.push((r.0.to_owned(), i..i + 1)),
+                _ => symbols.push((r.0.to_owned(), i..i + 1)),
             }
-            f.timestamp.push(r.1);
-            for (c, feat) in f.columns.iter_mut().zip(Feature::KLINE) {
+            timestamp.push(r.1);
+            for (c, feat) in columns.iter_mut().zip(Feature::KLINE) {
                 match c {
                     Column::F64(v) => v.push(match feat {
                         Feature::Open => r.2,
@@ -121,7 +129,7 @@ pub(crate) mod tests {
                 }
             }
         }
-        f
+        KlineFrame::new(symbols, timestamp, features, columns).unwrap()
     }
 
     pub(crate) fn plan(features: Vec<Feature>) -> Plan {

@@ -244,13 +244,13 @@ fn expected_value(frame: &KlineFrame, f: Feature, row: usize) -> Value {
 /// `[[symbol, open, [values in feature order]], ...]` of a frame holding the kline columns.
 fn bars_json(frame: &KlineFrame, features: &[Feature]) -> Vec<Value> {
     let mut out = Vec::new();
-    for (sym, rows) in &frame.symbols {
+    for (sym, rows) in frame.symbols() {
         for row in rows.clone() {
             let vals: Vec<Value> = features
                 .iter()
                 .map(|f| expected_value(frame, *f, row))
                 .collect();
-            out.push(json!([sym, frame.timestamp[row], vals]));
+            out.push(json!([sym, frame.timestamp()[row], vals]));
         }
     }
     out
@@ -865,10 +865,10 @@ async fn metrics_are_aligned_without_lookahead() {
     );
     let bars = |frame: &KlineFrame| -> Vec<Value> {
         frame
-            .symbols
+            .symbols()
             .iter()
             .flat_map(|(s, r)| r.clone().map(move |i| (s.clone(), i)))
-            .map(|(s, i)| json!([s, frame.timestamp[i]]))
+            .map(|(s, i)| json!([s, frame.timestamp()[i]]))
             .collect()
     };
     let h1 = stored(&db, &req).await;

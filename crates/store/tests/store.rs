@@ -75,13 +75,15 @@ fn expected_frame(rows: &[Kline], range: TimeRange) -> KlineFrame {
         .filter(|k| range.contains(k.open_time))
         .collect();
     rows.sort_by(|a, b| (&a.symbol, a.open_time).cmp(&(&b.symbol, b.open_time)));
-    let mut f = KlineFrame::empty(&Feature::KLINE);
+    let (mut symbols, mut timestamp): (Vec<(String, std::ops::Range<usize>)>, Vec<i64>) =
+        (Vec::new(), Vec::new());
+    let (_, _, features, mut columns) = KlineFrame::empty(&Feature::KLINE).into_parts();
     for (i, k) in rows.iter().enumerate() {
-        match f.symbols.last_mut() {
+        match symbols.last_mut() {
             Some((s, r)) if *s == k.symbol => r.end = i + 1,
-            _ => f.symbols.push((k.symbol.clone(), i..i + 1)),
+            _ => symbols.push((k.symbol.clone(), i..i + 1)),
         }
-        f.timestamp.push(k.open_time);
+        timestamp.push(k.open_time);
         let vals = [
             k.open,
             k.high,
@@ -95,14 +97,14 @@ fn expected_frame(rows: &[Kline], range: TimeRange) -> KlineFrame {
             k.taker_sell_volume(),
             k.taker_sell_quote_volume(),
         ];
-        for (c, v) in f.columns.iter_mut().zip(vals) {
+        for (c, v) in columns.iter_mut().zip(vals) {
             match c {
                 Column::F64(c) => c.push(v),
                 Column::I64(c) => c.push(k.trades_count),
             }
         }
     }
-    f
+    KlineFrame::new(symbols, timestamp, features, columns).unwrap()
 }
 
 fn f64s(frame: &KlineFrame, f: Feature) -> Vec<f64> {
@@ -269,12 +271,12 @@ async fn date_end_includes_the_whole_day_and_bad_inputs_are_refused() {
         .await
         .unwrap();
     assert_eq!(f.len(), 24);
-    assert_eq!(f.timestamp, times[..24].to_vec());
+    assert_eq!(f.timestamp(), times[..24].to_vec());
     let f = db
         .read_data_by_timestamp(JAN1, JAN1 + 2 * H, Freq::H1, &[], &[Feature::Close], false)
         .await
         .unwrap();
-    assert_eq!(f.timestamp, vec![JAN1, JAN1 + H, JAN1 + 2 * H]);
+    assert_eq!(f.timestamp(), vec![JAN1, JAN1 + H, JAN1 + 2 * H]);
 
     assert!(TimeRange::parse("2024-02-01", "2024-01-01").is_err());
 
@@ -331,7 +333,7 @@ async fn timestamp_reads_refuse_start_after_end() {
         .read_data_by_timestamp(JAN1 + H, JAN1 + H, Freq::H1, &[], &[], false)
         .await
         .unwrap();
-    assert_eq!(f.timestamp, vec![JAN1 + H]);
+    assert_eq!(f.timestamp(), vec![JAN1 + H]);
     // ...and start one ms after end (which an exclusive end would take for an empty
     // range) or further is the model's StartAfterEnd, not an empty frame.
     for (start, end) in [(JAN1 + H + 1, JAN1 + H), (JAN1 + 2 * H, JAN1)] {
@@ -390,7 +392,10 @@ async fn derived_features_and_inspection() {
         f64s(&f, Feature::Ret)[2],
         (eth[2].close - eth[2].open) / eth[2].open
     );
-    assert_eq!(f.features, vec![Feature::Vwap, Feature::Ret, Feature::Open]);
+    assert_eq!(
+        f.features(),
+        vec![Feature::Vwap, Feature::Ret, Feature::Open]
+    );
 
     assert_eq!(
         db.get_symbols(None).await.unwrap(),
@@ -424,14 +429,14 @@ async fn derived_features_and_inspection() {
     );
     let latest = db.get_latest(&[], Freq::D1, 2).await.unwrap();
     assert_eq!(
-        latest.symbols,
+        latest.symbols(),
         vec![("BTCUSDT".to_owned(), 0..2), ("ETHUSDT".to_owned(), 2..4)]
     );
     assert_eq!(
-        latest.timestamp,
+        latest.timestamp(),
         vec![JAN1, JAN1 + DAY_MS, JAN1 + DAY_MS, JAN1 + 2 * DAY_MS]
     );
-    assert_eq!(latest.features, Feature::KLINE.to_vec());
+    assert_eq!(latest.features(), Feature::KLINE.to_vec());
 
     assert_eq!(
         db.delete_range(&syms(&["ETHUSDT"]), r, Freq::D1)
@@ -833,7 +838,7 @@ async fn resampling_rules() {
         .unwrap();
     assert_eq!(via_h.frame, direct.frame);
     assert_eq!(
-        direct.frame.timestamp,
+        direct.frame.timestamp(),
         vec![JAN1, JAN1 + DAY_MS, JAN1, JAN1 + DAY_MS]
     );
     assert_eq!(direct.incomplete, 1);
@@ -846,8 +851,8 @@ async fn resampling_rules() {
         (4, 1, 1)
     );
     assert_eq!(dropped.frame.len(), 3);
-    assert_eq!(dropped.frame.symbols[1], ("BBBUSDT".to_owned(), 2..3));
-    assert_eq!(dropped.frame.timestamp[2], JAN1 + DAY_MS);
+    assert_eq!(dropped.frame.symbols()[1], ("BBBUSDT".to_owned(), 2..3));
+    assert_eq!(dropped.frame.timestamp()[2], JAN1 + DAY_MS);
 
     // An instant range is widened to whole buckets.
     let mid = TimeRange::new(JAN1 + 5 * H + 17 * M, JAN1 + 6 * H).unwrap();
@@ -861,20 +866,8 @@ async fn resampling_rules() {
         )
         .await
         .unwrap();
-    assert_eq!(one.frame.timestamp, vec![JAN1]);
-    assert_eq!(one.frame, {
-        let mut f = direct.frame.clone();
-        f.symbols.truncate(1);
-        f.symbols[0].1 = 0..1;
-        f.timestamp.truncate(1);
-        for c in &mut f.columns {
-            match c {
-                Column::F64(v) => v.truncate(1),
-                Column::I64(v) => v.truncate(1),
-            }
-        }
-        f
-    });
+    assert_eq!(one.frame.timestamp(), vec![JAN1]);
+    assert_eq!(one.frame, direct.frame.filter_rows(|i| i == 0));
 
     // Not a whole multiple.
     let err = db
@@ -914,7 +907,7 @@ async fn resampling_known_values_labels_and_empty_buckets() {
         .resample(day, Freq::H1, Freq::D1, &[], IncompletePolicy::Keep)
         .await
         .unwrap();
-    assert_eq!(r.frame.timestamp, vec![JAN1]);
+    assert_eq!(r.frame.timestamp(), vec![JAN1]);
     let one = |f| f64s(&r.frame, f)[0];
     assert_eq!(
         [
@@ -942,7 +935,7 @@ async fn resampling_known_values_labels_and_empty_buckets() {
         .await
         .unwrap();
     assert_eq!(
-        w.frame.timestamp,
+        w.frame.timestamp(),
         vec![1_704_067_200_000, JAN1 + 14 * DAY_MS]
     );
     assert_eq!((w.buckets, w.incomplete), (2, 1));
@@ -975,7 +968,7 @@ async fn resampling_known_values_labels_and_empty_buckets() {
         .await
         .unwrap();
     assert_eq!(
-        m.frame.timestamp,
+        m.frame.timestamp(),
         vec![parse_ymd(2023, 12, 1).unwrap(), JAN1]
     );
     assert_eq!(m.incomplete, 2);
@@ -1265,16 +1258,21 @@ async fn scans_deliver_every_row_once_in_bounded_frames() {
             let frame = frame.unwrap();
             frames += 1;
             assert!(!frame.is_empty());
-            assert_eq!(frame.columns.len(), 2);
+            assert_eq!(frame.columns().len(), 2);
             match chunk {
                 ScanChunk::Rows(n) => assert!(frame.len() <= n),
-                ScanChunk::Symbol => assert_eq!(frame.symbols.len(), 1),
+                ScanChunk::Symbol => assert_eq!(frame.symbols().len(), 1),
                 ScanChunk::Day => {
-                    let day = frame.timestamp[0].div_euclid(DAY_MS);
-                    assert!(frame.timestamp.iter().all(|t| t.div_euclid(DAY_MS) == day));
+                    let day = frame.timestamp()[0].div_euclid(DAY_MS);
+                    assert!(
+                        frame
+                            .timestamp()
+                            .iter()
+                            .all(|t| t.div_euclid(DAY_MS) == day)
+                    );
                 }
             }
-            for (i, t) in frame.timestamp.iter().enumerate() {
+            for (i, t) in frame.timestamp().iter().enumerate() {
                 got.push((frame.symbol_of(i).unwrap().to_owned(), *t));
             }
         }
@@ -1552,7 +1550,7 @@ async fn read_only_opens_change_nothing_and_refuse_writes() {
     assert!(db.is_read_only());
     let r = TimeRange::new(JAN1, JAN1 + DAY_MS).unwrap();
     let frame = db.read_data(r, Freq::M1, &[], &[], true).await.unwrap();
-    assert_eq!(frame.timestamp, vec![JAN1, JAN1 + M]);
+    assert_eq!(frame.timestamp(), vec![JAN1, JAN1 + M]);
     assert_eq!(db.schema_version().await.unwrap(), 0);
     assert_eq!(db.tables().kline_indexes, 4);
     let err = db

@@ -1,7 +1,10 @@
-//! A deterministic synthetic market: a positive random walk of klines per symbol that passes
-//! validation, 8-hourly funding, and 5-minute open interest and long/short ratios. Used by
-//! `marketdb demo` and by the benchmark harness; the same seed always gives the same values.
-//! It knows nothing about storage.
+//! marketdb-synth: a deterministic synthetic market: a positive random walk of klines per
+//! symbol that passes validation ([`klines_for`]), 8-hourly funding ([`funding_for`]), and
+//! 5-minute open interest and long/short ratios ([`metrics_for`]), for the symbols
+//! [`symbol_names`] gives (`SYN000USDT`..., names no exchange lists). Used by `marketdb demo`
+//! and by the benchmark harness; the same [`SynthSpec`] always gives the same values.
+//!
+//! It knows nothing about storage and does no I/O.
 
 use marketdb_model::{
     Freq, FundingRate, Kline, LongShortRatio, OpenInterest, RatioType, TimeRange,
