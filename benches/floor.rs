@@ -13,7 +13,7 @@ use std::{fs, ops::Range, path::Path, time::Instant};
 use anyhow::{Context, Result, bail};
 use marketdb::{
     Feature, TimeRange,
-    model::{DAY_MS, yyyymmdd},
+    model::time::{DAY_MS, yyyymmdd},
     synth::SynthSpec,
 };
 use rusqlite::{Connection, params, types::ValueRef};

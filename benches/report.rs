@@ -8,7 +8,7 @@
 
 use std::{fmt, process::Command, time::SystemTime};
 
-use marketdb::model::format_rfc3339;
+use marketdb::model::time::format_rfc3339;
 use serde_json::{Value, json};
 
 use crate::{rss::Mem, workload::Workload};

@@ -15,7 +15,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 use marketdb::{
     Freq, Kline, TimeRange,
-    model::{DAY_MS, date_string},
+    model::time::{DAY_MS, date_string},
     synth::{SynthSpec, klines_for, symbol_names},
 };
 

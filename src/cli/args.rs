@@ -6,8 +6,7 @@ use std::{path::Path, str::FromStr};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use marketdb_model::{Feature, Freq, TimeRange, validate_symbol};
-use marketdb_pool::{Backend, PoolConfig};
-use marketdb_store::{AsyncMarketDB, StoreConfig};
+use marketdb_store::{AsyncMarketDB, Backend, PoolConfig, StoreConfig};
 
 use super::Global;
 

@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
-use marketdb_model::{Freq, format_rfc3339};
+use marketdb_model::Freq;
+use marketdb_model::time::format_rfc3339;
 
 use super::{Global, RangeArgs, SymbolArgs, args, output, progress};
 

@@ -96,7 +96,10 @@ pub async fn run(g: &Global, a: &DemoArgs) -> Result<ExitCode> {
         )));
     }
     let start = parse_bound(&a.start)?.start_ms();
-    let range = TimeRange::new(start, start + i64::from(a.days) * marketdb_model::DAY_MS)?;
+    let range = TimeRange::new(
+        start,
+        start + i64::from(a.days) * marketdb_model::time::DAY_MS,
+    )?;
     let spec = SynthSpec {
         symbols: synth::symbol_names(a.symbols),
         freq: a.freq,
@@ -168,7 +171,7 @@ pub async fn run(g: &Global, a: &DemoArgs) -> Result<ExitCode> {
             "load one in Python: np.load('{}/{}/cls/{}.npy', allow_pickle=False)",
             output::path(&a.out),
             spec.freq,
-            marketdb_model::yyyymmdd(start)
+            marketdb_model::time::yyyymmdd(start)
         );
     }
     Ok(ExitCode::SUCCESS)

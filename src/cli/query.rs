@@ -9,7 +9,8 @@ use std::{
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
-use marketdb_model::{Freq, format_rfc3339};
+use marketdb_model::Freq;
+use marketdb_model::time::format_rfc3339;
 use marketdb_store::{Column, KlineFrame};
 
 use super::{Global, RangeArgs, SymbolArgs, args};

@@ -444,7 +444,7 @@ fn reads_do_not_wait_for_a_held_write_lock() {
 /// `user_version` 0, rowid tables with their indexes, a few rows.
 fn python_layout_db(path: &Path) {
     let c = Connection::open(path).unwrap();
-    c.execute_batch(&marketdb_store::Layout::Python.ddl())
+    c.execute_batch(&marketdb_store::bench::Layout::Python.ddl())
         .unwrap();
     let mut st = c
         .prepare(

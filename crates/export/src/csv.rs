@@ -9,7 +9,7 @@
 
 use std::{io::Write as _, path::PathBuf};
 
-use marketdb_model::push_rfc3339;
+use marketdb_model::time::push_rfc3339;
 use serde::Serialize;
 
 use flate2::{Compression, write::GzEncoder};
@@ -276,7 +276,8 @@ impl CsvWriter {
 mod tests {
     use std::fs;
 
-    use marketdb_model::{Feature, parse_ymd};
+    use marketdb_model::Feature;
+    use marketdb_model::time::parse_ymd;
 
     use super::*;
     use crate::table::tests::{frame, plan};

@@ -14,7 +14,8 @@ use std::{
     sync::Arc,
 };
 
-use marketdb_model::{Freq, day_floor};
+use marketdb_model::Freq;
+use marketdb_model::time::day_floor;
 use marketdb_store::AsyncMarketDB;
 use serde::Serialize;
 use tokio::sync::mpsc;

@@ -6,7 +6,8 @@
 
 use std::path::Path;
 
-use marketdb_model::{Feature, FeatureKind, format_rfc3339};
+use marketdb_model::time::format_rfc3339;
+use marketdb_model::{Feature, FeatureKind};
 use serde::Serialize;
 
 use crate::{

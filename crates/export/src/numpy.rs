@@ -9,7 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
-use marketdb_model::{Feature, Freq, yyyymmdd};
+use marketdb_model::time::yyyymmdd;
+use marketdb_model::{Feature, Freq};
 use serde::Serialize;
 
 use crate::{
@@ -230,7 +231,7 @@ pub(crate) fn ts_name(metric: Feature) -> String {
 mod tests {
     use std::fs;
 
-    use marketdb_model::{DAY_MS, parse_ymd};
+    use marketdb_model::time::{DAY_MS, parse_ymd};
 
     use super::*;
     use crate::table::tests::{frame, plan};

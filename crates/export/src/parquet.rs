@@ -14,7 +14,7 @@ use arrow_array::{
     TimestampMillisecondArray, types::Int32Type,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use marketdb_model::format_rfc3339;
+use marketdb_model::time::format_rfc3339;
 use parquet::{
     arrow::ArrowWriter,
     basic::{Compression, GzipLevel, ZstdLevel},
@@ -235,7 +235,8 @@ impl ParquetWriter {
 mod tests {
     use std::fs;
 
-    use marketdb_model::{Feature, parse_ymd};
+    use marketdb_model::Feature;
+    use marketdb_model::time::parse_ymd;
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
     use super::*;

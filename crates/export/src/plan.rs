@@ -169,7 +169,7 @@ pub(crate) fn bucket_range(to: Freq, range: TimeRange) -> TimeRange {
 
 #[cfg(test)]
 mod tests {
-    use marketdb_model::{DAY_MS, parse_ymd};
+    use marketdb_model::time::{DAY_MS, parse_ymd};
 
     use super::*;
 

@@ -9,7 +9,8 @@
 //! each); symbol walks push (symbol, time) chunks and drain every symbol but the last one
 //! seen. It owns no aggregation rule of its own.
 
-use marketdb_model::{Feature, Freq, day_floor};
+use marketdb_model::time::day_floor;
+use marketdb_model::{Feature, Freq};
 use marketdb_store::{BucketAggregator, IncompletePolicy};
 use tracing::info;
 
@@ -107,7 +108,7 @@ fn split_days(frame: KlineFrame) -> Vec<KlineFrame> {
 
 #[cfg(test)]
 mod tests {
-    use marketdb_model::{DAY_MS, parse_ymd};
+    use marketdb_model::time::{DAY_MS, parse_ymd};
 
     use super::*;
     use crate::Column;

@@ -9,7 +9,8 @@
 
 use std::ops::Range;
 
-use marketdb_model::{DAY_MS, Feature, FeatureKind, MetricFamily, day_floor, format_rfc3339};
+use marketdb_model::time::{DAY_MS, day_floor, format_rfc3339};
+use marketdb_model::{Feature, FeatureKind, MetricFamily};
 use marketdb_store::{AsyncMarketDB, FrameStream, ScanChunk};
 use tokio::sync::mpsc;
 

@@ -220,7 +220,7 @@ impl StatsWriter {
 
 #[cfg(test)]
 mod tests {
-    use marketdb_model::parse_ymd;
+    use marketdb_model::time::parse_ymd;
 
     use super::*;
     use crate::table::tests::{frame, plan};

@@ -26,9 +26,9 @@ use std::{
 use marketdb_export::{
     AsyncDataExporter, Error, ExportProgress, ExportRequest, FillPolicy, ParquetCompression,
 };
+use marketdb_model::time::{DAY_MS, parse_ymd};
 use marketdb_model::{
-    DAY_MS, Feature, Freq, FundingRate, Kline, LongShortRatio, OpenInterest, RatioType, TimeRange,
-    parse_ymd,
+    Feature, Freq, FundingRate, Kline, LongShortRatio, OpenInterest, RatioType, TimeRange,
 };
 use marketdb_store::{AsyncMarketDB, Column, IncompletePolicy, KlineFrame};
 use serde_json::{Value, json};

@@ -5,7 +5,8 @@
 //!
 //! Nothing here reads files or knows about row layouts.
 
-use marketdb_model::{normalize_epoch, parse_ymd};
+use marketdb_model::normalize_epoch;
+use marketdb_model::time::parse_ymd;
 
 /// Longest cell text kept in an error message.
 const MAX_VALUE_CHARS: usize = 64;

@@ -15,7 +15,8 @@ use std::io::Read;
 use std::path::Path;
 
 use csv::ByteRecord;
-use marketdb_model::{TimeRange, format_rfc3339};
+use marketdb_model::TimeRange;
+use marketdb_model::time::format_rfc3339;
 
 use crate::field::{Fault, is_header_cell, trim};
 use crate::{BadRows, Error, Parsed, Result, RowError};

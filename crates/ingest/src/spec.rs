@@ -14,7 +14,8 @@ use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
-use marketdb_model::{DAY_MS, Freq, TimeRange, parse_ymd, validate_symbol};
+use marketdb_model::time::{DAY_MS, parse_ymd};
+use marketdb_model::{Freq, TimeRange, validate_symbol};
 
 use crate::{Error, Result};
 

@@ -4,6 +4,7 @@ use std::fmt;
 
 /// Errors from parsing and validating market data values.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     #[error("invalid interval {input:?}: expected one of {accepted}")]
     InvalidFreq {

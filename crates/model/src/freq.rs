@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     DAY_MS, Error, Result, TIME_MAX_MS,
-    civil::{civil_from_days, days_from_civil},
     plausible::clamp_ms,
+    time::{civil_from_days, days_from_civil},
 };
 
 /// A Binance kline interval. `Mo1` is the calendar month (`1M`); `M1` is the minute (`1m`).
@@ -280,7 +280,7 @@ impl From<Freq> for String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{civil::ymd_from_ms, parse_ymd};
+    use crate::time::{parse_ymd, ymd_from_ms};
     use proptest::prelude::*;
 
     const T_MIN: i64 = 0;

@@ -1,12 +1,13 @@
 //! marketdb-model is the vocabulary every other marketdb crate speaks: Binance intervals
 //! ([`Freq`]) with their bucket arithmetic, klines ([`Kline`]) and the metric records
 //! ([`FundingRate`], [`OpenInterest`], [`LongShortRatio`]), the feature catalogue
-//! ([`Feature`]), UTC time parsing ([`TimeRange`]) and row validation.
+//! ([`Feature`]), UTC time parsing ([`TimeRange`]), the calendar helpers ([`time`]: UTC days,
+//! months, RFC 3339), the time limits ([`TimeWindow`], the supported span) and row
+//! validation ([`Validator`]).
 //!
 //! It does no I/O: it knows nothing about SQLite, files or async runtimes, so any crate can
 //! depend on it cheaply. Every instant is an `i64` of milliseconds since the Unix epoch, UTC.
 
-mod civil;
 mod error;
 mod feature;
 mod freq;
@@ -17,10 +18,8 @@ mod range;
 mod records;
 mod validate;
 
-pub use civil::{
-    DAY_MS, date_string, day_floor, days_from_civil, format_rfc3339, parse_ymd, push_rfc3339,
-    ymd_from_ms, yyyymmdd,
-};
+pub mod time;
+// The crate's own code names these at its root.
 pub use error::{Error, Result, ValidationError};
 pub use feature::{Feature, FeatureKind, MetricFamily, ret, vwap};
 pub use freq::Freq;
@@ -29,6 +28,7 @@ pub use metrics::{FundingRate, LongShortRatio, OpenInterest, RatioType};
 pub use plausible::{EARLIEST_MARKET_MS, TIME_MAX_MS, TIME_MIN_MS, TimeWindow};
 pub use range::{Bound, TimeRange, parse_bound};
 pub use records::Records;
+use time::{DAY_MS, day_floor, format_rfc3339};
 pub use validate::{
     Validator, validate_funding_rate, validate_kline, validate_long_short_ratio,
     validate_open_interest, validate_symbol,

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DAY_MS, Error, Result, TIME_MAX_MS, TIME_MIN_MS, civil::parse_ymd, format_rfc3339};
+use crate::{DAY_MS, Error, Result, TIME_MAX_MS, TIME_MIN_MS, format_rfc3339, time::parse_ymd};
 
 /// One parsed bound: a whole UTC day or an instant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

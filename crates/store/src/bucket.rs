@@ -395,7 +395,7 @@ impl BucketAggregator {
 
 #[cfg(test)]
 mod tests {
-    use marketdb_model::{DAY_MS, parse_ymd};
+    use marketdb_model::time::{DAY_MS, parse_ymd};
 
     use super::*;
 

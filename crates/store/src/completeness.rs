@@ -316,7 +316,7 @@ impl Checker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use marketdb_model::{DAY_MS, parse_ymd};
+    use marketdb_model::time::{DAY_MS, parse_ymd};
 
     #[test]
     fn grid_counts_match_the_model_grid() {

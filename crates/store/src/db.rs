@@ -64,8 +64,8 @@ fn describe(freq: Freq, symbols: &[String], range: TimeRange) -> String {
     };
     format!(
         "{freq} klines of {who} in [{}, {})",
-        marketdb_model::format_rfc3339(range.start),
-        marketdb_model::format_rfc3339(range.end_exclusive)
+        marketdb_model::time::format_rfc3339(range.start),
+        marketdb_model::time::format_rfc3339(range.end_exclusive)
     )
 }
 
@@ -552,7 +552,7 @@ impl AsyncMarketDB {
         let symbols = check_symbols(symbols)?;
         let what = describe(freq, &symbols, range);
         let n = self
-            .write(move |c, t| inspect::delete_range(c, t, &symbols, range, freq))
+            .write(move |c, t| crate::write::delete_range(c, t, &symbols, range, freq))
             .await?;
         info!("deleted {n} rows ({what})");
         Ok(n)

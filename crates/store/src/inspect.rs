@@ -5,11 +5,11 @@
 //!
 //! Symbols are validated by the caller before they reach these functions.
 
-use marketdb_model::{DAY_MS, Freq, TimeRange, date_string, day_floor};
+use marketdb_model::time::{DAY_MS, date_string, day_floor};
+use marketdb_model::{Freq, TimeRange};
 use rusqlite::{Connection, OptionalExtension, params, types::ValueRef};
 use serde::Serialize;
 
-use crate::read::resolve_symbols;
 use crate::{Result, Tables};
 
 /// Summary of every table, as the Python v1.9 `MarketDB.get_data_summary()` returns it.
@@ -275,25 +275,4 @@ pub(crate) fn available_dates(
         from = day.saturating_add(DAY_MS);
     }
     Ok(out)
-}
-
-/// Deletes the rows of `symbols` (all of `freq` when empty) at `freq` in `range`; returns
-/// how many were deleted.
-pub(crate) fn delete_range(
-    conn: &Connection,
-    t: &Tables,
-    symbols: &[String],
-    range: TimeRange,
-    freq: Freq,
-) -> Result<u64> {
-    let symbols = resolve_symbols(conn, t, freq, symbols)?;
-    let mut stmt = conn.prepare_cached(&format!(
-        "DELETE FROM {} WHERE symbol = ?1 AND freq = ?2 AND timestamp >= ?3 AND timestamp < ?4",
-        t.kline
-    ))?;
-    let mut n = 0u64;
-    for s in &symbols {
-        n += stmt.execute(params![s, freq.as_str(), range.start, range.end_exclusive])? as u64;
-    }
-    Ok(n)
 }

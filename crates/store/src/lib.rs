@@ -34,5 +34,23 @@ pub use frame::{Column, KlineFrame};
 pub use inspect::{DataSummary, FundingSummary, IntervalSummary, KlineSummary, RatioSummary};
 pub use resample::{IncompletePolicy, Resampled};
 pub use scan::{FrameStream, ScanChunk};
-pub use schema::{DEFAULT_LAYOUT, Era, Layout, PYTHON_INDEXES, SCHEMA_VERSION, Tables};
+pub use schema::{Era, SCHEMA_VERSION, Tables};
+
+/// The model this crate's API speaks (intervals, klines, time ranges...), so a user of
+/// `marketdb-store` needs no direct dependency on `marketdb-model`.
+pub use marketdb_model as model;
+
+/// The pool types this crate's API takes and returns, so a user of `marketdb-store` needs
+/// no direct dependency on `marketdb-pool`.
+pub use marketdb_pool::{
+    Backend, JournalMode, PoolConfig, PoolKind, PoolManager, PoolStats, Pragmas, RoleStats,
+    Synchronous, TempStore,
+};
+
+/// Items for measurements and tests (the physical layouts, the Python v1.9 indexes): not
+/// part of the supported API.
+#[doc(hidden)]
+pub mod bench {
+    pub use crate::schema::{DEFAULT_LAYOUT, Layout, PYTHON_INDEXES};
+}
 pub use write::KlineInput;

@@ -238,7 +238,7 @@ mod tests {
     #[test]
     fn lsr_aliases_are_merged_canonical_first() {
         let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(&crate::Layout::WithoutRowid.ddl())
+        conn.execute_batch(&crate::schema::Layout::WithoutRowid.ddl())
             .unwrap();
         conn.execute_batch(
             "INSERT INTO long_short_ratio VALUES ('A', 0, '5m', 'account', 1.0, NULL, NULL), \

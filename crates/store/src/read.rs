@@ -503,7 +503,7 @@ mod tests {
     #[test]
     fn derived_and_repeated_features() {
         let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(&crate::Layout::WithoutRowid.ddl())
+        conn.execute_batch(&crate::schema::Layout::WithoutRowid.ddl())
             .unwrap();
         conn.execute_batch(
             "INSERT INTO market_data (symbol, timestamp, freq, open_price, close_price, volume, \

@@ -188,7 +188,7 @@ mod tests {
     #[test]
     fn streaming_through_windows_equals_one_pass() {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
-        conn.execute_batch(&crate::Layout::WithoutRowid.ddl())
+        conn.execute_batch(&crate::schema::Layout::WithoutRowid.ddl())
             .unwrap();
         let t0 = 1_700_006_400_000;
         let idx: Vec<i64> = (0..72).filter(|i| *i != 30).collect();

@@ -6,7 +6,8 @@
 //!
 //! It does not buffer ahead beyond the channel and never holds one snapshot across chunks.
 
-use marketdb_model::{DAY_MS, Freq, TimeRange, day_floor};
+use marketdb_model::time::{DAY_MS, day_floor};
+use marketdb_model::{Freq, TimeRange};
 use marketdb_pool::PoolManager;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;

@@ -117,9 +117,9 @@ pub enum Era {
     /// `market_data`, `funding_rate`, `open_interest`, `long_short_ratio` (Python v1.9 and
     /// marketdb).
     V19,
-    /// `klines`, `funding_rates`, `open_interests`, `long_short_ratios` (Python 1.10+,
-    /// whose `klines` also has a `NOT NULL close_time`).
-    Head,
+    /// `klines`, `funding_rates`, `open_interests`, `long_short_ratios` (Python 1.10 and
+    /// later, whose `klines` also has a `NOT NULL close_time`).
+    V110,
 }
 
 /// The tables of an opened database. Names come from this fixed set only, so they are
@@ -158,8 +158,8 @@ impl Tables {
         ]
     }
 
-    const HEAD: Tables = Tables {
-        era: Era::Head,
+    const V110: Tables = Tables {
+        era: Era::V110,
         kline: "klines",
         funding: "funding_rates",
         open_interest: "open_interests",
@@ -245,7 +245,7 @@ fn check_version(conn: &Connection, path: &str) -> Result<i64> {
 fn detect_era(conn: &Connection) -> rusqlite::Result<Era> {
     Ok(
         if !table_exists(conn, "market_data")? && table_exists(conn, "klines")? {
-            Era::Head
+            Era::V110
         } else {
             Era::V19
         },
@@ -298,7 +298,7 @@ pub(crate) fn detect(conn: &Connection, path: &str) -> Result<Tables> {
 fn describe(conn: &Connection, path: &str, era: Era) -> Result<Tables> {
     let mut tables = match era {
         Era::V19 => Tables::V19,
-        Era::Head => Tables::HEAD,
+        Era::V110 => Tables::V110,
     };
     let kline_cols: &[&str] = &[
         "symbol",
@@ -356,7 +356,7 @@ fn describe(conn: &Connection, path: &str, era: Era) -> Result<Tables> {
             "short_account",
         ],
     )?;
-    if era == Era::Head {
+    if era == Era::V110 {
         tables.kline_close_time = columns(conn, tables.kline)?
             .iter()
             .any(|c| c.eq_ignore_ascii_case("close_time"));

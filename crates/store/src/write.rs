@@ -1,14 +1,16 @@
 //! Kline writes: [`KlineInput`] (flat or grouped rows), validation of every row before
-//! anything is written, and the batched `INSERT OR REPLACE` (multi-row `VALUES`
-//! statements of `batch_size` rows, cached per connection, plus a cached single-row
-//! statement for the remainder). The caller runs it inside one transaction.
+//! anything is written, the batched `INSERT OR REPLACE` (multi-row `VALUES` statements of
+//! `batch_size` rows, cached per connection, plus a cached single-row statement for the
+//! remainder), and range deletes. The caller runs them inside one transaction.
 //!
 //! It does not open transactions, log or checkpoint; [`crate::AsyncMarketDB`] does.
 
 use std::collections::HashSet;
 
-use marketdb_model::{Freq, Kline, ValidationError, Validator};
-use rusqlite::Connection;
+use marketdb_model::{Freq, Kline, TimeRange, ValidationError, Validator};
+use rusqlite::{Connection, params};
+
+use crate::read::resolve_symbols;
 
 use crate::{Result, Tables};
 
@@ -228,6 +230,27 @@ pub(crate) fn insert_klines(
     Ok(total)
 }
 
+/// Deletes the rows of `symbols` (all of `freq` when empty) at `freq` in `range`; returns
+/// how many were deleted.
+pub(crate) fn delete_range(
+    conn: &Connection,
+    t: &Tables,
+    symbols: &[String],
+    range: TimeRange,
+    freq: Freq,
+) -> Result<u64> {
+    let symbols = resolve_symbols(conn, t, freq, symbols)?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "DELETE FROM {} WHERE symbol = ?1 AND freq = ?2 AND timestamp >= ?3 AND timestamp < ?4",
+        t.kline
+    ))?;
+    let mut n = 0u64;
+    for s in &symbols {
+        n += stmt.execute(params![s, freq.as_str(), range.start, range.end_exclusive])? as u64;
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,7 +315,7 @@ mod tests {
     #[test]
     fn batches_and_remainder_store_every_row() {
         let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(&crate::Layout::WithoutRowid.ddl())
+        conn.execute_batch(&crate::schema::Layout::WithoutRowid.ddl())
             .unwrap();
         let input = KlineInput::Grouped(vec![
             (0..7).map(|i| k("AAA", i * 60_000)).collect(),

@@ -6,9 +6,10 @@
 
 use std::path::Path;
 
+use marketdb_model::time::{DAY_MS, parse_ymd};
 use marketdb_model::{
-    DAY_MS, Feature, Freq, FundingRate, Kline, LongShortRatio, OpenInterest, RatioType,
-    TIME_MAX_MS, TIME_MIN_MS, TimeRange, TimeWindow, parse_ymd,
+    Feature, Freq, FundingRate, Kline, LongShortRatio, OpenInterest, RatioType, TIME_MAX_MS,
+    TIME_MIN_MS, TimeRange, TimeWindow,
 };
 use marketdb_store::{
     AsyncMarketDB, Column, Error, IncompletePolicy, KlineFrame, KlineInput, MissingRun,
@@ -1539,7 +1540,7 @@ async fn read_only_opens_change_nothing_and_refuse_writes() {
     let path = dir.path().join("py.db");
     {
         let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute_batch(&marketdb_store::Layout::Python.ddl())
+        c.execute_batch(&marketdb_store::bench::Layout::Python.ddl())
             .unwrap();
         for k in bars("BTCUSDT", Freq::M1, &[JAN1, JAN1 + M]) {
             python_insert(&c, &k, "1m");
@@ -1638,7 +1639,7 @@ async fn a_busy_checkpoint_is_reported_as_such() {
 async fn a_committed_store_is_a_success_even_when_its_checkpoint_fails() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = StoreConfig::new(dir.path().join("market.db"));
-    config.pool.backend = marketdb_pool::Backend::Builtin;
+    config.pool.backend = marketdb_store::Backend::Builtin;
     config.pool.acquire_timeout = std::time::Duration::from_millis(300);
     let db = AsyncMarketDB::open_with(config).await.unwrap();
     let n_rows = marketdb_store::CHECKPOINT_AFTER_ROWS as i64 + 1;

@@ -19,10 +19,9 @@ use std::path::{Path, PathBuf};
 use marketdb_model::{
     Feature, Freq, FundingRate, LongShortRatio, OpenInterest, RatioType, TimeRange,
 };
-use marketdb_pool::PoolKind;
 pub use marketdb_store::{
     AsyncMarketDB, Checkpoint, Column, CompletenessReport, DataSummary, IncompletePolicy,
-    KlineFrame, KlineInput, Resampled, ScanChunk, StoreConfig, Tables,
+    KlineFrame, KlineInput, PoolKind, Resampled, ScanChunk, StoreConfig, Tables,
 };
 
 /// Errors of the blocking facade.

@@ -4,8 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use marketdb_model::time::DAY_MS;
 use marketdb_model::{
-    DAY_MS, Feature, Freq, FundingRate, Kline, LongShortRatio, OpenInterest, RatioType, TimeRange,
+    Feature, Freq, FundingRate, Kline, LongShortRatio, OpenInterest, RatioType, TimeRange,
 };
 use marketdb_store::{AsyncMarketDB, IncompletePolicy, ScanChunk};
 use marketdb_sync::{Error, MarketDB};

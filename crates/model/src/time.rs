@@ -1,6 +1,7 @@
-//! Proleptic Gregorian calendar arithmetic on UTC milliseconds, and the few text forms the
-//! project prints (RFC 3339, `YYYY-MM-DD`, `YYYYMMDD`). Hand-written because it sits on hot
-//! paths (bucket floors, CSV datetimes) and needs no time-zone database: everything is UTC.
+//! The calendar helpers: proleptic Gregorian arithmetic on UTC milliseconds ([`DAY_MS`],
+//! [`day_floor`], [`parse_ymd`], [`ymd_from_ms`]...) and the few text forms the project
+//! prints (RFC 3339, `YYYY-MM-DD`, `YYYYMMDD`). Hand-written because it sits on hot paths
+//! (bucket floors, CSV datetimes) and needs no time-zone database: everything is UTC.
 
 /// Milliseconds in a UTC day.
 pub const DAY_MS: i64 = 86_400_000;
