@@ -54,12 +54,33 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
+/// Whether a few file descriptors are free: tokio's runtime panics (instead of returning an
+/// error) when its signal driver cannot create its socket pair, and nothing can work with
+/// fewer than this anyway.
+fn descriptors_to_start() -> bool {
+    #[cfg(unix)]
+    {
+        let pairs: Vec<_> = (0..3)
+            .map(|_| std::os::unix::net::UnixStream::pair())
+            .collect();
+        pairs.iter().all(Result::is_ok)
+    }
+    #[cfg(not(unix))]
+    true
+}
+
 fn main() -> ExitCode {
     let args = match cli::Cli::try_parse() {
         Ok(args) => args,
         Err(err) => return cli::usage_error(err),
     };
     cli::init_logging(&args.global);
+    if !descriptors_to_start() {
+        eprintln!(
+            "error: too few file descriptors are free to start (raise the limit, e.g. 'ulimit -n')"
+        );
+        return ExitCode::from(1);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -427,3 +427,63 @@ fn symbols_listing_ends_on_a_symbol_that_is_not_utf8() {
     let j = json(&o);
     assert_eq!(j, serde_json::json!(["SYN000USDT", "SYN001USDT"]), "{j}");
 }
+
+/// Runs `marketdb args` with at most `limit` open file descriptors (`ulimit -n`).
+fn with_fd_limit(dir: &Path, limit: u32, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -n {limit} || exit 97; exec \"$0\" \"$@\""))
+        .arg(super::bin())
+        .args(args)
+        .current_dir(dir)
+        .env("MARKETDB_DB", "data/market.db")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn too_few_file_descriptors_fall_back_to_fewer_readers() {
+    let dir = demo_db();
+    let d = dir.path();
+    let (mut fallback, mut refused, mut bb8) = (None, None, None);
+    for limit in 6..=64 {
+        let o = with_fd_limit(d, limit, &["--pool", "auto", "-v", "summary", "--json"]);
+        if o.status.code() == Some(97) {
+            eprintln!("!!!!!!!! ulimit -n is not available: fd-limit test SKIPPED !!!!!!!!");
+            return;
+        }
+        let err = stderr(&o);
+        assert!(
+            !err.contains("panicked") && !err.contains("backtrace"),
+            "{limit}: {err}"
+        );
+        if !o.status.success() {
+            // Too few for even one connection: a clean error naming the database or the
+            // descriptors.
+            assert!(
+                err.contains("error: ")
+                    && (err.contains("market.db") || err.contains("file descriptors")),
+                "{limit}: {err}"
+            );
+            refused.get_or_insert(limit);
+        } else if err.contains("falling back to built-in pool") {
+            assert!(err.contains("bb8 pool failed"), "{limit}: {err}");
+            assert!(err.contains("too many open files?"), "{limit}: {err}");
+            assert!(err.contains("reader connection(s)"), "{limit}: {err}");
+            assert_eq!(json(&o)["market_data"][0]["record_count"], 2 * 2 * 1440);
+            fallback.get_or_insert(limit);
+        } else {
+            assert!(err.contains("using bb8 pool"), "{limit}: {err}");
+            bb8.get_or_insert(limit);
+            break;
+        }
+    }
+    eprintln!("fd limits: refused from 6, fallback at {fallback:?}, bb8 from {bb8:?}");
+    assert!(refused.is_some(), "no limit was too low to open anything");
+    assert!(
+        fallback.is_some(),
+        "no limit made bb8 fail and the fallback serve"
+    );
+    assert!(bb8.is_some(), "bb8 never opened up to 64 descriptors");
+}

@@ -5,7 +5,9 @@
 //! called (`test_on_check_out(false)`) and `has_broken` is a constant, so bb8 itself never
 //! touches SQLite on a worker thread. No idle reaper, no max lifetime, `min_idle = max_size`
 //! and `build` (not `build_unchecked`), so initialisation fails fast. This module does not
-//! decide about fallback; it only reports pool-layer failures as [`Error::PoolInit`].
+//! decide about fallback; it only reports pool-layer failures as [`Error::PoolInit`]: an
+//! open that outlasts `init_timeout`, and a reader set that cannot open once the file has
+//! (see [`Bb8Pool::open`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -24,10 +26,6 @@ use crate::pool::{ConnectionPool, PoolKind, PoolStats, RoleStats, drop_blocking,
 /// A checked-out bb8 connection.
 pub(crate) type Bb8Conn = bb8::PooledConnection<'static, SqliteManager>;
 
-/// Opening a handful of files can exceed a short acquire timeout on a loaded machine;
-/// failing init then would downgrade the pool for no real reason.
-const INIT_TIMEOUT_FLOOR: Duration = Duration::from_secs(10);
-
 /// Opens writer or reader connections for bb8.
 #[derive(Debug)]
 pub(crate) struct SqliteManager {
@@ -40,6 +38,10 @@ impl bb8::ManageConnection for SqliteManager {
     type Error = Error;
 
     async fn connect(&self) -> Result<Connection> {
+        #[cfg(feature = "fault-injection")]
+        if let Some(stall) = self.config.faults.stall_primary {
+            tokio::time::sleep(stall).await;
+        }
         open_async(Arc::clone(&self.config), self.role).await
     }
 
@@ -72,14 +74,21 @@ pub(crate) struct Bb8Pool {
 }
 
 impl Bb8Pool {
-    /// Builds the writer pool (creating the file; none when read-only), then the reader
-    /// pool.
+    /// Builds the writer pool (creating the file; none when read-only, where one reader is
+    /// opened and closed first instead), then the reader pool. Once the file has opened, a
+    /// reader set that cannot open (`SQLITE_CANTOPEN`: typically too many open files) is a
+    /// pool-layer failure, which a fallback with fewer readers may cure.
     pub(crate) async fn open(config: Arc<PoolConfig>) -> Result<Self> {
         let writer = match config.read_only {
-            true => None,
+            true => {
+                let probe = open_async(Arc::clone(&config), Role::Reader).await?;
+                let _ = run_blocking(move || drop(probe)).await;
+                None
+            }
             false => Some(build(&config, Role::Writer, 1).await?),
         };
-        if let Some(reason) = &config.fail_primary {
+        #[cfg(feature = "fault-injection")]
+        if let Some(reason) = &config.faults.fail_primary {
             let _ = run_blocking(move || drop(writer)).await;
             return Err(Error::PoolInit {
                 backend: PoolKind::Bb8,
@@ -92,6 +101,15 @@ impl Bb8Pool {
             Ok(readers) => readers,
             Err(err) => {
                 let _ = run_blocking(move || drop(writer)).await;
+                if err.sqlite_code() == Some(rusqlite::ErrorCode::CannotOpen) {
+                    return Err(Error::PoolInit {
+                        backend: PoolKind::Bb8,
+                        reason: format!(
+                            "cannot open {size} reader connection(s) although the database \
+                             opens ({err}; too many open files?)"
+                        ),
+                    });
+                }
                 return Err(err);
             }
         };
@@ -156,7 +174,7 @@ async fn build(config: &Arc<PoolConfig>, role: Role, size: u32) -> Result<Pool<S
         .retry_connection(false)
         .connection_timeout(config.acquire_timeout)
         .queue_strategy(QueueStrategy::Fifo);
-    let deadline = config.acquire_timeout.max(INIT_TIMEOUT_FLOOR);
+    let deadline = config.init_timeout;
     match tokio::time::timeout(deadline, builder.build(manager)).await {
         Ok(built) => built,
         Err(_) => Err(Error::PoolInit {

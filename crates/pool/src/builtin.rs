@@ -138,20 +138,55 @@ pub(crate) struct BuiltinPool {
 
 impl BuiltinPool {
     /// Opens the writer (creating the file; none when read-only), then the readers, on one
-    /// blocking thread.
+    /// blocking thread, within `init_timeout` (else [`Error::PoolInit`]). When only some of
+    /// the readers can open (`SQLITE_CANTOPEN` after at least one opened: typically too many
+    /// open files), it serves with those and logs how many.
     pub(crate) async fn open(config: Arc<PoolConfig>) -> Result<Self> {
         let timeout = config.acquire_timeout;
-        let (writer, readers) = run_blocking(move || -> Result<_> {
+        let deadline = config.init_timeout;
+        let wanted = config.readers;
+        let opening = run_blocking(move || -> Result<_> {
+            #[cfg(feature = "fault-injection")]
+            if let Some(stall) = config.faults.stall_builtin {
+                std::thread::sleep(stall);
+            }
             let writer = match config.read_only {
                 true => Vec::new(),
                 false => vec![open(&config, Role::Writer)?],
             };
-            let readers = (0..config.readers)
-                .map(|_| open(&config, Role::Reader))
-                .collect::<Result<Vec<_>>>()?;
+            let mut readers = Vec::with_capacity(config.readers);
+            for _ in 0..config.readers {
+                match open(&config, Role::Reader) {
+                    Ok(conn) => readers.push(conn),
+                    Err(e)
+                        if !readers.is_empty()
+                            && e.sqlite_code() == Some(rusqlite::ErrorCode::CannotOpen) =>
+                    {
+                        tracing::warn!(
+                            "opened {} of {} reader connection(s) ({e}; too many open files?); \
+                             serving with {}",
+                            readers.len(),
+                            config.readers,
+                            readers.len()
+                        );
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             Ok((writer, readers))
-        })
-        .await??;
+        });
+        let (writer, readers) = match tokio::time::timeout(deadline, opening).await {
+            Ok(opened) => opened??,
+            Err(_) => {
+                return Err(Error::PoolInit {
+                    backend: PoolKind::Builtin,
+                    reason: format!(
+                        "timed out after {deadline:?} opening the writer and {wanted} reader(s)"
+                    ),
+                });
+            }
+        };
         Ok(BuiltinPool {
             writer: Slots::new(Role::Writer, writer, timeout),
             readers: Slots::new(Role::Reader, readers, timeout),

@@ -159,9 +159,25 @@ pub struct PoolConfig {
     /// fails with [`Error::ReadOnly`]. Reads then never wait for the write lock and work
     /// on read-only files and mounts.
     pub read_only: bool,
-    /// Test hook: when set, the bb8 backend fails to initialise with this reason
-    /// (a pool-layer error), so the fallback path can be exercised.
+    /// How long opening a backend may take before it counts as a pool-layer failure
+    /// ([`Error::PoolInit`]): then `auto` falls back from bb8, and the built-in pool gives
+    /// up. Default 10 s.
+    pub init_timeout: Duration,
+    /// Test hooks (feature `fault-injection`).
+    #[cfg(feature = "fault-injection")]
+    pub faults: Faults,
+}
+
+/// Ways to make a backend fail or stall at start, for tests of the fallback.
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// bb8 fails to initialise with this reason (a pool-layer error).
     pub fail_primary: Option<String>,
+    /// bb8's connection manager sleeps this long before each connect.
+    pub stall_primary: Option<Duration>,
+    /// The built-in pool sleeps this long before opening its connections.
+    pub stall_builtin: Option<Duration>,
 }
 
 impl PoolConfig {
@@ -176,7 +192,9 @@ impl PoolConfig {
             pragmas: Pragmas::default(),
             backend: Backend::Auto,
             read_only: false,
-            fail_primary: None,
+            init_timeout: Duration::from_secs(10),
+            #[cfg(feature = "fault-injection")]
+            faults: Faults::default(),
         }
     }
 
@@ -203,6 +221,13 @@ impl PoolConfig {
                 what: "reader count",
                 value: self.readers.to_string(),
                 expected: "at least 1",
+            });
+        }
+        if self.init_timeout.is_zero() {
+            return Err(Error::InvalidConfig {
+                what: "init timeout",
+                value: format!("{:?}", self.init_timeout),
+                expected: "a duration greater than zero",
             });
         }
         if self.acquire_timeout.is_zero() {
@@ -276,7 +301,7 @@ mod tests {
         assert_eq!(config.acquire_timeout, Duration::from_secs(30));
         assert_eq!(config.busy_timeout, Duration::from_secs(5));
         assert_eq!(config.backend, Backend::Auto);
-        assert_eq!(config.fail_primary, None);
+        assert_eq!(config.init_timeout, Duration::from_secs(10));
         assert!(!config.read_only);
         assert!(PoolConfig::read_only("/tmp/x.db").read_only);
         let p = config.pragmas;

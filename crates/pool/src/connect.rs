@@ -177,6 +177,25 @@ fn immutable_uri(path: &Path) -> String {
 /// open the URI itself reports `first`.
 fn open_immutable(config: &PoolConfig, role: Role, first: rusqlite::Error) -> Result<Connection> {
     let path = config.path.as_path();
+    // A -shm that exists means the folder held one: the cause lies elsewhere.
+    let mut shm = path.as_os_str().to_owned();
+    shm.push("-shm");
+    if Path::new(&shm).exists() {
+        return Err(open_error(path, first));
+    }
+    // SQLite says CANTOPEN for a full descriptor table too, which is no read-only folder:
+    // a WAL reader needs three descriptors (the file, its -wal and -shm), so try to hold
+    // three before blaming the folder.
+    let held: Vec<std::io::Result<std::fs::File>> =
+        (0..3).map(|_| std::fs::File::open(path)).collect();
+    if held.iter().any(|f| {
+        f.as_ref()
+            .err()
+            .is_some_and(|e| matches!(e.raw_os_error(), Some(23 | 24)))
+    }) {
+        return Err(open_error(path, first));
+    }
+    drop(held);
     if std::fs::metadata(wal_path(path)).is_ok_and(|m| m.len() > 0) {
         return Err(Error::InvalidPath {
             path: path.to_path_buf(),

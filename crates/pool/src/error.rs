@@ -1,9 +1,11 @@
 //! The crate's single error type, [`Error`], and the [`Result`] alias.
 //!
 //! Errors fall in two families that callers (and [`crate::PoolManager`]) must tell apart:
-//! pool-layer failures ([`Error::PoolInit`], see [`Error::is_pool_layer`]) that a fallback
-//! backend can cure, and everything else (SQLite, file system, bad input) which no other
-//! pool would fix. This module does not log or classify errors beyond that.
+//! pool-layer failures ([`Error::PoolInit`], see [`Error::is_pool_layer`]: a backend that
+//! does not open within `init_timeout`, or whose reader set cannot open although the file
+//! does) that a fallback backend can cure, and everything else (SQLite, file system, bad
+//! input) which no other pool would fix. This module does not log or classify errors
+//! beyond that.
 
 use std::path::PathBuf;
 use std::time::Duration;

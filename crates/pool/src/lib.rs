@@ -34,6 +34,8 @@ mod guard;
 mod manager;
 mod pool;
 
+#[cfg(feature = "fault-injection")]
+pub use config::Faults;
 pub use config::{Backend, JournalMode, PoolConfig, Pragmas, Synchronous, TempStore};
 pub use error::{Error, Result};
 pub use guard::{ReadGuard, WriteGuard};

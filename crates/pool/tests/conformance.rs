@@ -43,7 +43,7 @@ impl Setup {
             Setup::Builtin => config.backend = Backend::Builtin,
             Setup::Fallback => {
                 config.backend = Backend::Auto;
-                config.fail_primary = Some(FORCED.to_owned());
+                config.faults.fail_primary = Some(FORCED.to_owned());
             }
         }
         config

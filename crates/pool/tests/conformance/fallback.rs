@@ -15,7 +15,7 @@ async fn auto_falls_back_and_logs_why() {
     let path = dir.path().join("fallback.db");
     let mut config = Setup::Bb8.config(&path);
     config.backend = Backend::Auto;
-    config.fail_primary = Some("simulated bb8 outage 42".to_owned());
+    config.faults.fail_primary = Some("simulated bb8 outage 42".to_owned());
     let pool = PoolManager::open(config).await.unwrap();
     assert_eq!(pool.kind(), PoolKind::Builtin);
 
@@ -65,7 +65,7 @@ async fn bb8_only_fails_instead_of_falling_back() {
     let (logs, _guard) = Logs::capture();
     let dir = tempfile::tempdir().unwrap();
     let mut config = Setup::Bb8.config(dir.path().join("strict.db"));
-    config.fail_primary = Some("simulated bb8 outage 7".to_owned());
+    config.faults.fail_primary = Some("simulated bb8 outage 7".to_owned());
     let err = PoolManager::open(config).await.unwrap_err();
     assert!(
         matches!(&err, Error::PoolInit { backend: PoolKind::Bb8, reason } if reason == "simulated bb8 outage 7"),
@@ -73,6 +73,45 @@ async fn bb8_only_fails_instead_of_falling_back() {
     );
     assert!(err.is_pool_layer());
     assert!(logs.line_with("falling back").is_none(), "{}", logs.text());
+}
+
+#[tokio::test]
+async fn a_stalled_primary_times_out_and_falls_back() {
+    let (logs, _guard) = Logs::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Setup::Bb8.config(dir.path().join("stall.db"));
+    config.backend = Backend::Auto;
+    config.init_timeout = std::time::Duration::from_millis(300);
+    config.faults.stall_primary = Some(std::time::Duration::from_secs(3));
+    let started = std::time::Instant::now();
+    let pool = PoolManager::open(config.clone()).await.unwrap();
+    assert_eq!(pool.kind(), PoolKind::Builtin);
+    let cause = logs.line_with("timed out after").expect("cause logged");
+    assert!(cause.contains("bb8 pool failed"), "{cause}");
+    assert!(logs.line_with("falling back").is_some(), "{}", logs.text());
+    create_table(&pool).await;
+    pool.close().await;
+    eprintln!("stalled primary replaced after {:?}", started.elapsed());
+    // bb8 alone reports the same as a pool-layer error.
+    config.backend = Backend::Bb8;
+    let err = PoolManager::open(config.clone()).await.unwrap_err();
+    assert!(err.is_pool_layer(), "{err}");
+    // The built-in pool has the same deadline.
+    config.backend = Backend::Builtin;
+    config.faults.stall_primary = None;
+    config.faults.stall_builtin = Some(std::time::Duration::from_secs(2));
+    let err = PoolManager::open(config).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::PoolInit {
+                backend: PoolKind::Builtin,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("timed out after 300ms"), "{err}");
 }
 
 // ---------------------------------------------------------------- database errors are not masked
