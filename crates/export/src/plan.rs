@@ -103,7 +103,7 @@ impl Plan {
         let scan_range = if out_freq == req.freq {
             req.range
         } else {
-            bucket_range(out_freq, req.range)
+            out_freq.bucket_span(req.range)
         };
         Ok(Plan {
             symbols,
@@ -144,26 +144,6 @@ impl Plan {
         } else {
             self.scan_range.days().count() as u64
         }
-    }
-}
-
-/// The span of the `to` buckets whose open time lies in `range`: from the first such open
-/// to the next open after the last one. Empty when no bucket opens in `range`.
-pub(crate) fn bucket_range(to: Freq, range: TimeRange) -> TimeRange {
-    let mut first = to.floor(range.start);
-    if first < range.start {
-        first = to.next(first);
-    }
-    if range.is_empty() || first >= range.end_exclusive {
-        return TimeRange {
-            start: first,
-            end_exclusive: first,
-        };
-    }
-    let last = to.floor(range.end_exclusive - 1);
-    TimeRange {
-        start: first,
-        end_exclusive: to.next(last),
     }
 }
 
@@ -253,25 +233,7 @@ mod tests {
     }
 
     #[test]
-    fn bucket_ranges() {
-        let r = TimeRange::new(jan(1) + 1, jan(3)).unwrap();
-        assert_eq!(
-            bucket_range(Freq::D1, r),
-            TimeRange::new(jan(2), jan(3)).unwrap()
-        );
-        // A one-day range on Monday 2024-01-01 covers its whole week.
-        let r = TimeRange::new(jan(1), jan(2)).unwrap();
-        assert_eq!(
-            bucket_range(Freq::W1, r),
-            TimeRange::new(jan(1), jan(8)).unwrap()
-        );
-        let r = TimeRange::new(jan(2), jan(3)).unwrap();
-        assert!(bucket_range(Freq::W1, r).is_empty());
-        let r = TimeRange::new(jan(1) + 30 * 60_000, jan(1) + 3 * 3_600_000 + 1).unwrap();
-        assert_eq!(
-            bucket_range(Freq::H1, r),
-            TimeRange::new(jan(1) + 3_600_000, jan(1) + 4 * 3_600_000).unwrap()
-        );
+    fn resampled_plans_scan_whole_buckets() {
         let mut rq = req(vec![]);
         rq.freq = Freq::M5;
         rq.target_freq = Some(Freq::D1);

@@ -1373,3 +1373,52 @@ async fn progress_and_bad_requests() {
     );
     let _ = ParquetCompression::default();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resample_and_target_freq_exports_select_the_same_buckets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = open_db(tmp.path()).await;
+    store_bars(&db, &["AAAUSDT"], Freq::H1, day(1), 96, |_, _| false).await;
+    // Starts mid-day 1 and ends mid-day 3: only days 2 and 3 open inside it.
+    let range = TimeRange::new(day(1) + 5 * 3_600_000, day(3) + 7 * 3_600_000).unwrap();
+    let stored = db
+        .resample(
+            range,
+            Freq::H1,
+            Freq::D1,
+            &strings(&["AAAUSDT"]),
+            marketdb_store::IncompletePolicy::Keep,
+        )
+        .await
+        .unwrap();
+    let mut req = ExportRequest::new(strings(&["AAAUSDT"]), range, Freq::H1);
+    req.target_freq = Some(Freq::D1);
+    req.features = vec![Feature::Close, Feature::Volume];
+    let out = tmp.path().join("d.csv");
+    AsyncDataExporter::new(&db)
+        .export_to_csv(&req, &out)
+        .await
+        .unwrap();
+    let exported: Vec<i64> = fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(stored.frame.timestamp(), exported.as_slice());
+    assert_eq!(exported, vec![day(2), day(3)]);
+    // Each selected day is built from all its bars, past the range's end too: the same
+    // bars as a resample of the whole days.
+    let whole = db
+        .resample(
+            days(2, 3),
+            Freq::H1,
+            Freq::D1,
+            &strings(&["AAAUSDT"]),
+            marketdb_store::IncompletePolicy::Keep,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored.frame, whole.frame);
+    assert_eq!(stored.incomplete, 0);
+}

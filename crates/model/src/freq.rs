@@ -236,6 +236,30 @@ impl Freq {
         })
     }
 
+    /// The span of the buckets whose **open time lies in** `range`: from the first such
+    /// open to the next open after the last one (empty, at the first open at or after
+    /// `range.start`, when no bucket opens in `range`). The one rule of every resampling
+    /// (`resample`, exports with a target interval): the range selects buckets by their open
+    /// time, as it selects bars, and each selected bucket is built from all its source bars,
+    /// also those after `range`'s end.
+    pub fn bucket_span(self, range: crate::TimeRange) -> crate::TimeRange {
+        let mut first = self.floor(range.start);
+        if first < range.start {
+            first = self.next(first);
+        }
+        if range.is_empty() || first >= range.end_exclusive {
+            return crate::TimeRange {
+                start: first,
+                end_exclusive: first,
+            };
+        }
+        let last = self.floor(range.end_exclusive - 1);
+        crate::TimeRange {
+            start: first,
+            end_exclusive: self.next(last),
+        }
+    }
+
     /// Whether every bucket of `coarser` is a whole number of buckets of `self`, so bars can
     /// be resampled from `self` into `coarser` (1m->5m, 1h->1d, 1d->1w, 1d->1M...).
     pub fn divides(self, coarser: Freq) -> bool {
@@ -354,6 +378,39 @@ mod tests {
                 prop_assert_eq!(a.floor(b.next(fl)), b.next(fl));
             }
         }
+    }
+
+    #[test]
+    fn bucket_spans_select_buckets_by_open_time() {
+        use crate::TimeRange;
+        let jan = |d: u32| parse_ymd(2024, 1, d).unwrap();
+        let r = TimeRange::new(jan(1) + 1, jan(3)).unwrap();
+        assert_eq!(
+            Freq::D1.bucket_span(r),
+            TimeRange::new(jan(2), jan(3)).unwrap()
+        );
+        // A one-day range on Monday 2024-01-01 selects its whole week.
+        let r = TimeRange::new(jan(1), jan(2)).unwrap();
+        assert_eq!(
+            Freq::W1.bucket_span(r),
+            TimeRange::new(jan(1), jan(8)).unwrap()
+        );
+        assert!(
+            Freq::W1
+                .bucket_span(TimeRange::new(jan(2), jan(3)).unwrap())
+                .is_empty()
+        );
+        let h = 3_600_000;
+        let r = TimeRange::new(jan(1) + 30 * 60_000, jan(1) + 3 * h + 1).unwrap();
+        assert_eq!(
+            Freq::H1.bucket_span(r),
+            TimeRange::new(jan(1) + h, jan(1) + 4 * h).unwrap()
+        );
+        assert!(
+            Freq::H1
+                .bucket_span(TimeRange::new(jan(1), jan(1)).unwrap())
+                .is_empty()
+        );
     }
 
     #[test]

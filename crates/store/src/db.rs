@@ -653,7 +653,8 @@ impl AsyncMarketDB {
     }
 
     /// Resamples the `from` bars of `symbols` into `to` bars (`from` must divide `to`).
-    /// The range is widened to whole `to` buckets. Empty buckets produce no bar;
+    /// The range selects the `to` buckets that open in it ([`Freq::bucket_span`]), each
+    /// built from all its source bars. Empty buckets produce no bar;
     /// incomplete ones are kept or dropped by `policy` and counted either way.
     pub async fn resample(
         &self,

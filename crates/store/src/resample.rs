@@ -52,15 +52,10 @@ pub(crate) fn check_freqs(from: Freq, to: Freq) -> Result<()> {
     }
 }
 
-/// The source range to read: `range` widened to whole `to` buckets.
+/// The source range to read: the whole `to` buckets that open in `range`
+/// ([`Freq::bucket_span`]).
 pub(crate) fn source_range(range: TimeRange, to: Freq) -> TimeRange {
-    if range.is_empty() {
-        return range;
-    }
-    TimeRange {
-        start: to.floor(range.start),
-        end_exclusive: to.next(to.floor(range.end_exclusive - 1)),
-    }
+    to.bucket_span(range)
 }
 
 fn f64_col(frame: &KlineFrame, f: Feature) -> Result<&[f64]> {
@@ -224,7 +219,10 @@ mod tests {
         assert!(check_freqs(Freq::H1, Freq::M1).is_err());
         let e = check_freqs(Freq::W1, Freq::Mo1).unwrap_err().to_string();
         assert!(e.contains("1w -> 1M"), "{e}");
+        // The day opening at 0 starts before the range: it is not selected.
         let r = source_range(TimeRange::new(1_000, 2 * 86_400_000 + 5).unwrap(), Freq::D1);
+        assert_eq!((r.start, r.end_exclusive), (86_400_000, 3 * 86_400_000));
+        let r = source_range(TimeRange::new(0, 2 * 86_400_000 + 5).unwrap(), Freq::D1);
         assert_eq!((r.start, r.end_exclusive), (0, 3 * 86_400_000));
         let w = windows(r, Freq::H1, Freq::D1, 50);
         assert_eq!(

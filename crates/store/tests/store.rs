@@ -855,20 +855,23 @@ async fn resampling_rules() {
     assert_eq!(dropped.frame.symbols()[1], ("BBBUSDT".to_owned(), 2..3));
     assert_eq!(dropped.frame.timestamp()[2], JAN1 + DAY_MS);
 
-    // An instant range is widened to whole buckets.
-    let mid = TimeRange::new(JAN1 + 5 * H + 17 * M, JAN1 + 6 * H).unwrap();
+    // A range selects the buckets that open in it, each built from all its source bars:
+    // one starting at the day's open but ending at 06:00 gives the whole day; one starting
+    // mid-day selects no day bucket at all.
+    let head = TimeRange::new(JAN1, JAN1 + 6 * H).unwrap();
+    let aaa = syms(&["AAAUSDT"]);
     let one = db
-        .resample(
-            mid,
-            Freq::M1,
-            Freq::D1,
-            &syms(&["AAAUSDT"]),
-            IncompletePolicy::Drop,
-        )
+        .resample(head, Freq::M1, Freq::D1, &aaa, IncompletePolicy::Drop)
         .await
         .unwrap();
     assert_eq!(one.frame.timestamp(), vec![JAN1]);
     assert_eq!(one.frame, direct.frame.filter_rows(|i| i == 0));
+    let mid = TimeRange::new(JAN1 + 5 * H + 17 * M, JAN1 + 6 * H).unwrap();
+    let none = db
+        .resample(mid, Freq::M1, Freq::D1, &aaa, IncompletePolicy::Drop)
+        .await
+        .unwrap();
+    assert!(none.frame.is_empty());
 
     // Not a whole multiple.
     let err = db
