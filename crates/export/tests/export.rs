@@ -1387,7 +1387,7 @@ async fn resample_and_target_freq_exports_select_the_same_buckets() {
             Freq::H1,
             Freq::D1,
             &strings(&["AAAUSDT"]),
-            marketdb_store::IncompletePolicy::Keep,
+            IncompletePolicy::Keep,
         )
         .await
         .unwrap();
@@ -1415,7 +1415,7 @@ async fn resample_and_target_freq_exports_select_the_same_buckets() {
             Freq::H1,
             Freq::D1,
             &strings(&["AAAUSDT"]),
-            marketdb_store::IncompletePolicy::Keep,
+            IncompletePolicy::Keep,
         )
         .await
         .unwrap();
