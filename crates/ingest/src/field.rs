@@ -143,7 +143,7 @@ pub(crate) fn opt_float(field: &'static str, cell: &[u8]) -> Result<Option<f64>,
 }
 
 /// An integer; an integral decimal such as `12.0` is accepted (some tools write counts
-/// that way), as in `marketdb_model::Kline::from_text`.
+/// that way), as in `marketdb_model::Kline::from_binance`.
 #[inline]
 pub(crate) fn int(field: &'static str, cell: &[u8]) -> Result<i64, Fault> {
     if let Some(v) = fast_int(trim(cell)) {

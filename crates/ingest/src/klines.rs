@@ -2,7 +2,7 @@
 //! count,taker_buy_volume,taker_buy_quote_volume,ignore`, with a header (USD-M/COIN-M
 //! futures since about 2022) or without (spot, older futures). Columns are positional, so
 //! the COIN-M header spelling (`base_volume`...) is accepted too. Timestamps in ms or µs
-//! (spot from 2025 on) become ms, as `Kline::from_text` does.
+//! (spot from 2025 on) become ms, as `Kline::from_binance` does (the tests compare them).
 //!
 //! Each line is parsed straight from the reused byte record (no per-field `String`) and
 //! checked with the model's kline rules for the file's interval (which include the close
@@ -137,14 +137,17 @@ mod tests {
     }
 
     #[test]
-    fn matches_the_model_text_parser() {
+    fn matches_the_model_row_parser() {
         for line in [
             GOOD,
             "1735689600000000,1,2,0.5,1.5,10,1735689659999999,15,3,4,6,0",
             "1704067200000, 1 ,2,0.5,1.5,10,1704067259999,15,3.0,4,6,",
         ] {
-            let fields: Vec<&str> = line.split(',').collect();
-            let model = Kline::from_text("BTCUSDT", &fields).unwrap();
+            let fields: Vec<marketdb_model::Field> = line
+                .split(',')
+                .map(|f| marketdb_model::Field::Text(f.to_owned()))
+                .collect();
+            let model = Kline::from_binance("BTCUSDT", &fields).unwrap();
             assert_eq!(parse(line, Freq::M1).unwrap(), model, "{line}");
         }
     }

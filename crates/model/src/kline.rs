@@ -75,19 +75,17 @@ impl Kline {
         self.quote_volume - self.taker_buy_quote_volume
     }
 
-    /// Builds a kline from a Binance row of JSON values (numbers or strings). At least the
-    /// first 11 fields are needed; microsecond timestamps are converted to ms.
+    /// Builds a kline from a Binance row of JSON values (numbers or strings: what the REST
+    /// API and the Python original's `store_data` take). At least the first 11 fields are
+    /// needed; microsecond timestamps are converted to ms. CSV rows of Binance Vision files
+    /// are parsed by `marketdb-ingest` straight from their bytes, to the same result (its
+    /// tests compare the two); both use [`BINANCE_KLINE_COLUMNS`].
     pub fn from_binance(symbol: &str, row: &[Field]) -> Result<Kline> {
         Self::build(symbol, row.len(), |i| match &row[i] {
             Field::Int(v) => Ok(Num::Int(*v)),
             Field::Num(v) => Ok(Num::Float(*v)),
             Field::Text(s) => Num::parse(s),
         })
-    }
-
-    /// Builds a kline from the text fields of a CSV line (Binance Vision files).
-    pub fn from_text<S: AsRef<str>>(symbol: &str, row: &[S]) -> Result<Kline> {
-        Self::build(symbol, row.len(), |i| Num::parse(row[i].as_ref()))
     }
 
     fn build(
@@ -205,7 +203,8 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let k = Kline::from_text("ETHUSDT", &text).unwrap();
+        let row: Vec<Field> = text.into_iter().map(Field::Text).collect();
+        let k = Kline::from_binance("ETHUSDT", &row).unwrap();
         assert_eq!(k.open_time, 1_704_067_200_000, "microseconds are converted");
         assert_eq!(k.close_time, 1_704_070_799_999);
     }
