@@ -632,7 +632,7 @@ fn ingest_binance_vision_files() {
         "create_time is UTC"
     );
     let ta: f64 = c
-        .query_row("SELECT long_short_ratio FROM long_short_ratio WHERE ratio_type='toptrader_account' ORDER BY timestamp LIMIT 1", [], |r| r.get(0))
+        .query_row("SELECT long_short_ratio FROM long_short_ratio WHERE ratio_type='account' ORDER BY timestamp LIMIT 1", [], |r| r.get(0))
         .unwrap();
     assert_eq!(ta, 4.24734982);
 

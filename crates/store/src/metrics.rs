@@ -95,7 +95,7 @@ pub(crate) fn store_long_short_ratio(
             r.symbol,
             r.timestamp,
             r.period.as_str(),
-            r.ratio_type.as_str(),
+            t.ratio_type_name(r.ratio_type),
             r.long_short_ratio,
             r.long_account,
             r.short_account
@@ -183,8 +183,9 @@ pub(crate) fn read_open_interest(
 }
 
 /// Long/short ratios of `symbols` (all when empty) for `period` and `ratio_type` (rows
-/// under its canonical or Python spelling) in `range`, ordered by (symbol, time), one row
-/// per timestamp (canonical spelling first).
+/// under either spelling) in `range`, ordered by (symbol, time), one row per timestamp:
+/// where both spellings hold a row, the one this file's era writes wins
+/// ([`Tables::ratio_type_name`]).
 pub(crate) fn read_long_short_ratio(
     conn: &Connection,
     t: &Tables,
@@ -207,8 +208,8 @@ pub(crate) fn read_long_short_ratio(
         let mut rows = stmt.query(params![
             s,
             period.as_str(),
-            ratio_type.as_str(),
-            ratio_type.legacy(),
+            t.ratio_type_name(ratio_type),
+            t.other_ratio_type_name(ratio_type),
             range.start,
             range.end_exclusive
         ])?;
@@ -236,7 +237,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lsr_aliases_are_merged_canonical_first() {
+    fn lsr_aliases_are_merged_the_written_spelling_first() {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(&crate::schema::Layout::WithoutRowid.ddl())
             .unwrap();
@@ -257,14 +258,37 @@ mod tests {
             RatioType::TopTraderAccount,
         )
         .unwrap();
+        // v1.9 tables are written with the v1.9 spelling ("account"), which wins.
         assert_eq!(got.len(), 2);
-        assert_eq!(got[0].long_short_ratio, 2.0);
-        assert_eq!(got[0].long_account, Some(0.0));
-        assert_eq!(got[0].short_account, None);
+        assert_eq!(got[0].long_short_ratio, 1.0);
+        assert_eq!(got[0].long_account, None);
         assert_eq!(got[1].long_short_ratio, 3.0);
         assert!(
             got.iter()
                 .all(|r| r.ratio_type == RatioType::TopTraderAccount)
         );
+        // Written with the era's spelling: "taker" in a v1.9 table.
+        let v = Validator::new(marketdb_model::TimeWindow {
+            earliest_ms: 0,
+            latest_ms: i64::MAX,
+        });
+        let row = LongShortRatio {
+            symbol: "B".into(),
+            timestamp: 0,
+            period: Freq::M5,
+            ratio_type: RatioType::TakerVol,
+            long_short_ratio: 1.5,
+            long_account: None,
+            short_account: None,
+        };
+        store_long_short_ratio(&conn, &Tables::V19, std::slice::from_ref(&row), &v).unwrap();
+        let stored: String = conn
+            .query_row(
+                "SELECT ratio_type FROM long_short_ratio WHERE symbol = 'B'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(stored, "taker");
     }
 }

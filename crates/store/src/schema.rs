@@ -148,6 +148,26 @@ impl Tables {
         kline_close_time: false,
         kline_indexes: 0,
     };
+    /// The `ratio_type` this file's era writes: the Python v1.9 spelling (`account`,
+    /// `position`, `global`, `taker`) in v1.9 tables, which are also marketdb's own, so that
+    /// cryptoservice 1.9's calls (default `ratio_type="account"`) find the rows; the Binance
+    /// Vision spelling (`toptrader_account`...) in the tables of Python 1.10 and later,
+    /// whose readers use it. Reads accept both.
+    pub fn ratio_type_name(&self, r: marketdb_model::RatioType) -> &'static str {
+        match self.era {
+            Era::V19 => r.legacy(),
+            Era::V110 => r.as_str(),
+        }
+    }
+
+    /// The spelling [`Tables::ratio_type_name`] does not write (accepted on reads).
+    pub fn other_ratio_type_name(&self, r: marketdb_model::RatioType) -> &'static str {
+        match self.era {
+            Era::V19 => r.as_str(),
+            Era::V110 => r.legacy(),
+        }
+    }
+
     /// The four table names, kline table first.
     pub fn names(&self) -> [&'static str; 4] {
         [

@@ -544,12 +544,13 @@ async fn data_summary_has_the_python_shape() {
                 {"interval": "5m", "record_count": 1, "unique_symbols": 1,
                  "earliest_timestamp": JAN1, "latest_timestamp": JAN1},
             ],
+            // Written with the cryptoservice 1.9 spellings into v1.9 tables.
             "long_short_ratio": [
-                {"period": "5m", "ratio_type": "taker_vol", "record_count": 1,
-                 "unique_symbols": 1, "earliest_timestamp": JAN1, "latest_timestamp": JAN1},
-                {"period": "5m", "ratio_type": "toptrader_account", "record_count": 2,
+                {"period": "5m", "ratio_type": "account", "record_count": 2,
                  "unique_symbols": 2, "earliest_timestamp": JAN1,
                  "latest_timestamp": JAN1 + 5 * M},
+                {"period": "5m", "ratio_type": "taker", "record_count": 1,
+                 "unique_symbols": 1, "earliest_timestamp": JAN1, "latest_timestamp": JAN1},
             ],
         })
     );
@@ -1455,10 +1456,11 @@ async fn metrics_round_trip_with_zero_and_null() {
         .unwrap();
     assert_eq!((zero, null), (Some(0.0), None));
 
-    // Legacy spellings written by Python are read as aliases; canonical rows win.
+    // The other spelling (Python 1.10+ writes `global_account`) is read as an alias; where
+    // both exist, the spelling this file's era writes (`global` in v1.9 tables) wins.
     c.execute_batch(&format!(
-        "INSERT INTO long_short_ratio VALUES ('BTCUSDT', {t}, '5m', 'global', 7.0, NULL, NULL);
-         INSERT INTO long_short_ratio VALUES ('BTCUSDT', {t2}, '5m', 'global', 8.0, 0.5, 0.0);",
+        "INSERT INTO long_short_ratio VALUES ('BTCUSDT', {t}, '5m', 'global_account', 7.0, NULL, NULL);
+         INSERT INTO long_short_ratio VALUES ('BTCUSDT', {t2}, '5m', 'global_account', 8.0, 0.5, 0.0);",
         t = JAN1,
         t2 = JAN1 + 5 * M
     ))
