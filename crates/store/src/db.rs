@@ -282,7 +282,8 @@ impl AsyncMarketDB {
         Ok(n)
     }
 
-    /// Validates and upserts long/short ratios (canonical ratio-type names) in one
+    /// Validates and upserts long/short ratios (under the file's spelling of the ratio type,
+    /// [`Tables::ratio_type_name`]) in one
     /// transaction.
     pub async fn store_long_short_ratio(&self, data: Vec<LongShortRatio>) -> Result<usize> {
         let v = self.inner.config.validator();
@@ -382,8 +383,8 @@ impl AsyncMarketDB {
             .await
     }
 
-    /// Long/short ratios of `ratio_type` (rows under the canonical or the Python spelling,
-    /// one per timestamp, canonical first) at `period` in `range`, ordered by (symbol, time).
+    /// Long/short ratios of `ratio_type` (rows under either spelling, one per timestamp, the
+    /// file's own spelling first) at `period` in `range`, ordered by (symbol, time).
     pub async fn read_long_short_ratio(
         &self,
         range: TimeRange,

@@ -1,7 +1,7 @@
 //! Metric tables: upserts and reads of funding rates, open interest and long/short ratios.
-//! Optional values keep an exact 0 as 0 and `None` as NULL. Long/short ratio reads accept
-//! rows written with the Python spellings of the ratio type (`account`, `taker`...) and
-//! return one row per timestamp, the canonical spelling winning.
+//! Optional values keep an exact 0 as 0 and `None` as NULL. Long/short ratios are written
+//! with the ratio-type spelling of the file's generation and read under both spellings,
+//! one row per timestamp, the written spelling winning.
 //!
 //! Validation of rows happens here too; transactions, logging and symbol checks of read
 //! filters are the caller's.
@@ -75,7 +75,7 @@ pub(crate) fn store_open_interest(
     Ok(rows.len())
 }
 
-/// Validates then upserts long/short ratios under the canonical ratio-type name.
+/// Validates then upserts long/short ratios under the file's spelling of the ratio type.
 pub(crate) fn store_long_short_ratio(
     conn: &Connection,
     t: &Tables,
