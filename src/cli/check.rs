@@ -80,7 +80,7 @@ pub async fn run(g: &Global, a: &CheckArgs) -> Result<ExitCode> {
         );
         for s in &report.symbols {
             for run in &s.missing {
-                println!(
+                outln!(
                     "{}: missing {} bar(s) from {} to {}",
                     s.symbol,
                     run.count,
@@ -89,7 +89,7 @@ pub async fn run(g: &Global, a: &CheckArgs) -> Result<ExitCode> {
                 );
             }
             for row in &s.suspicious {
-                println!(
+                outln!(
                     "{}: suspicious row at {}: {}",
                     s.symbol,
                     format_rfc3339(row.timestamp),

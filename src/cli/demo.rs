@@ -151,23 +151,23 @@ pub async fn run(g: &Global, a: &DemoArgs) -> Result<ExitCode> {
             "export": report,
         }))?;
     } else {
-        println!(
+        outln!(
             "stored {bars} {} bars and {metrics} metric rows for {} symbols in {}",
             spec.freq,
             spec.symbols.len(),
             output::path(&db_path)
         );
-        println!();
+        outln!();
         inspect::print_summary(&summary);
-        println!();
-        println!(
+        outln!();
+        outln!(
             "exported {} day(s) of {} features to {} (see {}/manifest.json)",
             report.days.len(),
             request.features.len(),
             output::path(&a.out),
             output::path(&a.out)
         );
-        println!(
+        outln!(
             "load one in Python: np.load('{}/{}/cls/{}.npy', allow_pickle=False)",
             output::path(&a.out),
             spec.freq,

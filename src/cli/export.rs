@@ -208,9 +208,9 @@ fn report_written(
     } else if g.json {
         output::json(report)?;
     } else if replaced {
-        println!("{what} {} (replaced the existing file)", output::path(out));
+        outln!("{what} {} (replaced the existing file)", output::path(out));
     } else {
-        println!("{what} {}", output::path(out));
+        outln!("{what} {}", output::path(out));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -128,7 +128,7 @@ pub async fn run(g: &Global, a: &IngestArgs) -> Result<ExitCode> {
                 }
                 if !g.json && !g.quiet {
                     pb.suspend(|| {
-                        println!(
+                        outln!(
                             "loaded {shown}: {rows} row(s){}{}",
                             if report.rejected_count == 0 {
                                 String::new()
@@ -170,7 +170,7 @@ pub async fn run(g: &Global, a: &IngestArgs) -> Result<ExitCode> {
             "rejected_count": rejected_total,
         }))?;
     } else {
-        println!(
+        outln!(
             "ingested {} of {files_total} file(s): {rows_total} row(s) stored{}{}",
             files_total - failed,
             if rejected_total > 0 {

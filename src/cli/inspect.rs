@@ -75,7 +75,7 @@ pub fn print_summary(summary: &Value) {
         }
     }
     if rows.is_empty() {
-        println!("the database is empty");
+        outln!("the database is empty");
         return;
     }
     output::table(
@@ -92,7 +92,7 @@ pub async fn symbols(g: &Global, a: &SymbolsArgs) -> Result<ExitCode> {
         output::json(&symbols)?;
     } else {
         for s in symbols {
-            println!("{s}");
+            outln!("{s}");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -56,9 +56,13 @@ pub async fn resample(g: &Global, a: &ResampleArgs) -> Result<ExitCode> {
             "incomplete": result.incomplete, "dropped": result.dropped, "stored": result.stored,
         }))?;
     } else {
-        println!(
+        outln!(
             "stored {} {} bar(s) from {} ({} incomplete, {} dropped)",
-            result.stored, a.to, a.from, result.incomplete, result.dropped
+            result.stored,
+            a.to,
+            a.from,
+            result.incomplete,
+            result.dropped
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -93,7 +97,7 @@ pub async fn delete(g: &Global, a: &DeleteArgs) -> Result<ExitCode> {
     if g.json {
         output::json(&json!({ "deleted": n }))?;
     } else {
-        println!("deleted {n} bar(s)");
+        outln!("deleted {n} bar(s)");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -153,14 +157,14 @@ pub async fn doctor(g: &Global, a: &DoctorArgs) -> Result<ExitCode> {
     if g.json {
         output::json(&report)?;
     } else {
-        println!("database        {}", output::path(&path));
-        println!("integrity_check {integrity}");
-        println!("file size       {} bytes", after.file);
-        println!("wal size        {} bytes", after.wal);
-        println!("schema version  {version}");
-        println!("pool backend    {backend}");
+        outln!("database        {}", output::path(&path));
+        outln!("integrity_check {integrity}");
+        outln!("file size       {} bytes", after.file);
+        outln!("wal size        {} bytes", after.wal);
+        outln!("schema version  {version}");
+        outln!("pool backend    {backend}");
         for (what, c) in &done {
-            println!(
+            outln!(
                 "{what:<15} done: file {} -> {} bytes, wal {} -> {} bytes ({})",
                 before.file,
                 after.file,

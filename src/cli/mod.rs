@@ -2,6 +2,10 @@
 //! lives in its own module; this one holds the shared options, logging set-up, and the
 //! error-to-exit-code rules. It prints; the libraries never do.
 
+// First: its `outln!` macro serves the modules below.
+#[macro_use]
+mod output;
+
 mod args;
 mod check;
 mod demo;
@@ -9,7 +13,7 @@ mod export;
 mod ingest;
 mod inspect;
 mod maintain;
-mod output;
+mod metrics;
 mod progress;
 mod query;
 
@@ -63,6 +67,8 @@ pub enum Command {
     Symbols(inspect::SymbolsArgs),
     /// Print bars
     Query(query::QueryArgs),
+    /// Print stored metric records: funding, open-interest or long-short-ratio
+    Metrics(metrics::MetricsArgs),
     /// Completeness report: expected, present, coverage, missing runs, suspicious rows
     Check(check::CheckArgs),
     /// Build coarser bars from stored ones and store them under the target freq
@@ -96,6 +102,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Summary => inspect::summary(g).await,
         Command::Symbols(a) => inspect::symbols(g, a).await,
         Command::Query(a) => query::run(g, a).await,
+        Command::Metrics(a) => metrics::run(g, a).await,
         Command::Check(a) => check::run(g, a).await,
         Command::Resample(a) => maintain::resample(g, a).await,
         Command::Export(a) => export::run(g, a).await,

@@ -1,6 +1,31 @@
-//! Printing results: JSON on `--json`, otherwise aligned plain-text tables.
+//! Printing results: JSON on `--json`, otherwise aligned plain-text tables. Every line goes
+//! through [`line`] (the `outln!` macro): a closed stdout (`marketdb summary | head -1`)
+//! ends the process quietly with exit 0, as `head` expects, instead of panicking as
+//! `println!` would.
 
-use std::path::Path;
+use std::{fmt, io::Write, path::Path};
+
+/// Writes one line to stdout; see the module docs.
+pub fn line(args: fmt::Arguments<'_>) {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        tracing::warn!("cannot write to stdout: {e}");
+    }
+}
+
+/// `println!` for the CLI's results: see [`line`].
+macro_rules! outln {
+    () => {
+        $crate::cli::output::line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::line(format_args!($($arg)*))
+    };
+}
 
 use anyhow::Result;
 use serde::Serialize;
@@ -26,7 +51,7 @@ pub fn path(p: &Path) -> String {
 
 /// Prints `value` as pretty JSON on stdout.
 pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    line(format_args!("{}", serde_json::to_string_pretty(value)?));
     Ok(())
 }
 
@@ -46,7 +71,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
             }
             out.push_str(&format!("{cell:<w$}"));
         }
-        println!("{}", out.trim_end());
+        line(format_args!("{}", out.trim_end()));
     };
     line(header.to_vec());
     for row in rows {

@@ -487,3 +487,106 @@ fn too_few_file_descriptors_fall_back_to_fewer_readers() {
     );
     assert!(bb8.is_some(), "bb8 never opened up to 64 descriptors");
 }
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let dir = demo_db();
+    for cmd in [
+        "summary",
+        "query --symbols all --timerange 20240101-20240102 --freq 1m",
+        "metrics open-interest --symbols all --timerange 20240101-20240102",
+        "check --symbols all --timerange 20240101-20240102 --freq 1m",
+    ] {
+        let script =
+            format!("\"$0\" {cmd} | head -c 10 >/dev/null; echo \"exit ${{PIPESTATUS[0]}}\"");
+        let o = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .arg(super::bin())
+            .current_dir(dir.path())
+            .env("MARKETDB_DB", "data/market.db")
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert_eq!(stdout(&o).trim(), "exit 0", "{cmd}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{cmd}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn metrics_prints_the_stored_records() {
+    let dir = demo_db();
+    let d = dir.path();
+    let c = Connection::open(d.join("data/market.db")).unwrap();
+    let stored: Vec<(i64, f64)> = c
+        .prepare(
+            "SELECT timestamp, long_short_ratio FROM long_short_ratio WHERE symbol = 'SYN001USDT' \
+             AND ratio_type = 'position' ORDER BY timestamp",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(stored.len(), 2 * 288);
+    drop(c);
+    let o = marketdb(
+        d,
+        &[
+            "metrics",
+            "long-short-ratio",
+            "--symbols",
+            "SYN001USDT",
+            "--timerange",
+            "20240101-20240102",
+            "--ratio-type",
+            "toptrader_position",
+            "--format",
+            "jsonl",
+        ],
+    );
+    ok(&o);
+    let got: Vec<(i64, f64)> = stdout(&o)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["timestamp"].as_i64().unwrap(),
+                v["long_short_ratio"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, stored);
+    fails_cleanly(
+        &marketdb(
+            d,
+            &[
+                "metrics",
+                "long-short-ratio",
+                "--symbols",
+                "all",
+                "--timerange",
+                "20240101-",
+                "--ratio-type",
+                "x",
+            ],
+        ),
+        2,
+        &["invalid ratio type"],
+    );
+    let o = marketdb(
+        d,
+        &[
+            "metrics",
+            "funding",
+            "--symbols",
+            "all",
+            "--timerange",
+            "-20240101",
+            "--format",
+            "csv",
+        ],
+    );
+    ok(&o);
+    assert_eq!(stdout(&o).lines().count(), 1 + 2 * 3, "{}", stdout(&o));
+}
