@@ -1,8 +1,10 @@
 //! Developer commands for the marketdb workspace, run as `cargo xtask <command>`:
 //! `ci` (exactly what `.ci/run` checks), `tidy` (house-rule checks), `bench` (the benchmark
-//! harness), `torture` (the reliability harness, `docs/reliability.md`). It keeps few
+//! harness), `torture` (the reliability harness, `docs/reliability.md`), `compat` (both
+//! directions against the real cryptoservice 1.9.0, `docs/compat.md`). It keeps few
 //! dependencies on purpose: std and anyhow.
 
+mod compat;
 mod tidy;
 #[cfg(unix)]
 mod torture;
@@ -22,6 +24,7 @@ fn main() -> Result<()> {
         Some("ci") => ci(&root),
         Some("tidy") => run_tidy(&root),
         Some("bench") => bench(&root, &args[1..]),
+        Some("compat") => compat::run(&root, &args[1..]),
         #[cfg(unix)]
         Some("torture") => torture::run(&root, &args[1..]),
         Some("help") | Some("--help") | None => {
@@ -43,7 +46,10 @@ fn help() {
          bench   run the benchmark harness (release build), report in target/bench/\n  \
          torture [--rounds N] [--contend-secs S]\n          \
          the reliability harness: kills, signals, full disk, contention (unix, debug build),\n          \
-         report in target/torture/report.md"
+         report in target/torture/report.md\n  \
+         compat [--self-check]\n          \
+         both directions against cryptoservice 1.9.0 from PyPI (virtualenv in target/compat/),\n          \
+         report in target/compat/report.txt; --self-check first proves a wrong value fails"
     );
 }
 
