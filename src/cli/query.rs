@@ -1,6 +1,8 @@
 //! `query`: prints bars as a table, CSV, a JSON array or JSON Lines. Rows stream from the
 //! store in bounded frames and are written as they come, so memory does not follow the size
-//! of the result; `--limit` is passed down to SQL, so a small limit reads little.
+//! of the result; `--limit` is passed down to SQL, so a small limit reads little. Metric
+//! features are aligned onto each frame by the store (`AsyncMarketDB::combine`), the rule
+//! `read_combined` and the exporter use.
 
 use std::{
     io::{BufWriter, Write},
@@ -9,9 +11,9 @@ use std::{
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
-use marketdb_model::Freq;
 use marketdb_model::time::format_rfc3339;
-use marketdb_store::{Column, KlineFrame};
+use marketdb_model::{FeatureKind, Freq};
+use marketdb_store::{Column, CombinedFrame, KlineFrame};
 
 use super::{Global, RangeArgs, SymbolArgs, args};
 
@@ -39,9 +41,14 @@ pub struct QueryArgs {
     /// Interval (1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M)
     #[arg(long, value_parser = args::freq)]
     pub freq: Freq,
-    /// Features, short or long names (default: the 11 kline columns)
+    /// Features, short or long names (default: the 11 kline columns); metric features (fr,
+    /// oi, oiv, lsr_ta, lsr_tp, lsr_ga, lsr_tv) get the latest value known at each bar's
+    /// close (funding within 48 h, open interest and ratios within 6 h)
     #[arg(long, value_parser = args::features)]
     pub features: Option<args::FeatureList>,
+    /// Period of the open interest and long/short ratios of metric features
+    #[arg(long, value_parser = args::freq, default_value = "5m")]
+    pub period: Freq,
     /// Output format (default table; json with --json)
     #[arg(long, value_enum)]
     pub format: Option<Format>,
@@ -59,13 +66,25 @@ pub async fn run(g: &Global, a: &QueryArgs) -> Result<ExitCode> {
     let format = a
         .format
         .unwrap_or(if g.json { Format::Json } else { Format::Table });
-    let mut stream = db.scan_rows(range, a.freq, &symbols, &features, FRAME_ROWS, a.limit);
+    let metrics = features
+        .iter()
+        .any(|f| matches!(f.kind(), FeatureKind::Metric(_)));
+    let read = CombinedFrame::bar_features(&features);
+    let mut stream = db.scan_rows(range, a.freq, &symbols, &read, FRAME_ROWS, a.limit);
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut writer = RowWriter::new(format);
     let mut rows = 0u64;
     while let Some(frame) = stream.next().await {
-        let frame = frame?;
+        let mut frame = frame?;
+        if metrics {
+            // Each frame gets its metrics by the store's alignment rule, chunk by chunk.
+            frame = db
+                .combine(frame, a.freq, &features, a.period)
+                .await?
+                .into_parts()
+                .0;
+        }
         rows += frame.len() as u64;
         writer.frame(&mut out, &frame)?;
     }

@@ -590,3 +590,93 @@ fn metrics_prints_the_stored_records() {
     ok(&o);
     assert_eq!(stdout(&o).lines().count(), 1 + 2 * 3, "{}", stdout(&o));
 }
+
+#[test]
+fn query_aligns_metric_features_as_of_each_close() {
+    let dir = demo_db();
+    let d = dir.path();
+    // The oracle: for each 1m bar, the latest stored point with close - tolerance < t <=
+    // close, computed here from the raw tables.
+    let c = Connection::open(d.join("data/market.db")).unwrap();
+    let points = |sql: &str| -> Vec<(i64, f64)> {
+        c.prepare(sql)
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let funding = points(
+        "SELECT timestamp, funding_rate FROM funding_rate WHERE symbol = 'SYN001USDT' \
+         ORDER BY timestamp",
+    );
+    let oi = points(
+        "SELECT timestamp, open_interest FROM open_interest WHERE symbol = 'SYN001USDT' \
+         AND interval = '5m' ORDER BY timestamp",
+    );
+    assert!(!funding.is_empty() && !oi.is_empty());
+    drop(c);
+    let as_of = |pts: &[(i64, f64)], close: i64, tol: i64| {
+        pts.iter()
+            .rev()
+            .find(|(t, _)| *t <= close)
+            .filter(|(t, _)| *t > close - tol)
+            .map(|(_, v)| *v)
+    };
+    let o = marketdb(
+        d,
+        &[
+            "query",
+            "--symbols",
+            "SYN001USDT",
+            "--freq",
+            "1m",
+            "--timerange",
+            "20240101-20240101",
+            "--features",
+            "fr,cls,oi",
+            "--format",
+            "jsonl",
+        ],
+    );
+    ok(&o);
+    let rows: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1440);
+    let mut with_funding = 0;
+    for r in &rows {
+        let close = r["timestamp"].as_i64().unwrap() + 60_000 - 1;
+        let fr = as_of(&funding, close, 48 * 3_600_000);
+        assert_eq!(r["fr"].as_f64(), fr, "{r}");
+        assert_eq!(r["oi"].as_f64(), as_of(&oi, close, 6 * 3_600_000), "{r}");
+        assert!(r["cls"].as_f64().is_some());
+        with_funding += usize::from(fr.is_some());
+    }
+    assert!(with_funding > 0);
+    let o = marketdb(
+        d,
+        &[
+            "query",
+            "--symbols",
+            "SYN001USDT",
+            "--freq",
+            "1m",
+            "--timerange",
+            "20240101-20240101",
+            "--features",
+            "fr,cls,oi",
+            "--format",
+            "csv",
+            "--limit",
+            "1",
+        ],
+    );
+    ok(&o);
+    assert_eq!(
+        stdout(&o).lines().next(),
+        Some("symbol,timestamp,datetime,fr,cls,oi"),
+        "columns in request order"
+    );
+}

@@ -2,13 +2,14 @@
 //! (time, value) points per symbol, sorted by time; [`align_table`] writes into each bar
 //! of a [`Table`] the latest point of the SAME symbol whose time is <= the bar's close time
 //! (`Freq::close_time(open)`) and > close time - tolerance, and the point's time into the
-//! matching `{metric}_ts` column (0 when nothing matches). Matching is by symbol and time,
+//! matching `{metric}_ts` column (0 when nothing matches). The rule itself is
+//! `marketdb_model::align_as_of`, shared with the store's `read_combined`. Matching is by symbol and time,
 //! never by position (the Python original's bug #20). Reading the metrics is the
 //! exporter's job; this file does no I/O.
 
 use std::collections::HashMap;
 
-use marketdb_model::{Freq, TimeRange};
+use marketdb_model::{Freq, align_as_of};
 
 use crate::{Column, table::Table};
 
@@ -49,45 +50,6 @@ impl MetricSeries {
     }
 }
 
-/// The window of metric times that can match bars opening at `opens` (any order): from
-/// (earliest close - tolerance, exclusive) to the latest close (inclusive).
-pub(crate) fn window(freq: Freq, opens: &[i64], tolerance_ms: i64) -> Option<TimeRange> {
-    let first = opens.iter().min()?;
-    let last = opens.iter().max()?;
-    Some(TimeRange {
-        start: freq.close_time(*first) - tolerance_ms + 1,
-        end_exclusive: freq.close_time(*last) + 1,
-    })
-}
-
-/// Aligns one symbol's bars (open times ascending) onto `points` (sorted by time).
-pub(crate) fn align_run(
-    freq: Freq,
-    opens: &[i64],
-    points: &[(i64, f64)],
-    tolerance_ms: i64,
-    values: &mut [f64],
-    times: &mut [i64],
-) {
-    let mut j = 0;
-    for (i, &open) in opens.iter().enumerate() {
-        let close = freq.close_time(open);
-        while j < points.len() && points[j].0 <= close {
-            j += 1;
-        }
-        match j.checked_sub(1).map(|k| points[k]) {
-            Some((t, v)) if t > close - tolerance_ms => {
-                values[i] = v;
-                times[i] = t;
-            }
-            _ => {
-                values[i] = f64::NAN;
-                times[i] = 0;
-            }
-        }
-    }
-}
-
 /// Fills the table's column `col` and metric-time column `ts_col` from `series`, for the
 /// symbol runs `runs` (indices into `table.symbols`).
 pub(crate) fn align_table(
@@ -111,7 +73,7 @@ pub(crate) fn align_table(
         return;
     };
     for (sym, rows) in symbols.get(runs).unwrap_or_default() {
-        align_run(
+        align_as_of(
             freq,
             &timestamp[rows.clone()],
             series.points(sym),
@@ -131,57 +93,6 @@ mod tests {
 
     const H: i64 = 3_600_000;
     const T0: i64 = 1_704_067_200_000;
-
-    #[test]
-    fn python_semantics_table_with_close_time_and_equal() {
-        // klines at t0, t0+1h, t0+2h; metrics at t0, t0+1h-1, t0+1h, t0+2.5h
-        let pts = [
-            (T0, 1.0),
-            (T0 + H - 1, 2.0),
-            (T0 + H, 3.0),
-            (T0 + 5 * H / 2, 4.0),
-        ];
-        let opens = [T0, T0 + H, T0 + 2 * H];
-        let (mut v, mut t) = ([0.0; 3], [0; 3]);
-        align_run(Freq::H1, &opens, &pts, 6 * H, &mut v, &mut t);
-        assert_eq!(t, [T0 + H - 1, T0 + H, T0 + 5 * H / 2]);
-        assert_eq!(v, [2.0, 3.0, 4.0]);
-        for (i, o) in opens.iter().enumerate() {
-            assert!(t[i] <= Freq::H1.close_time(*o), "no look-ahead");
-        }
-    }
-
-    #[test]
-    fn tolerance_is_exclusive_and_missing_is_nan_zero() {
-        let opens = [T0 + 10 * H];
-        let close = Freq::H1.close_time(opens[0]);
-        let (mut v, mut t) = ([0.0; 1], [0; 1]);
-        align_run(
-            Freq::H1,
-            &opens,
-            &[(close - 6 * H, 1.0)],
-            6 * H,
-            &mut v,
-            &mut t,
-        );
-        assert!(
-            v[0].is_nan() && t[0] == 0,
-            "exactly tolerance old is too old"
-        );
-        align_run(
-            Freq::H1,
-            &opens,
-            &[(close - 6 * H + 1, 1.0)],
-            6 * H,
-            &mut v,
-            &mut t,
-        );
-        assert_eq!((v[0], t[0]), (1.0, close - 6 * H + 1));
-        align_run(Freq::H1, &opens, &[(close + 1, 1.0)], 6 * H, &mut v, &mut t);
-        assert!(v[0].is_nan() && t[0] == 0, "a future point never matches");
-        align_run(Freq::H1, &opens, &[], 6 * H, &mut v, &mut t);
-        assert!(v[0].is_nan() && t[0] == 0);
-    }
 
     #[test]
     fn rows_match_their_own_symbol_never_by_position() {
@@ -208,19 +119,5 @@ mod tests {
         assert!(v[0].is_nan() && v[1].is_nan());
         assert_eq!(&v[2..], &[0.01, 0.02]);
         assert_eq!(t.metric_ts[0], vec![0, 0, T0 - 16 * H, T0 + 8 * H]);
-    }
-
-    #[test]
-    fn windows_cover_every_possible_match() {
-        let w = window(Freq::H1, &[T0 + H, T0], 6 * H).unwrap();
-        assert_eq!(w.start, T0 + H - 1 - 6 * H + 1);
-        assert_eq!(w.end_exclusive, T0 + 2 * H);
-        assert!(window(Freq::H1, &[], H).is_none());
-        let w = window(Freq::W1, &[T0], 6 * H).unwrap();
-        assert_eq!(
-            w.end_exclusive,
-            T0 + 7 * 24 * H,
-            "a weekly bar closes a week later"
-        );
     }
 }

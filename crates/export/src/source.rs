@@ -10,13 +10,13 @@
 use std::ops::Range;
 
 use marketdb_model::time::{DAY_MS, day_floor, format_rfc3339};
-use marketdb_model::{Feature, FeatureKind, MetricFamily};
+use marketdb_model::{Feature, FeatureKind, MetricFamily, as_of_window};
 use marketdb_store::{AsyncMarketDB, FrameStream, ScanChunk};
 use tokio::sync::mpsc;
 
 use crate::{
     Error, KlineFrame, Result,
-    align::{MetricSeries, align_table, window},
+    align::{MetricSeries, align_table},
     plan::Plan,
     resample::Resampler,
     table::Table,
@@ -248,7 +248,8 @@ async fn align_metrics(
         .collect();
     for family in plan.metric_families() {
         let tolerance = family.tolerance_ms();
-        let Some(range) = window(plan.out_freq, &table.timestamp[rows.clone()], tolerance) else {
+        let Some(range) = as_of_window(plan.out_freq, &table.timestamp[rows.clone()], tolerance)
+        else {
             continue;
         };
         let what = |name: &str| {

@@ -690,6 +690,32 @@ fn check_ffill_does_not_cross_days(dir: &Path) {
 // Metrics: alignment without look-ahead, per symbol
 // ---------------------------------------------------------------------------------------
 
+/// The oracle of `read_combined`: pandas `merge_asof` by symbol, backward, on each bar's
+/// close time. Its tolerance is inclusive, marketdb's exclusive (a point exactly
+/// `tolerance` old is too old), hence `tolerance - 1 ms`.
+const PY_MERGE_ASOF: &str = r#"
+import pandas as pd
+step = INPUT["step"]
+bars = pd.DataFrame([r[:2] for r in INPUT["rows"]], columns=["symbol", "open"])
+bars["close"] = bars["open"] + step - 1
+bars["row"] = range(len(bars))
+matched = {}
+for k, (name, tol, points) in enumerate(INPUT["metrics"]):
+    pts = pd.DataFrame(
+        [(s, t, v) for s, lst in points.items() for t, v in lst], columns=["symbol", "t", "v"]
+    ).sort_values("t")
+    m = pd.merge_asof(
+        bars.sort_values("close"), pts, left_on="close", right_on="t", by="symbol",
+        direction="backward", tolerance=tol - 1, allow_exact_matches=True,
+    ).sort_values("row")
+    got = [nan(r[2 + k]) for r in INPUT["rows"]]
+    want = m["v"].tolist()
+    for row, (a, b) in enumerate(zip(got, want)):
+        assert (math.isnan(a) and math.isnan(b)) or a == b, (name, INPUT["rows"][row], a, b)
+    matched[name] = int(m["v"].notna().sum())
+print(json.dumps({"matched": matched}))
+"#;
+
 const PY_METRICS: &str = r#"
 def check_metrics(case):
     d, freq, step = case["dir"], case["freq"], case["step"]
@@ -895,9 +921,101 @@ async fn metrics_are_aligned_without_lookahead() {
             "oi": {"tolerance_ms": 6 * H, "points": oi_pts},
         }},
     ]});
+    // read_combined: the same rule in memory. Its values equal the CSV export's (one
+    // implementation), and pandas' merge_asof (by symbol, backward, on the close time) is
+    // the independent oracle below.
+    let wanted = [
+        Feature::OpenInterestValue,
+        Feature::Close,
+        Feature::FundingRate,
+        Feature::LsrTopTraderAccount,
+        Feature::OpenInterest,
+    ];
+    let combined = db
+        .read_combined(req.range, Freq::H1, &req.symbols, &wanted, Freq::M5, true)
+        .await
+        .unwrap();
+    let cf = combined.frame();
+    assert_eq!(cf.features(), &wanted, "columns in request order");
+    assert_eq!(cf.len(), h1.len());
+    let csv_rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(csv_rows.len(), cf.len());
+    for (row, f) in csv_rows.iter().enumerate() {
+        assert_eq!(cf.symbol_of(row), Some(f[0]));
+        assert_eq!(cf.timestamp()[row].to_string(), f[1]);
+        for (feature, col, ts_col) in [
+            (Feature::FundingRate, 4, 8),
+            (Feature::OpenInterest, 5, 9),
+            (Feature::OpenInterestValue, 6, 10),
+            (Feature::LsrTopTraderAccount, 7, 11),
+        ] {
+            let v = f64_at(cf, feature, row);
+            let csv_v = if f[col].is_empty() {
+                f64::NAN
+            } else {
+                f[col].parse().unwrap()
+            };
+            assert!(
+                v.to_bits() == csv_v.to_bits() || (v.is_nan() && csv_v.is_nan()),
+                "{f:?}"
+            );
+            assert_eq!(combined.as_of(feature).unwrap()[row].to_string(), f[ts_col]);
+        }
+    }
+    let metrics_only = db
+        .read_combined(
+            req.range,
+            Freq::H1,
+            &req.symbols,
+            &[Feature::FundingRate],
+            Freq::M5,
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(metrics_only.frame().features(), &[Feature::FundingRate]);
+    let bits = |c: Option<&Column>| match c {
+        Some(Column::F64(v)) => v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        bits(metrics_only.frame().column(Feature::FundingRate)),
+        bits(cf.column(Feature::FundingRate))
+    );
+    let combined_rows: Vec<Value> = (0..cf.len())
+        .map(|row| {
+            let mut r = vec![json!(cf.symbol_of(row)), json!(cf.timestamp()[row])];
+            for f in [
+                Feature::FundingRate,
+                Feature::OpenInterest,
+                Feature::OpenInterestValue,
+                Feature::LsrTopTraderAccount,
+            ] {
+                let v = f64_at(cf, f, row);
+                r.push(if v.is_nan() { Value::Null } else { json!(v) });
+            }
+            json!(r)
+        })
+        .collect();
+    let merge_input = json!({
+        "step": H,
+        "rows": combined_rows,
+        "metrics": [["fr", 48 * H, fr], ["oi", 6 * H, oi_pts], ["oiv", 6 * H, oiv_pts], ["lsr_ta", 6 * H, lsr_pts]],
+    });
+
     let Some(res) = run_python(PY_METRICS, &input) else {
         return;
     };
+    let merged = run_python(PY_MERGE_ASOF, &merge_input).unwrap();
+    // Counts of bars that received a value, per metric, as pandas found them; every value
+    // matched bit for bit (the script asserts).
+    assert_eq!(merged["matched"]["fr"], 48 + 47);
+    assert_eq!(merged["matched"]["lsr_ta"], 48);
+    assert_eq!(merged["matched"]["oi"], res["h1"]["oi"]["AAAUSDT"]);
     let h1 = &res["h1"];
     // Every bar of AAA and CCC has funding; BBB none (NaN and 0 in its own row).
     assert_eq!(h1["fr"]["AAAUSDT"], 48);

@@ -2,12 +2,13 @@
 //! ([`Freq`]) with their bucket arithmetic, klines ([`Kline`]) and the metric records
 //! ([`FundingRate`], [`OpenInterest`], [`LongShortRatio`]), the feature catalogue
 //! ([`Feature`]), UTC time parsing ([`TimeRange`]), the calendar helpers ([`time`]: UTC days,
-//! months, RFC 3339), the time limits ([`TimeWindow`], the supported span) and row
-//! validation ([`Validator`]).
+//! months, RFC 3339), the time limits ([`TimeWindow`], the supported span), row
+//! validation ([`Validator`]) and the no-look-ahead metric alignment rule ([`align_as_of`]).
 //!
 //! It does no I/O: it knows nothing about SQLite, files or async runtimes, so any crate can
 //! depend on it cheaply. Every instant is an `i64` of milliseconds since the Unix epoch, UTC.
 
+mod align;
 mod error;
 mod feature;
 mod freq;
@@ -20,6 +21,7 @@ mod validate;
 
 pub mod time;
 // The crate's own code names these at its root.
+pub use align::{align_as_of, as_of_window};
 pub use error::{Error, Result, ValidationError};
 pub use feature::{Feature, FeatureKind, MetricFamily, ret, vwap};
 pub use freq::Freq;

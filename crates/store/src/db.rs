@@ -133,7 +133,7 @@ impl AsyncMarketDB {
         self.inner.tables
     }
 
-    async fn read<T, F>(&self, f: F) -> Result<T>
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T>
     where
         F: FnOnce(&rusqlite::Connection, &Tables) -> Result<T> + Send + 'static,
         T: Send + 'static,

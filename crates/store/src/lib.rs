@@ -2,7 +2,8 @@
 //! replaces the Python `cryptoservice` storage layer. It keeps the Python v1.9 tables
 //! (`market_data`, `funding_rate`, `open_interest`, `long_short_ratio`) so either side can
 //! open the other's files, versions the schema in `PRAGMA user_version`, and offers
-//! validated atomic batched writes, columnar reads ([`KlineFrame`]), metric reads,
+//! validated atomic batched writes, columnar reads ([`KlineFrame`]), metric reads, bars
+//! with their metrics aligned as of each close ([`CombinedFrame`]),
 //! inspection ([`DataSummary`]), completeness checks ([`CompletenessReport`]), resampling
 //! ([`Resampled`], with the rules in [`BucketAggregator`], which callers can also drive
 //! frame by frame) and bounded streaming scans ([`FrameStream`]).
@@ -12,6 +13,7 @@
 //! validation) is `marketdb-model`'s.
 
 mod bucket;
+mod combined;
 mod completeness;
 mod config;
 mod db;
@@ -26,6 +28,7 @@ mod schema;
 mod write;
 
 pub use bucket::BucketAggregator;
+pub use combined::CombinedFrame;
 pub use completeness::{CompletenessReport, MissingRun, SuspiciousRow, SymbolCompleteness};
 pub use config::{CHECKPOINT_AFTER_ROWS, DEFAULT_BATCH_SIZE, StoreConfig};
 pub use db::{AsyncMarketDB, Checkpoint};
