@@ -70,7 +70,7 @@ pub async fn run(g: &Global, a: &MetricsArgs) -> Result<ExitCode> {
     let db = args::open_db(g, args::Access::ReadOnly).await?;
     let rows: Vec<Value> = match a.kind {
         MetricKind::Funding => db
-            .read_funding_rate(range, &symbols)
+            .read_funding_rate(range, &symbols, false)
             .await?
             .into_iter()
             .map(|r| {
@@ -82,7 +82,7 @@ pub async fn run(g: &Global, a: &MetricsArgs) -> Result<ExitCode> {
             })
             .collect(),
         MetricKind::OpenInterest => db
-            .read_open_interest(range, &symbols, a.period)
+            .read_open_interest(range, &symbols, a.period, false)
             .await?
             .into_iter()
             .map(|r| {
@@ -94,7 +94,7 @@ pub async fn run(g: &Global, a: &MetricsArgs) -> Result<ExitCode> {
             })
             .collect(),
         MetricKind::LongShortRatio => db
-            .read_long_short_ratio(range, &symbols, a.period, ratio)
+            .read_long_short_ratio(range, &symbols, a.period, ratio, false)
             .await?
             .into_iter()
             .map(|r| {

@@ -273,7 +273,7 @@ async fn align_metrics(
         let series: Vec<MetricSeries> = match family {
             MetricFamily::FundingRate => {
                 let rows = db
-                    .read_funding_rate(range, &symbols)
+                    .read_funding_rate(range, &symbols, false)
                     .await
                     .map_err(|e| Error::store(what("funding rates"), e))?;
                 let s = MetricSeries::from_points(
@@ -284,7 +284,7 @@ async fn align_metrics(
             }
             MetricFamily::OpenInterest => {
                 let rows = db
-                    .read_open_interest(range, &symbols, plan.metric_period)
+                    .read_open_interest(range, &symbols, plan.metric_period, false)
                     .await
                     .map_err(|e| Error::store(what("open interest"), e))?;
                 features
@@ -303,7 +303,7 @@ async fn align_metrics(
             }
             MetricFamily::LongShortRatio(ratio) => {
                 let rows = db
-                    .read_long_short_ratio(range, &symbols, plan.metric_period, ratio)
+                    .read_long_short_ratio(range, &symbols, plan.metric_period, ratio, false)
                     .await
                     .map_err(|e| Error::store(what("long/short ratios"), e))?;
                 let s = MetricSeries::from_points(

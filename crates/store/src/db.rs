@@ -57,16 +57,29 @@ fn check_symbols(symbols: &[String]) -> Result<Vec<String>> {
 }
 
 fn describe(freq: Freq, symbols: &[String], range: TimeRange) -> String {
+    describe_metric(&format!("{freq} klines"), symbols, range)
+}
+
+/// "`what` of `symbols` in [start, end)", for [`Error::NoData`].
+fn describe_metric(what: &str, symbols: &[String], range: TimeRange) -> String {
     let who = if symbols.is_empty() {
         "all symbols".to_owned()
     } else {
         symbols.join(",")
     };
     format!(
-        "{freq} klines of {who} in [{}, {})",
+        "{what} of {who} in [{}, {})",
         marketdb_model::time::format_rfc3339(range.start),
         marketdb_model::time::format_rfc3339(range.end_exclusive)
     )
+}
+
+/// `rows`, or [`Error::NoData`] naming `what` when they are empty and `what` is set.
+fn no_data_if_empty<T>(rows: Vec<T>, what: Option<String>) -> Result<Vec<T>> {
+    match what {
+        Some(what) if rows.is_empty() => Err(Error::NoData { what }),
+        _ => Ok(rows),
+    }
 }
 
 impl AsyncMarketDB {
@@ -359,45 +372,67 @@ impl AsyncMarketDB {
     }
 
     /// Funding rates in `range` (by funding time), ordered by (symbol, time).
+    /// `raise_on_empty` turns an empty result into [`Error::NoData`].
     pub async fn read_funding_rate(
         &self,
         range: TimeRange,
         symbols: &[String],
+        raise_on_empty: bool,
     ) -> Result<Vec<FundingRate>> {
         let range = range.checked()?;
         let symbols = check_symbols(symbols)?;
-        self.read(move |c, t| metrics::read_funding(c, t, range, &symbols))
-            .await
+        let what = raise_on_empty.then(|| describe_metric("funding rates", &symbols, range));
+        let rows = self
+            .read(move |c, t| metrics::read_funding(c, t, range, &symbols))
+            .await?;
+        no_data_if_empty(rows, what)
     }
 
     /// Open interest at `interval` in `range`, ordered by (symbol, time).
+    /// `raise_on_empty` turns an empty result into [`Error::NoData`].
     pub async fn read_open_interest(
         &self,
         range: TimeRange,
         symbols: &[String],
         interval: Freq,
+        raise_on_empty: bool,
     ) -> Result<Vec<OpenInterest>> {
         let range = range.checked()?;
         let symbols = check_symbols(symbols)?;
-        self.read(move |c, t| metrics::read_open_interest(c, t, range, &symbols, interval))
-            .await
+        let what = raise_on_empty
+            .then(|| describe_metric(&format!("{interval} open interest"), &symbols, range));
+        let rows = self
+            .read(move |c, t| metrics::read_open_interest(c, t, range, &symbols, interval))
+            .await?;
+        no_data_if_empty(rows, what)
     }
 
     /// Long/short ratios of `ratio_type` (rows under either spelling, one per timestamp, the
     /// file's own spelling first) at `period` in `range`, ordered by (symbol, time).
+    /// `raise_on_empty` turns an empty result into [`Error::NoData`].
     pub async fn read_long_short_ratio(
         &self,
         range: TimeRange,
         symbols: &[String],
         period: Freq,
         ratio_type: RatioType,
+        raise_on_empty: bool,
     ) -> Result<Vec<LongShortRatio>> {
         let range = range.checked()?;
         let symbols = check_symbols(symbols)?;
-        self.read(move |c, t| {
-            metrics::read_long_short_ratio(c, t, range, &symbols, period, ratio_type)
-        })
-        .await
+        let what = raise_on_empty.then(|| {
+            describe_metric(
+                &format!("{period} {} long/short ratios", ratio_type.as_str()),
+                &symbols,
+                range,
+            )
+        });
+        let rows = self
+            .read(move |c, t| {
+                metrics::read_long_short_ratio(c, t, range, &symbols, period, ratio_type)
+            })
+            .await?;
+        no_data_if_empty(rows, what)
     }
 
     /// Streams the bars of `symbols` (all of `freq` when empty) in `range` as bounded

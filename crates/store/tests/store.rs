@@ -1099,11 +1099,11 @@ async fn python_v19_files_open_read_and_accept_writes() {
     let all = TimeRange::parse("2024-01-01", "2024-01-01").unwrap();
     let got = db.read_data(all, Freq::M1, &[], &[], true).await.unwrap();
     assert_eq!(got, expected_frame(&py_rows, all));
-    let fr = db.read_funding_rate(all, &[]).await.unwrap();
+    let fr = db.read_funding_rate(all, &[], false).await.unwrap();
     assert_eq!(fr[0].mark_price, None);
     assert_eq!(fr[0].index_price, Some(42000.5));
     let lsr = db
-        .read_long_short_ratio(all, &[], Freq::M5, RatioType::TopTraderAccount)
+        .read_long_short_ratio(all, &[], Freq::M5, RatioType::TopTraderAccount, false)
         .await
         .unwrap();
     assert_eq!(lsr.len(), 1);
@@ -1417,33 +1417,63 @@ async fn metrics_round_trip_with_zero_and_null() {
 
     let mut want = funding.clone();
     want.sort_by(|a, b| (&a.symbol, a.funding_time).cmp(&(&b.symbol, b.funding_time)));
-    assert_eq!(db.read_funding_rate(day, &[]).await.unwrap(), want);
+    assert_eq!(db.read_funding_rate(day, &[], false).await.unwrap(), want);
     assert_eq!(
-        db.read_funding_rate(day, &syms(&["ethusdt"]))
+        db.read_funding_rate(day, &syms(&["ethusdt"]), false)
             .await
             .unwrap(),
         want[2..].to_vec()
     );
     assert_eq!(
-        db.read_open_interest(day, &[], Freq::M5).await.unwrap(),
+        db.read_open_interest(day, &[], Freq::M5, false)
+            .await
+            .unwrap(),
         oi[..2].to_vec()
     );
     assert_eq!(
-        db.read_open_interest(day, &[], Freq::H1).await.unwrap(),
+        db.read_open_interest(day, &[], Freq::H1, false)
+            .await
+            .unwrap(),
         oi[2..].to_vec()
     );
     assert_eq!(
-        db.read_long_short_ratio(day, &[], Freq::M5, RatioType::GlobalAccount)
+        db.read_long_short_ratio(day, &[], Freq::M5, RatioType::GlobalAccount, false)
             .await
             .unwrap(),
         lsr[..1].to_vec()
     );
     assert!(
-        db.read_long_short_ratio(day, &[], Freq::M5, RatioType::TopTraderPosition)
+        db.read_long_short_ratio(day, &[], Freq::M5, RatioType::TopTraderPosition, false)
             .await
             .unwrap()
             .is_empty()
     );
+    // raise_on_empty: an empty metric read is a typed error naming what was asked for;
+    // a non-empty one is unchanged.
+    let err = db
+        .read_long_short_ratio(day, &[], Freq::M5, RatioType::TopTraderPosition, true)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NoData { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "no data found for 5m toptrader_position long/short ratios of all symbols in \
+         [2024-01-01T00:00:00Z, 2024-01-02T00:00:00Z)"
+    );
+    let later = TimeRange::parse("2024-02-01", "2024-02-01").unwrap();
+    let err = db
+        .read_funding_rate(later, &syms(&["ETHUSDT"]), true)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("funding rates of ETHUSDT"),
+        "{err}"
+    );
+    assert!(matches!(
+        db.read_open_interest(later, &[], Freq::M5, true).await,
+        Err(Error::NoData { .. })
+    ));
+    assert_eq!(db.read_funding_rate(day, &[], true).await.unwrap(), want);
 
     // Stored as 0 and NULL, not the other way round.
     let c = raw(dir.path());
@@ -1466,7 +1496,7 @@ async fn metrics_round_trip_with_zero_and_null() {
     ))
     .unwrap();
     let got = db
-        .read_long_short_ratio(day, &[], Freq::M5, RatioType::GlobalAccount)
+        .read_long_short_ratio(day, &[], Freq::M5, RatioType::GlobalAccount, false)
         .await
         .unwrap();
     assert_eq!(got.len(), 2);
@@ -1486,7 +1516,7 @@ async fn metrics_round_trip_with_zero_and_null() {
         Err(Error::Invalid(_))
     ));
     assert_eq!(
-        db.read_open_interest(day, &[], Freq::M5)
+        db.read_open_interest(day, &[], Freq::M5, false)
             .await
             .unwrap()
             .len(),
@@ -1495,7 +1525,7 @@ async fn metrics_round_trip_with_zero_and_null() {
     more_lsr.truncate(1);
     assert_eq!(db.store_metrics(more_oi, more_lsr).await.unwrap(), 4);
     assert_eq!(
-        db.read_open_interest(day, &[], Freq::M5)
+        db.read_open_interest(day, &[], Freq::M5, false)
             .await
             .unwrap()
             .len(),
@@ -1516,7 +1546,7 @@ async fn metrics_round_trip_with_zero_and_null() {
         db.store_funding_rate(bad).await,
         Err(Error::Invalid(_))
     ));
-    assert_eq!(db.read_funding_rate(day, &[]).await.unwrap(), want);
+    assert_eq!(db.read_funding_rate(day, &[], false).await.unwrap(), want);
     let _ = KlineInput::from(Vec::<Kline>::new());
     assert_eq!(
         db.store_data(Vec::<Kline>::new(), Freq::M1).await.unwrap(),
@@ -1739,5 +1769,5 @@ async fn streamed_records_are_one_transaction() {
     feeder.join().unwrap();
     assert_eq!(db.count("BTCUSDT", Freq::M1, None).await.unwrap(), 10);
     let r = TimeRange::new(JAN1, JAN1 + DAY_MS).unwrap();
-    assert_eq!(db.read_funding_rate(r, &[]).await.unwrap().len(), 1);
+    assert_eq!(db.read_funding_rate(r, &[], false).await.unwrap().len(), 1);
 }

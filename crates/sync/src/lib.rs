@@ -20,8 +20,8 @@ use marketdb_model::{
     Feature, Freq, FundingRate, LongShortRatio, OpenInterest, RatioType, TimeRange,
 };
 pub use marketdb_store::{
-    AsyncMarketDB, Checkpoint, Column, CompletenessReport, DataSummary, IncompletePolicy,
-    KlineFrame, KlineInput, PoolKind, Resampled, ScanChunk, StoreConfig, Tables,
+    AsyncMarketDB, Checkpoint, Column, CombinedFrame, CompletenessReport, DataSummary,
+    IncompletePolicy, KlineFrame, KlineInput, PoolKind, Resampled, ScanChunk, StoreConfig, Tables,
 };
 
 /// Errors of the blocking facade.
@@ -213,8 +213,9 @@ impl MarketDB {
         &self,
         range: TimeRange,
         symbols: &[String],
+        raise_on_empty: bool,
     ) -> Result<Vec<FundingRate>> {
-        self.block(self.db.read_funding_rate(range, symbols))
+        self.block(self.db.read_funding_rate(range, symbols, raise_on_empty))
     }
 
     pub fn read_open_interest(
@@ -222,8 +223,12 @@ impl MarketDB {
         range: TimeRange,
         symbols: &[String],
         interval: Freq,
+        raise_on_empty: bool,
     ) -> Result<Vec<OpenInterest>> {
-        self.block(self.db.read_open_interest(range, symbols, interval))
+        self.block(
+            self.db
+                .read_open_interest(range, symbols, interval, raise_on_empty),
+        )
     }
 
     pub fn read_long_short_ratio(
@@ -232,11 +237,44 @@ impl MarketDB {
         symbols: &[String],
         period: Freq,
         ratio_type: RatioType,
+        raise_on_empty: bool,
     ) -> Result<Vec<LongShortRatio>> {
-        self.block(
-            self.db
-                .read_long_short_ratio(range, symbols, period, ratio_type),
-        )
+        self.block(self.db.read_long_short_ratio(
+            range,
+            symbols,
+            period,
+            ratio_type,
+            raise_on_empty,
+        ))
+    }
+
+    pub fn read_combined(
+        &self,
+        range: TimeRange,
+        freq: Freq,
+        symbols: &[String],
+        features: &[Feature],
+        metric_period: Freq,
+        raise_on_empty: bool,
+    ) -> Result<CombinedFrame> {
+        self.block(self.db.read_combined(
+            range,
+            freq,
+            symbols,
+            features,
+            metric_period,
+            raise_on_empty,
+        ))
+    }
+
+    pub fn combine(
+        &self,
+        frame: KlineFrame,
+        freq: Freq,
+        features: &[Feature],
+        metric_period: Freq,
+    ) -> Result<CombinedFrame> {
+        self.block(self.db.combine(frame, freq, features, metric_period))
     }
 
     /// Streams frames in bounded chunks; iterate with [`FrameIter`].

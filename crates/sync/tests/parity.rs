@@ -262,17 +262,23 @@ fn apply(
         Call::ReadMetrics { from_h, hours } => {
             let r = range_h(*from_h, *hours);
             let a = (
-                sync.read_funding_rate(r, &all()).unwrap(),
-                sync.read_open_interest(r, &all(), Freq::M5).unwrap(),
-                sync.read_long_short_ratio(r, &all(), Freq::M5, RatioType::TakerVol)
+                sync.read_funding_rate(r, &all(), false).unwrap(),
+                sync.read_open_interest(r, &all(), Freq::M5, false).unwrap(),
+                sync.read_long_short_ratio(r, &all(), Freq::M5, RatioType::TakerVol, false)
                     .unwrap(),
             );
             let b = (
-                rt.block_on(db.read_funding_rate(r, &all())).unwrap(),
-                rt.block_on(db.read_open_interest(r, &all(), Freq::M5))
+                rt.block_on(db.read_funding_rate(r, &all(), false)).unwrap(),
+                rt.block_on(db.read_open_interest(r, &all(), Freq::M5, false))
                     .unwrap(),
-                rt.block_on(db.read_long_short_ratio(r, &all(), Freq::M5, RatioType::TakerVol))
-                    .unwrap(),
+                rt.block_on(db.read_long_short_ratio(
+                    r,
+                    &all(),
+                    Freq::M5,
+                    RatioType::TakerVol,
+                    false,
+                ))
+                .unwrap(),
             );
             (format!("{a:?}"), format!("{b:?}"))
         }
