@@ -142,7 +142,7 @@ impl Grid {
 }
 
 /// Appends a run, merging it with the previous one when they are adjacent on the grid.
-fn push_run(runs: &mut Vec<MissingRun>, grid: &Grid, run: MissingRun) {
+pub(crate) fn push_run(runs: &mut Vec<MissingRun>, grid: &Grid, run: MissingRun) {
     if let Some(last) = runs.last_mut()
         && grid.step(last.end) == run.start
     {

@@ -24,8 +24,8 @@ use crate::resample::{IncompletePolicy, Resampled, source_range};
 use crate::scan::{FrameStream, ScanChunk, ScanJob};
 use crate::write::{KlineInput, insert_klines, validate_all};
 use crate::{
-    BucketAggregator, DataSummary, Error, KlineFrame, Result, StoreConfig, Tables, inspect,
-    metrics, resample, scan, schema,
+    BucketAggregator, DataSummary, Error, KlineFrame, Result, StoreConfig, SymbolRange, Tables,
+    inspect, metrics, resample, scan, schema,
 };
 
 /// Prepared statements cached per connection (reads use one per feature set, interval
@@ -49,7 +49,7 @@ pub struct AsyncMarketDB {
 }
 
 /// Upper-cases and checks every symbol (before anything reaches SQL).
-fn check_symbols(symbols: &[String]) -> Result<Vec<String>> {
+pub(crate) fn check_symbols(symbols: &[String]) -> Result<Vec<String>> {
     symbols
         .iter()
         .map(|s| validate_symbol(s).map_err(Error::from))
@@ -161,7 +161,7 @@ impl AsyncMarketDB {
             .await
     }
 
-    async fn write<T, F>(&self, f: F) -> Result<T>
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T>
     where
         F: FnOnce(&rusqlite::Connection, &Tables) -> Result<T> + Send + 'static,
         T: Send + 'static,
@@ -529,6 +529,15 @@ impl AsyncMarketDB {
     pub async fn get_frequencies(&self, symbol: &str) -> Result<Vec<Freq>> {
         let symbol = validate_symbol(symbol)?;
         self.read(move |c, t| inspect::frequencies(c, t, &symbol))
+            .await
+    }
+
+    /// Every interval stored for `symbol`, ascending, with its bar count and first and last
+    /// open time (the Python `get_symbol_data_range(symbol)` in one call). Empty when the
+    /// symbol has no bars.
+    pub async fn get_symbol_data_range(&self, symbol: &str) -> Result<Vec<SymbolRange>> {
+        let symbol = validate_symbol(symbol)?;
+        self.read(move |c, t| inspect::symbol_ranges(c, t, &symbol))
             .await
     }
 

@@ -186,6 +186,37 @@ pub(crate) fn frequencies(conn: &Connection, t: &Tables, symbol: &str) -> Result
     Ok(out)
 }
 
+/// The stored bars of one symbol at one interval: [`crate::AsyncMarketDB::get_symbol_data_range`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SymbolRange {
+    pub freq: Freq,
+    pub record_count: u64,
+    /// Open time (ms UTC) of the first and last bar.
+    pub earliest_timestamp: i64,
+    pub latest_timestamp: i64,
+}
+
+/// Every interval of `symbol` with its bar count and first and last open time, by
+/// interval: first and last are index lookups, the count an index range count.
+pub(crate) fn symbol_ranges(
+    conn: &Connection,
+    t: &Tables,
+    symbol: &str,
+) -> Result<Vec<SymbolRange>> {
+    let mut out = Vec::new();
+    for freq in frequencies(conn, t, symbol)? {
+        if let Some((first, last)) = time_range(conn, t, symbol, freq)? {
+            out.push(SymbolRange {
+                freq,
+                record_count: count_rows(conn, t, symbol, freq, None)?,
+                earliest_timestamp: first,
+                latest_timestamp: last,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// First and last open time of (symbol, freq).
 pub(crate) fn time_range(
     conn: &Connection,

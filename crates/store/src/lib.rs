@@ -20,6 +20,7 @@ mod db;
 mod error;
 mod frame;
 mod inspect;
+mod metric_check;
 mod metrics;
 mod read;
 mod resample;
@@ -34,7 +35,9 @@ pub use config::{CHECKPOINT_AFTER_ROWS, DEFAULT_BATCH_SIZE, StoreConfig};
 pub use db::{AsyncMarketDB, Checkpoint};
 pub use error::{Error, Result};
 pub use frame::{Column, KlineFrame};
-pub use inspect::{DataSummary, FundingSummary, IntervalSummary, KlineSummary, RatioSummary};
+pub use inspect::{
+    DataSummary, FundingSummary, IntervalSummary, KlineSummary, RatioSummary, SymbolRange,
+};
 pub use resample::{IncompletePolicy, Resampled};
 pub use scan::{FrameStream, ScanChunk};
 pub use schema::{Era, SCHEMA_VERSION, Tables};

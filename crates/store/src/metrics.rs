@@ -104,7 +104,11 @@ pub(crate) fn store_long_short_ratio(
     Ok(rows.len())
 }
 
-fn symbols_of(conn: &Connection, table: &str, symbols: &[String]) -> Result<Vec<String>> {
+pub(crate) fn symbols_of(
+    conn: &Connection,
+    table: &str,
+    symbols: &[String],
+) -> Result<Vec<String>> {
     if symbols.is_empty() {
         distinct_symbols(conn, table, None)
     } else {

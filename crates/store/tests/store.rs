@@ -8,12 +8,12 @@ use std::path::Path;
 
 use marketdb_model::time::{DAY_MS, parse_ymd};
 use marketdb_model::{
-    Feature, Freq, FundingRate, Kline, LongShortRatio, OpenInterest, RatioType, TIME_MAX_MS,
-    TIME_MIN_MS, TimeRange, TimeWindow,
+    Feature, Freq, FundingRate, Kline, LongShortRatio, MetricFamily, OpenInterest, RatioType,
+    TIME_MAX_MS, TIME_MIN_MS, TimeRange, TimeWindow,
 };
 use marketdb_store::{
     AsyncMarketDB, Column, Error, IncompletePolicy, KlineFrame, KlineInput, MissingRun,
-    SCHEMA_VERSION, ScanChunk, StoreConfig,
+    SCHEMA_VERSION, ScanChunk, StoreConfig, SymbolRange,
 };
 use proptest::prelude::*;
 use serde_json::json;
@@ -1770,4 +1770,207 @@ async fn streamed_records_are_one_transaction() {
     assert_eq!(db.count("BTCUSDT", Freq::M1, None).await.unwrap(), 10);
     let r = TimeRange::new(JAN1, JAN1 + DAY_MS).unwrap();
     assert_eq!(db.read_funding_rate(r, &[], false).await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metric_completeness_delete_and_symbol_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path()).await;
+    // Funding every 8 h on Jan 1-2 with Binance's few-ms jitter, 08:00 Jan 2 missing.
+    let funding: Vec<FundingRate> = [0, 8, 16, 24, 40]
+        .iter()
+        .map(|h| FundingRate {
+            symbol: "BTCUSDT".into(),
+            funding_time: JAN1 + h * H + 3,
+            funding_rate: 0.0001,
+            mark_price: None,
+            index_price: None,
+        })
+        .collect();
+    db.store_funding_rate(funding).await.unwrap();
+    // Open interest every 5 min over 2 h, minutes 20..35 missing (3 slots), one point off
+    // the grid at 01:02.
+    let m5 = 5 * M;
+    let oi_times: Vec<i64> = (0..24)
+        .map(|i| JAN1 + i * m5)
+        .filter(|t| !(JAN1 + 20 * M..JAN1 + 35 * M).contains(t))
+        .collect();
+    let oi: Vec<OpenInterest> = oi_times
+        .iter()
+        .map(|&t| OpenInterest {
+            symbol: "BTCUSDT".into(),
+            time: t,
+            interval: Freq::M5,
+            open_interest: 1.0,
+            open_interest_value: None,
+        })
+        .collect();
+    db.store_open_interest(oi).await.unwrap();
+    // marketdb refuses an off-grid point; files written by other tools may hold one.
+    raw(dir.path())
+        .execute(
+            "INSERT INTO open_interest (symbol, timestamp, interval, open_interest) \
+             VALUES ('BTCUSDT', ?1, '5m', 1.0)",
+            [JAN1 + H + 2 * M],
+        )
+        .unwrap();
+    let lsr = |t: i64, r: RatioType| LongShortRatio {
+        symbol: "ETHUSDT".into(),
+        timestamp: t,
+        period: Freq::M5,
+        ratio_type: r,
+        long_short_ratio: 1.0,
+        long_account: None,
+        short_account: None,
+    };
+    db.store_long_short_ratio(vec![
+        lsr(JAN1, RatioType::TakerVol),
+        lsr(JAN1 + 2 * m5, RatioType::TakerVol),
+        lsr(JAN1, RatioType::GlobalAccount),
+    ])
+    .await
+    .unwrap();
+
+    let two_days = TimeRange::parse("2024-01-01", "2024-01-02").unwrap();
+    let r = db
+        .check_metric_completeness(two_days, MetricFamily::FundingRate, Freq::H8, &[])
+        .await
+        .unwrap();
+    let s = &r.symbols[0];
+    assert_eq!(
+        (s.symbol.as_str(), s.expected, s.present),
+        ("BTCUSDT", 6, 5)
+    );
+    assert_eq!(
+        s.missing,
+        vec![MissingRun {
+            start: JAN1 + 32 * H,
+            end: JAN1 + 32 * H,
+            count: 1
+        }]
+    );
+    assert!(s.suspicious.is_empty(), "funding jitter is not suspicious");
+
+    let two_hours = TimeRange::new(JAN1, JAN1 + 2 * H).unwrap();
+    let r = db
+        .check_metric_completeness(two_hours, MetricFamily::OpenInterest, Freq::M5, &[])
+        .await
+        .unwrap();
+    let s = &r.symbols[0];
+    assert_eq!((s.expected, s.present), (24, 21));
+    assert_eq!(
+        s.missing,
+        vec![MissingRun {
+            start: JAN1 + 20 * M,
+            end: JAN1 + 30 * M,
+            count: 3
+        }]
+    );
+    assert_eq!(s.suspicious.len(), 1);
+    assert_eq!(s.suspicious[0].timestamp, JAN1 + H + 2 * M);
+    // At 1h, the 5m series has every hour.
+    let r = db
+        .check_metric_completeness(two_hours, MetricFamily::OpenInterest, Freq::H1, &[])
+        .await
+        .unwrap();
+    assert_eq!(r.symbols[0].expected, 2);
+    // Ratios: only the asked type counts; the other type's table rows do not.
+    let r = db
+        .check_metric_completeness(
+            TimeRange::new(JAN1, JAN1 + 3 * m5).unwrap(),
+            MetricFamily::LongShortRatio(RatioType::TakerVol),
+            Freq::M5,
+            &syms(&["ETHUSDT"]),
+        )
+        .await
+        .unwrap();
+    let s = &r.symbols[0];
+    assert_eq!((s.expected, s.present, s.missing.len()), (3, 2, 1));
+    assert_eq!(s.missing[0].start, JAN1 + m5);
+    assert!(matches!(
+        db.check_metric_completeness(two_days, MetricFamily::FundingRate, Freq::Mo1, &[])
+            .await,
+        Err(Error::InvalidArgument { .. })
+    ));
+
+    // Deletes: only the asked series, range and symbols.
+    let first_day = TimeRange::parse("2024-01-01", "2024-01-01").unwrap();
+    let n = db
+        .delete_metric_range(MetricFamily::FundingRate, &[], first_day, None)
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    assert_eq!(
+        db.read_funding_rate(two_days, &[], false)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let n = db
+        .delete_metric_range(
+            MetricFamily::OpenInterest,
+            &syms(&["BTCUSDT"]),
+            two_hours,
+            Some(Freq::H1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "no 1h open interest stored");
+    let n = db
+        .delete_metric_range(
+            MetricFamily::LongShortRatio(RatioType::TakerVol),
+            &[],
+            two_days,
+            Some(Freq::M5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    let left = db
+        .read_long_short_ratio(two_days, &[], Freq::M5, RatioType::GlobalAccount, false)
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1, "the other ratio type stays");
+    let n = db
+        .delete_metric_range(MetricFamily::OpenInterest, &[], two_hours, None)
+        .await
+        .unwrap();
+    assert_eq!(n, 22);
+
+    // get_symbol_data_range: every interval with count, first, last.
+    db.store_data(
+        bars("BTCUSDT", Freq::H1, &[JAN1, JAN1 + H, JAN1 + 5 * H]),
+        Freq::H1,
+    )
+    .await
+    .unwrap();
+    db.store_data(bars("BTCUSDT", Freq::M1, &[JAN1 + 7 * M]), Freq::M1)
+        .await
+        .unwrap();
+    let ranges = db.get_symbol_data_range("BTCUSDT").await.unwrap();
+    assert_eq!(
+        ranges,
+        vec![
+            SymbolRange {
+                freq: Freq::M1,
+                record_count: 1,
+                earliest_timestamp: JAN1 + 7 * M,
+                latest_timestamp: JAN1 + 7 * M,
+            },
+            SymbolRange {
+                freq: Freq::H1,
+                record_count: 3,
+                earliest_timestamp: JAN1,
+                latest_timestamp: JAN1 + 5 * H,
+            },
+        ]
+    );
+    assert!(
+        db.get_symbol_data_range("ETHUSDT")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(db.get_symbol_data_range("bad symbol!").await.is_err());
 }

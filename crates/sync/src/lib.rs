@@ -17,11 +17,12 @@
 use std::path::{Path, PathBuf};
 
 use marketdb_model::{
-    Feature, Freq, FundingRate, LongShortRatio, OpenInterest, RatioType, TimeRange,
+    Feature, Freq, FundingRate, LongShortRatio, MetricFamily, OpenInterest, RatioType, TimeRange,
 };
 pub use marketdb_store::{
     AsyncMarketDB, Checkpoint, Column, CombinedFrame, CompletenessReport, DataSummary,
-    IncompletePolicy, KlineFrame, KlineInput, PoolKind, Resampled, ScanChunk, StoreConfig, Tables,
+    IncompletePolicy, KlineFrame, KlineInput, PoolKind, Resampled, ScanChunk, StoreConfig,
+    SymbolRange, Tables,
 };
 
 /// Errors of the blocking facade.
@@ -309,6 +310,36 @@ impl MarketDB {
 
     pub fn get_time_range(&self, symbol: &str, freq: Freq) -> Result<Option<(i64, i64)>> {
         self.block(self.db.get_time_range(symbol, freq))
+    }
+
+    pub fn get_symbol_data_range(&self, symbol: &str) -> Result<Vec<SymbolRange>> {
+        self.block(self.db.get_symbol_data_range(symbol))
+    }
+
+    pub fn check_metric_completeness(
+        &self,
+        range: TimeRange,
+        metric: MetricFamily,
+        interval: Freq,
+        symbols: &[String],
+    ) -> Result<CompletenessReport> {
+        self.block(
+            self.db
+                .check_metric_completeness(range, metric, interval, symbols),
+        )
+    }
+
+    pub fn delete_metric_range(
+        &self,
+        metric: MetricFamily,
+        symbols: &[String],
+        range: TimeRange,
+        interval: Option<Freq>,
+    ) -> Result<u64> {
+        self.block(
+            self.db
+                .delete_metric_range(metric, symbols, range, interval),
+        )
     }
 
     pub fn count(&self, symbol: &str, freq: Freq, range: Option<TimeRange>) -> Result<u64> {
