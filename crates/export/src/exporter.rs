@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 
 use crate::{
     CsvReport, Error, ExportProgress, ExportRequest, NoProgress, ParquetReport, Result,
-    StatsReport,
+    StatsReport, SymbolStats,
     atomic::{Dest, Stream, create_dir_all, sync_dir},
     csv::CsvWriter,
     manifest::{MANIFEST_NAME, write_manifest},
@@ -269,6 +269,24 @@ impl AsyncDataExporter {
             .await?;
         report.replaced = out.replaces;
         Ok(report)
+    }
+
+    /// The statistics of [`Self::export_summary_statistics`] as a value, without writing
+    /// anything: per symbol, per feature, count, mean, std, min, quartiles and max.
+    pub async fn summary_statistics(&self, request: &ExportRequest) -> Result<Vec<SymbolStats>> {
+        let mut plan = Plan::new(request)?;
+        self.resolve_symbols(&mut plan).await?;
+        let p = plan.clone();
+        let sink = move || Ok(StatsWriter::in_memory(&p));
+        let report = self
+            .run(
+                &plan,
+                Walk::Symbols,
+                sink,
+                Path::new("statistics in memory"),
+            )
+            .await?;
+        Ok(report.symbols)
     }
 
     /// Streams the statistics CSV to `writer`.

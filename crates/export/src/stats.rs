@@ -125,6 +125,8 @@ pub(crate) struct StatsWriter {
     path: PathBuf,
     dest: Option<Dest>,
     fsync: bool,
+    /// False for statistics kept in memory only: no file, no CSV.
+    write: bool,
     features: Vec<Feature>,
     current: Option<(String, u64, Vec<Vec<f64>>)>,
     done: Vec<SymbolStats>,
@@ -137,10 +139,24 @@ impl StatsWriter {
             path: dest.label(),
             dest: Some(dest),
             fsync,
+            write: true,
             features: plan.features.clone(),
             current: None,
             done: Vec::new(),
         })
+    }
+
+    /// A writer that only computes: [`Self::finish`] returns the statistics, writes nothing.
+    pub(crate) fn in_memory(plan: &Plan) -> StatsWriter {
+        StatsWriter {
+            path: PathBuf::new(),
+            dest: None,
+            fsync: false,
+            write: false,
+            features: plan.features.clone(),
+            current: None,
+            done: Vec::new(),
+        }
     }
 
     fn close_symbol(&mut self) {
@@ -181,6 +197,13 @@ impl StatsWriter {
 
     pub(crate) fn finish(mut self) -> Result<StatsReport> {
         self.close_symbol();
+        if !self.write {
+            return Ok(StatsReport {
+                replaced: false,
+                path: self.path,
+                symbols: self.done,
+            });
+        }
         let mut out = b"symbol,statistic".to_vec();
         for f in &self.features {
             out.push(b',');

@@ -1205,6 +1205,35 @@ async fn csv_parquet_and_statistics_round_trip() {
         stats.symbols[2].features[11].1.count, 47,
         "vol = 0 bar has no vwap"
     );
+    // In memory: the same numbers (checked against pandas below through the CSV), and no
+    // file anywhere.
+    let before = all_files(tmp.path());
+    let in_memory = ex.summary_statistics(&req).await.unwrap();
+    assert_eq!(all_files(tmp.path()), before);
+    assert_eq!(in_memory.len(), 3);
+    for (a, b) in in_memory.iter().zip(&stats.symbols) {
+        assert_eq!((&a.symbol, a.bars), (&b.symbol, b.bars));
+        for ((fa, da), (fb, db)) in a.features.iter().zip(&b.features) {
+            assert_eq!(fa, fb);
+            let bits = |d: &marketdb_export::Describe| {
+                [d.mean, d.std, d.min, d.q25, d.q50, d.q75, d.max].map(f64::to_bits)
+            };
+            assert_eq!(
+                (da.count, bits(da)),
+                (db.count, bits(db)),
+                "{} {fa:?}",
+                a.symbol
+            );
+        }
+    }
+    // A hand-checked figure: BBB's first close is the kline() formula's.
+    let bbb_min_tnum = in_memory[1]
+        .features
+        .iter()
+        .find(|(f, _)| *f == Feature::TradesCount)
+        .map(|(_, d)| d.min)
+        .unwrap();
+    assert_eq!(bbb_min_tnum, 100.0, "tnum = 100 + (s*3+i) % 50 reaches 100");
 
     let frame = stored(&db, &req).await;
     let rows: Vec<Value> = bars_json(&frame, &features);
