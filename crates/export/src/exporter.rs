@@ -14,8 +14,8 @@ use std::{
     sync::Arc,
 };
 
-use marketdb_model::Freq;
 use marketdb_model::time::day_floor;
+use marketdb_model::{Freq, TimeRange};
 use marketdb_store::AsyncMarketDB;
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -160,6 +160,24 @@ impl AsyncDataExporter {
             out_dir.display()
         );
         Ok(report)
+    }
+
+    /// The Python 1.9 call `export_to_files(output_path, start_date, end_date, freq,
+    /// symbols)`: a NumPy export ([`Self::export_to_numpy`], default features) of `symbols`
+    /// (all of `freq` when empty) from `start_date` to `end_date`, both days included
+    /// whole (1.9 stopped at `end_date` 00:00; `docs/compat.md`). The dates take the
+    /// formats of `TimeRange::parse`; a bad one is an error naming it.
+    pub async fn export_to_files(
+        &self,
+        output_path: impl AsRef<Path>,
+        start_date: &str,
+        end_date: &str,
+        freq: Freq,
+        symbols: &[String],
+    ) -> Result<NumpyReport> {
+        let range = TimeRange::parse(start_date, end_date)?;
+        let request = ExportRequest::new(symbols.to_vec(), range, freq);
+        self.export_to_numpy(&request, output_path).await
     }
 
     /// Writes a CSV file (or `{stem}_part_{n}` files when `csv_part_rows` is set), rows in

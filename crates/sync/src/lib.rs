@@ -3,8 +3,12 @@
 //! not run an async runtime (the Python original kept its sync `MarketDB` for the same
 //! reason). It owns a small tokio runtime and blocks on the async store.
 //!
-//! It deliberately adds no behaviour: every method forwards to the async store, driven by
-//! the facade's own runtime. It works wherever a thread may block, and never panics for
+//! With its default feature `export` it also has the exporter's methods
+//! (`export_to_numpy`, `export_to_csv`, `export_to_parquet`, `export_summary_statistics`,
+//! `summary_statistics`, and the Python 1.9 `export_to_files`), blocking the same way.
+//!
+//! It deliberately adds no behaviour: every method forwards to the async store or
+//! exporter, driven by the facade's own runtime. It works wherever a thread may block, and never panics for
 //! being called in the wrong place:
 //! - on a plain thread, inside `spawn_blocking`, under `Runtime::enter`: it blocks the
 //!   calling thread until the call returns;
@@ -14,8 +18,16 @@
 //!   waits, which stalls that runtime for the duration of the call. Async code should use
 //!   [`AsyncMarketDB`] directly.
 
+#[cfg(feature = "export")]
+mod export;
+
 use std::path::{Path, PathBuf};
 
+#[cfg(feature = "export")]
+pub use marketdb_export::{
+    AsyncDataExporter, CsvReport, Describe, ExportRequest, FillPolicy, NumpyReport,
+    ParquetCompression, ParquetReport, StatsReport, SymbolStats,
+};
 use marketdb_model::{
     Feature, Freq, FundingRate, LongShortRatio, MetricFamily, OpenInterest, RatioType, TimeRange,
 };
@@ -35,6 +47,10 @@ pub enum Error {
     /// The facade was closed (its runtime is gone).
     #[error("the blocking MarketDB is closed")]
     Closed,
+    /// An export's error (feature `export`).
+    #[cfg(feature = "export")]
+    #[error(transparent)]
+    Export(#[from] marketdb_export::Error),
     /// The facade's runtime could not start.
     #[error("cannot start the runtime of the blocking MarketDB")]
     Runtime(#[source] std::io::Error),

@@ -9,7 +9,7 @@ use marketdb_model::{
     Feature, Freq, FundingRate, Kline, LongShortRatio, OpenInterest, RatioType, TimeRange,
 };
 use marketdb_store::{AsyncMarketDB, IncompletePolicy, ScanChunk};
-use marketdb_sync::{Error, MarketDB};
+use marketdb_sync::{Error, ExportRequest, MarketDB};
 use proptest::prelude::*;
 
 const T0: i64 = 1_704_067_200_000; // 2024-01-01T00:00:00Z
@@ -394,4 +394,91 @@ fn the_blocking_facade_works_wherever_a_thread_may_block() {
     // A closed facade says so.
     drop(sync);
     let _ = Error::Closed.to_string();
+}
+
+/// Reads an int64 or float64 `.npy` (little-endian, C order) as raw 8-byte words.
+fn npy_words(path: &std::path::Path) -> Vec<[u8; 8]> {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[..6], b"\x93NUMPY");
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    bytes[10 + header_len..]
+        .chunks_exact(8)
+        .map(|c| c.try_into().unwrap())
+        .collect()
+}
+
+#[test]
+fn blocking_exports_write_what_was_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = MarketDB::open(dir.path().join("m.db")).unwrap();
+    // Two whole days of 1h bars for two symbols.
+    db.store_data(bars("AAAUSDT", 0, 48, 100.0), Freq::H1)
+        .unwrap();
+    db.store_data(bars("BBBUSDT", 0, 48, 200.0), Freq::H1)
+        .unwrap();
+
+    // The 1.9 call: both days whole, end day included.
+    let out = dir.path().join("files");
+    let report = db
+        .export_to_files(&out, "2024-01-01", "2024-01-02", Freq::H1, &[])
+        .unwrap();
+    assert_eq!(report.days.len(), 2);
+    for (d, date) in ["20240101", "20240102"].iter().enumerate() {
+        let times = npy_words(&out.join(format!("1h/timestamp/{date}.npy")));
+        let times: Vec<i64> = times.iter().map(|w| i64::from_le_bytes(*w)).collect();
+        let want: Vec<i64> = (0..24)
+            .map(|h| T0 + (d as i64 * 24 + h) * 3_600_000)
+            .collect();
+        assert_eq!(times, want);
+        // cls is K x T, row-major: AAA then BBB; bar i closes at price + i + 1.
+        let cls: Vec<f64> = npy_words(&out.join(format!("1h/cls/{date}.npy")))
+            .iter()
+            .map(|w| f64::from_le_bytes(*w))
+            .collect();
+        assert_eq!(cls.len(), 48);
+        for h in 0..24 {
+            let i = (d * 24 + h) as f64;
+            assert_eq!(cls[h], 100.0 + i + 1.0);
+            assert_eq!(cls[24 + h], 200.0 + i + 1.0);
+        }
+    }
+    assert!(matches!(
+        db.export_to_files(&out, "2024-13-01", "2024-01-02", Freq::H1, &[]),
+        Err(Error::Export(_))
+    ));
+
+    // CSV of one symbol: every stored value, in order.
+    let range = TimeRange::new(T0, T0 + 48 * 3_600_000).unwrap();
+    let mut req = ExportRequest::new(vec!["BBBUSDT".into()], range, Freq::H1);
+    req.features = vec![Feature::Close, Feature::TradesCount];
+    let csv_path = dir.path().join("b.csv");
+    db.export_to_csv(&req, &csv_path).unwrap();
+    let text = std::fs::read_to_string(&csv_path).unwrap();
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows[0], "symbol,timestamp,datetime,cls,tnum");
+    assert_eq!(rows.len(), 49);
+    for (i, row) in rows[1..].iter().enumerate() {
+        let f: Vec<&str> = row.split(',').collect();
+        assert_eq!(f[1].parse::<i64>().unwrap(), T0 + i as i64 * 3_600_000);
+        assert_eq!(f[3].parse::<f64>().unwrap(), 200.0 + i as f64 + 1.0);
+        assert_eq!(f[4].parse::<i64>().unwrap(), 3 + i as i64);
+    }
+    // Statistics in memory: count 48, mean of tnum 3..=50 is 26.5, min and max of cls.
+    let stats = db.summary_statistics(&req).unwrap();
+    let tnum = stats[0].features[1].1;
+    assert_eq!(
+        (tnum.count, tnum.mean, tnum.min, tnum.max),
+        (48, 26.5, 3.0, 50.0)
+    );
+    let cls = stats[0].features[0].1;
+    assert_eq!((cls.min, cls.max), (201.0, 248.0));
+    // Parquet and the statistics file are written where asked.
+    let pq = dir.path().join("b.parquet");
+    assert_eq!(db.export_to_parquet(&req, &pq).unwrap().rows, 48);
+    assert!(pq.is_file());
+    // The database itself is never an export target.
+    assert!(db.export_to_csv(&req, dir.path().join("m.db")).is_err());
+    db.close().unwrap();
+    let err = db.export_to_csv(&req, &csv_path).unwrap_err();
+    assert!(matches!(err, Error::Export(_)), "{err:?}");
 }
