@@ -60,6 +60,8 @@ KLINE_COLUMNS = [
 SHORT = ["opn", "hgh", "low", "cls", "vol", "amt", "tnum", "tbvol", "tbamt", "tsvol", "tsamt"]
 
 RESULTS = []
+# klines, funding, open interest, ratios: set once by main().
+GENERATED = []
 
 
 def check(name, problems, known=None):
@@ -403,6 +405,58 @@ def exports(args, work, py_db):
     check(f"numpy exports of the same day, value by value ({compared} cells)", problems)
     export_with_hole(args, work, py_db)
     csv_export(args, py_db)
+    combined(args, py_db)
+
+
+def combined(args, py_db):
+    """Bars with metrics: cryptoservice's get_combined_data joins on exact (symbol, open
+    time) keys; marketdb (query --features, read_combined) gives each bar the latest value
+    at its close (the known difference "bars with metrics in memory" of docs/compat.md).
+    Checked: marketdb equals an as-of oracle computed here from the generated data, and
+    equals cryptoservice wherever cryptoservice has a funding rate."""
+    _, funding, oi, _ = GENERATED
+    db = MarketDB(py_db)
+    df = db.get_combined_data(SYMBOLS, "2024-01-01", "2024-01-03", Freq.h1,
+                              include_funding_rate=True, include_open_interest=True)
+    db.close()
+    py = {(s, int(ts.value // 1_000_000)): (to_f(r.funding_rate), to_f(r.open_interest))
+          for (s, ts), r in df.iterrows()}
+    text = run(args, "--db", str(py_db), "-q", "query", "--symbols", "all", "--freq", "1h",
+               "--start", "2024-01-01", "--end", "2024-01-03 00:00", "--features", "fr,oi",
+               "--format", "jsonl")
+    md = {(r["symbol"], r["timestamp"]): (r["fr"], r["oi"]) for r in jsonl(text)}
+
+    def as_of(points, sym, close, tol):
+        best = None
+        for s, t, v in points:
+            if s == sym and close - tol < t <= close and (best is None or t > best[0]):
+                best = (t, v)
+        return None if best is None else best[1]
+
+    problems = []
+    if set(py) != set(md):
+        problems.append(f"bars: cryptoservice {len(py)}, marketdb {len(md)}")
+    fr_points = [(s, t, r) for s, t, r in funding]
+    oi_points = [(s, t, v) for s, t, v, _ in oi]
+    exact = 0
+    for (sym, t), (fr, o) in sorted(md.items()):
+        close = t + 3_600_000 - 1
+        want = (as_of(fr_points, sym, close, 48 * 3_600_000),
+                as_of(oi_points, sym, close, 6 * 3_600_000))
+        if (fr, o) != want:
+            problems.append(f"{sym} {t}: marketdb {(fr, o)}, as-of oracle {want}")
+        py_fr = py.get((sym, t), (None, None))[0]
+        if py_fr is not None and py_fr == py_fr:  # not NaN
+            exact += 1
+            if py_fr != fr:
+                problems.append(f"{sym} {t}: funding cryptoservice {py_fr}, marketdb {fr}")
+        if len(problems) >= 5:
+            break
+    funding_bars = sum(1 for s, t, _ in funding if (s, t) in md)
+    if exact != funding_bars:
+        problems.append(f"cryptoservice has funding on {exact} bars, {funding_bars} expected")
+    check(f"bars with funding and open interest ({len(md)} bars)", problems,
+          known="get_combined_data joins exact keys; marketdb aligns as of each close")
 
 
 def export_with_hole(args, work, py_db):
@@ -480,6 +534,7 @@ def main():
     os.environ.pop("MARKETDB_DB", None)
     klines = gen_klines()
     funding, oi, lsr = gen_metrics()
+    GENERATED.extend([klines, funding, oi, lsr])
     py_db = direction_python_writes(args, work, klines, funding, oi, lsr)
     md_db = direction_marketdb_writes(args, work, klines, funding, oi, lsr)
     upserts(args, md_db, klines)
