@@ -13,7 +13,8 @@
 //!
 //! It does not write to the database, download anything or render progress: the CLI
 //! renders the [`ExportProgress`] callbacks. It is the only workspace crate that depends on
-//! arrow/parquet.
+//! parquet; its Parquet schema and arrays come from `marketdb_store::arrow` (it turns on the
+//! store's `arrow` feature), so they match `KlineFrame::to_record_batch`.
 
 mod align;
 mod atomic;
