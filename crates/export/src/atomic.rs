@@ -15,14 +15,14 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::{Error, Result};
 
 /// A file written by an export: its path relative to the export root (`/` separated), its
 /// SHA-256 in lowercase hex, and its size.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileRecord {
     /// Path relative to the export root, with `/` separators.
     pub path: String,

@@ -79,6 +79,48 @@ pub enum Error {
         /// The accepted spellings.
         accepted: &'static str,
     },
+    /// A file or folder of an export being read back could not be read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        /// The path at fault.
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A `.npy` file is damaged or not of a kind an export writes.
+    #[error("invalid .npy file {}: {reason}", path.display())]
+    InvalidNpy {
+        /// The file at fault.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A file or folder read back does not follow the export layout or its manifest.
+    #[error("invalid numpy export {}: {reason}", path.display())]
+    InvalidExport {
+        /// The file or folder at fault.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A JSON file read back (manifest, symbols) could not be decoded.
+    #[error("cannot decode json {}", path.display())]
+    JsonRead {
+        /// The JSON file at fault.
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A lookup named an interval, day, feature or file the export does not hold.
+    #[error("numpy export {} has no {what} {name:?}", root.display())]
+    NotInExport {
+        /// The export folder.
+        root: PathBuf,
+        /// What was looked up (freq, day, feature, metric, file).
+        what: &'static str,
+        /// The name looked up.
+        name: String,
+    },
     /// The background writer stopped without finishing (it was cancelled).
     #[error("export writer for {} stopped before finishing", path.display())]
     WriterStopped {

@@ -7,11 +7,14 @@
 //! Main types: [`AsyncDataExporter`], [`ExportRequest`], [`FillPolicy`],
 //! [`ParquetCompression`], [`ExportProgress`] and the reports ([`NumpyReport`],
 //! [`CsvReport`], [`ParquetReport`], [`StatsReport`]). The file formats are the contract
-//! documented in `docs/formats.md` ("Export contract (v1.0)").
+//! documented in `docs/formats.md` ("Export contract (v1.0)"). [`NumpyExport`] reads a
+//! NumPy export folder back (manifest, symbols, timestamps, [`Matrix`] per feature and
+//! day), checking every file against that contract, with its own `.npy` parser.
 //!
 //! It does not write to the database, download anything or render progress: the CLI
 //! renders the [`ExportProgress`] callbacks. It is the only workspace crate that depends on
-//! arrow/parquet.
+//! parquet; its Parquet schema and arrays come from `marketdb_store::arrow` (it turns on the
+//! store's `arrow` feature), so they match `KlineFrame::to_record_batch`.
 
 mod align;
 mod atomic;
@@ -20,10 +23,12 @@ mod error;
 mod exporter;
 mod manifest;
 mod npy;
+mod npy_read;
 mod numpy;
 mod options;
 mod parquet;
 mod plan;
+mod reader;
 mod resample;
 mod source;
 mod stats;
@@ -32,6 +37,7 @@ mod target;
 
 pub(crate) use marketdb_store::{Column, KlineFrame};
 
+pub use atomic::FileRecord;
 pub use csv::CsvReport;
 pub use error::{Error, Result};
 pub use exporter::{AsyncDataExporter, NumpyReport};
@@ -39,5 +45,6 @@ pub use manifest::{CONTRACT_VERSION, MANIFEST_NAME, TIME_CONVENTION};
 pub use numpy::DayReport;
 pub use options::{ExportProgress, ExportRequest, FillPolicy, NoProgress, ParquetCompression};
 pub use parquet::{ParquetReport, ROW_GROUP_ROWS};
+pub use reader::{Cell, ExportManifest, ManifestMetric, Matrix, MatrixData, NumpyExport};
 pub use stats::{Describe, STATISTICS, StatsReport, SymbolStats};
 pub use target::MAX_LINKS;

@@ -1,8 +1,8 @@
 //! The `.npy` encoder: format version 1.0, a header dict padded with spaces and a final
 //! `'\n'` so the data starts at a multiple of 64 bytes, C order, little-endian dtypes
 //! `<f8`, `<i8` and `<U{n}` (UTF-32LE code units, zero padded). It builds the whole file in
-//! memory (one day's matrix); writing it to disk is `atomic.rs`'s job. It does not read
-//! `.npy` files except in its own tests.
+//! memory (one day's matrix); writing it to disk is `atomic.rs`'s job, reading `.npy` files
+//! back `npy_read.rs`'s.
 
 /// An element type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

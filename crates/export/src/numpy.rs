@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use marketdb_model::time::yyyymmdd;
 use marketdb_model::{Feature, Freq};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     Column, FillPolicy, Result,
@@ -22,7 +22,7 @@ use crate::{
 };
 
 /// One exported day.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DayReport {
     /// `YYYYMMDD` (the file stem).
     pub date: String,
@@ -234,19 +234,20 @@ mod tests {
     use marketdb_model::time::{DAY_MS, parse_ymd};
 
     use super::*;
+    use crate::npy_read::{NpyArray, NpyData, read_npy};
     use crate::table::tests::{frame, plan};
 
     const H: i64 = 3_600_000;
 
-    fn read_f64(path: &Path) -> (String, Vec<f64>) {
-        let b = fs::read(path).unwrap();
-        let len = usize::from(u16::from_le_bytes([b[8], b[9]]));
-        let dict = String::from_utf8(b[10..10 + len].to_vec()).unwrap();
-        let vals = b[10 + len..]
-            .chunks(8)
-            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-            .collect();
-        (dict, vals)
+    /// The shape and values of a float64 file.
+    fn read_f64(path: &Path) -> (Vec<usize>, Vec<f64>) {
+        match read_npy(path).unwrap() {
+            NpyArray {
+                shape,
+                data: NpyData::F64(v),
+            } => (shape, v),
+            other => panic!("not float64: {other:?}"),
+        }
     }
 
     #[test]
@@ -296,8 +297,8 @@ mod tests {
             "nothing under a final name before the commit"
         );
         w.commit_pending().unwrap();
-        let (dict, cls) = read_f64(&dir.path().join("1h/cls/20240101.npy"));
-        assert!(dict.contains("'shape': (2, 24)"), "{dict}");
+        let (shape, cls) = read_f64(&dir.path().join("1h/cls/20240101.npy"));
+        assert_eq!(shape, [2, 24]);
         assert_eq!(cls[0], 11.0);
         assert_eq!(cls[5], 16.0);
         assert_eq!(cls.iter().filter(|v| v.is_nan()).count(), 48 - 4);
@@ -332,11 +333,12 @@ mod tests {
             cls[24..24 + 23].iter().all(|v| v.is_nan()),
             "never before the first value"
         );
-        let raw = fs::read(dir.path().join("1h/oi_ts/20240101.npy")).unwrap();
-        let times: Vec<i64> = raw[128..]
-            .chunks(8)
-            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-            .collect();
+        let NpyData::I64(times) = read_npy(&dir.path().join("1h/oi_ts/20240101.npy"))
+            .unwrap()
+            .data
+        else {
+            panic!("oi_ts is int64")
+        };
         assert_eq!(times[0], d + 1);
         assert_eq!(times[2], 0, "timestamps are never filled");
     }

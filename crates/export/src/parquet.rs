@@ -1,6 +1,7 @@
-//! The Parquet export writer (the only Arrow/Parquet user in the workspace). Schema:
+//! The Parquet export writer (the only Parquet user in the workspace). Schema:
 //! `symbol` Dictionary(Int32, Utf8), `timestamp` Timestamp(Millisecond, "UTC"), then one
-//! column per feature (Float64, nullable, null where the value is NaN; `tnum` Int64), then
+//! column per feature (Float64, nullable, null where the value is NaN; `tnum` Int64), built
+//! with `marketdb_store::arrow` so it is the schema of `KlineFrame::to_record_batch`, then
 //! one Int64 `{metric}_ts` column per metric feature (0 = no value). Compression per
 //! [`ParquetCompression`] (LZ4 as `LZ4_RAW`), row groups of [`ROW_GROUP_ROWS`] rows,
 //! key-value metadata `marketdb.freq`, `marketdb.source_freq`, `marketdb.start`,
@@ -9,12 +10,10 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use arrow_array::{
-    ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampMillisecondArray, types::Int32Type,
-};
-use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_array::{ArrayRef, Int64Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use marketdb_model::time::format_rfc3339;
+use marketdb_store::arrow;
 use parquet::{
     arrow::ArrowWriter,
     basic::{Compression, GzipLevel, ZstdLevel},
@@ -24,7 +23,7 @@ use parquet::{
 use serde::Serialize;
 
 use crate::{
-    Column, Error, ParquetCompression, Result,
+    Error, ParquetCompression, Result,
     atomic::{AtomicFile, Dest},
     manifest::CONTRACT_VERSION,
     numpy::ts_name,
@@ -52,27 +51,10 @@ pub struct ParquetReport {
     pub compression: ParquetCompression,
 }
 
-/// The Arrow schema of an export.
+/// The Arrow schema of an export: the store's frame schema (`symbol`, `timestamp`, the
+/// features), so a `KlineFrame::to_record_batch` and an export agree, then the metric times.
 pub(crate) fn schema(plan: &Plan) -> SchemaRef {
-    let mut fields = vec![
-        Field::new(
-            "symbol",
-            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
-            false,
-        ),
-        Field::new(
-            "timestamp",
-            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-            false,
-        ),
-    ];
-    for f in &plan.features {
-        fields.push(if f.is_integer() {
-            Field::new(f.short(), DataType::Int64, false)
-        } else {
-            Field::new(f.short(), DataType::Float64, true)
-        });
-    }
+    let mut fields = arrow::kline_fields(&plan.features);
     for m in &plan.metrics {
         fields.push(Field::new(ts_name(*m), DataType::Int64, false));
     }
@@ -155,29 +137,12 @@ impl ParquetWriter {
     }
 
     fn batch(&self, t: Table) -> Result<RecordBatch> {
-        let mut keys = Vec::with_capacity(t.len());
-        for (i, (_, rows)) in t.symbols.iter().enumerate() {
-            keys.extend(std::iter::repeat_n(i as i32, rows.len()));
-        }
-        let values = StringArray::from_iter_values(t.symbols.iter().map(|(s, _)| s.as_str()));
-        let symbol =
-            DictionaryArray::<Int32Type>::try_new(Int32Array::from(keys), Arc::new(values))
-                .map_err(|e| self.arrow(e))?;
+        let symbol = arrow::symbol_array(&t.symbols).map_err(|e| self.arrow(e))?;
         let mut cols: Vec<ArrayRef> = vec![
             Arc::new(symbol),
-            Arc::new(TimestampMillisecondArray::from(t.timestamp).with_timezone("UTC")),
+            Arc::new(arrow::timestamp_array(t.timestamp)),
         ];
-        for c in t.columns {
-            cols.push(match c {
-                Column::F64(v) if !v.iter().any(|x| x.is_nan()) => Arc::new(Float64Array::from(v)),
-                Column::F64(v) => Arc::new(
-                    v.into_iter()
-                        .map(|x| (!x.is_nan()).then_some(x))
-                        .collect::<Float64Array>(),
-                ),
-                Column::I64(v) => Arc::new(Int64Array::from(v)),
-            });
-        }
+        cols.extend(t.columns.into_iter().map(arrow::column_array));
         for ts in t.metric_ts {
             cols.push(Arc::new(Int64Array::from(ts)));
         }

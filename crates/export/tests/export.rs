@@ -24,7 +24,8 @@ use std::{
 };
 
 use marketdb_export::{
-    AsyncDataExporter, Error, ExportProgress, ExportRequest, FillPolicy, ParquetCompression,
+    AsyncDataExporter, Error, ExportProgress, ExportRequest, FillPolicy, NumpyExport,
+    ParquetCompression,
 };
 use marketdb_model::time::{DAY_MS, parse_ymd};
 use marketdb_model::{
@@ -549,6 +550,19 @@ async fn numpy_exports_match_the_store() {
             c.name
         );
         assert_eq!(report.bars as usize, bars.len(), "{}", c.name);
+        // The reader accepts every case and agrees with the report on K and T.
+        let back = NumpyExport::open(&c.dir).unwrap();
+        let out_freq = c.req.target_freq.unwrap_or(c.req.freq);
+        assert_eq!(
+            back.verify_checksums().unwrap(),
+            report.days.len() * (features.len() + 3),
+            "{}",
+            c.name
+        );
+        for d in &report.days {
+            assert_eq!(back.symbols(out_freq, &d.date).unwrap().len(), d.k);
+            assert_eq!(back.timestamps(out_freq, &d.date).unwrap().len(), d.t);
+        }
         inputs.push(case_json(c, bars, &report.days));
     }
 
@@ -628,62 +642,245 @@ async fn numpy_exports_match_the_store() {
     assert_eq!(res["empty"]["status"], "no_data");
 }
 
-/// A float64 `.npy` file: its shape and values (version 1.0 to 3.0 headers).
-fn read_npy_f64(path: &Path) -> (Vec<usize>, Vec<f64>) {
-    let b = fs::read(path).unwrap();
-    assert_eq!(&b[..6], b"\x93NUMPY", "{}", path.display());
-    let (len, start) = match b[6] {
-        1 => (usize::from(u16::from_le_bytes([b[8], b[9]])), 10),
-        _ => (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12),
-    };
-    let header = std::str::from_utf8(&b[start..start + len]).unwrap();
-    assert!(header.contains("'<f8'"), "{header}");
-    let shape = header.split('(').nth(1).unwrap().split(')').next().unwrap();
-    let shape = shape
-        .split(',')
-        .filter(|d| !d.trim().is_empty())
-        .map(|d| d.trim().parse().unwrap())
-        .collect();
-    let values = b[start + len..]
-        .chunks_exact(8)
-        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    (shape, values)
-}
-
-/// The Rust half of the ffill check (runs without Python): in the `ffill` case (hourly
-/// close, vwap and trade counts of AAA, BBB, CCC over Jan 1..2), BBB's Jan 2 row starts
-/// with six NaN (its bars before 06:00 are missing and Jan 1's 11:00 value must not leak
-/// into the next day), and its missing 10:00 and 11:00 take Jan 2 09:00's stored value.
+/// The Rust half of the ffill check (runs without Python), read back through
+/// `NumpyExport`: in the `ffill` case (hourly close, vwap and trade counts of AAA, BBB, CCC
+/// over Jan 1..2), BBB's Jan 2 row starts with six NaN (its bars before 06:00 are missing
+/// and Jan 1's 11:00 value must not leak into the next day), and its missing 10:00 and
+/// 11:00 take Jan 2 09:00's stored value.
 fn check_ffill_does_not_cross_days(dir: &Path) {
-    let symbols: Vec<String> =
-        serde_json::from_slice(&fs::read(dir.join("1h/symbols/20240102.json")).unwrap()).unwrap();
-    assert_eq!(symbols, strings(&["AAAUSDT", "BBBUSDT", "CCCUSDT"]));
+    let ex = NumpyExport::open(dir).unwrap();
+    assert_eq!(
+        ex.symbols(Freq::H1, "20240102").unwrap(),
+        strings(&["AAAUSDT", "BBBUSDT", "CCCUSDT"])
+    );
     let at_nine = kline("BBBUSDT", Freq::H1, day(2) + 9 * H, 1, 33);
     let expected = [
-        ("cls", at_nine.close),
-        ("vwap", at_nine.quote_volume / at_nine.volume),
-        ("tnum", at_nine.trades_count as f64),
+        (Feature::Close, at_nine.close),
+        (Feature::Vwap, at_nine.quote_volume / at_nine.volume),
+        (Feature::TradesCount, at_nine.trades_count as f64),
     ];
     for (feature, nine) in expected {
-        let (shape, m) = read_npy_f64(&dir.join(format!("1h/{feature}/20240102.npy")));
-        assert_eq!(shape, vec![3, 24], "{feature}");
-        let bbb = &m[24..48];
+        let m = ex.matrix(Freq::H1, feature, "20240102").unwrap();
+        assert_eq!((m.rows(), m.cols()), (3, 24), "{feature:?}");
+        let bbb = m.row_f64(1).unwrap();
         for (h, v) in bbb.iter().enumerate().take(6) {
-            assert!(v.is_nan(), "{feature}: BBB Jan 2 {h:02}:00 is {v}, not NaN");
+            assert!(
+                v.is_nan(),
+                "{feature:?}: BBB Jan 2 {h:02}:00 is {v}, not NaN"
+            );
         }
-        assert!(bbb[6..].iter().all(|v| !v.is_nan()), "{feature}: {bbb:?}");
-        assert_eq!(bbb[9], nine, "{feature}: the stored 09:00 value");
-        assert_eq!(&bbb[10..12], &[nine, nine], "{feature}: filled from 09:00");
-        assert_ne!(bbb[12], nine, "{feature}: 12:00 is its own bar");
+        assert!(bbb[6..].iter().all(|v| !v.is_nan()), "{feature:?}: {bbb:?}");
+        assert_eq!(bbb[9], nine, "{feature:?}: the stored 09:00 value");
+        assert_eq!(
+            &bbb[10..12],
+            &[nine, nine],
+            "{feature:?}: filled from 09:00"
+        );
+        assert_ne!(bbb[12], nine, "{feature:?}: 12:00 is its own bar");
         // Jan 1: hours 12..23 are filled from 11:00 of the same day.
-        let (_, m1) = read_npy_f64(&dir.join(format!("1h/{feature}/20240101.npy")));
-        let bbb1 = &m1[24..48];
+        let m1 = ex.matrix(Freq::H1, feature, "20240101").unwrap();
+        let bbb1 = m1.row_f64(1).unwrap();
         assert!(
             bbb1[12..].iter().all(|v| *v == bbb1[11]),
-            "{feature}: {bbb1:?}"
+            "{feature:?}: {bbb1:?}"
         );
     }
+}
+
+/// A bar with every stored field given.
+#[allow(clippy::too_many_arguments)]
+fn bar(
+    symbol: &str,
+    open_time: i64,
+    [open, high, low, close]: [f64; 4],
+    volume: f64,
+    quote_volume: f64,
+    trades_count: i64,
+    taker_buy_volume: f64,
+    taker_buy_quote_volume: f64,
+) -> Kline {
+    Kline {
+        symbol: symbol.to_owned(),
+        open_time,
+        open,
+        high,
+        low,
+        close,
+        volume,
+        close_time: Freq::H1.close_time(open_time),
+        quote_volume,
+        trades_count,
+        taker_buy_volume,
+        taker_buy_quote_volume,
+    }
+}
+
+/// Four hourly bars and four funding rates chosen by hand, exported to NumPy and read back
+/// through `NumpyExport`: every cell of every feature and of `fr_ts` against values worked
+/// out by hand from the inserted data (NaN and 0 everywhere else), then a damaged export.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numpy_export_reads_back_hand_computed_values() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = open_db(tmp.path()).await;
+    let (d1, d2, min) = (day(1), day(2), 60_000);
+    let bars = vec![
+        bar(
+            "AAAUSDT",
+            d1,
+            [100.0, 110.0, 95.0, 105.0],
+            2.0,
+            205.0,
+            7,
+            0.5,
+            51.25,
+        ),
+        bar(
+            "AAAUSDT",
+            d1 + 2 * H,
+            [104.0, 105.0, 90.0, 91.0],
+            4.0,
+            400.0,
+            9,
+            1.0,
+            98.0,
+        ),
+        bar(
+            "BBBUSDT",
+            d1 + H,
+            [10.0, 12.0, 9.0, 11.0],
+            0.0,
+            0.0,
+            0,
+            0.0,
+            0.0,
+        ),
+        bar("AAAUSDT", d2 + 23 * H, [50.0; 4], 1.0, 50.0, 1, 1.0, 50.0),
+    ];
+    db.store_data(bars, Freq::H1).await.unwrap();
+    let rate = |symbol: &str, funding_time: i64, funding_rate: f64| FundingRate {
+        symbol: symbol.into(),
+        funding_time,
+        funding_rate,
+        mark_price: None,
+        index_price: None,
+    };
+    db.store_funding_rate(vec![
+        rate("AAAUSDT", d1 + 30 * min, 0.0001),
+        rate("AAAUSDT", d1 + H, 0.0002),
+        rate("BBBUSDT", d1 + 90 * min, -0.0003),
+        // After BBB's only bar closes: must never show up.
+        rate("BBBUSDT", d1 + 2 * H, 0.0009),
+    ])
+    .await
+    .unwrap();
+
+    let mut features = Feature::DEFAULT_EXPORT.to_vec();
+    features.push(Feature::FundingRate);
+    let mut req = ExportRequest::new(strings(&["AAAUSDT", "BBBUSDT"]), days(1, 2), Freq::H1);
+    req.features = features.clone();
+    let dir = tmp.path().join("out");
+    AsyncDataExporter::new(&db)
+        .export_to_numpy(&req, &dir)
+        .await
+        .unwrap();
+
+    // (day, row, hour) -> opn hgh low cls vol amt tnum tbvol tbamt tsvol tsamt vwap ret fr,
+    // and fr_ts. tsvol = vol - tbvol, tsamt = amt - tbamt, vwap = amt / vol (NaN for
+    // vol = 0), ret = (cls - opn) / opn; fr is the latest rate of the same symbol at or
+    // before the bar's close (AAA's 01:00 rate still holds 47 h later, inside 48 h).
+    let nan = f64::NAN;
+    #[rustfmt::skip]
+    let cells: [(&str, usize, usize, [f64; 14], i64); 4] = [
+        ("20240101", 0, 0, [100.0, 110.0, 95.0, 105.0, 2.0, 205.0, 7.0, 0.5, 51.25, 1.5, 153.75, 102.5, 0.05, 0.0001], d1 + 30 * min),
+        ("20240101", 0, 2, [104.0, 105.0, 90.0, 91.0, 4.0, 400.0, 9.0, 1.0, 98.0, 3.0, 302.0, 100.0, -0.125, 0.0002], d1 + H),
+        ("20240101", 1, 1, [10.0, 12.0, 9.0, 11.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, nan, 0.1, -0.0003], d1 + 90 * min),
+        ("20240102", 0, 23, [50.0, 50.0, 50.0, 50.0, 1.0, 50.0, 1.0, 1.0, 50.0, 0.0, 0.0, 50.0, 0.0, 0.0002], d1 + H),
+    ];
+
+    let ex = NumpyExport::open(&dir).unwrap();
+    assert_eq!(ex.manifest().unwrap().status, "ok");
+    assert_eq!(ex.freqs(), vec![Freq::H1]);
+    assert_eq!(ex.days(Freq::H1).unwrap(), vec!["20240101", "20240102"]);
+    assert_eq!(ex.features(Freq::H1).unwrap(), features.as_slice());
+    assert_eq!(ex.metrics(Freq::H1).unwrap(), &[Feature::FundingRate]);
+    // 14 features, fr_ts, timestamp, symbols .json and .npy, on each of two days.
+    assert_eq!(ex.verify_checksums().unwrap(), 2 * 18);
+    for (date, start, symbols) in [
+        ("20240101", d1, &["AAAUSDT", "BBBUSDT"][..]),
+        ("20240102", d2, &["AAAUSDT"][..]),
+    ] {
+        assert_eq!(ex.symbols(Freq::H1, date).unwrap(), strings(symbols));
+        let hours: Vec<i64> = (0..24).map(|h| start + h * H).collect();
+        assert_eq!(ex.timestamps(Freq::H1, date).unwrap(), hours);
+        let expected = |row: usize, hour: usize| {
+            cells
+                .iter()
+                .find(|c| (c.0, c.1, c.2) == (date, row, hour))
+                .map(|c| (c.3, c.4))
+        };
+        for (fi, f) in features.iter().enumerate() {
+            let m = ex.matrix(Freq::H1, *f, date).unwrap();
+            assert_eq!((m.rows(), m.cols()), (symbols.len(), 24));
+            for row in 0..symbols.len() {
+                for hour in 0..24 {
+                    let got = m.get_f64(row, hour).unwrap();
+                    match expected(row, hour) {
+                        Some((vals, _)) if !vals[fi].is_nan() => {
+                            assert_eq!(got, vals[fi], "{} {date} row {row} {hour:02}:00", f.short())
+                        }
+                        _ => assert!(got.is_nan(), "{} {date} row {row} {hour:02}:00", f.short()),
+                    }
+                }
+            }
+        }
+        let fr_ts = ex
+            .metric_times(Freq::H1, Feature::FundingRate, date)
+            .unwrap();
+        for row in 0..symbols.len() {
+            for hour in 0..24 {
+                let want = expected(row, hour).map_or(0, |(_, ts)| ts);
+                assert_eq!(
+                    fr_ts.get_i64(row, hour),
+                    Some(want),
+                    "fr_ts {date} {row} {hour}"
+                );
+            }
+        }
+    }
+
+    // Damage: a flipped data byte keeps the file readable but fails its checksum; a
+    // truncated file no longer matches the size the manifest lists.
+    let cls = dir.join("1h/cls/20240102.npy");
+    let mut bytes = fs::read(&cls).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    fs::write(&cls, &bytes).unwrap();
+    let e = NumpyExport::open(&dir)
+        .unwrap()
+        .verify_checksums()
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("cls/20240102.npy") && e.to_string().contains("sha-256"),
+        "{e}"
+    );
+    fs::write(&cls, &bytes[..last]).unwrap();
+    let e = NumpyExport::open(&dir).unwrap_err().to_string();
+    assert!(
+        e.contains("cls/20240102.npy") && e.contains("manifest.json says"),
+        "{e}"
+    );
+    // Without the manifest the folder still opens, and the damage shows when read.
+    fs::remove_file(dir.join("manifest.json")).unwrap();
+    let ex = NumpyExport::open(&dir).unwrap();
+    assert!(ex.manifest().is_none());
+    let e = ex
+        .matrix(Freq::H1, Feature::Close, "20240102")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cls/20240102.npy") && e.contains("truncated"),
+        "{e}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

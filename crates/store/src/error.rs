@@ -48,6 +48,15 @@ pub enum Error {
         /// Why it was rejected.
         reason: String,
     },
+    /// A frame could not be converted to an Arrow record batch (`arrow` feature).
+    #[cfg(feature = "arrow")]
+    #[error("cannot convert a kline frame of {rows} rows to an arrow record batch")]
+    Arrow {
+        /// Rows of the frame.
+        rows: usize,
+        #[source]
+        source: arrow_schema::ArrowError,
+    },
     /// The database file holds a schema this version cannot use.
     #[error("unsupported database schema in {path}: {reason}")]
     Schema {

@@ -8,10 +8,16 @@
 //! ([`Resampled`], with the rules in [`BucketAggregator`], which callers can also drive
 //! frame by frame) and bounded streaming scans ([`FrameStream`]).
 //!
+//! Cargo feature `arrow` (off by default, so a store-only user never compiles arrow): the
+//! `arrow` module, with `KlineFrame::to_record_batch` giving an Arrow `RecordBatch` with
+//! the columns, names and types of the Parquet export.
+//!
 //! It does not parse files, download data or export; connection pooling is
 //! `marketdb-pool`'s, and the market vocabulary (intervals, klines, features, time ranges,
 //! validation) is `marketdb-model`'s.
 
+#[cfg(feature = "arrow")]
+pub mod arrow;
 mod bucket;
 mod combined;
 mod completeness;
