@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use marketdb_export::NumpyExport;
 use marketdb_model::time::DAY_MS;
 use marketdb_model::{
     Feature, Freq, FundingRate, Kline, LongShortRatio, OpenInterest, RatioType, TimeRange,
@@ -396,17 +397,6 @@ fn the_blocking_facade_works_wherever_a_thread_may_block() {
     let _ = Error::Closed.to_string();
 }
 
-/// Reads an int64 or float64 `.npy` (little-endian, C order) as raw 8-byte words.
-fn npy_words(path: &std::path::Path) -> Vec<[u8; 8]> {
-    let bytes = std::fs::read(path).unwrap();
-    assert_eq!(&bytes[..6], b"\x93NUMPY");
-    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    bytes[10 + header_len..]
-        .chunks_exact(8)
-        .map(|c| c.try_into().unwrap())
-        .collect()
-}
-
 #[test]
 fn blocking_exports_write_what_was_stored() {
     let dir = tempfile::tempdir().unwrap();
@@ -423,23 +413,24 @@ fn blocking_exports_write_what_was_stored() {
         .export_to_files(&out, "2024-01-01", "2024-01-02", Freq::H1, &[])
         .unwrap();
     assert_eq!(report.days.len(), 2);
+    let export = NumpyExport::open(&out).unwrap();
+    assert_eq!(export.days(Freq::H1).unwrap(), ["20240101", "20240102"]);
     for (d, date) in ["20240101", "20240102"].iter().enumerate() {
-        let times = npy_words(&out.join(format!("1h/timestamp/{date}.npy")));
-        let times: Vec<i64> = times.iter().map(|w| i64::from_le_bytes(*w)).collect();
         let want: Vec<i64> = (0..24)
             .map(|h| T0 + (d as i64 * 24 + h) * 3_600_000)
             .collect();
-        assert_eq!(times, want);
-        // cls is K x T, row-major: AAA then BBB; bar i closes at price + i + 1.
-        let cls: Vec<f64> = npy_words(&out.join(format!("1h/cls/{date}.npy")))
-            .iter()
-            .map(|w| f64::from_le_bytes(*w))
-            .collect();
-        assert_eq!(cls.len(), 48);
+        assert_eq!(export.timestamps(Freq::H1, date).unwrap(), want);
+        assert_eq!(
+            export.symbols(Freq::H1, date).unwrap(),
+            ["AAAUSDT", "BBBUSDT"]
+        );
+        // Bar i closes at price + i + 1.
+        let cls = export.matrix(Freq::H1, Feature::Close, date).unwrap();
+        assert_eq!((cls.rows(), cls.cols()), (2, 24));
         for h in 0..24 {
             let i = (d * 24 + h) as f64;
-            assert_eq!(cls[h], 100.0 + i + 1.0);
-            assert_eq!(cls[24 + h], 200.0 + i + 1.0);
+            assert_eq!(cls.get_f64(0, h), Some(100.0 + i + 1.0));
+            assert_eq!(cls.get_f64(1, h), Some(200.0 + i + 1.0));
         }
     }
     assert!(matches!(
