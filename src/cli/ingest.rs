@@ -1,11 +1,13 @@
 //! `ingest`: loads Binance Vision files. Each file is checked against its `.CHECKSUM` when
 //! one is beside it, parsed on a blocking thread and streamed, in bounded chunks through a
-//! short channel, into one transaction on the writer (parsing and storing overlap, memory
-//! does not follow the file's size). A bad file is reported (file:line, field, reason) and
+//! short channel, into one transaction on the writer. The next few files are parsed while
+//! the writer stores the current one, so parsing and storing overlap across files as well
+//! as within one; the writer takes files in order, so the report keeps the file order, and
+//! memory is bounded by the lookahead times the channel depth, not by the input. A bad file is reported (file:line, field, reason) and
 //! stores nothing, the other files still load, and the exit code is 1 if any file failed
 //! (with `--skip-bad-rows`, also a file whose every line was rejected).
 
-use std::{path::PathBuf, process::ExitCode, sync::mpsc};
+use std::{collections::VecDeque, path::PathBuf, process::ExitCode, sync::mpsc};
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -92,8 +94,21 @@ pub async fn run(g: &Global, a: &IngestArgs) -> Result<ExitCode> {
     let pb = progress::bar(g, files.len() as u64, "ingest");
     let mut results = Vec::new();
     let (mut failed, mut rows_total, mut rejected_total) = (0usize, 0u64, 0u64);
-    for file in files {
-        let outcome = ingest_one(&db, file.clone(), overrides.clone(), mode).await;
+    // The next files are parsed while the writer stores the current one; reports keep
+    // the file order because the writer takes the files in order.
+    let lookahead = lookahead();
+    let mut files = files.into_iter();
+    let mut pending: VecDeque<Pending> = files
+        .by_ref()
+        .take(lookahead)
+        .map(|f| Pending::start(f, &overrides, mode))
+        .collect();
+    while let Some(next) = pending.pop_front() {
+        if let Some(f) = files.next() {
+            pending.push_back(Pending::start(f, &overrides, mode));
+        }
+        let file = next.file.clone();
+        let outcome = next.store(&db).await;
         pb.inc(1);
         let shown = output::path(&file);
         match outcome {
@@ -192,44 +207,65 @@ pub async fn run(g: &Global, a: &IngestArgs) -> Result<ExitCode> {
     })
 }
 
-/// Parses one file on a blocking thread and streams its records into one transaction;
-/// returns rows stored and what the parser read.
-async fn ingest_one(
-    db: &AsyncMarketDB,
+/// How many files are parsed ahead of the writer: enough to keep the other cores busy
+/// while the single writer stores, few enough that memory stays a small multiple of one
+/// file's chunks.
+fn lookahead() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, std::num::NonZeroUsize::get)
+        .clamp(2, 4)
+}
+
+/// A file whose parser runs on a blocking thread, its records waiting in a bounded channel
+/// until the writer takes them.
+struct Pending {
     file: PathBuf,
-    overrides: Overrides,
-    mode: BadRows,
-) -> Result<(usize, FileReport)> {
-    let (tx, rx) = mpsc::sync_channel::<Result<Parsed, ParserFailed>>(PIPELINE_DEPTH);
-    let path = file.clone();
-    let parser = tokio::task::spawn_blocking(move || {
-        let res = marketdb_ingest::parse_file_streaming(
-            &path,
-            &overrides,
-            mode,
-            &Limits::default(),
-            &mut |chunk| {
-                tx.send(Ok(chunk))
-                    .map_err(|_| marketdb_ingest::Error::Stopped { file: path.clone() })
-            },
-            &mut |_| {},
-        );
-        if res.is_err() {
-            // Makes the writer roll back whatever it took from this file.
-            let _ = tx.send(Err(ParserFailed));
+    rx: mpsc::Receiver<Result<Parsed, ParserFailed>>,
+    parser: tokio::task::JoinHandle<marketdb_ingest::Result<FileReport>>,
+}
+
+impl Pending {
+    /// Starts parsing `file`; the parser blocks once [`PIPELINE_DEPTH`] chunks wait.
+    fn start(file: PathBuf, overrides: &Overrides, mode: BadRows) -> Pending {
+        let (tx, rx) = mpsc::sync_channel::<Result<Parsed, ParserFailed>>(PIPELINE_DEPTH);
+        let path = file.clone();
+        let overrides = overrides.clone();
+        let parser = tokio::task::spawn_blocking(move || {
+            let res = marketdb_ingest::parse_file_streaming(
+                &path,
+                &overrides,
+                mode,
+                &Limits::default(),
+                &mut |chunk| {
+                    tx.send(Ok(chunk))
+                        .map_err(|_| marketdb_ingest::Error::Stopped { file: path.clone() })
+                },
+                &mut |_| {},
+            );
+            if res.is_err() {
+                // Makes the writer roll back whatever it took from this file.
+                let _ = tx.send(Err(ParserFailed));
+            }
+            res
+        });
+        Pending { file, rx, parser }
+    }
+
+    /// Streams the file's records into one transaction; returns rows stored and what the
+    /// parser read.
+    async fn store(self, db: &AsyncMarketDB) -> Result<(usize, FileReport)> {
+        let Pending { file, rx, parser } = self;
+        let stored = db.store_records(rx).await;
+        let parsed = parser.await.context("the parser stopped unexpectedly")?;
+        match (parsed, stored) {
+            // The store's own error explains why the parser was stopped.
+            (Err(marketdb_ingest::Error::Stopped { .. }), Err(e)) | (Ok(_), Err(e)) => {
+                Err(anyhow::Error::new(e).context(format!("{}: nothing stored", file.display())))
+            }
+            (Err(e), _) => {
+                Err(anyhow::Error::new(e).context(format!("{}: nothing stored", file.display())))
+            }
+            (Ok(report), Ok(rows)) => Ok((rows, report)),
         }
-        res
-    });
-    let stored = db.store_records(rx).await;
-    let parsed = parser.await.context("the parser stopped unexpectedly")?;
-    match (parsed, stored) {
-        // The store's own error explains why the parser was stopped.
-        (Err(marketdb_ingest::Error::Stopped { .. }), Err(e)) | (Ok(_), Err(e)) => {
-            Err(anyhow::Error::new(e).context(format!("{}: nothing stored", file.display())))
-        }
-        (Err(e), _) => {
-            Err(anyhow::Error::new(e).context(format!("{}: nothing stored", file.display())))
-        }
-        (Ok(report), Ok(rows)) => Ok((rows, report)),
     }
 }
