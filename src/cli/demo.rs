@@ -7,15 +7,18 @@
 //! refuses a database holding any row it did not write unless `--force` is given.
 
 use std::{
+    collections::VecDeque,
+    convert::Infallible,
     path::{Path, PathBuf},
     process::ExitCode,
+    sync::mpsc,
 };
 
 use anyhow::{Result, bail};
 use clap::Args;
 use marketdb::synth::{self, SynthSpec};
 use marketdb_export::{AsyncDataExporter, ExportRequest};
-use marketdb_model::{Feature, Freq, TimeRange, parse_bound};
+use marketdb_model::{Feature, Freq, Records, TimeRange, parse_bound};
 use marketdb_store::AsyncMarketDB;
 use serde_json::json;
 
@@ -47,6 +50,38 @@ pub struct DemoArgs {
     /// Add the synthetic symbols to a database that holds other data
     #[arg(long)]
     pub force: bool,
+}
+
+/// Records per generated chunk handed to the writer.
+const GENERATE_CHUNK_ROWS: usize = 50_000;
+/// Symbols generated ahead of the writer.
+const GENERATE_AHEAD: usize = 2;
+
+/// One symbol's synthetic records, generated on a blocking thread into a bounded channel.
+struct Generator {
+    rx: mpsc::Receiver<Result<Records, Infallible>>,
+    /// Resolves to the number of klines generated (the rest are metric rows).
+    handle: tokio::task::JoinHandle<usize>,
+}
+
+impl Generator {
+    fn start(spec: &SynthSpec, symbol: &str) -> Generator {
+        let (tx, rx) = mpsc::sync_channel(2);
+        let (spec, symbol) = (spec.clone(), symbol.to_owned());
+        let handle = tokio::task::spawn_blocking(move || {
+            let mut klines = 0;
+            for chunk in synth::symbol_chunks(&spec, &symbol, GENERATE_CHUNK_ROWS) {
+                if let Records::Klines { rows, .. } = &chunk {
+                    klines += rows.len();
+                }
+                if tx.send(Ok(chunk)).is_err() {
+                    break; // the writer stopped: its own error is reported
+                }
+            }
+            klines
+        });
+        Generator { rx, handle }
+    }
 }
 
 /// Opens the demo database, refusing one that holds rows demo did not write.
@@ -110,16 +145,23 @@ pub async fn run(g: &Global, a: &DemoArgs) -> Result<ExitCode> {
     let db = open_demo_db(g, &db_path, a.force).await?;
     let pb = progress::bar(g, spec.symbols.len() as u64, "store");
     let (mut bars, mut metrics) = (0usize, 0usize);
-    for symbol in &spec.symbols {
-        bars += db
-            .store_data(synth::klines_for(&spec, symbol), spec.freq)
-            .await?;
-        metrics += db
-            .store_funding_rate(synth::funding_for(&spec, symbol))
-            .await?;
-        let (oi, lsr) = synth::metrics_for(&spec, symbol);
-        metrics += db.store_open_interest(oi).await?;
-        metrics += db.store_long_short_ratio(lsr).await?;
+    // Each symbol is generated on a blocking thread, chunk by chunk, while the writer stores
+    // the symbol before it (one transaction per symbol); memory follows the chunk size and
+    // the lookahead, not --days.
+    let mut symbols = spec.symbols.iter();
+    let mut pending: VecDeque<Generator> = symbols
+        .by_ref()
+        .take(GENERATE_AHEAD)
+        .map(|s| Generator::start(&spec, s))
+        .collect();
+    while let Some(next) = pending.pop_front() {
+        if let Some(s) = symbols.next() {
+            pending.push_back(Generator::start(&spec, s));
+        }
+        let stored = db.store_records(next.rx).await?;
+        let klines = next.handle.await?;
+        bars += klines;
+        metrics += stored - klines;
         pb.inc(1);
     }
     pb.finish_and_clear();

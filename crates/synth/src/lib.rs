@@ -7,7 +7,7 @@
 //! It knows nothing about storage and does no I/O.
 
 use marketdb_model::{
-    Freq, FundingRate, Kline, LongShortRatio, OpenInterest, RatioType, TimeRange,
+    Freq, FundingRate, Kline, LongShortRatio, OpenInterest, RatioType, Records, TimeRange,
 };
 
 /// What to generate.
@@ -81,21 +81,51 @@ fn symbol_seed(seed: u64, symbol: &str) -> u64 {
 
 /// Klines of one symbol over the grid of `spec.range`, valid by construction.
 pub fn klines_for(spec: &SynthSpec, symbol: &str) -> Vec<Kline> {
-    let mut rng = Rng(symbol_seed(spec.seed, symbol));
-    let grid: Vec<i64> = spec
-        .freq
-        .grid(spec.range.start, spec.range.end_exclusive)
-        .collect();
-    let mut price = 10.0 + rng.uniform() * 990.0;
-    let vol_scale = (spec.freq.nominal_ms() as f64 / 60_000.0).sqrt() * 0.001;
-    let (dp, tick) = if price > 100.0 {
-        (2, 0.01)
-    } else {
-        (4, 0.0001)
-    };
-    let mut out = Vec::with_capacity(grid.len());
-    for open_time in grid {
-        let open = round_dp(price, dp).max(tick);
+    KlineWalk::new(spec, symbol).collect()
+}
+
+/// The random walk behind [`klines_for`], one bar at a time (memory does not follow the
+/// range).
+struct KlineWalk {
+    rng: Rng,
+    symbol: String,
+    freq: Freq,
+    grid: Box<dyn Iterator<Item = i64> + Send>,
+    price: f64,
+    vol_scale: f64,
+    dp: i32,
+    tick: f64,
+}
+
+impl KlineWalk {
+    fn new(spec: &SynthSpec, symbol: &str) -> KlineWalk {
+        let mut rng = Rng(symbol_seed(spec.seed, symbol));
+        let price = 10.0 + rng.uniform() * 990.0;
+        let (dp, tick) = if price > 100.0 {
+            (2, 0.01)
+        } else {
+            (4, 0.0001)
+        };
+        KlineWalk {
+            rng,
+            symbol: symbol.to_owned(),
+            freq: spec.freq,
+            grid: Box::new(spec.freq.grid(spec.range.start, spec.range.end_exclusive)),
+            price,
+            vol_scale: (spec.freq.nominal_ms() as f64 / 60_000.0).sqrt() * 0.001,
+            dp,
+            tick,
+        }
+    }
+}
+
+impl Iterator for KlineWalk {
+    type Item = Kline;
+
+    fn next(&mut self) -> Option<Kline> {
+        let open_time = self.grid.next()?;
+        let (rng, dp, tick, vol_scale) = (&mut self.rng, self.dp, self.tick, self.vol_scale);
+        let open = round_dp(self.price, dp).max(tick);
         let close = round_dp(open * (vol_scale * rng.normal()).exp(), dp).max(tick);
         let high =
             round_dp(open.max(close) * (1.0 + vol_scale * rng.uniform()), dp).max(open.max(close));
@@ -107,73 +137,123 @@ pub fn klines_for(spec: &SynthSpec, symbol: &str) -> Vec<Kline> {
         let buy_share = rng.uniform();
         let taker_buy_volume = round_dp(volume * buy_share, 3).min(volume);
         let taker_buy_quote_volume = round_dp(quote_volume * buy_share, 4).min(quote_volume);
-        out.push(Kline {
-            symbol: symbol.to_owned(),
+        self.price = close;
+        Some(Kline {
+            symbol: self.symbol.clone(),
             open_time,
             open,
             high,
             low,
             close,
             volume,
-            close_time: spec.freq.close_time(open_time),
+            close_time: self.freq.close_time(open_time),
             quote_volume,
             trades_count: (volume * 7.0).round() as i64 + 1,
             taker_buy_volume,
             taker_buy_quote_volume,
-        });
-        price = close;
+        })
     }
-    out
 }
 
 /// Funding events at 00:00, 08:00 and 16:00 UTC inside the range.
 pub fn funding_for(spec: &SynthSpec, symbol: &str) -> Vec<FundingRate> {
+    funding_walk(spec, symbol).collect()
+}
+
+fn funding_walk(spec: &SynthSpec, symbol: &str) -> impl Iterator<Item = FundingRate> + use<> {
     let mut rng = Rng(symbol_seed(spec.seed ^ 0xF, symbol));
+    let symbol = symbol.to_owned();
     Freq::H8
         .grid(spec.range.start, spec.range.end_exclusive)
-        .map(|t| FundingRate {
-            symbol: symbol.to_owned(),
+        .map(move |t| FundingRate {
+            symbol: symbol.clone(),
             funding_time: t,
             funding_rate: round_dp(0.0001 + 0.0002 * rng.normal(), 8),
             mark_price: None,
             index_price: None,
         })
-        .collect()
 }
 
 /// Open interest and the four long/short ratios every 5 minutes inside the range.
 pub fn metrics_for(spec: &SynthSpec, symbol: &str) -> (Vec<OpenInterest>, Vec<LongShortRatio>) {
-    let mut rng = Rng(symbol_seed(spec.seed ^ 0x5, symbol));
-    let grid: Vec<i64> = Freq::M5
-        .grid(spec.range.start, spec.range.end_exclusive)
-        .collect();
-    let mut oi = Vec::with_capacity(grid.len());
-    let mut lsr = Vec::with_capacity(grid.len() * 4);
-    let mut level = 1e5 + rng.uniform() * 1e6;
-    for t in grid {
-        level = (level * (0.002 * rng.normal()).exp()).max(1.0);
-        oi.push(OpenInterest {
-            symbol: symbol.to_owned(),
-            time: t,
-            interval: Freq::M5,
-            open_interest: round_dp(level, 3),
-            open_interest_value: Some(round_dp(level * 50.0, 2)),
-        });
-        for ratio_type in RatioType::ALL {
-            let r = round_dp((0.2 * rng.normal()).exp(), 6);
-            let accounts = ratio_type != RatioType::TakerVol;
-            lsr.push(LongShortRatio {
-                symbol: symbol.to_owned(),
-                timestamp: t,
-                period: Freq::M5,
-                ratio_type,
-                long_short_ratio: r,
-                long_account: accounts.then(|| r / (r + 1.0)),
-                short_account: accounts.then(|| 1.0 / (r + 1.0)),
-            });
-        }
+    let (mut oi, mut lsr) = (Vec::new(), Vec::new());
+    for (o, ratios) in metric_walk(spec, symbol) {
+        oi.push(o);
+        lsr.extend(ratios);
     }
     (oi, lsr)
+}
+
+/// One 5-minute step of [`metrics_for`] at a time.
+fn metric_walk(
+    spec: &SynthSpec,
+    symbol: &str,
+) -> impl Iterator<Item = (OpenInterest, [LongShortRatio; 4])> + use<> {
+    let mut rng = Rng(symbol_seed(spec.seed ^ 0x5, symbol));
+    let symbol = symbol.to_owned();
+    let mut level = 1e5 + rng.uniform() * 1e6;
+    Freq::M5
+        .grid(spec.range.start, spec.range.end_exclusive)
+        .map(move |t| {
+            level = (level * (0.002 * rng.normal()).exp()).max(1.0);
+            let oi = OpenInterest {
+                symbol: symbol.clone(),
+                time: t,
+                interval: Freq::M5,
+                open_interest: round_dp(level, 3),
+                open_interest_value: Some(round_dp(level * 50.0, 2)),
+            };
+            let ratios = RatioType::ALL.map(|ratio_type| {
+                let r = round_dp((0.2 * rng.normal()).exp(), 6);
+                let accounts = ratio_type != RatioType::TakerVol;
+                LongShortRatio {
+                    symbol: symbol.clone(),
+                    timestamp: t,
+                    period: Freq::M5,
+                    ratio_type,
+                    long_short_ratio: r,
+                    long_account: accounts.then(|| r / (r + 1.0)),
+                    short_account: accounts.then(|| 1.0 / (r + 1.0)),
+                }
+            });
+            (oi, ratios)
+        })
+}
+
+/// Everything of one symbol (klines, funding, open interest and long/short ratios) in
+/// chunks of at most `chunk_rows` records, the same values as [`klines_for`],
+/// [`funding_for`] and [`metrics_for`], generated as they are taken: memory follows
+/// `chunk_rows`, not the range.
+pub fn symbol_chunks(
+    spec: &SynthSpec,
+    symbol: &str,
+    chunk_rows: usize,
+) -> impl Iterator<Item = Records> + Send + use<> {
+    let chunk = chunk_rows.max(5);
+    let freq = spec.freq;
+    let mut klines = KlineWalk::new(spec, symbol);
+    let mut funding = funding_walk(spec, symbol);
+    let mut metrics = metric_walk(spec, symbol);
+    std::iter::from_fn(move || {
+        let rows: Vec<Kline> = klines.by_ref().take(chunk).collect();
+        if !rows.is_empty() {
+            return Some(Records::Klines { freq, rows });
+        }
+        let rows: Vec<FundingRate> = funding.by_ref().take(chunk).collect();
+        if !rows.is_empty() {
+            return Some(Records::Funding(rows));
+        }
+        // One open-interest row and four ratios per step.
+        let (mut open_interest, mut long_short_ratio) = (Vec::new(), Vec::new());
+        for (o, ratios) in metrics.by_ref().take(chunk / 5) {
+            open_interest.push(o);
+            long_short_ratio.extend(ratios);
+        }
+        (!open_interest.is_empty()).then_some(Records::Metrics {
+            open_interest,
+            long_short_ratio,
+        })
+    })
 }
 
 #[cfg(test)]
@@ -219,6 +299,39 @@ mod tests {
         let (oi, lsr) = metrics_for(&s, "SYN000USDT");
         assert_eq!(oi.len(), 288);
         assert_eq!(lsr.len(), 288 * 4);
+    }
+
+    #[test]
+    fn chunks_hold_the_same_records_as_the_whole_vectors() {
+        let mut s = spec(3);
+        s.range = TimeRange::parse("2024-01-01", "2024-01-03").unwrap();
+        let sym = "SYN001USDT";
+        let (mut k, mut f, mut oi, mut lsr) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut sizes = Vec::new();
+        for chunk in symbol_chunks(&s, sym, 1000) {
+            sizes.push(chunk.len());
+            match chunk {
+                Records::Klines { freq, rows } => {
+                    assert_eq!(freq, Freq::M1);
+                    k.extend(rows);
+                }
+                Records::Funding(rows) => f.extend(rows),
+                Records::Metrics {
+                    open_interest,
+                    long_short_ratio,
+                } => {
+                    oi.extend(open_interest);
+                    lsr.extend(long_short_ratio);
+                }
+            }
+        }
+        assert!(sizes.iter().all(|&n| n <= 1000), "{sizes:?}");
+        assert_eq!(k.len(), 3 * 1440);
+        assert_eq!(k, klines_for(&s, sym));
+        assert_eq!(f, funding_for(&s, sym));
+        let (whole_oi, whole_lsr) = metrics_for(&s, sym);
+        assert_eq!(oi, whole_oi);
+        assert_eq!(lsr, whole_lsr);
     }
 
     #[test]
