@@ -222,10 +222,23 @@ pub(crate) fn insert_klines(
             stmt.raw_execute()?;
         }
     }
-    let mut single = conn.prepare_cached(&insert_sql(tables, freq, 1))?;
-    for k in rows {
-        bind(&mut single, 1, k, close)?;
-        single.raw_execute()?;
+    // The rest (a daily 1m file leaves 440) in statements of descending powers of two:
+    // at most one statement per size, and few sizes in the statement cache, where single
+    // rows cost a statement execution each.
+    let mut left = total - full * per_stmt;
+    let mut size = per_stmt.next_power_of_two() / 2;
+    while left > 0 {
+        size = size.max(1);
+        if left >= size {
+            let mut stmt = conn.prepare_cached(&insert_sql(tables, freq, size))?;
+            let mut idx = 1;
+            for k in rows.by_ref().take(size) {
+                idx = bind(&mut stmt, idx, k, close)?;
+            }
+            stmt.raw_execute()?;
+            left -= size;
+        }
+        size /= 2;
     }
     Ok(total)
 }
@@ -337,5 +350,36 @@ mod tests {
             assert_eq!((n, tsv), (12, 72.0));
         }
         assert_eq!(KlineInput::from(vec![k("X", 0)]).symbol_summary(), "X");
+    }
+
+    #[test]
+    fn every_split_of_a_remainder_stores_each_row_once() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(&crate::schema::Layout::WithoutRowid.ddl())
+            .unwrap();
+        for total in [0usize, 1, 2, 3, 439, 440, 441, 1000, 1023, 1440, 2047, 3001] {
+            for batch in [1usize, 2, 3, 7, 512, 1000, 2000, 9999] {
+                conn.execute("DELETE FROM market_data", []).unwrap();
+                let input =
+                    KlineInput::Flat((0..total as i64).map(|i| k("AAA", i * 60_000)).collect());
+                assert_eq!(
+                    insert_klines(&conn, &Tables::V19, &input, Freq::M1, batch).unwrap(),
+                    total
+                );
+                let (n, minutes): (i64, Option<i64>) = conn
+                    .query_row(
+                        "SELECT COUNT(*), SUM(timestamp / 60000) FROM market_data",
+                        [],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .unwrap();
+                let t = total as i64;
+                assert_eq!(
+                    (n, minutes.unwrap_or(0)),
+                    (t, t * (t - 1).max(0) / 2),
+                    "{total} rows in statements of {batch}"
+                );
+            }
+        }
     }
 }
