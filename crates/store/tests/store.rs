@@ -1315,6 +1315,23 @@ async fn scans_deliver_every_row_once_in_bounded_frames() {
     assert_eq!(early.next().await.unwrap().unwrap().len(), 10);
     drop(early);
     assert_eq!(db.count("S00USDT", Freq::M1, None).await.unwrap(), 10_000);
+
+    // Scans read with a small page cache; every reader has the configured one back.
+    let configured = db.pool().config().pragmas.cache_size;
+    let guards = all_readers(&db).await;
+    for g in &guards {
+        let size: i64 = g.query_row("PRAGMA cache_size", [], |r| r.get(0)).unwrap();
+        assert_eq!(size, configured);
+    }
+}
+
+/// Holds every reader of the pool at once (so each one is inspected).
+async fn all_readers(db: &AsyncMarketDB) -> Vec<marketdb_pool::ReadGuard> {
+    let mut guards = Vec::new();
+    for _ in 0..db.pool().config().readers {
+        guards.push(db.pool().read_guard().await.unwrap());
+    }
+    guards
 }
 
 #[test]
@@ -1675,7 +1692,10 @@ async fn a_committed_store_is_a_success_even_when_its_checkpoint_fails() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = StoreConfig::new(dir.path().join("market.db"));
     config.pool.backend = marketdb_store::Backend::Builtin;
-    config.pool.acquire_timeout = std::time::Duration::from_millis(300);
+    // The blocker below queues behind the store, so the timeout must outlast a store of
+    // 100,001 rows in a debug build on a busy machine (300 ms did not); the blocker holds
+    // the writer longer than the timeout.
+    config.pool.acquire_timeout = std::time::Duration::from_secs(3);
     let db = AsyncMarketDB::open_with(config).await.unwrap();
     let n_rows = marketdb_store::CHECKPOINT_AFTER_ROWS as i64 + 1;
     let rows: Vec<Kline> = (0..n_rows)
@@ -1695,7 +1715,7 @@ async fn a_committed_store_is_a_success_even_when_its_checkpoint_fails() {
         let pool = db.pool().clone();
         tokio::spawn(async move {
             let guard = pool.write_guard().await.unwrap();
-            tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(4000)).await;
             drop(guard);
         })
     };
