@@ -5,6 +5,7 @@
 //! dependencies on purpose: std and anyhow.
 
 mod compat;
+mod pyvenv;
 mod tidy;
 #[cfg(unix)]
 mod torture;
