@@ -43,7 +43,8 @@ const USAGE: &str =
               of 1m, W2 = 100 symbols x 7 days, W3 = 200 symbols x 30 days (8.64M bars,
               minutes and several GB of disk); all = w1,w2 (W3 only when named: all+w3)
   --python    also measure the Python original (cryptoservice 1.9.0) on the same files, for
-              the run's workloads in LIST (default w1,w2: on W3 it takes hours)
+              the run's workloads in LIST (default w1,w2: on W3 it would take most
+              of an hour and about 9 GB of memory)
   --out       where report.md, report.json and the scratch folder go (default target/bench)
   --reps      repetitions per operation, median reported (default 5 for W1, 1 for W2 and
               W3; Python at most 3)";
@@ -143,6 +144,12 @@ fn run() -> Result<()> {
     let tmp = args.out.join("tmp");
     let marketdb = cli::find_marketdb();
     let python = if args.python.is_empty() {
+        if let Some(arg) = &args.python_arg {
+            eprintln!(
+                "warning: {arg} names none of the run's workloads (Python on W3 is \
+                 --python=w3): the Python original is not measured"
+            );
+        }
         None
     } else {
         Some(python::Python::locate()?)

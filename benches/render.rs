@@ -155,10 +155,11 @@ fn title(w: &WorkloadReport) -> String {
     )
 }
 
-const GROWTH_HEADERS: [&str; 6] = [
+const GROWTH_HEADERS: [&str; 7] = [
     "operation",
     "W2 anon MiB",
     "W3 anon MiB",
+    "W3 - W2 MiB",
     "W3/W2",
     "target",
     "result",
@@ -166,11 +167,14 @@ const GROWTH_HEADERS: [&str; 6] = [
 
 const GROWTH_TITLE: &str = "Anonymous peak, W3 over W2 (flat in data size)";
 
-fn growth_cells(g: &Growth) -> [String; 6] {
+/// The difference is shown beside the ratio: an operation whose W2 figure is a few MiB
+/// gets a large ratio from a small, fixed growth.
+fn growth_cells(g: &Growth) -> [String; 7] {
     [
         g.op.to_owned(),
         format!("{:.0}", g.small_mib),
         format!("{:.0}", g.big_mib),
+        format!("{:+.0}", g.big_mib - g.small_mib),
         format!("{:.2}x", g.ratio),
         format!("<= {ANON_GROWTH_LIMIT}x"),
         if g.met() { "met" } else { "MISSED" }.to_owned(),
@@ -229,10 +233,10 @@ pub fn text_table(w: &WorkloadReport) -> String {
 /// The W3-over-W2 table for the terminal, when both ran.
 pub fn text_growth(reports: &[WorkloadReport]) -> Option<String> {
     let g = anon_growth(reports)?;
-    let rows: Vec<[String; 6]> = g.iter().map(growth_cells).collect();
+    let rows: Vec<[String; 7]> = g.iter().map(growth_cells).collect();
     Some(format!(
         "{GROWTH_TITLE}\n{}",
-        aligned(GROWTH_HEADERS, &rows, 1..=3)
+        aligned(GROWTH_HEADERS, &rows, 1..=4)
     ))
 }
 
@@ -297,7 +301,7 @@ pub fn markdown(machine: &Machine, command: &str, reports: &[WorkloadReport]) ->
         }
     }
     if let Some(g) = anon_growth(reports) {
-        let rows: Vec<[String; 6]> = g.iter().map(growth_cells).collect();
+        let rows: Vec<[String; 7]> = g.iter().map(growth_cells).collect();
         out.push_str(&format!(
             "\n## {GROWTH_TITLE}\n\n{}",
             md_table(GROWTH_HEADERS, &rows)
