@@ -47,7 +47,7 @@ const USAGE: &str =
               of an hour and about 9 GB of memory)
   --out       where report.md, report.json and the scratch folder go (default target/bench)
   --reps      repetitions per operation, median reported (default 5 for W1, 1 for W2 and
-              W3; Python at most 3)";
+              W3; the Python store at most 3, its read and export 1)";
 
 #[derive(Debug)]
 struct Args {
