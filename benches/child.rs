@@ -76,21 +76,27 @@ pub fn run(job: &Job) -> Result<(Timed, Mem)> {
     if !out.status.success() {
         bail!("the child for {} failed ({})", job.op, out.status);
     }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
+    parse_result(&String::from_utf8_lossy(&out.stdout))
+        .with_context(|| format!("the child for {}", job.op))
+}
+
+/// Reads the result line of a measured process (the last line of `stdout` that starts with
+/// `{`): `rows`, `secs`, `detail` and the `mem` object. The Python side prints the same
+/// shape (`scripts/bench_python.py`).
+pub fn parse_result(stdout: &str) -> Result<(Timed, Mem)> {
+    let line = stdout
         .lines()
         .rev()
         .find(|l| l.starts_with('{'))
-        .with_context(|| format!("the child for {} printed no result", job.op))?;
-    let v: Value = serde_json::from_str(line)
-        .with_context(|| format!("the child for {} printed {line:?}", job.op))?;
+        .context("printed no result line")?;
+    let v: Value = serde_json::from_str(line).with_context(|| format!("printed {line:?}"))?;
     let num = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64).unwrap_or(0.0);
     let m = v.get("mem").cloned().unwrap_or(Value::Null);
-    let timed = Timed::new(
-        v.get("rows").and_then(Value::as_u64).unwrap_or(0),
-        num(&v, "secs"),
-    )
-    .with_detail(
+    let rows = v
+        .get("rows")
+        .and_then(Value::as_u64)
+        .with_context(|| format!("no row count in {line:?}"))?;
+    let timed = Timed::new(rows, num(&v, "secs")).with_detail(
         v.get("detail")
             .and_then(Value::as_str)
             .unwrap_or_default()
@@ -161,6 +167,9 @@ pub fn serve(args: &[String]) -> Result<()> {
         "read_floor" => floor::read(&db),
         "read_api" => rt.block_on(ops::read(&db, range, want, Mmap::Default)),
         "read_api_mmap_off" => rt.block_on(ops::read(&db, range, want, Mmap::Off)),
+        "summary_api" => rt.block_on(ops::summary(&db, want)),
+        "check_api" => rt.block_on(ops::check(&db, range, want)),
+        "resample_api" => rt.block_on(ops::resample(&db, range, want)),
         "scan_api" => rt.block_on(ops::scan_days(&db, range, want, Mmap::Default)),
         "scan_api_mmap_off" => rt.block_on(ops::scan_days(&db, range, want, Mmap::Off)),
         "numpy_floor" => floor::numpy(&db, &spec.symbols, range, &path()?),
@@ -187,4 +196,26 @@ pub fn serve(args: &[String]) -> Result<()> {
     });
     println!("{line}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_lines() {
+        let out = "log line\n{\"rows\": 72000, \"secs\": 1.5, \"detail\": \"x\", \"mem\": \
+                   {\"base_mib\": 60.0, \"peak_mib\": 120.5, \"anon_peak_mib\": 100.0, \
+                   \"file_peak_mib\": 20.0, \"reset\": true, \"cpu_secs\": 1.4}}\n";
+        let (t, m) = parse_result(out).unwrap();
+        assert_eq!((t.rows, t.secs, t.detail.as_str()), (72_000, 1.5, "x"));
+        assert_eq!(
+            (m.peak_mib, m.anon_peak_mib, m.file_peak_mib),
+            (120.5, 100.0, 20.0)
+        );
+        assert!(m.reset);
+        assert!(parse_result("no json here\n").is_err());
+        assert!(parse_result("{\"secs\": 1.0}").is_err());
+        assert!(parse_result("{not json").is_err());
+    }
 }

@@ -154,6 +154,17 @@ pub fn read(path: &Path) -> Result<Timed> {
     Ok(Timed::new(n, secs).with_detail(detail))
 }
 
+/// Bars stored at 1m (untimed: to check what a subprocess wrote).
+pub fn count_rows(path: &Path) -> Result<u64> {
+    let conn = open(path)?;
+    let n: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM market_data WHERE freq = '1m'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(n.max(0) as u64)
+}
+
 /// SQLite's plan of the floor's read (to show it needs no sort).
 pub fn read_plan(path: &Path) -> Result<String> {
     let conn = open(path)?;

@@ -1,8 +1,10 @@
 //! The operations measured through marketdb's public async API, each on a freshly opened
 //! [`AsyncMarketDB`] (opening and closing are not timed): `store_data` one call per symbol,
-//! `read_data` of everything, a day-chunked `scan`, the NumPy, CSV and Parquet exports with
-//! default options, and an ingest that does what `marketdb ingest` does for each Binance
-//! Vision file (`parse_file` on a blocking thread, then `store_data`, then one checkpoint).
+//! `read_data` of everything, a day-chunked `scan`, the data summary, a completeness check
+//! and a 1m -> 1h resample of every symbol over the whole range, the NumPy, CSV and Parquet
+//! exports with default options, and an ingest of the Binance Vision files (`parse_file` on
+//! a blocking thread, then `store_data`, then one checkpoint; the CLI's own ingest is
+//! measured as a subprocess, see `cli.rs`).
 //!
 //! Every operation checks the row count it got against the workload and fails loudly on a
 //! mismatch, so a fast wrong answer is never reported as a result.
@@ -14,7 +16,7 @@ use marketdb::{
     AsyncDataExporter, AsyncMarketDB, Freq, TimeRange,
     export::ExportRequest,
     ingest::{BadRows, Overrides, Parsed, parse_file},
-    store::{ScanChunk, StoreConfig},
+    store::{IncompletePolicy, ScanChunk, StoreConfig},
     synth::SynthSpec,
 };
 
@@ -100,6 +102,57 @@ pub async fn scan_days(path: &Path, range: TimeRange, want: u64, mmap: Mmap) -> 
     db.close().await;
     expect_rows("scan", rows, want)?;
     Ok(Timed::new(rows, secs).with_detail(format!("{frames} frames")))
+}
+
+/// `get_data_summary`: counts and ranges per table and interval.
+pub async fn summary(path: &Path, want: u64) -> Result<Timed> {
+    let db = AsyncMarketDB::open(path).await?;
+    let t = Instant::now();
+    let s = db.get_data_summary().await?;
+    let secs = t.elapsed().as_secs_f64();
+    db.close().await;
+    let m1 = s
+        .market_data
+        .iter()
+        .find(|k| k.freq == Freq::M1.as_str())
+        .context("the summary has no 1m klines")?;
+    expect_rows("summary", m1.record_count, want)?;
+    Ok(Timed::new(m1.record_count, secs).with_detail(format!("{} symbols", m1.unique_symbols)))
+}
+
+/// `check_completeness` of every symbol over the whole range.
+pub async fn check(path: &Path, range: TimeRange, want: u64) -> Result<Timed> {
+    let db = AsyncMarketDB::open(path).await?;
+    let t = Instant::now();
+    let report = db.check_completeness(range, Freq::M1, &[]).await?;
+    let secs = t.elapsed().as_secs_f64();
+    db.close().await;
+    let present: u64 = report.symbols.iter().map(|s| s.present).sum();
+    let expected: u64 = report.symbols.iter().map(|s| s.expected).sum();
+    expect_rows("check_completeness (present)", present, want)?;
+    expect_rows("check_completeness (expected)", expected, want)?;
+    Ok(Timed::new(present, secs).with_detail(format!("{} symbols", report.symbols.len())))
+}
+
+/// `resample` of every symbol from 1m to 1h over the whole range; the rows are the source
+/// bars read (the throughput), the detail the hourly bars made.
+pub async fn resample(path: &Path, range: TimeRange, want: u64) -> Result<Timed> {
+    let db = AsyncMarketDB::open(path).await?;
+    let t = Instant::now();
+    let r = db
+        .resample(range, Freq::M1, Freq::H1, &[], IncompletePolicy::Keep)
+        .await?;
+    let secs = t.elapsed().as_secs_f64();
+    db.close().await;
+    let bars = r.frame.len() as u64;
+    expect_rows("resample (hourly bars)", bars, want / 60)?;
+    if r.incomplete != 0 {
+        bail!(
+            "resample: {} incomplete buckets in complete data",
+            r.incomplete
+        );
+    }
+    Ok(Timed::new(want, secs).with_detail(format!("{bars} hourly bars")))
 }
 
 /// Which export.

@@ -1,15 +1,13 @@
-//! Results and their presentation: [`Timed`] (one run of one operation), [`Measured`] (the
-//! median of its repetitions plus the phase's memory), [`Row`] (an operation with its ratio
-//! to the floor and the spec's target), [`Machine`] (where and when it ran), and the three
-//! renderings: the terminal table, `report.md` and `report.json`.
+//! Results: [`Timed`] (one run of one operation), [`Measured`] (the median of its
+//! repetitions plus the phase's memory), [`Row`] (an operation with its ratios to the floor
+//! and to the Python original, and the spec's targets), [`WorkloadReport`], and
+//! [`anon_growth`], the anonymous peak of each operation at W3 over W2 (the spec's "flat in
+//! data size"). Presentation is `render.rs`.
 //!
 //! Targets are information: a missed one is shown, never turned into an error or an exit
 //! code (benchmarks are not tests).
 
-use std::{fmt, process::Command, time::SystemTime};
-
-use marketdb::model::time::format_rfc3339;
-use serde_json::{Value, json};
+use std::fmt;
 
 use crate::{rss::Mem, workload::Workload};
 
@@ -106,15 +104,43 @@ impl fmt::Display for Target {
     }
 }
 
-/// How an operation compares with a floor operation of the same run.
+/// How an operation compares with another operation of the same run (a floor, or the
+/// Python original's counterpart).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Ratio {
     pub value: f64,
-    /// The floor operation it is compared with.
+    /// The key of the operation it is compared with.
     pub of: &'static str,
     /// `true`: a throughput ratio (higher is better); `false`: a time ratio.
     pub throughput: bool,
     pub target: Option<Target>,
+}
+
+impl Ratio {
+    pub fn met(&self) -> Option<bool> {
+        Some(self.target?.met(self.value))
+    }
+}
+
+/// What a row measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The raw rusqlite floor.
+    Floor,
+    /// marketdb (its API or its command line).
+    Marketdb,
+    /// The Python original.
+    Python,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Floor => "floor",
+            Role::Marketdb => "marketdb",
+            Role::Python => "python",
+        }
+    }
 }
 
 /// One line of the report.
@@ -124,24 +150,46 @@ pub struct Row {
     pub key: &'static str,
     /// Human name.
     pub op: &'static str,
+    pub role: Role,
     pub m: Measured,
+    /// Against the floor.
     pub ratio: Option<Ratio>,
+    /// Against the Python original (always a throughput ratio: how many times faster).
+    pub python: Option<Ratio>,
     /// The spec's peak-RSS limit for this operation, if it has one.
     pub rss_limit_mib: Option<f64>,
+    /// The spec's limit on the seconds of this operation, if it has one.
+    pub secs_limit: Option<f64>,
 }
 
 impl Row {
-    pub fn floor(key: &'static str, op: &'static str, m: Measured) -> Row {
+    fn new(key: &'static str, op: &'static str, role: Role, m: Measured) -> Row {
         Row {
             key,
             op,
+            role,
             m,
             ratio: None,
+            python: None,
             rss_limit_mib: None,
+            secs_limit: None,
         }
     }
 
-    /// An API operation compared with `floor` by throughput (`throughput`) or by time.
+    pub fn floor(key: &'static str, op: &'static str, m: Measured) -> Row {
+        Row::new(key, op, Role::Floor, m)
+    }
+
+    /// A marketdb operation without a floor to compare with.
+    pub fn marketdb(key: &'static str, op: &'static str, m: Measured) -> Row {
+        Row::new(key, op, Role::Marketdb, m)
+    }
+
+    pub fn python(key: &'static str, op: &'static str, m: Measured) -> Row {
+        Row::new(key, op, Role::Python, m)
+    }
+
+    /// A marketdb operation compared with `floor` by throughput (`throughput`) or by time.
     pub fn versus(
         key: &'static str,
         op: &'static str,
@@ -156,17 +204,25 @@ impl Row {
             safe_div(m.secs, floor.m.secs)
         };
         Row {
-            key,
-            op,
-            m,
             ratio: Some(Ratio {
                 value,
                 of: floor.key,
                 throughput,
                 target,
             }),
-            rss_limit_mib: None,
+            ..Row::new(key, op, Role::Marketdb, m)
         }
+    }
+
+    /// Adds the throughput ratio to the Python original's `py` (when it ran).
+    pub fn with_python(mut self, py: Option<&Row>, target: Option<Target>) -> Row {
+        self.python = py.map(|py| Ratio {
+            value: safe_div(self.m.rows_per_sec(), py.m.rows_per_sec()),
+            of: py.key,
+            throughput: true,
+            target,
+        });
+        self
     }
 
     pub fn with_rss_limit(mut self, limit: Option<f64>) -> Row {
@@ -174,29 +230,54 @@ impl Row {
         self
     }
 
+    pub fn with_secs_limit(mut self, limit: Option<f64>) -> Row {
+        self.secs_limit = limit;
+        self
+    }
+
     pub fn target_met(&self) -> Option<bool> {
-        let r = self.ratio.as_ref()?;
-        Some(r.target?.met(r.value))
+        self.ratio.as_ref()?.met()
+    }
+
+    pub fn python_met(&self) -> Option<bool> {
+        self.python.as_ref()?.met()
     }
 
     pub fn rss_met(&self) -> Option<bool> {
         self.rss_limit_mib.map(|l| self.m.mem.peak_mib < l)
     }
 
-    fn ratio_text(&self) -> String {
-        match &self.ratio {
-            Some(r) => format!("{:.2}x {}", r.value, r.of),
-            None => "floor".to_owned(),
+    pub fn secs_met(&self) -> Option<bool> {
+        self.secs_limit.map(|l| self.m.secs < l)
+    }
+
+    pub fn ratio_text(&self) -> String {
+        match (&self.ratio, self.role) {
+            (Some(r), _) => format!("{:.2}x {}", r.value, r.of),
+            (None, Role::Marketdb) => "-".to_owned(),
+            (None, role) => role.name().to_owned(),
         }
     }
 
-    fn target_text(&self) -> String {
+    pub fn python_text(&self) -> String {
+        self.python
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), |r| format!("{:.1}x", r.value))
+    }
+
+    pub fn target_text(&self) -> String {
         let mut parts = Vec::new();
         if let Some(t) = self.ratio.as_ref().and_then(|r| r.target) {
             parts.push(t.to_string());
         }
+        if let Some(t) = self.python.as_ref().and_then(|r| r.target) {
+            parts.push(format!("python {t}x"));
+        }
         if let Some(l) = self.rss_limit_mib {
             parts.push(format!("RSS < {l:.0} MiB"));
+        }
+        if let Some(l) = self.secs_limit {
+            parts.push(format!("< {l} s"));
         }
         if parts.is_empty() {
             "-".to_owned()
@@ -205,13 +286,20 @@ impl Row {
         }
     }
 
-    fn result_text(&self) -> String {
+    pub fn result_text(&self) -> String {
+        let word = |m: bool| if m { "met" } else { "MISSED" };
         let mut parts = Vec::new();
         if let Some(m) = self.target_met() {
-            parts.push(if m { "met" } else { "MISSED" }.to_owned());
+            parts.push(word(m).to_owned());
+        }
+        if let Some(m) = self.python_met() {
+            parts.push(format!("python {}", word(m)));
         }
         if let Some(m) = self.rss_met() {
-            parts.push(format!("RSS {}", if m { "met" } else { "MISSED" }));
+            parts.push(format!("RSS {}", word(m)));
+        }
+        if let Some(m) = self.secs_met() {
+            parts.push(format!("time {}", word(m)));
         }
         if parts.is_empty() {
             "-".to_owned()
@@ -235,295 +323,49 @@ pub struct WorkloadReport {
     pub notes: Vec<String>,
 }
 
-/// Where and when the benchmark ran.
+/// The spec's bound on an operation's anonymous peak at W3 over its W2 figure.
+pub const ANON_GROWTH_LIMIT: f64 = 1.5;
+
+/// One marketdb operation's anonymous peak in two workloads of the same invocation.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Machine {
-    pub nproc: usize,
-    pub cpu: String,
-    pub mem_total_mib: u64,
-    pub kernel: String,
-    pub date: String,
-    pub git: String,
-    pub rustc: String,
-    pub sqlite: String,
-    pub profile: &'static str,
+pub struct Growth {
+    pub key: &'static str,
+    pub op: &'static str,
+    /// Sampled anonymous peak (MiB) in the smaller workload.
+    pub small_mib: f64,
+    /// ... and in the larger one.
+    pub big_mib: f64,
+    pub ratio: f64,
 }
 
-fn command_line(program: &str, args: &[&str]) -> Option<String> {
-    let out = Command::new(program).args(args).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
-impl Machine {
-    pub fn detect() -> Machine {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let cpu = cpuinfo
-            .lines()
-            .find_map(|l| l.strip_prefix("model name"))
-            .and_then(|l| l.split_once(':'))
-            .map_or_else(|| "unknown".to_owned(), |(_, v)| v.trim().to_owned());
-        let cores = cpuinfo
-            .lines()
-            .filter(|l| l.starts_with("processor"))
-            .count();
-        let nproc = std::thread::available_parallelism().map_or(cores, usize::from);
-        let mem_total_mib = std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|m| {
-                m.lines()
-                    .find_map(|l| l.strip_prefix("MemTotal:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            })
-            .map_or(0, |kib| kib / 1024);
-        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map_or_else(|_| "unknown".to_owned(), |s| s.trim().to_owned());
-        let now_ms = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let date = format_rfc3339(now_ms - now_ms % 1000);
-        let git = match command_line("git", &["rev-parse", "--short", "HEAD"]) {
-            Some(rev) => {
-                let dirty = command_line("git", &["status", "--porcelain", "--untracked-files=no"])
-                    .is_some_and(|s| !s.is_empty());
-                if dirty { format!("{rev}-dirty") } else { rev }
-            }
-            None => "unknown".to_owned(),
-        };
-        Machine {
-            nproc,
-            cpu,
-            mem_total_mib,
-            kernel,
-            date,
-            git,
-            rustc: command_line("rustc", &["-V"]).unwrap_or_else(|| "unknown".to_owned()),
-            sqlite: rusqlite::version().to_owned(),
-            profile: if cfg!(debug_assertions) {
-                "debug (figures meaningless: use --release)"
-            } else {
-                "release"
-            },
-        }
-    }
-
-    fn lines(&self) -> Vec<String> {
-        vec![
-            format!("date: {}", self.date),
-            format!("git commit: {}", self.git),
-            format!(
-                "machine: {} cores ({}), {} MiB RAM, Linux {}",
-                self.nproc, self.cpu, self.mem_total_mib, self.kernel
-            ),
-            format!(
-                "build: {} ({}), SQLite {}",
-                self.profile, self.rustc, self.sqlite
-            ),
-        ]
+impl Growth {
+    pub fn met(&self) -> bool {
+        self.ratio <= ANON_GROWTH_LIMIT
     }
 }
 
-/// `1234567.0` as `1.23M`, `48500.0` as `48.5k`.
-fn si(x: f64) -> String {
-    if x >= 1e6 {
-        format!("{:.2}M", x / 1e6)
-    } else if x >= 1e3 {
-        format!("{:.1}k", x / 1e3)
-    } else {
-        format!("{x:.0}")
-    }
-}
-
-const HEADERS: [&str; 8] = [
-    "operation",
-    "rows",
-    "seconds",
-    "rows/s",
-    "peak RSS MiB",
-    "ratio",
-    "target",
-    "result",
-];
-
-fn cells(row: &Row) -> [String; 8] {
-    [
-        row.op.to_owned(),
-        row.m.rows.to_string(),
-        format!("{:.3}", row.m.secs),
-        si(row.m.rows_per_sec()),
-        format!("{:.0}", row.m.mem.peak_mib),
-        row.ratio_text(),
-        row.target_text(),
-        row.result_text(),
-    ]
-}
-
-fn title(w: &WorkloadReport) -> String {
-    format!(
-        "{}: {} ({})",
-        w.workload.name(),
-        w.workload.describe(),
-        if w.reps == 1 {
-            "one run".to_owned()
-        } else {
-            format!("median of {} runs", w.reps)
-        }
-    )
-}
-
-/// The plain-text table for the terminal.
-pub fn text_table(w: &WorkloadReport) -> String {
-    let rows: Vec<[String; 8]> = w.rows.iter().map(cells).collect();
-    let mut width = HEADERS.map(str::len);
-    for r in &rows {
-        for (i, c) in r.iter().enumerate() {
-            width[i] = width[i].max(c.len());
-        }
-    }
-    let line = |cols: &[String]| {
-        cols.iter()
-            .enumerate()
-            .map(|(i, c)| {
-                if (1..=5).contains(&i) {
-                    format!("{c:>w$}", w = width[i])
-                } else {
-                    format!("{c:<w$}", w = width[i])
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_owned()
-    };
-    let mut out = format!("{}\n", title(w));
-    out.push_str(&line(&HEADERS.map(str::to_owned)));
-    out.push('\n');
-    out.push_str(&"-".repeat(width.iter().sum::<usize>() + 2 * (width.len() - 1)));
-    out.push('\n');
-    for r in &rows {
-        out.push_str(&line(r));
-        out.push('\n');
-    }
-    for n in &w.notes {
-        out.push_str(&format!("note: {n}\n"));
-    }
-    out
-}
-
-/// The whole report as Markdown.
-pub fn markdown(machine: &Machine, command: &str, reports: &[WorkloadReport]) -> String {
-    let mut out = String::from("# marketdb benchmark report\n\n");
-    out.push_str(&format!("Command: `{command}`\n\n"));
-    for l in machine.lines() {
-        out.push_str(&format!("- {l}\n"));
-    }
-    out.push_str(
-        "\nRatios compare with the raw rusqlite floor measured in the same run \
-         (throughput ratio for stores and reads, time ratio for exports). Peak RSS is the \
-         whole process's VmHWM during the operation.\n",
-    );
-    for w in reports {
-        out.push_str(&format!("\n## {}\n\n", title(w)));
-        out.push_str(&format!("| {} |\n", HEADERS.join(" | ")));
-        out.push_str(&format!("|{}\n", "---|".repeat(HEADERS.len())));
-        for r in &w.rows {
-            out.push_str(&format!("| {} |\n", cells(r).join(" | ")));
-        }
-        out.push_str(
-            "\nDetails: RSS at start / sampled peak anonymous / sampled peak file-backed \
-             (MiB); the largest process CPU seconds of a run (all threads, 10 ms ticks; includes \
-             untimed setup: opening the database, and generating the rows for the stores); every run's seconds; output.\n\n",
-        );
-        for r in &w.rows {
-            let m = &r.m.mem;
-            out.push_str(&format!(
-                "- {}: {:.0} / {:.0} / {:.0} MiB; CPU {:.2} s; runs {}{}\n",
-                r.op,
-                m.base_mib,
-                m.anon_peak_mib,
-                m.file_peak_mib,
-                m.cpu_secs,
-                r.m.all
-                    .iter()
-                    .map(|s| format!("{s:.3}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                if r.m.detail.is_empty() {
-                    String::new()
-                } else {
-                    format!("; {}", r.m.detail)
-                }
-            ));
-        }
-        if !w.notes.is_empty() {
-            out.push('\n');
-            for n in &w.notes {
-                out.push_str(&format!("- note: {n}\n"));
-            }
-        }
-    }
-    out
-}
-
-/// The whole report as JSON.
-pub fn json(machine: &Machine, command: &str, reports: &[WorkloadReport]) -> Value {
-    let workloads: Vec<Value> = reports
-        .iter()
-        .map(|w| {
-            let rows: Vec<Value> = w
-                .rows
-                .iter()
-                .map(|r| {
-                    let m = &r.m;
-                    json!({
-                        "key": r.key,
-                        "operation": r.op,
-                        "rows": m.rows,
-                        "seconds": m.secs,
-                        "seconds_all_runs": m.all,
-                        "rows_per_second": m.rows_per_sec(),
-                        "peak_rss_mib": m.mem.peak_mib,
-                        "start_rss_mib": m.mem.base_mib,
-                        "sampled_peak_anon_mib": m.mem.anon_peak_mib,
-                        "sampled_peak_file_mib": m.mem.file_peak_mib,
-                        "peak_rss_reset": m.mem.reset,
-                        "cpu_seconds_max_run": m.mem.cpu_secs,
-                        "ratio": r.ratio.as_ref().map(|x| x.value),
-                        "ratio_of": r.ratio.as_ref().map(|x| x.of),
-                        "ratio_kind": r.ratio.as_ref().map(|x| if x.throughput { "throughput" } else { "time" }),
-                        "target": r.ratio.as_ref().and_then(|x| x.target).map(|t| t.to_string()),
-                        "target_met": r.target_met(),
-                        "rss_limit_mib": r.rss_limit_mib,
-                        "rss_met": r.rss_met(),
-                        "detail": m.detail,
-                    })
+/// The anonymous peak of every marketdb operation of W3 over the same operation's in W2,
+/// when both ran in this invocation (`None` otherwise). Floors and the Python original are
+/// left out: the target is about marketdb.
+pub fn anon_growth(reports: &[WorkloadReport]) -> Option<Vec<Growth>> {
+    let find = |w| reports.iter().find(|r| r.workload == w);
+    let (small, big) = (find(Workload::W2)?, find(Workload::W3)?);
+    Some(
+        big.rows
+            .iter()
+            .filter(|r| r.role == Role::Marketdb)
+            .filter_map(|b| {
+                let s = small.rows.iter().find(|s| s.key == b.key)?;
+                Some(Growth {
+                    key: b.key,
+                    op: b.op,
+                    small_mib: s.m.mem.anon_peak_mib,
+                    big_mib: b.m.mem.anon_peak_mib,
+                    ratio: safe_div(b.m.mem.anon_peak_mib, s.m.mem.anon_peak_mib),
                 })
-                .collect();
-            json!({
-                "workload": w.workload.name(),
-                "description": w.workload.describe(),
-                "repetitions": w.reps,
-                "operations": rows,
-                "notes": w.notes,
             })
-        })
-        .collect();
-    json!({
-        "command": command,
-        "machine": {
-            "nproc": machine.nproc,
-            "cpu_model": machine.cpu,
-            "mem_total_mib": machine.mem_total_mib,
-            "kernel": machine.kernel,
-            "date": machine.date,
-            "git_commit": machine.git,
-            "rustc": machine.rustc,
-            "sqlite": machine.sqlite,
-            "profile": machine.profile,
-        },
-        "workloads": workloads,
-    })
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -532,6 +374,14 @@ mod tests {
 
     fn timed(secs: f64) -> Timed {
         Timed::new(100, secs)
+    }
+
+    fn measured(secs: f64, anon: f64) -> Measured {
+        let mem = Mem {
+            anon_peak_mib: anon,
+            ..Mem::default()
+        };
+        Measured::from_runs(vec![timed(secs)], mem)
     }
 
     #[test]
@@ -543,6 +393,7 @@ mod tests {
         );
         assert_eq!(floor.m.secs, 2.0);
         assert_eq!(floor.m.rows_per_sec(), 50.0);
+        assert_eq!(floor.ratio_text(), "floor");
         let api = Row::versus(
             "store_api",
             "store api",
@@ -565,7 +416,63 @@ mod tests {
         assert_eq!(export.target_met(), Some(true));
         assert_eq!(export.rss_met(), Some(true));
         assert_eq!(export.result_text(), "met, RSS met");
-        assert_eq!(si(1_234_567.0), "1.23M");
-        assert_eq!(si(48_500.0), "48.5k");
+    }
+
+    #[test]
+    fn python_ratios_and_time_limits() {
+        let py = Row::python("python_store", "python store", measured(12.0, 0.0));
+        assert_eq!(py.ratio_text(), "python");
+        let floor = Row::floor("store_floor", "floor", measured(1.0, 0.0));
+        let cli = Row::versus("ingest_cli", "cli", measured(1.5, 0.0), &floor, true, None)
+            .with_python(Some(&py), Some(Target::AtLeast(10.0)));
+        // Same rows: 12 s against 1.5 s is 8 times the throughput.
+        assert_eq!(cli.python.as_ref().map(|r| r.value), Some(8.0));
+        assert_eq!(cli.python_text(), "8.0x");
+        assert_eq!(cli.python_met(), Some(false));
+        assert_eq!(cli.target_text(), "python >= 10x");
+        assert_eq!(cli.result_text(), "python MISSED");
+        let alone = Row::marketdb("read_api", "read", measured(1.0, 0.0)).with_python(None, None);
+        assert_eq!(
+            (alone.ratio_text(), alone.python_text()),
+            ("-".into(), "-".into())
+        );
+        let summary =
+            Row::marketdb("summary_api", "summary", measured(0.1, 0.0)).with_secs_limit(Some(0.2));
+        assert_eq!(summary.target_text(), "< 0.2 s");
+        assert_eq!(summary.result_text(), "time met");
+    }
+
+    #[test]
+    fn anonymous_peaks_w3_over_w2() {
+        let report = |w, rows| WorkloadReport {
+            workload: w,
+            reps: 1,
+            rows,
+            notes: Vec::new(),
+        };
+        let w2 = report(
+            Workload::W2,
+            vec![
+                Row::floor("read_floor", "floor", measured(1.0, 90.0)),
+                Row::marketdb("scan_api", "scan", measured(1.0, 20.0)),
+                Row::marketdb("read_api", "read", measured(1.0, 100.0)),
+            ],
+        );
+        let w3 = report(
+            Workload::W3,
+            vec![
+                Row::floor("read_floor", "floor", measured(1.0, 800.0)),
+                Row::marketdb("scan_api", "scan", measured(1.0, 25.0)),
+                Row::marketdb("read_api", "read", measured(1.0, 800.0)),
+                Row::marketdb("w3_only", "new", measured(1.0, 1.0)),
+            ],
+        );
+        assert_eq!(anon_growth(std::slice::from_ref(&w3)), None);
+        let g = anon_growth(&[w2, w3]).unwrap();
+        let keys: Vec<_> = g.iter().map(|g| (g.key, g.ratio, g.met())).collect();
+        assert_eq!(
+            keys,
+            vec![("scan_api", 1.25, true), ("read_api", 8.0, false)]
+        );
     }
 }

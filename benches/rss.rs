@@ -3,7 +3,9 @@
 //! RSS, and starts a sampler thread that polls `/proc/self/status` every few milliseconds
 //! for the anonymous (heap) and file-backed (mmap of the database, binary) parts;
 //! [`Probe::finish`] reads `VmHWM` and stops the sampler, giving a [`Mem`]. It also notes
-//! the process's CPU time over the phase, to tell CPU-bound work from waiting.
+//! the process's CPU time over the phase, to tell CPU-bound work from waiting. The same
+//! readers work on another process's `/proc/PID` files ([`status_of`], [`cpu_secs_of`]),
+//! for the commands the harness runs as subprocesses.
 //!
 //! `VmHWM` is exact but whole-process and undivided; the sampled split can miss a peak
 //! shorter than the poll interval. When `clear_refs` cannot be written, the peak is the
@@ -32,7 +34,17 @@ pub struct Status {
 
 /// Reads the memory lines of `/proc/self/status`; `None` off Linux or on a parse failure.
 pub fn status() -> Option<Status> {
-    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_status(&std::fs::read_to_string("/proc/self/status").ok()?)
+}
+
+/// The memory lines of another process's `/proc/PID/status`; `None` once it has exited
+/// (a zombie's status has no memory lines) or off Linux.
+pub fn status_of(pid: u32) -> Option<Status> {
+    parse_status(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
+}
+
+/// Parses the text of a `/proc/*/status` file (values in kB).
+pub fn parse_status(text: &str) -> Option<Status> {
     let mut s = Status::default();
     let mut seen = 0;
     for line in text.lines() {
@@ -55,7 +67,15 @@ pub fn status() -> Option<Status> {
 /// CPU seconds (user + system, all threads) the process has used so far, from
 /// `/proc/self/stat` (clock ticks of 1/100 s, Linux's `USER_HZ`).
 pub fn cpu_secs() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/self/stat").ok()?;
+    parse_cpu_secs(&std::fs::read_to_string("/proc/self/stat").ok()?)
+}
+
+/// [`cpu_secs`] of another process.
+pub fn cpu_secs_of(pid: u32) -> Option<f64> {
+    parse_cpu_secs(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn parse_cpu_secs(text: &str) -> Option<f64> {
     // Fields after the parenthesised command name start with field 3 (state).
     let rest = &text[text.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -99,7 +119,7 @@ impl Mem {
     }
 }
 
-fn mib(kib: u64) -> f64 {
+pub fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
@@ -172,5 +192,26 @@ impl Probe {
 impl Drop for Probe {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_files_parse() {
+        let text = "Name:\tmarketdb\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\n\
+                    RssAnon:\t   51200 kB\nRssFile:\t   51200 kB\n";
+        let s = parse_status(text).unwrap();
+        assert_eq!(
+            (s.hwm_kib, s.rss_kib, s.anon_kib),
+            (204_800, 102_400, 51_200)
+        );
+        // A zombie's status has no memory lines.
+        assert_eq!(parse_status("Name:\tx\nState:\tZ (zombie)\n"), None);
+        let stat = "42 (a (b) c) S 1 2 3 4 5 6 7 8 9 10 150 50 0 0";
+        assert_eq!(parse_cpu_secs(stat), Some(2.0));
+        assert_eq!(mib(2048), 2.0);
     }
 }

@@ -1,7 +1,8 @@
 //! The workloads of the quality spec ([`Workload`]: W1 = 50 symbols x 1 day of 1m, W2 = 100
-//! symbols x 7 days of 1m), their deterministic data (from `marketdb::synth`, generated one
-//! symbol at a time so the input never sits whole in memory), the Binance Vision daily CSV
-//! files the ingest benchmark reads, and [`Scratch`], a temporary folder removed on drop.
+//! symbols x 7 days of 1m, W3 = 200 symbols x 30 days of 1m), their deterministic data (from
+//! `marketdb::synth`, generated one symbol at a time so the input never sits whole in
+//! memory), the Binance Vision daily CSV files the ingest benchmarks read, and [`Scratch`],
+//! a temporary folder removed on drop.
 //!
 //! Nothing here is timed.
 
@@ -27,23 +28,42 @@ const SEED: u64 = 20_240_101;
 pub enum Workload {
     W1,
     W2,
+    W3,
 }
 
 impl Workload {
-    /// Parses `w1`, `w2` or `all`.
+    /// Every workload, smallest first (the order they run in).
+    pub const ALL: [Workload; 3] = [Workload::W1, Workload::W2, Workload::W3];
+
+    /// Parses a list of `w1`, `w2`, `w3` and `all` separated by `,` or `+` (`all+w3`,
+    /// `w2,w3`). `all` is W1 and W2 only: W3 takes minutes and gigabytes, so it runs when
+    /// named. The result is in size order without repeats.
     pub fn parse_list(input: &str) -> Result<Vec<Workload>> {
-        Ok(match input.trim().to_ascii_lowercase().as_str() {
-            "w1" => vec![Workload::W1],
-            "w2" => vec![Workload::W2],
-            "all" => vec![Workload::W1, Workload::W2],
-            other => bail!("unknown workload {other:?} (expected w1, w2 or all)"),
-        })
+        let mut picked = [false; 3];
+        for item in input.split([',', '+']) {
+            match item.trim().to_ascii_lowercase().as_str() {
+                "w1" => picked[0] = true,
+                "w2" => picked[1] = true,
+                "w3" => picked[2] = true,
+                "all" => (picked[0], picked[1]) = (true, true),
+                other => bail!(
+                    "unknown workload {other:?} in {input:?} (expected w1, w2, w3 or all, \
+                     joined by ',' or '+')"
+                ),
+            }
+        }
+        Ok(Workload::ALL
+            .into_iter()
+            .zip(picked)
+            .filter_map(|(w, p)| p.then_some(w))
+            .collect())
     }
 
     pub fn name(self) -> &'static str {
         match self {
             Workload::W1 => "W1",
             Workload::W2 => "W2",
+            Workload::W3 => "W3",
         }
     }
 
@@ -51,6 +71,7 @@ impl Workload {
         match self {
             Workload::W1 => 50,
             Workload::W2 => 100,
+            Workload::W3 => 200,
         }
     }
 
@@ -58,6 +79,7 @@ impl Workload {
         match self {
             Workload::W1 => 1,
             Workload::W2 => 7,
+            Workload::W3 => 30,
         }
     }
 
@@ -67,12 +89,19 @@ impl Workload {
     }
 
     /// Repetitions by default: the median of 5 for the small W1 (runs of a tenth of a
-    /// second are noisy on a shared machine), one run of the big W2.
+    /// second are noisy on a shared machine), one run of the big W2 and W3.
     pub fn default_reps(self) -> usize {
         match self {
             Workload::W1 => 5,
-            Workload::W2 => 1,
+            Workload::W2 | Workload::W3 => 1,
         }
+    }
+
+    /// Whether the run also measures the variants that only explain a figure (CSV export,
+    /// reads with the mmap off, NumPy without fsync). W3 leaves them out: each costs a
+    /// minute there and the W2 rows already tell what they tell.
+    pub fn with_variants(self) -> bool {
+        self != Workload::W3
     }
 
     /// `50 symbols x 1 day of 1m = 72,000 rows`.
@@ -208,11 +237,23 @@ mod tests {
     fn workload_sizes_match_the_spec() {
         assert_eq!(Workload::W1.rows(), 72_000);
         assert_eq!(Workload::W2.rows(), 1_008_000);
+        assert_eq!(Workload::W3.rows(), 8_640_000);
         assert_eq!(thousands(1_008_000), "1,008,000");
         assert_eq!(thousands(72), "72");
         let spec = Workload::W1.spec().unwrap();
         assert_eq!(spec.symbols.len(), 50);
         assert_eq!(bars(&spec, &spec.symbols[0]).len(), 1440);
-        assert!(Workload::parse_list("w3").is_err());
+    }
+
+    #[test]
+    fn workload_lists() {
+        use Workload::*;
+        let p = |s| Workload::parse_list(s).unwrap();
+        assert_eq!(p("all"), vec![W1, W2]);
+        assert_eq!(p("w3"), vec![W3]);
+        assert_eq!(p("all+w3"), vec![W1, W2, W3]);
+        assert_eq!(p("W3, w2,w2"), vec![W2, W3]);
+        assert!(Workload::parse_list("w4").is_err());
+        assert!(Workload::parse_list("w1,").is_err());
     }
 }

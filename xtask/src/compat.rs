@@ -1,7 +1,7 @@
 //! `cargo xtask compat`: both directions against the real `cryptoservice` 1.9.0 from PyPI.
 //!
 //! The checks themselves live in `scripts/compat.py` (they call the Python package); this
-//! command prepares what they need (a virtualenv under `target/compat/`, a debug build of
+//! command prepares what they need (the virtualenv of `pyvenv.rs`, a debug build of
 //! the `marketdb` binary), runs them and keeps the report in `target/compat/report.txt`.
 //! `--self-check` first runs them on a file where marketdb's value was changed and requires
 //! that run to fail on exactly that check, so a green result cannot come from checks that
@@ -9,16 +9,13 @@
 
 use std::{
     fs,
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Stdio},
 };
 
 use anyhow::{Context, Result, bail};
 
-use crate::cargo;
-
-/// The version whose files and calls marketdb promises to match.
-const CRYPTOSERVICE: &str = "cryptoservice==1.9.0";
+use crate::{cargo, pyvenv};
 
 #[allow(clippy::print_stdout)]
 pub fn run(root: &Path, args: &[String]) -> Result<()> {
@@ -31,7 +28,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     }
     let dir = root.join("target").join("compat");
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let python = venv(root, &dir)?;
+    let python = pyvenv::cryptoservice(root)?;
     cargo(root, &["build", "--quiet", "--bin", "marketdb"])?;
     let marketdb = root.join("target").join("debug").join("marketdb");
 
@@ -55,50 +52,6 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     fs::write(&saved, &report).with_context(|| format!("cannot write {}", saved.display()))?;
     if !ok {
         bail!("compatibility checks failed (report: {})", saved.display());
-    }
-    Ok(())
-}
-
-/// A virtualenv with the pinned cryptoservice, created once and reused.
-fn venv(root: &Path, dir: &Path) -> Result<PathBuf> {
-    let venv = dir.join("venv");
-    let python = venv.join("bin").join("python");
-    let ready = Command::new(&python)
-        .args([
-            "-c",
-            "import importlib.metadata as m; assert m.version('cryptoservice') == '1.9.0'",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if ready {
-        return Ok(python);
-    }
-    shell(root, "python3", &["-m", "venv", &venv.to_string_lossy()])?;
-    shell(
-        root,
-        &python.to_string_lossy(),
-        &[
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            CRYPTOSERVICE,
-        ],
-    )?;
-    Ok(python)
-}
-
-fn shell(root: &Path, program: &str, args: &[&str]) -> Result<()> {
-    let status = Command::new(program)
-        .args(args)
-        .current_dir(root)
-        .status()
-        .with_context(|| format!("cannot run {program}"))?;
-    if !status.success() {
-        bail!("`{program} {}` failed ({status})", args.join(" "));
     }
     Ok(())
 }

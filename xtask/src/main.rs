@@ -5,6 +5,7 @@
 //! dependencies on purpose: std and anyhow.
 
 mod compat;
+mod pyvenv;
 mod tidy;
 #[cfg(unix)]
 mod torture;
@@ -43,7 +44,9 @@ fn help() {
     println!(
         "cargo xtask <command>\n\n  ci      run .ci/run: python venv, fmt check, clippy -D warnings, tidy, tests\n  \
          tidy    check //! headers and workspace dependency declarations\n  \
-         bench   run the benchmark harness (release build), report in target/bench/\n  \
+         bench   [--workload w1,w2,w3|all|all+w3] [--python[=LIST]] [--reps N] [--out DIR]\n          \
+         the benchmark harness (release build), report in target/bench/; --python also\n          \
+         measures cryptoservice 1.9.0 (virtualenv in target/compat/)\n  \
          torture [--rounds N] [--contend-secs S]\n          \
          the reliability harness: kills, signals, full disk, contention (unix, debug build),\n          \
          report in target/torture/report.md\n  \
@@ -97,15 +100,46 @@ fn run_tidy(root: &Path) -> Result<()> {
     bail!("tidy found {} problem(s)", problems.len())
 }
 
+/// Builds the release `marketdb` binary (the harness measures `marketdb ingest` as a user
+/// runs it), prepares the Python original's virtualenv when `--python` is asked for, then
+/// runs the harness with both named in its environment.
 fn bench(root: &Path, args: &[String]) -> Result<()> {
-    let mut full = vec![
+    cargo(
+        root,
+        &[
+            "build",
+            "--release",
+            "--quiet",
+            "--package",
+            "marketdb",
+            "--bin",
+            "marketdb",
+        ],
+    )?;
+    let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+    cmd.args([
         "run",
         "--release",
         "--quiet",
         "--package",
         "marketdb-bench",
         "--",
-    ];
-    full.extend(args.iter().map(String::as_str));
-    cargo(root, &full)
+    ])
+    .args(args)
+    .current_dir(root)
+    .env(
+        "MARKETDB_BENCH_BIN",
+        root.join("target").join("release").join("marketdb"),
+    );
+    if args
+        .iter()
+        .any(|a| a == "--python" || a.starts_with("--python="))
+    {
+        cmd.env("MARKETDB_BENCH_PYTHON", pyvenv::cryptoservice(root)?);
+    }
+    let status = cmd.status().context("cannot run cargo")?;
+    if !status.success() {
+        bail!("the benchmark harness failed ({status})");
+    }
+    Ok(())
 }
