@@ -101,30 +101,17 @@ pub(crate) fn start(job: ScanJob) -> FrameStream {
     FrameStream { rx }
 }
 
-/// The page cache of a scan's reader, in KiB (SQLite's negative `cache_size`). A scan reads
-/// each leaf page once, so the configured cache (40 MiB by default) would only hold memory:
-/// on a file larger than `mmap_size` every reader's cache filled up, 80 MiB of anonymous
-/// memory per export on a 1.7 GB file.
-const SCAN_CACHE_KIB: i64 = 2048;
-
-/// Runs `f` on a freshly acquired reader with a small page cache (restored, and the pages
-/// beyond it released, before the reader goes back), returning the reader before the
-/// result leaves.
+/// Runs `f` on a freshly acquired reader with the store's small read cache
+/// ([`crate::db::with_read_cache`]), returning the reader before the result leaves.
 fn with_reader<T>(
     handle: &Handle,
     pool: &PoolManager,
     f: impl FnOnce(&rusqlite::Connection) -> Result<T>,
 ) -> Result<T> {
     let guard = handle.block_on(pool.read_guard())?;
-    let configured = pool.config().pragmas.cache_size;
-    guard.execute_batch(&format!("PRAGMA cache_size = -{SCAN_CACHE_KIB}"))?;
-    let out = f(&guard);
-    // Typed integer, so formatting cannot inject SQL.
-    let restored = guard.execute_batch(&format!("PRAGMA cache_size = {configured}"));
+    let out = crate::db::with_read_cache(&guard, pool.config().pragmas.cache_size, f);
     drop(guard);
-    let out = out?;
-    restored?;
-    Ok(out)
+    out
 }
 
 /// Sends a non-empty frame; `false` when the consumer has gone.
