@@ -69,15 +69,6 @@ pub struct RatioSummary {
     pub latest_timestamp: Option<i64>,
 }
 
-fn text(v: ValueRef<'_>) -> String {
-    match v {
-        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
-        ValueRef::Integer(i) => i.to_string(),
-        ValueRef::Real(f) => f.to_string(),
-        ValueRef::Null | ValueRef::Blob(_) => String::new(),
-    }
-}
-
 fn key(g: &GroupStats, i: usize) -> String {
     g.key.get(i).map(SqlValue::display).unwrap_or_default()
 }
@@ -152,19 +143,32 @@ pub(crate) fn data_summary(conn: &Connection, t: &Tables) -> Result<DataSummary>
 /// Intervals stored for `symbol`, finest first. Interval strings this build does not know
 /// are skipped with a warning.
 pub(crate) fn frequencies(conn: &Connection, t: &Tables, symbol: &str) -> Result<Vec<Freq>> {
+    // MIN, not ORDER BY ... LIMIT 1: the same single seek where an index leads with
+    // (symbol, freq), and a pass over the symbol's rows without a sort where none does.
+    // The last interval is bound as bytes cast to text, so any stored text steps exactly.
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT freq FROM {} WHERE symbol = ?1 AND freq > ?2 ORDER BY freq LIMIT 1",
+        "SELECT MIN(freq) FROM {} WHERE symbol = ?1 AND freq > CAST(?2 AS TEXT)",
         t.kline
     ))?;
     let mut out = Vec::new();
-    let mut last = String::new();
-    while let Some(f) = stmt
-        .query_row(params![symbol, last], |r| Ok(text(r.get_ref(0)?)))
-        .optional()?
-    {
-        match Freq::parse(&f) {
+    let mut last: Vec<u8> = Vec::new();
+    loop {
+        let next = stmt.query_row(params![symbol, last], |r| {
+            Ok(match r.get_ref(0)? {
+                ValueRef::Text(f) => Some(f.to_vec()),
+                // NULL: no further interval; a blob (after all text) is none either.
+                _ => None,
+            })
+        })?;
+        let Some(f) = next else { break };
+        if f <= last {
+            tracing::warn!("interval listing of {symbol} did not advance; stopping");
+            break;
+        }
+        let name = String::from_utf8_lossy(&f);
+        match Freq::parse(&name) {
             Ok(freq) => out.push(freq),
-            Err(_) => tracing::warn!("skipping unknown interval {f:?} of {symbol}"),
+            Err(_) => tracing::warn!("skipping unknown interval {name:?} of {symbol}"),
         }
         last = f;
     }
@@ -292,4 +296,35 @@ pub(crate) fn available_dates(
         from = day.saturating_add(DAY_MS);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{Layout, prepare};
+
+    #[test]
+    fn frequencies_step_over_foreign_values_and_need_no_index() {
+        for layout in [Layout::WithoutRowid, Layout::Python] {
+            let conn = Connection::open_in_memory().unwrap();
+            conn.execute_batch(&layout.ddl()).unwrap();
+            if layout == Layout::Python {
+                // No index leading with (symbol, freq): the listing scans the symbol.
+                conn.execute_batch("DROP INDEX idx_symbol_freq_timestamp")
+                    .unwrap();
+            }
+            conn.execute_batch(
+                "INSERT INTO market_data (symbol, freq, timestamp) VALUES ('A', '1h', 1), \
+                 ('A', '1m', 2), ('A', '7x', 3), ('A', x'316d', 4), ('B', '1d', 5);",
+            )
+            .unwrap();
+            let t = prepare(&conn, "mem").unwrap();
+            assert_eq!(
+                frequencies(&conn, &t, "A").unwrap(),
+                vec![Freq::M1, Freq::H1],
+                "{layout:?}"
+            );
+            assert!(frequencies(&conn, &t, "C").unwrap().is_empty());
+        }
+    }
 }
