@@ -163,6 +163,9 @@ pub(crate) struct Checker {
     freq: Freq,
     range: TimeRange,
     grid: Grid,
+    /// First and last stored open time in the range (two seeks): only windows between
+    /// them can hold rows, and a symbol without rows in the range needs no read at all.
+    stored: Option<(i64, i64)>,
     expected: u64,
     present: u64,
     missing: Vec<MissingRun>,
@@ -195,9 +198,24 @@ impl Checker {
             None
         };
         let grid = Grid::new(freq, range, anchor);
+        let edge = |dir: &str| -> Result<Option<i64>> {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT timestamp FROM {} WHERE symbol = ?1 AND freq = ?2 \
+                 AND timestamp >= ?3 AND timestamp < ?4 ORDER BY timestamp {dir} LIMIT 1",
+                t.kline
+            ))?;
+            Ok(stmt
+                .query_row(
+                    params![symbol, freq.as_str(), range.start, range.end_exclusive],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        };
+        let stored = edge("ASC")?.zip(edge("DESC")?);
         Ok(Checker {
             freq,
             range,
+            stored,
             expected: grid.remaining(),
             grid,
             present: 0,
@@ -220,13 +238,18 @@ impl Checker {
         })
     }
 
-    /// Windows of the range, each about [`WINDOW_BARS`] grid slots, in time order.
+    /// Windows covering the stored rows of the range, each about [`WINDOW_BARS`] grid
+    /// slots, in time order; none when the range holds no row.
     pub(crate) fn windows(&self) -> Vec<TimeRange> {
+        let Some((first, last)) = self.stored else {
+            return Vec::new();
+        };
         let step = self.freq.nominal_ms().saturating_mul(WINDOW_BARS);
+        let stop = last.saturating_add(1).min(self.range.end_exclusive);
         let mut out = Vec::new();
-        let mut start = self.range.start;
-        while start < self.range.end_exclusive {
-            let end = start.saturating_add(step).min(self.range.end_exclusive);
+        let mut start = first;
+        while start < stop {
+            let end = start.saturating_add(step).min(stop);
             out.push(TimeRange {
                 start,
                 end_exclusive: end,

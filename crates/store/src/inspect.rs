@@ -1,7 +1,8 @@
 //! Inspection: the data summary ([`DataSummary`], serialised with the Python v1.9 sync
 //! `get_data_summary()` key names), symbol and interval listings, time ranges, counts,
 //! existence checks, available dates and range deletes. Listings seek through the primary
-//! key (one index seek per symbol, interval or day) instead of scanning tables.
+//! key (one index seek per symbol, interval or day) instead of scanning tables; the
+//! summary is assembled per series by [`crate::series`].
 //!
 //! Symbols are validated by the caller before they reach these functions.
 
@@ -10,6 +11,7 @@ use marketdb_model::{Freq, TimeRange};
 use rusqlite::{Connection, OptionalExtension, params, types::ValueRef};
 use serde::Serialize;
 
+use crate::series::{GroupStats, SqlValue, group_stats};
 use crate::{Result, Tables};
 
 /// Summary of every table, as the Python v1.9 `MarketDB.get_data_summary()` returns it.
@@ -67,94 +69,69 @@ pub struct RatioSummary {
     pub latest_timestamp: Option<i64>,
 }
 
-fn text(v: ValueRef<'_>) -> String {
-    match v {
-        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
-        ValueRef::Integer(i) => i.to_string(),
-        ValueRef::Real(f) => f.to_string(),
-        ValueRef::Null | ValueRef::Blob(_) => String::new(),
-    }
+fn key(g: &GroupStats, i: usize) -> String {
+    g.key.get(i).map(SqlValue::display).unwrap_or_default()
 }
 
-fn count(v: ValueRef<'_>) -> u64 {
-    match v {
-        ValueRef::Integer(i) => u64::try_from(i).unwrap_or(0),
-        _ => 0,
-    }
+fn ts(v: &Option<SqlValue>) -> Option<i64> {
+    v.as_ref().and_then(SqlValue::as_i64)
 }
 
-fn opt_i64(v: ValueRef<'_>) -> Option<i64> {
-    match v {
-        ValueRef::Integer(i) => Some(i),
-        _ => None,
-    }
-}
-
-const STATS: &str = "COUNT(*), COUNT(DISTINCT symbol), MIN(timestamp), MAX(timestamp)";
-
-/// The summary of every table, in one snapshot.
+/// The summary of every table, in one snapshot: O(series) seeks plus the row counts
+/// ([`group_stats`]).
 pub(crate) fn data_summary(conn: &Connection, t: &Tables) -> Result<DataSummary> {
     let tx = conn.unchecked_transaction()?;
-    let mut market_data = Vec::new();
-    let mut stmt = tx.prepare(&format!(
-        "SELECT freq, {STATS} FROM {} GROUP BY freq ORDER BY freq",
-        t.kline
-    ))?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        let (earliest, latest) = (opt_i64(r.get_ref(3)?), opt_i64(r.get_ref(4)?));
-        market_data.push(KlineSummary {
-            freq: text(r.get_ref(0)?),
-            record_count: count(r.get_ref(1)?),
-            unique_symbols: count(r.get_ref(2)?),
-            earliest_timestamp: earliest,
-            latest_timestamp: latest,
-            earliest_date: earliest.map(date_string),
-            latest_date: latest.map(date_string),
-        });
-    }
-    drop(rows);
-    let funding_rate = tx.query_row(&format!("SELECT {STATS} FROM {}", t.funding), [], |r| {
-        Ok(FundingSummary {
-            record_count: count(r.get_ref(0)?),
-            unique_symbols: count(r.get_ref(1)?),
-            earliest_timestamp: opt_i64(r.get_ref(2)?),
-            latest_timestamp: opt_i64(r.get_ref(3)?),
+    let market_data = group_stats(&tx, t.kline, &["freq"])?
+        .into_iter()
+        .map(|g| {
+            let (earliest, latest) = (ts(&g.earliest), ts(&g.latest));
+            KlineSummary {
+                freq: key(&g, 0),
+                record_count: g.record_count,
+                unique_symbols: g.unique_symbols,
+                earliest_timestamp: earliest,
+                latest_timestamp: latest,
+                earliest_date: earliest.map(date_string),
+                latest_date: latest.map(date_string),
+            }
         })
-    })?;
-    let mut open_interest = Vec::new();
-    let mut stmt = tx.prepare(&format!(
-        "SELECT interval, {STATS} FROM {} GROUP BY interval ORDER BY interval",
-        t.open_interest
-    ))?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        open_interest.push(IntervalSummary {
-            interval: text(r.get_ref(0)?),
-            record_count: count(r.get_ref(1)?),
-            unique_symbols: count(r.get_ref(2)?),
-            earliest_timestamp: opt_i64(r.get_ref(3)?),
-            latest_timestamp: opt_i64(r.get_ref(4)?),
-        });
-    }
-    drop(rows);
-    let mut long_short_ratio = Vec::new();
-    let mut stmt = tx.prepare(&format!(
-        "SELECT period, ratio_type, {STATS} FROM {} GROUP BY period, ratio_type \
-         ORDER BY period, ratio_type",
-        t.long_short_ratio
-    ))?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        long_short_ratio.push(RatioSummary {
-            period: text(r.get_ref(0)?),
-            ratio_type: text(r.get_ref(1)?),
-            record_count: count(r.get_ref(2)?),
-            unique_symbols: count(r.get_ref(3)?),
-            earliest_timestamp: opt_i64(r.get_ref(4)?),
-            latest_timestamp: opt_i64(r.get_ref(5)?),
-        });
-    }
+        .collect();
+    // One group at most: the table has no key column.
+    let funding_rate = group_stats(&tx, t.funding, &[])?.into_iter().next().map_or(
+        FundingSummary {
+            record_count: 0,
+            unique_symbols: 0,
+            earliest_timestamp: None,
+            latest_timestamp: None,
+        },
+        |g| FundingSummary {
+            record_count: g.record_count,
+            unique_symbols: g.unique_symbols,
+            earliest_timestamp: ts(&g.earliest),
+            latest_timestamp: ts(&g.latest),
+        },
+    );
+    let open_interest = group_stats(&tx, t.open_interest, &["interval"])?
+        .into_iter()
+        .map(|g| IntervalSummary {
+            interval: key(&g, 0),
+            record_count: g.record_count,
+            unique_symbols: g.unique_symbols,
+            earliest_timestamp: ts(&g.earliest),
+            latest_timestamp: ts(&g.latest),
+        })
+        .collect();
+    let long_short_ratio = group_stats(&tx, t.long_short_ratio, &["period", "ratio_type"])?
+        .into_iter()
+        .map(|g| RatioSummary {
+            period: key(&g, 0),
+            ratio_type: key(&g, 1),
+            record_count: g.record_count,
+            unique_symbols: g.unique_symbols,
+            earliest_timestamp: ts(&g.earliest),
+            latest_timestamp: ts(&g.latest),
+        })
+        .collect();
     Ok(DataSummary {
         market_data,
         funding_rate,
@@ -166,19 +143,32 @@ pub(crate) fn data_summary(conn: &Connection, t: &Tables) -> Result<DataSummary>
 /// Intervals stored for `symbol`, finest first. Interval strings this build does not know
 /// are skipped with a warning.
 pub(crate) fn frequencies(conn: &Connection, t: &Tables, symbol: &str) -> Result<Vec<Freq>> {
+    // MIN, not ORDER BY ... LIMIT 1: the same single seek where an index leads with
+    // (symbol, freq), and a pass over the symbol's rows without a sort where none does.
+    // The last interval is bound as bytes cast to text, so any stored text steps exactly.
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT freq FROM {} WHERE symbol = ?1 AND freq > ?2 ORDER BY freq LIMIT 1",
+        "SELECT MIN(freq) FROM {} WHERE symbol = ?1 AND freq > CAST(?2 AS TEXT)",
         t.kline
     ))?;
     let mut out = Vec::new();
-    let mut last = String::new();
-    while let Some(f) = stmt
-        .query_row(params![symbol, last], |r| Ok(text(r.get_ref(0)?)))
-        .optional()?
-    {
-        match Freq::parse(&f) {
+    let mut last: Vec<u8> = Vec::new();
+    loop {
+        let next = stmt.query_row(params![symbol, last], |r| {
+            Ok(match r.get_ref(0)? {
+                ValueRef::Text(f) => Some(f.to_vec()),
+                // NULL: no further interval; a blob (after all text) is none either.
+                _ => None,
+            })
+        })?;
+        let Some(f) = next else { break };
+        if f <= last {
+            tracing::warn!("interval listing of {symbol} did not advance; stopping");
+            break;
+        }
+        let name = String::from_utf8_lossy(&f);
+        match Freq::parse(&name) {
             Ok(freq) => out.push(freq),
-            Err(_) => tracing::warn!("skipping unknown interval {f:?} of {symbol}"),
+            Err(_) => tracing::warn!("skipping unknown interval {name:?} of {symbol}"),
         }
         last = f;
     }
@@ -306,4 +296,35 @@ pub(crate) fn available_dates(
         from = day.saturating_add(DAY_MS);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{Layout, prepare};
+
+    #[test]
+    fn frequencies_step_over_foreign_values_and_need_no_index() {
+        for layout in [Layout::WithoutRowid, Layout::Python] {
+            let conn = Connection::open_in_memory().unwrap();
+            conn.execute_batch(&layout.ddl()).unwrap();
+            if layout == Layout::Python {
+                // No index leading with (symbol, freq): the listing scans the symbol.
+                conn.execute_batch("DROP INDEX idx_symbol_freq_timestamp")
+                    .unwrap();
+            }
+            conn.execute_batch(
+                "INSERT INTO market_data (symbol, freq, timestamp) VALUES ('A', '1h', 1), \
+                 ('A', '1m', 2), ('A', '7x', 3), ('A', x'316d', 4), ('B', '1d', 5);",
+            )
+            .unwrap();
+            let t = prepare(&conn, "mem").unwrap();
+            assert_eq!(
+                frequencies(&conn, &t, "A").unwrap(),
+                vec![Freq::M1, Freq::H1],
+                "{layout:?}"
+            );
+            assert!(frequencies(&conn, &t, "C").unwrap().is_empty());
+        }
+    }
 }

@@ -32,6 +32,7 @@ mod read;
 mod resample;
 mod scan;
 mod schema;
+mod series;
 mod write;
 
 pub use bucket::BucketAggregator;

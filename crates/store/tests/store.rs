@@ -1994,3 +1994,517 @@ async fn metric_completeness_delete_and_symbol_ranges() {
     );
     assert!(db.get_symbol_data_range("bad symbol!").await.is_err());
 }
+
+// ---------------------------------------------------------------------------------------
+// Inspection by seeks equals a full scan
+
+/// Where a file came from: marketdb's layouts, or cryptoservice's (v1.9 with its indexes,
+/// 1.10+ with or without its indexes).
+#[derive(Clone, Copy, Debug)]
+enum FileLayout {
+    Ours,
+    PkOnly,
+    PythonV19,
+    Head,
+    HeadBare,
+}
+
+const LAYOUTS: [FileLayout; 5] = [
+    FileLayout::Ours,
+    FileLayout::PkOnly,
+    FileLayout::PythonV19,
+    FileLayout::Head,
+    FileLayout::HeadBare,
+];
+
+const HEAD_DDL: &str = "
+CREATE TABLE klines (symbol TEXT NOT NULL, timestamp INTEGER NOT NULL, freq TEXT NOT NULL,
+    open_price REAL NOT NULL, high_price REAL NOT NULL, low_price REAL NOT NULL,
+    close_price REAL NOT NULL, volume REAL NOT NULL, close_time INTEGER NOT NULL,
+    quote_volume REAL NOT NULL, trades_count INTEGER NOT NULL,
+    taker_buy_volume REAL NOT NULL, taker_buy_quote_volume REAL NOT NULL,
+    taker_sell_volume REAL NOT NULL, taker_sell_quote_volume REAL NOT NULL,
+    PRIMARY KEY (symbol, timestamp, freq));
+CREATE TABLE funding_rates (symbol TEXT NOT NULL, timestamp INTEGER NOT NULL,
+    funding_rate REAL NOT NULL, funding_time INTEGER NOT NULL, mark_price REAL,
+    index_price REAL, PRIMARY KEY (symbol, timestamp));
+CREATE TABLE open_interests (symbol TEXT NOT NULL, timestamp INTEGER NOT NULL,
+    interval TEXT NOT NULL DEFAULT '5m', open_interest REAL NOT NULL,
+    open_interest_value REAL, PRIMARY KEY (symbol, timestamp, interval));
+CREATE TABLE long_short_ratios (symbol TEXT NOT NULL, timestamp INTEGER NOT NULL,
+    period TEXT NOT NULL DEFAULT '5m', ratio_type TEXT NOT NULL DEFAULT 'account',
+    long_short_ratio REAL NOT NULL, long_account REAL, short_account REAL,
+    PRIMARY KEY (symbol, timestamp, period, ratio_type));
+";
+
+const HEAD_INDEXES: &str = "
+CREATE INDEX idx_klines_symbol ON klines(symbol);
+CREATE INDEX idx_klines_timestamp ON klines(timestamp);
+CREATE INDEX idx_klines_freq ON klines(freq);
+CREATE INDEX idx_klines_symbol_freq ON klines(symbol, freq);
+CREATE INDEX idx_klines_symbol_freq_timestamp ON klines(symbol, freq, timestamp);
+CREATE INDEX idx_funding_symbol ON funding_rates(symbol);
+CREATE INDEX idx_funding_timestamp ON funding_rates(timestamp);
+CREATE INDEX idx_funding_symbol_timestamp ON funding_rates(symbol, timestamp);
+CREATE INDEX idx_oi_symbol ON open_interests(symbol);
+CREATE INDEX idx_oi_timestamp ON open_interests(timestamp);
+CREATE INDEX idx_oi_symbol_timestamp ON open_interests(symbol, timestamp);
+CREATE INDEX idx_lsr_symbol ON long_short_ratios(symbol);
+CREATE INDEX idx_lsr_timestamp ON long_short_ratios(timestamp);
+CREATE INDEX idx_lsr_symbol_timestamp ON long_short_ratios(symbol, timestamp);
+";
+
+/// Rows of every table, as (symbol, key..., timestamp).
+#[derive(Clone, Debug, Default)]
+struct Holdings {
+    klines: Vec<(String, Freq, i64)>,
+    funding: Vec<(String, i64)>,
+    open_interest: Vec<(String, &'static str, i64)>,
+    long_short_ratio: Vec<(String, &'static str, &'static str, i64)>,
+}
+
+impl FileLayout {
+    fn head(self) -> bool {
+        matches!(self, FileLayout::Head | FileLayout::HeadBare)
+    }
+
+    fn tables(self) -> [&'static str; 4] {
+        if self.head() {
+            [
+                "klines",
+                "funding_rates",
+                "open_interests",
+                "long_short_ratios",
+            ]
+        } else {
+            [
+                "market_data",
+                "funding_rate",
+                "open_interest",
+                "long_short_ratio",
+            ]
+        }
+    }
+
+    /// Writes `h` into a new file at `path` the way the file's writer lays it out.
+    fn write(self, path: &Path, h: &Holdings) {
+        use marketdb_store::bench::Layout;
+        let c = rusqlite::Connection::open(path).unwrap();
+        match self {
+            FileLayout::Ours => c.execute_batch(&Layout::WithoutRowid.ddl()),
+            FileLayout::PkOnly => c.execute_batch(&Layout::PkOnly.ddl()),
+            FileLayout::PythonV19 => c.execute_batch(&Layout::Python.ddl()),
+            FileLayout::Head => c.execute_batch(&format!("{HEAD_DDL}{HEAD_INDEXES}")),
+            FileLayout::HeadBare => c.execute_batch(HEAD_DDL),
+        }
+        .unwrap();
+        let [kt, ft, ot, lt] = self.tables();
+        let tx = c.unchecked_transaction().unwrap();
+        let close_time = if self.head() { ", close_time" } else { "" };
+        let mut k = tx
+            .prepare(&format!(
+                "INSERT OR REPLACE INTO {kt} (symbol, timestamp, freq, open_price, high_price, \
+                 low_price, close_price, volume, quote_volume, trades_count, taker_buy_volume, \
+                 taker_buy_quote_volume, taker_sell_volume, taker_sell_quote_volume{close_time}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14{})",
+                if self.head() { ", ?15" } else { "" }
+            ))
+            .unwrap();
+        for (i, (s, f, t)) in h.klines.iter().enumerate() {
+            let b = bar(s, *f, *t, (i % 17) as f64);
+            let mut p: Vec<rusqlite::types::Value> = vec![
+                s.clone().into(),
+                (*t).into(),
+                f.as_str().to_owned().into(),
+                b.open.into(),
+                b.high.into(),
+                b.low.into(),
+                b.close.into(),
+                b.volume.into(),
+                b.quote_volume.into(),
+                b.trades_count.into(),
+                b.taker_buy_volume.into(),
+                b.taker_buy_quote_volume.into(),
+                b.taker_sell_volume().into(),
+                b.taker_sell_quote_volume().into(),
+            ];
+            if self.head() {
+                p.push(b.close_time.into());
+            }
+            k.execute(rusqlite::params_from_iter(p)).unwrap();
+        }
+        drop(k);
+        for (s, t) in &h.funding {
+            tx.execute(
+                &format!(
+                    "INSERT OR REPLACE INTO {ft} (symbol, timestamp, funding_rate, funding_time) \
+                     VALUES (?1, ?2, 0.0001, ?2)"
+                ),
+                rusqlite::params![s, t],
+            )
+            .unwrap();
+        }
+        for (s, i, t) in &h.open_interest {
+            tx.execute(
+                &format!(
+                    "INSERT OR REPLACE INTO {ot} (symbol, timestamp, interval, open_interest) \
+                     VALUES (?1, ?2, ?3, 5.0)"
+                ),
+                rusqlite::params![s, t, i],
+            )
+            .unwrap();
+        }
+        for (s, p, r, t) in &h.long_short_ratio {
+            tx.execute(
+                &format!(
+                    "INSERT OR REPLACE INTO {lt} (symbol, timestamp, period, ratio_type, \
+                     long_short_ratio) VALUES (?1, ?2, ?3, ?4, 1.5)"
+                ),
+                rusqlite::params![s, t, p, r],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+}
+
+/// `SELECT key..., COUNT(*), COUNT(DISTINCT symbol), MIN(timestamp), MAX(timestamp)
+/// ... GROUP BY key... ORDER BY key...`, as JSON rows: the full-scan answer.
+fn oracle_groups(c: &rusqlite::Connection, table: &str, keys: &[&str]) -> Vec<serde_json::Value> {
+    let cols: String = keys.iter().map(|k| format!("{k}, ")).collect();
+    let group = if keys.is_empty() {
+        String::new()
+    } else {
+        format!("GROUP BY {0} ORDER BY {0}", keys.join(", "))
+    };
+    let mut stmt = c
+        .prepare(&format!(
+            "SELECT {cols}COUNT(*), COUNT(DISTINCT symbol), MIN(timestamp), MAX(timestamp) \
+             FROM {table} {group}"
+        ))
+        .unwrap();
+    let n = keys.len();
+    stmt.query_map([], |r| {
+        let mut v = serde_json::Map::new();
+        for (i, k) in keys.iter().enumerate() {
+            v.insert((*k).to_owned(), json!(r.get::<_, String>(i)?));
+        }
+        v.insert("record_count".into(), json!(r.get::<_, i64>(n)?));
+        v.insert("unique_symbols".into(), json!(r.get::<_, i64>(n + 1)?));
+        v.insert(
+            "earliest_timestamp".into(),
+            json!(r.get::<_, Option<i64>>(n + 2)?),
+        );
+        v.insert(
+            "latest_timestamp".into(),
+            json!(r.get::<_, Option<i64>>(n + 3)?),
+        );
+        Ok(serde_json::Value::Object(v))
+    })
+    .unwrap()
+    .collect::<rusqlite::Result<_>>()
+    .unwrap()
+}
+
+fn strings(c: &rusqlite::Connection, sql: &str, p: &[&dyn rusqlite::ToSql]) -> Vec<String> {
+    let mut stmt = c.prepare(sql).unwrap();
+    stmt.query_map(p, |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
+/// Every inspection of the file at `path` (summary, symbol listings, time ranges, symbol
+/// ranges, completeness over `check`) against plain full-scan SQL and a grid walk.
+async fn assert_inspection_matches_scan(path: &Path, layout: FileLayout, check: TimeRange) {
+    let db = AsyncMarketDB::open_with(StoreConfig::read_only(path))
+        .await
+        .unwrap();
+    let c = rusqlite::Connection::open(path).unwrap();
+    let [kt, ft, ot, lt] = layout.tables();
+
+    let summary = serde_json::to_value(db.get_data_summary().await.unwrap()).unwrap();
+    let mut md = oracle_groups(&c, kt, &["freq"]);
+    for g in &mut md {
+        for (ts, date) in [
+            ("earliest_timestamp", "earliest_date"),
+            ("latest_timestamp", "latest_date"),
+        ] {
+            let d = g[ts].as_i64().map(marketdb_model::time::date_string);
+            g[date] = json!(d);
+        }
+    }
+    assert_eq!(summary["market_data"], json!(md), "{layout:?}");
+    assert_eq!(
+        summary["funding_rate"],
+        oracle_groups(&c, ft, &[])[0],
+        "{layout:?}"
+    );
+    assert_eq!(
+        summary["open_interest"],
+        json!(oracle_groups(&c, ot, &["interval"])),
+        "{layout:?}"
+    );
+    assert_eq!(
+        summary["long_short_ratio"],
+        json!(oracle_groups(&c, lt, &["period", "ratio_type"])),
+        "{layout:?}"
+    );
+
+    let all = strings(
+        &c,
+        &format!("SELECT DISTINCT symbol FROM {kt} ORDER BY symbol"),
+        &[],
+    );
+    assert_eq!(db.get_symbols(None).await.unwrap(), all, "{layout:?}");
+    let freqs = strings(&c, &format!("SELECT DISTINCT freq FROM {kt}"), &[]);
+    for f in [Freq::M1, Freq::H1, Freq::D1] {
+        let want = strings(
+            &c,
+            &format!("SELECT DISTINCT symbol FROM {kt} WHERE freq = ?1 ORDER BY symbol"),
+            &[&f.as_str()],
+        );
+        assert_eq!(
+            db.get_symbols(Some(f)).await.unwrap(),
+            want,
+            "{layout:?} {f}"
+        );
+    }
+
+    for s in ["AAAUSDT", "BTCUSDT", "ETHUSDT", "ZZ9"] {
+        let mut stmt = c
+            .prepare(&format!(
+                "SELECT freq, COUNT(*), MIN(timestamp), MAX(timestamp) FROM {kt} \
+                 WHERE symbol = ?1 GROUP BY freq"
+            ))
+            .unwrap();
+        let mut want: Vec<SymbolRange> = stmt
+            .query_map([s], |r| {
+                Ok(SymbolRange {
+                    freq: Freq::parse(&r.get::<_, String>(0)?).unwrap(),
+                    record_count: r.get::<_, i64>(1)? as u64,
+                    earliest_timestamp: r.get(2)?,
+                    latest_timestamp: r.get(3)?,
+                })
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        want.sort_by_key(|r| r.freq);
+        assert_eq!(
+            db.get_symbol_data_range(s).await.unwrap(),
+            want,
+            "{layout:?} {s}"
+        );
+        for f in [Freq::M1, Freq::H1, Freq::D1] {
+            let want: Option<(i64, i64)> = c
+                .query_row(
+                    &format!(
+                        "SELECT MIN(timestamp), MAX(timestamp) FROM {kt} \
+                         WHERE symbol = ?1 AND freq = ?2"
+                    ),
+                    rusqlite::params![s, f.as_str()],
+                    |r| Ok(r.get::<_, Option<i64>>(0)?.zip(r.get::<_, Option<i64>>(1)?)),
+                )
+                .unwrap();
+            assert_eq!(db.get_time_range(s, f).await.unwrap(), want, "{layout:?}");
+        }
+    }
+
+    // Completeness: every stored symbol of each interval, plus one without bars.
+    for f in freqs.iter().map(|f| Freq::parse(f).unwrap()) {
+        let mut symbols = strings(
+            &c,
+            &format!("SELECT DISTINCT symbol FROM {kt} WHERE freq = ?1"),
+            &[&f.as_str()],
+        );
+        symbols.push("NOPEUSDT".into());
+        let report = db.check_completeness(check, f, &symbols).await.unwrap();
+        symbols.sort();
+        assert_eq!(report.symbols.len(), symbols.len());
+        for (got, s) in report.symbols.iter().zip(&symbols) {
+            let stored: std::collections::BTreeSet<i64> = {
+                let mut stmt = c
+                    .prepare(&format!(
+                        "SELECT timestamp FROM {kt} WHERE symbol = ?1 AND freq = ?2"
+                    ))
+                    .unwrap();
+                stmt.query_map(rusqlite::params![s, f.as_str()], |r| r.get(0))
+                    .unwrap()
+                    .collect::<rusqlite::Result<_>>()
+                    .unwrap()
+            };
+            let grid: Vec<i64> = f.grid(check.start, check.end_exclusive).collect();
+            let present = grid.iter().filter(|t| stored.contains(t)).count() as u64;
+            let mut missing: Vec<MissingRun> = Vec::new();
+            for (i, t) in grid.iter().enumerate() {
+                if stored.contains(t) {
+                    continue;
+                }
+                match missing.last_mut() {
+                    Some(run) if i > 0 && grid[i - 1] == run.end => {
+                        run.end = *t;
+                        run.count += 1;
+                    }
+                    _ => missing.push(MissingRun {
+                        start: *t,
+                        end: *t,
+                        count: 1,
+                    }),
+                }
+            }
+            let ctx = format!("{layout:?} {s} {f} {check:?}");
+            assert_eq!(got.symbol, *s, "{ctx}");
+            assert_eq!(got.expected, grid.len() as u64, "{ctx}");
+            assert_eq!(got.present, present, "{ctx}");
+            let coverage = if grid.is_empty() {
+                1.0
+            } else {
+                present as f64 / grid.len() as f64
+            };
+            assert_eq!(got.coverage, coverage, "{ctx}");
+            assert_eq!(got.missing, missing, "{ctx}");
+            assert!(got.suspicious.is_empty(), "{ctx}: {:?}", got.suspicious);
+        }
+    }
+    db.close().await;
+}
+
+const SYMBOLS: [&str; 4] = ["AAAUSDT", "BTCUSDT", "ETHUSDT", "ZZ9"];
+const SERIES_FREQS: [Freq; 3] = [Freq::M1, Freq::H1, Freq::D1];
+
+/// Random series with gaps: per (symbol, interval) a start, a length and a gap pattern;
+/// metrics likewise; one of the layouts; a completeness range.
+fn holdings() -> impl Strategy<Value = (Holdings, FileLayout, TimeRange)> {
+    (
+        proptest::collection::vec(
+            (0usize..4, 0usize..3, 0i64..40, 1i64..90, any::<u64>()),
+            0..9,
+        ),
+        proptest::collection::vec((0usize..4, 0i64..12), 0..12),
+        proptest::collection::vec((0usize..4, 0usize..2, 0i64..40), 0..20),
+        proptest::collection::vec((0usize..4, 0usize..2, 0usize..3, 0i64..40), 0..30),
+        0usize..LAYOUTS.len(),
+        (0i64..300, 0i64..300),
+    )
+        .prop_map(|(series, funding, oi, lsr, layout, (a, n))| {
+            let mut h = Holdings::default();
+            for (si, fi, start, len, gaps) in series {
+                let f = SERIES_FREQS[fi];
+                let step = f.nominal_ms();
+                for i in 0..len {
+                    // Keep three slots in four, the pattern given by the seed.
+                    if (gaps >> (i % 64)) & 3 != 0 {
+                        h.klines
+                            .push((SYMBOLS[si].into(), f, JAN1 + (start + i) * step));
+                    }
+                }
+            }
+            h.funding = funding
+                .into_iter()
+                .map(|(s, i)| (SYMBOLS[s].into(), JAN1 + i * 8 * H))
+                .collect();
+            h.open_interest = oi
+                .into_iter()
+                .map(|(s, k, i)| (SYMBOLS[s].into(), ["5m", "1h"][k], JAN1 + i * H))
+                .collect();
+            h.long_short_ratio = lsr
+                .into_iter()
+                .map(|(s, p, r, i)| {
+                    (
+                        SYMBOLS[s].into(),
+                        ["5m", "1h"][p],
+                        ["account", "global", "position"][r],
+                        JAN1 + i * H,
+                    )
+                })
+                .collect();
+            let start = JAN1 + a * 7 * M;
+            let range = TimeRange::new(start, start + n * 11 * M).unwrap();
+            (h, LAYOUTS[layout], range)
+        })
+}
+
+#[test]
+fn inspection_by_seeks_equals_a_full_scan() {
+    let rt = rt();
+    let config = ProptestConfig {
+        cases: 40,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |((h, layout, range) in holdings())| {
+        rt.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("market.db");
+            layout.write(&path, &h);
+            assert_inspection_matches_scan(&path, layout, range).await;
+        });
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspection_by_seeks_on_hand_built_files() {
+    // BTC: 1m over two hours with a hole, 1h over two days, 1d; ETH: 1m later and shorter;
+    // ZZ9: 1d only. Metrics with two intervals and three (period, type) pairs.
+    let mut h = Holdings::default();
+    for i in 0..120 {
+        if !(30..45).contains(&i) {
+            h.klines.push(("BTCUSDT".into(), Freq::M1, JAN1 + i * M));
+        }
+    }
+    for i in 0..48 {
+        h.klines.push(("BTCUSDT".into(), Freq::H1, JAN1 + i * H));
+    }
+    for i in [0, 1, 3] {
+        h.klines
+            .push(("BTCUSDT".into(), Freq::D1, JAN1 + i * DAY_MS));
+        h.klines
+            .push(("ZZ9".into(), Freq::D1, JAN1 + (i + 5) * DAY_MS));
+    }
+    for i in 90..150 {
+        h.klines.push(("ETHUSDT".into(), Freq::M1, JAN1 + i * M));
+    }
+    for i in 0..6 {
+        h.funding.push(("BTCUSDT".into(), JAN1 + i * 8 * H));
+        h.open_interest
+            .push(("ETHUSDT".into(), "5m", JAN1 + i * 5 * M));
+        h.long_short_ratio
+            .push(("BTCUSDT".into(), "5m", "account", JAN1 + i * 5 * M));
+    }
+    h.open_interest.push(("BTCUSDT".into(), "1h", JAN1 + H));
+    h.long_short_ratio
+        .push(("ETHUSDT".into(), "5m", "global", JAN1));
+    h.long_short_ratio
+        .push(("ETHUSDT".into(), "1h", "account", JAN1 + 2 * H));
+    let check = TimeRange::new(JAN1 + 20 * M, JAN1 + 100 * M).unwrap();
+    for layout in LAYOUTS {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("market.db");
+        layout.write(&path, &h);
+        assert_inspection_matches_scan(&path, layout, check).await;
+        let db = AsyncMarketDB::open_with(StoreConfig::read_only(&path))
+            .await
+            .unwrap();
+        let s = db.get_data_summary().await.unwrap();
+        let counts: Vec<(String, u64, u64)> = s
+            .market_data
+            .iter()
+            .map(|k| (k.freq.clone(), k.record_count, k.unique_symbols))
+            .collect();
+        assert_eq!(
+            counts,
+            vec![
+                ("1d".to_owned(), 6, 2),
+                ("1h".to_owned(), 48, 1),
+                ("1m".to_owned(), 165, 2)
+            ],
+            "{layout:?}"
+        );
+        assert_eq!(s.long_short_ratio.len(), 3);
+        assert_eq!(s.open_interest[1].record_count, 6);
+        let r = db.check_completeness(check, Freq::M1, &[]).await.unwrap();
+        let got: Vec<(u64, u64)> = r.symbols.iter().map(|s| (s.expected, s.present)).collect();
+        assert_eq!(got, vec![(80, 65), (80, 10)], "{layout:?}");
+        db.close().await;
+    }
+}
