@@ -359,3 +359,35 @@ fn implausible_rows_are_refused_with_the_reason() {
     let db = d.join("data/market.db");
     assert_eq!(count(&db, "SELECT COUNT(*) FROM market_data"), 1);
 }
+
+#[test]
+fn demo_generates_in_bounded_memory_whatever_the_range() {
+    if !has_proc() {
+        return;
+    }
+    // 20 days of 1s bars for one symbol: 1,728,000 bars, about 250 MiB as one vector.
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "demo",
+        "--symbols",
+        "1",
+        "--days",
+        "20",
+        "--freq",
+        "1s",
+        "--out",
+        "exp",
+        "-q",
+    ];
+    let (code, err, peak) = peak_anon(dir.path(), &args);
+    assert_eq!(code, Some(0), "{err}");
+    eprintln!("demo of 1,728,000 1s bars: peak RssAnon {peak} KiB");
+    assert!(peak < LIMIT_KIB, "demo took {peak} KiB of anonymous memory");
+    assert_eq!(
+        count(
+            &dir.path().join("data/market.db"),
+            "SELECT COUNT(*) FROM market_data"
+        ),
+        20 * 86_400
+    );
+}
