@@ -1,0 +1,591 @@
+//! One Vision file over HTTP: the body streams into a file in a private temporary folder
+//! (a zip needs seeking, so it is never held in memory), the `.CHECKSUM` is fetched beside
+//! it and verified, and transient failures are retried with exponential backoff and
+//! jitter. A 404 is an answer ([`Outcome::NotPublished`]), not an error.
+
+use std::collections::hash_map::RandomState;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+
+use crate::{Error, Result, VisionFile, layout::DEFAULT_BASE_URL};
+
+/// Largest `.CHECKSUM` body read (a real one is about 100 bytes).
+const MAX_CHECKSUM_BODY: usize = 4096;
+
+/// How a [`Fetcher`] talks to the server.
+#[derive(Clone, Debug)]
+pub struct FetchConfig {
+    /// Base URL, e.g. [`DEFAULT_BASE_URL`].
+    pub base_url: String,
+    /// Retries after the first attempt of one request.
+    pub retries: u32,
+    /// Delay before the first retry; doubled each retry (with jitter), up to `max_backoff`.
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    pub connect_timeout: Duration,
+    /// Longest wait for the next bytes of an answer.
+    pub read_timeout: Duration,
+    /// Where downloaded files are kept (in the Vision layout); `None` deletes them after use.
+    pub keep_dir: Option<PathBuf>,
+}
+
+impl Default for FetchConfig {
+    fn default() -> FetchConfig {
+        FetchConfig {
+            base_url: DEFAULT_BASE_URL.to_owned(),
+            retries: 4,
+            backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+            keep_dir: None,
+        }
+    }
+}
+
+/// What fetching one file gave.
+#[derive(Debug)]
+pub struct Fetch {
+    pub outcome: Outcome,
+    /// Requests repeated (transient failures and a checksum mismatch).
+    pub retries: u32,
+}
+
+/// The answer for one file.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The file is on disk (and verified when Vision had a `.CHECKSUM`).
+    Fetched(Downloaded),
+    /// Vision answered 404: it does not publish this file (yet).
+    NotPublished,
+    /// The file failed its checksum twice.
+    ChecksumMismatch { expected: String, actual: String },
+}
+
+/// A downloaded file. Dropping it deletes it unless it was kept (`keep_dir`).
+#[derive(Debug)]
+pub struct Downloaded {
+    path: PathBuf,
+    bytes: u64,
+    checksum_verified: bool,
+    /// The private folder to remove on drop (`None` when kept).
+    scratch: Option<PathBuf>,
+}
+
+impl Downloaded {
+    /// Where the file is (its name is the Vision file name).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Size of the file.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Whether the `.CHECKSUM` matched (false when Vision had none).
+    pub fn checksum_verified(&self) -> bool {
+        self.checksum_verified
+    }
+}
+
+impl Drop for Downloaded {
+    fn drop(&mut self) {
+        if let Some(dir) = self.scratch.take()
+            && let Err(e) = std::fs::remove_dir_all(&dir)
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a downloaded file");
+        }
+    }
+}
+
+/// One request's result, for the retry loop.
+enum Attempt<T> {
+    Done(T),
+    NotFound,
+    Retry(Error),
+    Fatal(Error),
+}
+
+/// Downloads Vision files; cheap to share behind an `Arc` (requests run concurrently).
+#[derive(Debug)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    config: FetchConfig,
+    work: tempfile::TempDir,
+    seq: AtomicU64,
+    random: RandomState,
+}
+
+impl Fetcher {
+    /// A fetcher with its own private temporary folder (removed when it is dropped).
+    pub fn new(config: FetchConfig) -> Result<Fetcher> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .read_timeout(config.read_timeout)
+            .user_agent(concat!("marketdb/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|source| Error::Client { source })?;
+        let work = tempfile::Builder::new()
+            .prefix("marketdb-fetch-")
+            .tempdir()
+            .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        Ok(Fetcher {
+            client,
+            config,
+            work,
+            seq: AtomicU64::new(0),
+            random: RandomState::new(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &FetchConfig {
+        &self.config
+    }
+
+    /// Fetches `file` and its `.CHECKSUM`, verifies it, and retries a mismatch once.
+    pub async fn fetch(&self, file: &VisionFile) -> Result<Fetch> {
+        let url = file.url(&self.config.base_url);
+        let checksum_url = file.checksum_url(&self.config.base_url);
+        let scratch = self
+            .work
+            .path()
+            .join(self.seq.fetch_add(1, Ordering::Relaxed).to_string());
+        tokio::fs::create_dir_all(&scratch)
+            .await
+            .map_err(|e| Error::io(&scratch, e))?;
+        let path = scratch.join(file.file_name());
+        let result = self.fetch_into(&url, &checksum_url, &path).await;
+        let (outcome, retries) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tokio::fs::remove_dir_all(&scratch).await;
+                return Err(e);
+            }
+        };
+        let outcome = match outcome {
+            Some((bytes, checksum_verified)) => {
+                let mut done = Downloaded {
+                    path,
+                    bytes,
+                    checksum_verified,
+                    scratch: Some(scratch),
+                };
+                if let Some(keep) = &self.config.keep_dir {
+                    done = keep_file(done, &keep.join(file.path())).await?;
+                }
+                Outcome::Fetched(done)
+            }
+            None => {
+                let _ = tokio::fs::remove_dir_all(&scratch).await;
+                match retries.1 {
+                    Some((expected, actual)) => Outcome::ChecksumMismatch { expected, actual },
+                    None => Outcome::NotPublished,
+                }
+            }
+        };
+        Ok(Fetch {
+            outcome,
+            retries: retries.0,
+        })
+    }
+
+    /// The download-and-verify rounds: `Some((bytes, verified))` or `None` (with the last
+    /// mismatch, if that was the reason) and the retry count.
+    #[allow(clippy::type_complexity)]
+    async fn fetch_into(
+        &self,
+        url: &str,
+        checksum_url: &str,
+        path: &Path,
+    ) -> Result<(Option<(u64, bool)>, (u32, Option<(String, String)>))> {
+        let mut retries = 0;
+        let mut mismatch = None;
+        for round in 0..2 {
+            if round > 0 {
+                retries += 1;
+            }
+            let Some(bytes) = self
+                .with_retries(url, &mut retries, |n| self.get_to_file(url, path, n))
+                .await?
+            else {
+                tracing::info!(url, "not published");
+                return Ok((None, (retries, None)));
+            };
+            let sidecar = marketdb_ingest::checksum_path(path);
+            let _ = tokio::fs::remove_file(&sidecar).await;
+            match self
+                .with_retries(checksum_url, &mut retries, |n| {
+                    self.get_small(checksum_url, n)
+                })
+                .await?
+            {
+                Some(text) => tokio::fs::write(&sidecar, text)
+                    .await
+                    .map_err(|e| Error::io(&sidecar, e))?,
+                None => {
+                    tracing::warn!(url, "no checksum published: the file is not verified");
+                    return Ok((Some((bytes, false)), (retries, None)));
+                }
+            }
+            let p = path.to_path_buf();
+            let verified =
+                tokio::task::spawn_blocking(move || marketdb_ingest::verify_checksum(&p))
+                    .await
+                    .map_err(|e| Error::io(path, std::io::Error::other(e)))?;
+            match verified {
+                Ok(v) => return Ok((Some((bytes, v)), (retries, None))),
+                Err(marketdb_ingest::Error::ChecksumMismatch {
+                    expected, actual, ..
+                }) => {
+                    tracing::warn!(url, expected, actual, round, "checksum mismatch");
+                    mismatch = Some((expected, actual));
+                }
+                Err(source) => {
+                    return Err(Error::Checksum {
+                        url: url.to_owned(),
+                        source,
+                    });
+                }
+            }
+        }
+        Ok((None, (retries, mismatch)))
+    }
+
+    /// Runs `attempt` until it succeeds, answers 404, fails for good or runs out of
+    /// retries; `Ok(None)` is a 404.
+    async fn with_retries<T, F, Fut>(
+        &self,
+        url: &str,
+        retries: &mut u32,
+        mut attempt: F,
+    ) -> Result<Option<T>>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Attempt<T>>,
+    {
+        let mut n = 1;
+        loop {
+            match attempt(n).await {
+                Attempt::Done(t) => return Ok(Some(t)),
+                Attempt::NotFound => return Ok(None),
+                Attempt::Fatal(e) => return Err(e),
+                Attempt::Retry(e) if n > self.config.retries => return Err(e),
+                Attempt::Retry(e) => {
+                    let delay = self.backoff(n);
+                    tracing::info!(url, attempt = n, error = %e, ?delay, "retrying");
+                    *retries += 1;
+                    n += 1;
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    /// The wait before retry `n` (1-based): `backoff * 2^(n-1)`, capped, then a random
+    /// point in its upper half.
+    fn backoff(&self, n: u32) -> Duration {
+        let full = self
+            .config
+            .backoff
+            .saturating_mul(1u32 << (n - 1).min(20))
+            .min(self.config.max_backoff);
+        let mut h = self.random.build_hasher();
+        h.write_u64(self.seq.fetch_add(1, Ordering::Relaxed));
+        let frac = (h.finish() % 1000) as f64 / 1000.0;
+        full.mul_f64(0.5 + frac / 2.0)
+    }
+
+    /// Sends a GET and sorts the status.
+    async fn send(&self, url: &str, n: u32) -> Attempt<reqwest::Response> {
+        let resp = match self.client.get(url).send().await {
+            Ok(r) => r,
+            Err(source) => {
+                return Attempt::Retry(Error::Transfer {
+                    url: url.to_owned(),
+                    attempts: n,
+                    source,
+                });
+            }
+        };
+        let status = resp.status();
+        if status.is_success() {
+            return Attempt::Done(resp);
+        }
+        let err = Error::Status {
+            url: url.to_owned(),
+            status: status.as_u16(),
+            attempts: n,
+        };
+        if status == reqwest::StatusCode::NOT_FOUND {
+            Attempt::NotFound
+        } else if status.is_server_error()
+            || status == reqwest::StatusCode::REQUEST_TIMEOUT
+            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+        {
+            Attempt::Retry(err)
+        } else {
+            Attempt::Fatal(err)
+        }
+    }
+
+    /// Streams the body of `url` into `path`; a body shorter than its `Content-Length`
+    /// is retried.
+    async fn get_to_file(&self, url: &str, path: &Path, n: u32) -> Attempt<u64> {
+        let mut resp = match self.send(url, n).await {
+            Attempt::Done(r) => r,
+            Attempt::NotFound => return Attempt::NotFound,
+            Attempt::Retry(e) => return Attempt::Retry(e),
+            Attempt::Fatal(e) => return Attempt::Fatal(e),
+        };
+        let expected = resp.content_length();
+        let mut out = match tokio::fs::File::create(path).await {
+            Ok(f) => f,
+            Err(e) => return Attempt::Fatal(Error::io(path, e)),
+        };
+        let mut got = 0u64;
+        let truncated = |got: u64| {
+            expected
+                .filter(|&e| got < e)
+                .map(|expected| Error::Truncated {
+                    url: url.to_owned(),
+                    got,
+                    expected,
+                    attempts: n,
+                })
+        };
+        loop {
+            match resp.chunk().await {
+                Ok(Some(bytes)) => {
+                    if let Err(e) = out.write_all(&bytes).await {
+                        return Attempt::Fatal(Error::io(path, e));
+                    }
+                    got += bytes.len() as u64;
+                }
+                Ok(None) => break,
+                Err(source) => {
+                    return Attempt::Retry(truncated(got).unwrap_or(Error::Transfer {
+                        url: url.to_owned(),
+                        attempts: n,
+                        source,
+                    }));
+                }
+            }
+        }
+        if let Err(e) = out.flush().await {
+            return Attempt::Fatal(Error::io(path, e));
+        }
+        match truncated(got) {
+            Some(e) => Attempt::Retry(e),
+            None => Attempt::Done(got),
+        }
+    }
+
+    /// A small body (a `.CHECKSUM`) in memory, at most [`MAX_CHECKSUM_BODY`] bytes kept.
+    async fn get_small(&self, url: &str, n: u32) -> Attempt<Vec<u8>> {
+        let mut resp = match self.send(url, n).await {
+            Attempt::Done(r) => r,
+            Attempt::NotFound => return Attempt::NotFound,
+            Attempt::Retry(e) => return Attempt::Retry(e),
+            Attempt::Fatal(e) => return Attempt::Fatal(e),
+        };
+        let mut body = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(bytes)) => {
+                    let room = MAX_CHECKSUM_BODY.saturating_sub(body.len());
+                    body.extend_from_slice(&bytes[..bytes.len().min(room)]);
+                }
+                Ok(None) => return Attempt::Done(body),
+                Err(source) => {
+                    return Attempt::Retry(Error::Transfer {
+                        url: url.to_owned(),
+                        attempts: n,
+                        source,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Moves a verified download (and its `.CHECKSUM`) to `dest`, which is kept.
+async fn keep_file(mut done: Downloaded, dest: &Path) -> Result<Downloaded> {
+    if let Some(parent) = dest.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|e| Error::io(parent, e))?;
+    }
+    tokio::fs::copy(&done.path, dest)
+        .await
+        .map_err(|e| Error::io(dest, e))?;
+    let sidecar = marketdb_ingest::checksum_path(&done.path);
+    if tokio::fs::try_exists(&sidecar).await.unwrap_or(false) {
+        let kept = marketdb_ingest::checksum_path(dest);
+        tokio::fs::copy(&sidecar, &kept)
+            .await
+            .map_err(|e| Error::io(&kept, e))?;
+    }
+    done.path = dest.to_path_buf();
+    // Dropping `done` later removes only the scratch folder, never the kept copy.
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::{Market, Period};
+
+    /// A scripted answer: the status and the body (or `None` to say nothing and hang).
+    type Answer = Option<(u16, Vec<u8>)>;
+
+    /// A loopback server answering each path from its script (the last answer repeats);
+    /// unknown paths get 404.
+    async fn serve(
+        script: HashMap<String, Vec<Answer>>,
+    ) -> (String, Arc<Mutex<HashMap<String, usize>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let counts = Arc::new(Mutex::new(HashMap::<String, usize>::new()));
+        let seen = Arc::clone(&counts);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
+                let (script, seen) = (script.clone(), Arc::clone(&seen));
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&head).into_owned();
+                    let path = text.split(' ').nth(1).unwrap_or("").to_owned();
+                    let n = {
+                        let mut c = seen.lock().unwrap();
+                        let n = c.entry(path.clone()).or_insert(0);
+                        *n += 1;
+                        *n
+                    };
+                    let answer = match script.get(&path) {
+                        Some(list) => list[(n - 1).min(list.len() - 1)].clone(),
+                        None => Some((404, Vec::new())),
+                    };
+                    let Some((status, body)) = answer else {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        return;
+                    };
+                    let head = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = s.write_all(head.as_bytes()).await;
+                    let _ = s.write_all(&body).await;
+                });
+            }
+        });
+        (base, counts)
+    }
+
+    fn config(base: &str) -> FetchConfig {
+        FetchConfig {
+            base_url: base.to_owned(),
+            retries: 2,
+            backoff: Duration::from_millis(1),
+            read_timeout: Duration::from_millis(300),
+            ..FetchConfig::default()
+        }
+    }
+
+    fn file(day: i64) -> VisionFile {
+        VisionFile::klines(
+            Market::Um,
+            "BTCUSDT",
+            marketdb_model::Freq::M1,
+            Period::Day(day * 86_400_000),
+        )
+    }
+
+    #[tokio::test]
+    async fn retries_verifies_deletes_and_reports_404_and_failures() {
+        let body = b"not really a zip, but bytes to hash".to_vec();
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("x");
+        std::fs::write(&tmp, &body).unwrap();
+        let digest = marketdb_ingest::sha256_file(&tmp).unwrap();
+        let ok = file(19_725);
+        let slow = file(19_726);
+        let refused = file(19_727);
+        let path = |f: &VisionFile| format!("/{}", f.path());
+        let script = HashMap::from([
+            (
+                path(&ok),
+                vec![Some((503, Vec::new())), Some((200, body.clone()))],
+            ),
+            (
+                format!("{}.CHECKSUM", path(&ok)),
+                vec![Some((200, format!("{digest}  x.zip\n").into_bytes()))],
+            ),
+            (path(&slow), vec![None]),
+            (path(&refused), vec![Some((403, Vec::new()))]),
+        ]);
+        let (base, counts) = serve(script).await;
+        let fetcher = Fetcher::new(config(&base)).unwrap();
+
+        let got = fetcher.fetch(&ok).await.unwrap();
+        assert_eq!(got.retries, 1);
+        let Outcome::Fetched(done) = got.outcome else {
+            panic!("expected a file: {:?}", got.outcome)
+        };
+        assert!(done.checksum_verified());
+        assert_eq!(std::fs::read(done.path()).unwrap(), body);
+        assert_eq!(done.bytes(), body.len() as u64);
+        let kept = done.path().to_path_buf();
+        drop(done);
+        assert!(!kept.exists(), "the download is deleted with its handle");
+
+        let missing = fetcher.fetch(&file(1)).await.unwrap();
+        assert!(matches!(missing.outcome, Outcome::NotPublished));
+
+        let err = fetcher.fetch(&slow).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Transfer { attempts: 3, .. }),
+            "{err:?}"
+        );
+        assert_eq!(counts.lock().unwrap()[&path(&slow)], 3);
+
+        let err = fetcher.fetch(&refused).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Status {
+                    status: 403,
+                    attempts: 1,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            std::fs::read_dir(fetcher.work.path()).unwrap().count(),
+            0,
+            "no scratch folder is left"
+        );
+    }
+}

@@ -1,0 +1,63 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in a download.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The HTTP client could not be built.
+    #[error("cannot build the http client")]
+    Client {
+        #[source]
+        source: reqwest::Error,
+    },
+    /// A transfer failed (connect error, timeout, broken body) on every attempt.
+    #[error("{url}: transfer failed after {attempts} attempt(s)")]
+    Transfer {
+        url: String,
+        attempts: u32,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The server answered an error status on the last attempt.
+    #[error("{url}: server answered {status} after {attempts} attempt(s)")]
+    Status {
+        url: String,
+        status: u16,
+        attempts: u32,
+    },
+    /// The body ended before the promised `Content-Length` on every attempt.
+    #[error("{url}: body ended after {got} of {expected} byte(s) after {attempts} attempt(s)")]
+    Truncated {
+        url: String,
+        got: u64,
+        expected: u64,
+        attempts: u32,
+    },
+    /// A local file could not be written or moved.
+    #[error("cannot write {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The checksum could not be checked (an unreadable `.CHECKSUM`, say).
+    #[error("cannot verify {url}")]
+    Checksum {
+        url: String,
+        #[source]
+        source: marketdb_ingest::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,23 @@
+//! marketdb-fetch downloads Binance Vision files (`data.binance.vision`). Main types:
+//! [`VisionFile`] (market, dataset, symbol, interval and period of one file, with its URL
+//! and its `.CHECKSUM` URL), [`Fetcher`] (one file over HTTP into a private temporary
+//! folder, verified against its `.CHECKSUM`, with retries, exponential backoff and jitter
+//! on connect errors, timeouts, 5xx answers and truncated bodies) and [`plan`] (which
+//! files to ask for, given what is stored and which files Vision is known not to have).
+//!
+//! Decisions callers can rely on: a 404 is [`Outcome::NotPublished`], not an error; a
+//! checksum mismatch is retried once, then reported as [`Outcome::ChecksumMismatch`];
+//! a download lives on disk only as long as its [`Downloaded`] (unless a keep folder is
+//! configured), because a zip needs seeking and is never held in memory.
+//!
+//! It deliberately does not parse or store files (that is `marketdb-ingest` and
+//! `marketdb-store`, driven by the caller), talk to the REST API, or print.
+
+mod download;
+mod error;
+mod layout;
+pub mod plan;
+
+pub use download::{Downloaded, Fetch, FetchConfig, Fetcher, Outcome};
+pub use error::{Error, Result};
+pub use layout::{DEFAULT_BASE_URL, Market, Period, VisionFile, vision_interval};
