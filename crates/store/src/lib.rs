@@ -4,7 +4,8 @@
 //! open the other's files, versions the schema in `PRAGMA user_version`, and offers
 //! validated atomic batched writes, columnar reads ([`KlineFrame`]), metric reads, bars
 //! with their metrics aligned as of each close ([`CombinedFrame`]),
-//! inspection ([`DataSummary`]), completeness checks ([`CompletenessReport`]), resampling
+//! inspection ([`DataSummary`]), completeness checks ([`CompletenessReport`]), the record
+//! of files the exchange does not publish ([`SourceGap`], table `source_gaps`), resampling
 //! ([`Resampled`], with the rules in [`BucketAggregator`], which callers can also drive
 //! frame by frame) and bounded streaming scans ([`FrameStream`]).
 //!
@@ -25,6 +26,7 @@ mod config;
 mod db;
 mod error;
 mod frame;
+mod gaps;
 mod inspect;
 mod metric_check;
 mod metrics;
@@ -42,6 +44,7 @@ pub use config::{CHECKPOINT_AFTER_ROWS, DEFAULT_BATCH_SIZE, StoreConfig};
 pub use db::{AsyncMarketDB, Checkpoint};
 pub use error::{Error, Result};
 pub use frame::{Column, KlineFrame};
+pub use gaps::{GapFilter, SourceGap};
 pub use inspect::{
     DataSummary, FundingSummary, IntervalSummary, KlineSummary, RatioSummary, SymbolRange,
 };

@@ -196,6 +196,16 @@ struct Migration {
     apply: fn(&Connection, Era) -> rusqlite::Result<()>,
 }
 
+/// The record of files the exchange does not publish (or publishes broken), kept by
+/// `marketdb download`. An extra table: the Python original never reads it, and creating
+/// it needs no schema version (every writable open creates it when missing).
+pub(crate) const SOURCE_GAPS_DDL: &str = "CREATE TABLE IF NOT EXISTS source_gaps (
+    market TEXT NOT NULL, kind TEXT NOT NULL, symbol TEXT NOT NULL, interval TEXT NOT NULL,
+    period TEXT NOT NULL, status TEXT NOT NULL,
+    first_seen INTEGER NOT NULL, last_checked INTEGER NOT NULL,
+    PRIMARY KEY (market, kind, symbol, interval, period)
+) WITHOUT ROWID;";
+
 /// Every migration, in version order. A Python-created file has `user_version` 0.
 const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
@@ -212,7 +222,7 @@ fn create_missing_tables(conn: &Connection, era: Era) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+pub(crate) fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
     conn.query_row(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
         [name],
@@ -284,6 +294,7 @@ pub(crate) fn prepare(conn: &Connection, path: &str) -> Result<Tables> {
     if version < SCHEMA_VERSION {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     }
+    conn.execute_batch(SOURCE_GAPS_DDL)?;
     describe(conn, path, era)
 }
 
@@ -472,6 +483,7 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(v, SCHEMA_VERSION);
+        assert!(table_exists(&conn, "source_gaps").unwrap());
         conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
             .unwrap();
         let err = prepare(&conn, "mem").unwrap_err().to_string();
@@ -517,6 +529,24 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, 0);
+    }
+
+    #[test]
+    fn source_gaps_joins_a_python_file_and_leaves_its_tables_alone() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(&Layout::Python.ddl()).unwrap();
+        let before: i64 = conn
+            .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
+            .unwrap();
+        let t = prepare(&conn, "py.db").unwrap();
+        assert_eq!(t.kline_indexes, 4, "the python indexes are kept");
+        let after: i64 = conn
+            .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
+            .unwrap();
+        // Only the table (WITHOUT ROWID: its key is the table, no separate index).
+        assert_eq!(after, before + 1);
+        assert!(table_exists(&conn, "source_gaps").unwrap());
+        prepare(&conn, "py.db").unwrap();
     }
 
     #[test]
