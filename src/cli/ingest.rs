@@ -218,7 +218,7 @@ fn lookahead() -> usize {
 
 /// A file whose parser runs on a blocking thread, its records waiting in a bounded channel
 /// until the writer takes them.
-struct Pending {
+pub(super) struct Pending {
     file: PathBuf,
     rx: mpsc::Receiver<Result<Parsed, ParserFailed>>,
     parser: tokio::task::JoinHandle<marketdb_ingest::Result<FileReport>>,
@@ -226,7 +226,7 @@ struct Pending {
 
 impl Pending {
     /// Starts parsing `file`; the parser blocks once [`PIPELINE_DEPTH`] chunks wait.
-    fn start(file: PathBuf, overrides: &Overrides, mode: BadRows) -> Pending {
+    pub(super) fn start(file: PathBuf, overrides: &Overrides, mode: BadRows) -> Pending {
         let (tx, rx) = mpsc::sync_channel::<Result<Parsed, ParserFailed>>(PIPELINE_DEPTH);
         let path = file.clone();
         let overrides = overrides.clone();
@@ -253,7 +253,7 @@ impl Pending {
 
     /// Streams the file's records into one transaction; returns rows stored and what the
     /// parser read.
-    async fn store(self, db: &AsyncMarketDB) -> Result<(usize, FileReport)> {
+    pub(super) async fn store(self, db: &AsyncMarketDB) -> Result<(usize, FileReport)> {
         let Pending { file, rx, parser } = self;
         let stored = db.store_records(rx).await;
         let parsed = parser.await.context("the parser stopped unexpectedly")?;

@@ -9,6 +9,7 @@ mod output;
 mod args;
 mod check;
 mod demo;
+mod download;
 mod export;
 mod ingest;
 mod inspect;
@@ -61,6 +62,10 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Load Binance Vision files (.csv or .zip, files or folders)
     Ingest(ingest::IngestArgs),
+    /// Fetch missing Binance Vision files (verified) and store them
+    Download(download::DownloadArgs),
+    /// Files the exchange does not publish, as recorded by download
+    Gaps(download::GapsArgs),
     /// Data summary per table and freq
     Summary,
     /// Stored symbols
@@ -99,6 +104,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Demo(a) => demo::run(g, a).await,
         Command::Ingest(a) => ingest::run(g, a).await,
+        Command::Download(a) => download::run(g, a).await,
+        Command::Gaps(a) => download::gaps(g, a).await,
         Command::Summary => inspect::summary(g).await,
         Command::Symbols(a) => inspect::symbols(g, a).await,
         Command::Query(a) => query::run(g, a).await,

@@ -1,0 +1,479 @@
+//! `download`: Binance Vision files into the database. For each symbol, the planner
+//! compares the range with what is stored and with the `source_gaps` record, and asks only
+//! for what is missing (a monthly file for an empty closed month, daily files otherwise).
+//! Up to `--jobs` files download at once, each to a private temporary file that is
+//! verified against its `.CHECKSUM`; the writer stores each file in one transaction
+//! through the `ingest` path and deletes it (unless `--keep`). A 404 or a file that fails
+//! its checksum twice is recorded in `source_gaps`, so the next run does not ask again.
+//! `gaps` lists that record.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use marketdb_fetch::{
+    DEFAULT_BASE_URL, Fetch, FetchConfig, Fetcher, Market, Outcome, Period, VisionFile, plan,
+};
+use marketdb_ingest::{BadRows, FileKind, Overrides};
+use marketdb_model::{Freq, TimeRange};
+use marketdb_store::{AsyncMarketDB, GapFilter, SourceGap};
+use serde_json::json;
+
+use super::{Global, args, ingest, output, progress};
+
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
+    /// Binance market
+    #[arg(long, value_enum)]
+    pub market: MarketArg,
+    /// Dataset (klines only for now)
+    #[arg(long, value_enum, default_value = "klines")]
+    pub kind: ingest::Kind,
+    /// Symbols (comma- or space-separated)
+    #[arg(long, num_args = 1.., value_delimiter = ',', required = true)]
+    pub symbols: Vec<String>,
+    /// Kline interval
+    #[arg(long, value_parser = args::freq)]
+    pub freq: Freq,
+    #[command(flatten)]
+    pub range: args::RangeArgs,
+    /// Binance Vision base URL
+    #[arg(long, default_value = DEFAULT_BASE_URL)]
+    pub base_url: String,
+    /// Files downloaded at once
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub jobs: u32,
+    /// Retries of a failed request (connect error, timeout, 5xx, cut body)
+    #[arg(long, default_value_t = 4)]
+    pub retries: u32,
+    /// Print the files that would be fetched and exit
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Keep the downloaded files in this folder (in the Vision layout)
+    #[arg(long)]
+    pub keep: Option<PathBuf>,
+    /// Recorded gaps of days younger than this are asked again
+    #[arg(long, default_value_t = 3)]
+    pub recheck_days: i64,
+    /// First retry delay in ms (doubled each retry, with jitter)
+    #[arg(long, default_value_t = 500, hide = true)]
+    pub backoff_ms: u64,
+    /// Longest wait for the next bytes of an answer, in seconds
+    #[arg(long, default_value_t = 30, hide = true)]
+    pub read_timeout_secs: u64,
+}
+
+/// `--market` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum MarketArg {
+    Spot,
+    Um,
+    Cm,
+}
+
+impl From<MarketArg> for Market {
+    fn from(m: MarketArg) -> Market {
+        match m {
+            MarketArg::Spot => Market::Spot,
+            MarketArg::Um => Market::Um,
+            MarketArg::Cm => Market::Cm,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct GapsArgs {
+    /// Only this market
+    #[arg(long, value_enum)]
+    pub market: Option<MarketArg>,
+    /// Only these symbols
+    #[arg(long, num_args = 1.., value_delimiter = ',')]
+    pub symbols: Vec<String>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// What the run did, for the summary and `--json`.
+#[derive(Debug, Default)]
+struct Tally {
+    fetched: u64,
+    rows: u64,
+    gaps: u64,
+    failed: u64,
+    retries: u64,
+    bytes: u64,
+    files: Vec<serde_json::Value>,
+}
+
+pub async fn run(g: &Global, a: &DownloadArgs) -> Result<ExitCode> {
+    if !matches!(a.kind, ingest::Kind::Klines) {
+        return Err(super::usage("download supports --kind klines only for now"));
+    }
+    let market = Market::from(a.market);
+    let symbols = args::parse_symbols(&args::split_symbols(&a.symbols))?;
+    let range = match a.range.spec()? {
+        args::RangeSpec::Fixed(r) => r,
+        args::RangeSpec::FromFirst { .. } => {
+            return Err(super::usage(
+                "download needs a start: give --start or --timerange",
+            ));
+        }
+    };
+    let now = now_ms();
+    let db_exists = g.db_path().exists();
+    let db = if a.dry_run {
+        if db_exists {
+            Some(args::open_db(g, args::Access::ReadOnly).await?)
+        } else {
+            None
+        }
+    } else {
+        Some(args::open_db(g, args::Access::Create).await?)
+    };
+    let mut files = Vec::new();
+    for s in &symbols {
+        files.extend(plan_symbol(db.as_ref(), a, market, s, range, now).await?);
+    }
+    if a.dry_run {
+        report_plan(g, a, &files)?;
+        if let Some(db) = db {
+            db.close().await;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(db) = db else {
+        anyhow::bail!("no database open");
+    };
+    let fetcher = Arc::new(Fetcher::new(FetchConfig {
+        base_url: a.base_url.clone(),
+        retries: a.retries,
+        backoff: Duration::from_millis(a.backoff_ms),
+        read_timeout: Duration::from_secs(a.read_timeout_secs.max(1)),
+        keep_dir: a.keep.clone(),
+        ..FetchConfig::default()
+    })?);
+    let mut tally = Tally::default();
+    let mut round = files;
+    // A monthly file Vision lacks is asked again day by day, in a second round.
+    for _ in 0..2 {
+        if round.is_empty() {
+            break;
+        }
+        let gapped_months = fetch_and_store(g, a, &db, &fetcher, round, now, &mut tally).await?;
+        round = Vec::new();
+        for (symbol, month) in gapped_months {
+            let month_range = TimeRange::new(
+                month.start_ms().max(range.start),
+                month.end_ms().min(range.end_exclusive),
+            )?;
+            round.extend(plan_symbol(Some(&db), a, market, &symbol, month_range, now).await?);
+        }
+    }
+    args::checkpoint_or_warn(&db).await;
+    db.close().await;
+    if g.json {
+        output::json(&json!({
+            "files": tally.files, "fetched": tally.fetched, "rows": tally.rows,
+            "gaps_recorded": tally.gaps, "failed": tally.failed, "retries": tally.retries,
+            "bytes": tally.bytes,
+        }))?;
+    } else {
+        outln!(
+            "downloaded {} file(s), {} byte(s): {} row(s) stored, {} gap(s) recorded, \
+             {} retr{}{}",
+            tally.fetched,
+            tally.bytes,
+            tally.rows,
+            tally.gaps,
+            tally.retries,
+            if tally.retries == 1 { "y" } else { "ies" },
+            if tally.failed > 0 {
+                format!(", {} file(s) failed", tally.failed)
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(if tally.failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The files to fetch for one symbol: what is stored and what is recorded as a gap.
+async fn plan_symbol(
+    db: Option<&AsyncMarketDB>,
+    a: &DownloadArgs,
+    market: Market,
+    symbol: &str,
+    range: TimeRange,
+    now: i64,
+) -> Result<Vec<VisionFile>> {
+    let (missing, gaps) = match db {
+        Some(db) => {
+            let report = db
+                .check_completeness(range, a.freq, &[symbol.to_owned()])
+                .await?;
+            let missing: Vec<(i64, i64)> = report
+                .symbols
+                .iter()
+                .flat_map(|s| s.missing.iter().map(|r| (r.start, r.end)))
+                .collect();
+            let gaps: HashSet<Period> = db
+                .source_gaps(GapFilter {
+                    market: Some(market.as_str().to_owned()),
+                    kind: Some(FileKind::Klines.as_str().to_owned()),
+                    symbol: Some(symbol.to_owned()),
+                    interval: Some(a.freq.as_str().to_owned()),
+                })
+                .await?
+                .iter()
+                .filter_map(|g| Period::parse(&g.period))
+                .collect();
+            (missing, gaps)
+        }
+        None => (
+            vec![(range.start, range.end_exclusive.saturating_sub(1))],
+            HashSet::new(),
+        ),
+    };
+    Ok(plan::klines(&plan::PlanInput {
+        market,
+        symbol,
+        freq: a.freq,
+        range,
+        missing: &missing,
+        gaps: &gaps,
+        now_ms: now,
+        recheck_days: a.recheck_days,
+    }))
+}
+
+fn report_plan(g: &Global, a: &DownloadArgs, files: &[VisionFile]) -> Result<()> {
+    if g.json {
+        let list: Vec<_> = files
+            .iter()
+            .map(|f| json!({"symbol": f.symbol, "period": f.period.to_string(), "url": f.url(&a.base_url)}))
+            .collect();
+        output::json(&json!({"dry_run": true, "files": list, "count": files.len()}))?;
+    } else {
+        for f in files {
+            outln!("{}", f.url(&a.base_url));
+        }
+        outln!("{} file(s) to fetch", files.len());
+    }
+    Ok(())
+}
+
+/// One download's result, with the slot it holds (released once the file is stored, so
+/// at most `--jobs` files wait on disk).
+type Done = (
+    VisionFile,
+    marketdb_fetch::Result<Fetch>,
+    tokio::sync::OwnedSemaphorePermit,
+);
+
+/// Downloads `files` (up to `--jobs` at once) and stores each as it arrives. Returns the
+/// monthly files Vision lacks, by symbol.
+async fn fetch_and_store(
+    g: &Global,
+    a: &DownloadArgs,
+    db: &AsyncMarketDB,
+    fetcher: &Arc<Fetcher>,
+    files: Vec<VisionFile>,
+    now: i64,
+    tally: &mut Tally,
+) -> Result<Vec<(String, Period)>> {
+    let pb = progress::bar(g, files.len() as u64, "download");
+    let slots = Arc::new(tokio::sync::Semaphore::new(a.jobs as usize));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Done>();
+    let total = files.len();
+    let feeder = {
+        let (fetcher, slots) = (Arc::clone(fetcher), Arc::clone(&slots));
+        tokio::spawn(async move {
+            let mut tasks = tokio::task::JoinSet::new();
+            for file in files {
+                let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+                    break;
+                };
+                let (fetcher, tx) = (Arc::clone(&fetcher), tx.clone());
+                tasks.spawn(async move {
+                    let res = fetcher.fetch(&file).await;
+                    let _ = tx.send((file, res, permit));
+                });
+            }
+            while tasks.join_next().await.is_some() {}
+        })
+    };
+    let mut gapped_months = Vec::new();
+    for _ in 0..total {
+        let Some((file, res, permit)) = rx.recv().await else {
+            break;
+        };
+        let url = file.url(&a.base_url);
+        let outcome = match res {
+            Ok(f) => {
+                tally.retries += u64::from(f.retries);
+                f.outcome
+            }
+            Err(e) => {
+                tally.failed += 1;
+                let msg = output::escaped(&super::one_line(&anyhow::Error::new(e)));
+                pb.suspend(|| eprintln!("error: {msg}"));
+                tally
+                    .files
+                    .push(json!({"url": url, "ok": false, "error": msg}));
+                pb.inc(1);
+                continue;
+            }
+        };
+        match outcome {
+            Outcome::Fetched(done) => {
+                tally.bytes += done.bytes();
+                let overrides = Overrides {
+                    kind: Some(FileKind::Klines),
+                    symbol: Some(file.symbol.clone()),
+                    freq: file.freq,
+                };
+                let stored =
+                    ingest::Pending::start(done.path().to_path_buf(), &overrides, BadRows::Fail)
+                        .store(db)
+                        .await;
+                drop(done);
+                match stored {
+                    Ok((rows, _)) => {
+                        tally.fetched += 1;
+                        tally.rows += rows as u64;
+                        db.clear_source_gap(
+                            file.market.as_str(),
+                            FileKind::Klines.as_str(),
+                            &file.symbol,
+                            file.interval_label(),
+                            &file.period.to_string(),
+                        )
+                        .await?;
+                        if !g.json && !g.quiet {
+                            pb.suspend(|| outln!("stored {url}: {rows} row(s)"));
+                        }
+                        tally
+                            .files
+                            .push(json!({"url": url, "ok": true, "rows": rows}));
+                    }
+                    Err(e) => {
+                        tally.failed += 1;
+                        let msg = output::escaped(&super::one_line(&e));
+                        pb.suspend(|| eprintln!("error: {msg}"));
+                        tally
+                            .files
+                            .push(json!({"url": url, "ok": false, "error": msg}));
+                    }
+                }
+            }
+            Outcome::NotPublished | Outcome::ChecksumMismatch { .. } => {
+                let status = if matches!(outcome, Outcome::NotPublished) {
+                    "not_published"
+                } else {
+                    "checksum_mismatch"
+                };
+                if let Outcome::ChecksumMismatch { expected, actual } = &outcome {
+                    args::warn(
+                        g,
+                        &format!(
+                            "{url}: checksum mismatch twice (expected {expected}, got {actual}): recorded"
+                        ),
+                    );
+                }
+                db.record_source_gap(SourceGap {
+                    market: file.market.as_str().to_owned(),
+                    kind: FileKind::Klines.as_str().to_owned(),
+                    symbol: file.symbol.clone(),
+                    interval: file.interval_label().to_owned(),
+                    period: file.period.to_string(),
+                    status: status.to_owned(),
+                    first_seen: now,
+                    last_checked: now,
+                })
+                .await?;
+                tally.gaps += 1;
+                if let Period::Month(..) = file.period {
+                    gapped_months.push((file.symbol.clone(), file.period));
+                }
+                tally
+                    .files
+                    .push(json!({"url": url, "ok": true, "gap": status}));
+            }
+        }
+        drop(permit);
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    feeder
+        .await
+        .context("the download tasks stopped unexpectedly")?;
+    Ok(gapped_months)
+}
+
+pub async fn gaps(g: &Global, a: &GapsArgs) -> Result<ExitCode> {
+    let db = args::open_db(g, args::Access::ReadOnly).await?;
+    let symbols = if a.symbols.is_empty() {
+        Vec::new()
+    } else {
+        args::parse_symbols(&args::split_symbols(&a.symbols))?
+    };
+    let mut list = db
+        .source_gaps(GapFilter {
+            market: a.market.map(|m| Market::from(m).as_str().to_owned()),
+            ..GapFilter::default()
+        })
+        .await?;
+    db.close().await;
+    if !symbols.is_empty() {
+        list.retain(|gap| symbols.contains(&gap.symbol));
+    }
+    if g.json {
+        output::json(&json!({ "gaps": list }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if list.is_empty() {
+        outln!("no recorded gaps");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|x| {
+            vec![
+                x.market.clone(),
+                x.kind.clone(),
+                x.symbol.clone(),
+                x.interval.clone(),
+                x.period.clone(),
+                x.status.clone(),
+                marketdb_model::time::format_rfc3339(x.first_seen),
+                marketdb_model::time::format_rfc3339(x.last_checked),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "market",
+            "kind",
+            "symbol",
+            "interval",
+            "period",
+            "status",
+            "first_seen",
+            "last_checked",
+        ],
+        &rows,
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,361 @@
+//! `download` against a Binance Vision tree served by a loopback HTTP server this test
+//! starts: monthly and daily files of two symbols, a day and a month Vision lacks (404), a
+//! file whose `.CHECKSUM` never matches, a file that answers 500 twice, and one whose body
+//! is cut midway once. The server counts requests, so the second run can be shown to ask
+//! for nothing.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Cursor, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+
+use super::{JAN1, json, kline_line, ok, stdout};
+
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 86_400_000;
+
+/// How the server answers one path.
+#[derive(Clone, Default)]
+struct Route {
+    body: Vec<u8>,
+    /// Answer 500 this many times first.
+    fail_first: usize,
+    /// Send half the body and close this many times first (after the 500s).
+    cut_first: usize,
+}
+
+#[derive(Default)]
+struct Tree {
+    routes: HashMap<String, Route>,
+    requests: Mutex<HashMap<String, usize>>,
+}
+
+impl Tree {
+    fn count(&self, path: &str) -> usize {
+        self.requests
+            .lock()
+            .unwrap()
+            .get(path)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn total(&self) -> usize {
+        self.requests.lock().unwrap().values().sum()
+    }
+}
+
+fn serve(tree: Arc<Tree>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let tree = Arc::clone(&tree);
+            std::thread::spawn(move || answer(&tree, stream));
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn answer(tree: &Tree, mut stream: TcpStream) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut first = String::new();
+    if reader.read_line(&mut first).is_err() {
+        return;
+    }
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) if line.trim().is_empty() => break,
+            Ok(_) => {}
+        }
+    }
+    let path = first.split(' ').nth(1).unwrap_or("").to_owned();
+    let n = {
+        let mut counts = tree.requests.lock().unwrap();
+        let c = counts.entry(path.clone()).or_insert(0);
+        *c += 1;
+        *c
+    };
+    let empty = |status: &str| {
+        format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").into_bytes()
+    };
+    let Some(route) = tree.routes.get(&path) else {
+        let _ = stream.write_all(&empty("404 Not Found"));
+        return;
+    };
+    if n <= route.fail_first {
+        let _ = stream.write_all(&empty("500 Internal Server Error"));
+        return;
+    }
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        route.body.len()
+    );
+    let _ = stream.write_all(head.as_bytes());
+    if n <= route.fail_first + route.cut_first {
+        let _ = stream.write_all(&route.body[..route.body.len() / 2]);
+        let _ = stream.flush();
+        return;
+    }
+    let _ = stream.write_all(&route.body);
+}
+
+fn zip_bytes(inner: &str, content: &str) -> Vec<u8> {
+    let mut z = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    z.start_file(inner, zip::write::SimpleFileOptions::default())
+        .unwrap();
+    z.write_all(content.as_bytes()).unwrap();
+    z.finish().unwrap().into_inner()
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Adds a 1h klines file (and its `.CHECKSUM`) covering `[start, start + hours)`; returns
+/// the rows as `(symbol, open time, close)`.
+#[allow(clippy::too_many_arguments)]
+fn add_file(
+    tree: &mut Tree,
+    symbol: &str,
+    period: &str,
+    folder: &str,
+    start: i64,
+    hours: i64,
+    route: Route,
+    good_checksum: bool,
+) -> Vec<(String, i64, f64)> {
+    let name = format!("{symbol}-1h-{period}.zip");
+    let mut csv = String::new();
+    let mut rows = Vec::new();
+    for h in 0..hours {
+        let t = start + h * HOUR;
+        let i = usize::try_from((t - JAN1) / HOUR).unwrap();
+        csv.push_str(&kline_line(t, HOUR, i, false));
+        csv.push('\n');
+        rows.push((symbol.to_owned(), t, 100.0 + i as f64 * 0.5 + 0.5));
+    }
+    let body = zip_bytes(&format!("{symbol}-1h-{period}.csv"), &csv);
+    let digest = if good_checksum {
+        sha256(&body)
+    } else {
+        "0".repeat(64)
+    };
+    let path = format!("/data/spot/{folder}/klines/{symbol}/1h/{name}");
+    tree.routes.insert(
+        format!("{path}.CHECKSUM"),
+        Route {
+            body: format!("{digest}  {name}\n").into_bytes(),
+            ..Route::default()
+        },
+    );
+    tree.routes.insert(path, Route { body, ..route });
+    rows
+}
+
+fn ymd(day_index: i64) -> String {
+    // Days after 2024-01-01 within January and February 2024.
+    let (m, d) = if day_index < 31 {
+        (1, day_index + 1)
+    } else {
+        (2, day_index - 30)
+    };
+    format!("2024-{m:02}-{d:02}")
+}
+
+fn download(dir: &Path, base: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "download",
+        "--market",
+        "spot",
+        "--kind",
+        "klines",
+        "--symbols",
+        "BTCUSDT,ETHUSDT",
+        "--freq",
+        "1h",
+        "--start",
+        "2024-01-01",
+        "--end",
+        "2024-02-03",
+        "--base-url",
+        base,
+        "--jobs",
+        "3",
+        "--retries",
+        "3",
+        "--backoff-ms",
+        "5",
+        "-q",
+    ];
+    args.extend_from_slice(extra);
+    Command::new(super::bin())
+        .current_dir(dir)
+        .env("MARKETDB_DB", "data/market.db")
+        .env("TMPDIR", dir.join("tmp"))
+        .env_remove("RUST_LOG")
+        .args(&args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn download_fetches_verifies_records_gaps_and_resumes() {
+    let mut tree = Tree::default();
+    let mut expected = Vec::new();
+    // BTCUSDT: January as a monthly file that fails twice, 1 Feb, 2 Feb missing (404),
+    // 3 Feb cut midway once.
+    expected.extend(add_file(
+        &mut tree,
+        "BTCUSDT",
+        "2024-01",
+        "monthly",
+        JAN1,
+        31 * 24,
+        Route {
+            fail_first: 2,
+            ..Route::default()
+        },
+        true,
+    ));
+    for (day, route) in [
+        (31, Route::default()),
+        (
+            33,
+            Route {
+                cut_first: 1,
+                ..Route::default()
+            },
+        ),
+    ] {
+        expected.extend(add_file(
+            &mut tree,
+            "BTCUSDT",
+            &ymd(day),
+            "daily",
+            JAN1 + day * DAY,
+            24,
+            route,
+            true,
+        ));
+    }
+    // ETHUSDT: no monthly file, so every day; 15 Jan never matches its checksum.
+    for day in 0..34 {
+        let good = day != 14;
+        let rows = add_file(
+            &mut tree,
+            "ETHUSDT",
+            &ymd(day),
+            "daily",
+            JAN1 + day * DAY,
+            24,
+            Route::default(),
+            good,
+        );
+        if good {
+            expected.extend(rows);
+        }
+    }
+    let tree = Arc::new(tree);
+    let base = serve(Arc::clone(&tree));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+
+    // The plan: one monthly file per symbol for January, 3 daily files each in February.
+    let o = download(dir.path(), &base, &["--dry-run", "--json"]);
+    ok(&o);
+    assert_eq!(json(&o)["count"], 8, "{}", stdout(&o));
+    assert_eq!(tree.total(), 0, "a dry run asks nothing");
+
+    let o = download(dir.path(), &base, &["--json"]);
+    ok(&o);
+    let report = json(&o);
+    assert_eq!(report["fetched"], 3 + 33, "{report}");
+    assert_eq!(report["gaps_recorded"], 3, "{report}");
+    assert_eq!(report["failed"], 0, "{report}");
+    // Two 500s, one cut body, one checksum mismatch.
+    assert_eq!(report["retries"], 4, "{report}");
+    assert_eq!(report["rows"], expected.len(), "{report}");
+
+    let btc_month = "/data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01.zip";
+    assert_eq!(tree.count(btc_month), 3);
+    assert_eq!(tree.count(&format!("{btc_month}.CHECKSUM")), 1);
+    let bad = "/data/spot/daily/klines/ETHUSDT/1h/ETHUSDT-1h-2024-01-15.zip";
+    assert_eq!(
+        tree.count(bad),
+        2,
+        "a mismatch is fetched once more, then recorded"
+    );
+    let cut = "/data/spot/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2024-02-03.zip";
+    assert_eq!(tree.count(cut), 2);
+
+    // Stored rows are exactly the generated rows of the good files.
+    let db = dir.path().join("data/market.db");
+    let c = Connection::open(&db).unwrap();
+    let mut st = c
+        .prepare(
+            "SELECT symbol, timestamp, close_price FROM market_data WHERE freq = '1h' \
+             ORDER BY symbol, timestamp",
+        )
+        .unwrap();
+    let stored: Vec<(String, i64, f64)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    expected.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    assert_eq!(stored, expected);
+
+    let mut gaps: Vec<(String, String, String)> = c
+        .prepare("SELECT symbol, period, status FROM source_gaps ORDER BY symbol, period")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    gaps.sort();
+    let want = [
+        ("BTCUSDT", "2024-02-02", "not_published"),
+        ("ETHUSDT", "2024-01", "not_published"),
+        ("ETHUSDT", "2024-01-15", "checksum_mismatch"),
+    ]
+    .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()));
+    assert_eq!(gaps, want);
+    drop(st);
+    drop(c);
+
+    let listed = Command::new(super::bin())
+        .current_dir(dir.path())
+        .env("MARKETDB_DB", "data/market.db")
+        .args(["gaps", "--json"])
+        .output()
+        .unwrap();
+    ok(&listed);
+    assert_eq!(json(&listed)["gaps"].as_array().unwrap().len(), 3);
+
+    // Nothing is left in the temporary folder.
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("tmp")).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    // A second run asks for nothing: every day is stored or recorded.
+    let before = tree.total();
+    let o = download(dir.path(), &base, &["--json"]);
+    ok(&o);
+    assert_eq!(json(&o)["fetched"], 0, "{}", stdout(&o));
+    assert_eq!(
+        tree.total(),
+        before,
+        "no request for stored or recorded days"
+    );
+}
