@@ -3,8 +3,9 @@
 //! for what is missing (a monthly file for an empty closed month, daily files otherwise).
 //! Up to `--jobs` files download at once, each to a private temporary file that is
 //! verified against its `.CHECKSUM`; the writer stores each file in one transaction
-//! through the `ingest` path and deletes it (unless `--keep`). A 404 or a file that fails
-//! its checksum twice is recorded in `source_gaps`, so the next run does not ask again.
+//! through the `ingest` path and deletes it (unless `--keep`). A 404, a file that fails
+//! its checksum twice, or a daily file that leaves bars of its day missing (`partial`) is
+//! recorded in `source_gaps`, so the next run does not ask again.
 //! `gaps` lists that record.
 
 use std::collections::HashSet;
@@ -353,14 +354,21 @@ async fn fetch_and_store(
                     Ok((rows, _)) => {
                         tally.fetched += 1;
                         tally.rows += rows as u64;
-                        db.clear_source_gap(
-                            file.market.as_str(),
-                            FileKind::Klines.as_str(),
-                            &file.symbol,
-                            file.interval_label(),
-                            &file.period.to_string(),
-                        )
-                        .await?;
+                        // A day Vision publishes with bars missing is recorded, so it is
+                        // not fetched again on every run.
+                        if is_partial_day(db, &file).await? {
+                            record_gap(db, &file, "partial", now).await?;
+                            tally.gaps += 1;
+                        } else {
+                            db.clear_source_gap(
+                                file.market.as_str(),
+                                FileKind::Klines.as_str(),
+                                &file.symbol,
+                                file.interval_label(),
+                                &file.period.to_string(),
+                            )
+                            .await?;
+                        }
                         if !g.json && !g.quiet {
                             pb.suspend(|| outln!("stored {url}: {rows} row(s)"));
                         }
@@ -392,17 +400,7 @@ async fn fetch_and_store(
                         ),
                     );
                 }
-                db.record_source_gap(SourceGap {
-                    market: file.market.as_str().to_owned(),
-                    kind: FileKind::Klines.as_str().to_owned(),
-                    symbol: file.symbol.clone(),
-                    interval: file.interval_label().to_owned(),
-                    period: file.period.to_string(),
-                    status: status.to_owned(),
-                    first_seen: now,
-                    last_checked: now,
-                })
-                .await?;
+                record_gap(db, &file, status, now).await?;
                 tally.gaps += 1;
                 if let Period::Month(..) = file.period {
                     gapped_months.push((file.symbol.clone(), file.period));
@@ -420,6 +418,34 @@ async fn fetch_and_store(
         .await
         .context("the download tasks stopped unexpectedly")?;
     Ok(gapped_months)
+}
+
+/// Records `file` as a gap with `status`, checked now.
+async fn record_gap(db: &AsyncMarketDB, file: &VisionFile, status: &str, now: i64) -> Result<()> {
+    db.record_source_gap(SourceGap {
+        market: file.market.as_str().to_owned(),
+        kind: FileKind::Klines.as_str().to_owned(),
+        symbol: file.symbol.clone(),
+        interval: file.interval_label().to_owned(),
+        period: file.period.to_string(),
+        status: status.to_owned(),
+        first_seen: now,
+        last_checked: now,
+    })
+    .await?;
+    Ok(())
+}
+
+/// Whether a stored daily klines file left bars of its day missing.
+async fn is_partial_day(db: &AsyncMarketDB, file: &VisionFile) -> Result<bool> {
+    let (Period::Day(day), Some(freq)) = (file.period, file.freq) else {
+        return Ok(false);
+    };
+    let range = TimeRange::new(day, file.period.end_ms())?;
+    let report = db
+        .check_completeness(range, freq, std::slice::from_ref(&file.symbol))
+        .await?;
+    Ok(report.symbols.iter().any(|s| s.present < s.expected))
 }
 
 pub async fn gaps(g: &Global, a: &GapsArgs) -> Result<ExitCode> {

@@ -214,7 +214,7 @@ fn download(dir: &Path, base: &str, extra: &[&str]) -> Output {
 fn download_fetches_verifies_records_gaps_and_resumes() {
     let mut tree = Tree::default();
     let mut expected = Vec::new();
-    // BTCUSDT: January as a monthly file that fails twice, 1 Feb, 2 Feb missing (404),
+    // BTCUSDT: January as a monthly file that fails twice, 2 Feb missing (404),
     // 3 Feb cut midway once.
     expected.extend(add_file(
         &mut tree,
@@ -229,10 +229,12 @@ fn download_fetches_verifies_records_gaps_and_resumes() {
         },
         true,
     ));
-    for (day, route) in [
-        (31, Route::default()),
+    // 1 Feb lacks its last hour (a partial day, recorded); 3 Feb is cut midway once.
+    for (day, hours, route) in [
+        (31, 23, Route::default()),
         (
             33,
+            24,
             Route {
                 cut_first: 1,
                 ..Route::default()
@@ -245,7 +247,7 @@ fn download_fetches_verifies_records_gaps_and_resumes() {
             &ymd(day),
             "daily",
             JAN1 + day * DAY,
-            24,
+            hours,
             route,
             true,
         ));
@@ -282,7 +284,7 @@ fn download_fetches_verifies_records_gaps_and_resumes() {
     ok(&o);
     let report = json(&o);
     assert_eq!(report["fetched"], 3 + 33, "{report}");
-    assert_eq!(report["gaps_recorded"], 3, "{report}");
+    assert_eq!(report["gaps_recorded"], 4, "{report}");
     assert_eq!(report["failed"], 0, "{report}");
     // Two 500s, one cut body, one checksum mismatch.
     assert_eq!(report["retries"], 4, "{report}");
@@ -326,6 +328,7 @@ fn download_fetches_verifies_records_gaps_and_resumes() {
         .collect();
     gaps.sort();
     let want = [
+        ("BTCUSDT", "2024-02-01", "partial"),
         ("BTCUSDT", "2024-02-02", "not_published"),
         ("ETHUSDT", "2024-01", "not_published"),
         ("ETHUSDT", "2024-01-15", "checksum_mismatch"),
@@ -342,7 +345,7 @@ fn download_fetches_verifies_records_gaps_and_resumes() {
         .output()
         .unwrap();
     ok(&listed);
-    assert_eq!(json(&listed)["gaps"].as_array().unwrap().len(), 3);
+    assert_eq!(json(&listed)["gaps"].as_array().unwrap().len(), 4);
 
     // Nothing is left in the temporary folder.
     let left: Vec<_> = std::fs::read_dir(dir.path().join("tmp")).unwrap().collect();
