@@ -3,15 +3,14 @@
 //! it and verified, and transient failures are retried with exponential backoff and
 //! jitter. A 404 is an answer ([`Outcome::NotPublished`]), not an error.
 
-use std::collections::hash_map::RandomState;
 use std::future::Future;
-use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 
+use crate::backoff::Jitter;
 use crate::{Error, Result, VisionFile, layout::DEFAULT_BASE_URL};
 
 /// Largest `.CHECKSUM` body read (a real one is about 100 bytes).
@@ -30,6 +29,9 @@ pub struct FetchConfig {
     pub connect_timeout: Duration,
     /// Longest wait for the next bytes of an answer.
     pub read_timeout: Duration,
+    /// Longest one request may take, whole (a server that trickles bytes never trips
+    /// `read_timeout`).
+    pub timeout: Duration,
     /// Where downloaded files are kept (in the Vision layout); `None` deletes them after use.
     pub keep_dir: Option<PathBuf>,
 }
@@ -43,6 +45,7 @@ impl Default for FetchConfig {
             max_backoff: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
+            timeout: Duration::from_secs(900),
             keep_dir: None,
         }
     }
@@ -119,7 +122,7 @@ pub struct Fetcher {
     config: FetchConfig,
     work: tempfile::TempDir,
     seq: AtomicU64,
-    random: RandomState,
+    jitter: Jitter,
 }
 
 impl Fetcher {
@@ -128,6 +131,7 @@ impl Fetcher {
         let client = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.read_timeout)
+            .timeout(config.timeout)
             .user_agent(concat!("marketdb/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|source| Error::Client { source })?;
@@ -140,7 +144,7 @@ impl Fetcher {
             config,
             work,
             seq: AtomicU64::new(0),
-            random: RandomState::new(),
+            jitter: Jitter::default(),
         })
     }
 
@@ -288,18 +292,9 @@ impl Fetcher {
         }
     }
 
-    /// The wait before retry `n` (1-based): `backoff * 2^(n-1)`, capped, then a random
-    /// point in its upper half.
     fn backoff(&self, n: u32) -> Duration {
-        let full = self
-            .config
-            .backoff
-            .saturating_mul(1u32 << (n - 1).min(20))
-            .min(self.config.max_backoff);
-        let mut h = self.random.build_hasher();
-        h.write_u64(self.seq.fetch_add(1, Ordering::Relaxed));
-        let frac = (h.finish() % 1000) as f64 / 1000.0;
-        full.mul_f64(0.5 + frac / 2.0)
+        self.jitter
+            .delay(self.config.backoff, self.config.max_backoff, n)
     }
 
     /// Sends a GET and sorts the status.
@@ -440,68 +435,10 @@ async fn keep_file(mut done: Downloaded, dest: &Path) -> Result<Downloaded> {
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
-    use std::sync::{Arc, Mutex};
-
-    use tokio::io::AsyncReadExt;
-    use tokio::net::TcpListener;
 
     use super::*;
+    use crate::test_server::{Answer, serve};
     use crate::{Market, Period};
-
-    /// A scripted answer: the status and the body (or `None` to say nothing and hang).
-    type Answer = Option<(u16, Vec<u8>)>;
-
-    /// A loopback server answering each path from its script (the last answer repeats);
-    /// unknown paths get 404.
-    async fn serve(
-        script: HashMap<String, Vec<Answer>>,
-    ) -> (String, Arc<Mutex<HashMap<String, usize>>>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let counts = Arc::new(Mutex::new(HashMap::<String, usize>::new()));
-        let seen = Arc::clone(&counts);
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut s, _)) = listener.accept().await else {
-                    return;
-                };
-                let (script, seen) = (script.clone(), Arc::clone(&seen));
-                tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut buf = [0u8; 1024];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match s.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let text = String::from_utf8_lossy(&head).into_owned();
-                    let path = text.split(' ').nth(1).unwrap_or("").to_owned();
-                    let n = {
-                        let mut c = seen.lock().unwrap();
-                        let n = c.entry(path.clone()).or_insert(0);
-                        *n += 1;
-                        *n
-                    };
-                    let answer = match script.get(&path) {
-                        Some(list) => list[(n - 1).min(list.len() - 1)].clone(),
-                        None => Some((404, Vec::new())),
-                    };
-                    let Some((status, body)) = answer else {
-                        tokio::time::sleep(Duration::from_secs(30)).await;
-                        return;
-                    };
-                    let head = format!(
-                        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        body.len()
-                    );
-                    let _ = s.write_all(head.as_bytes()).await;
-                    let _ = s.write_all(&body).await;
-                });
-            }
-        });
-        (base, counts)
-    }
 
     fn config(base: &str) -> FetchConfig {
         FetchConfig {
@@ -536,14 +473,14 @@ mod tests {
         let script = HashMap::from([
             (
                 path(&ok),
-                vec![Some((503, Vec::new())), Some((200, body.clone()))],
+                vec![Answer::status(503), Answer::ok(body.clone())],
             ),
             (
                 format!("{}.CHECKSUM", path(&ok)),
-                vec![Some((200, format!("{digest}  x.zip\n").into_bytes()))],
+                vec![Answer::ok(format!("{digest}  x.zip\n").into_bytes())],
             ),
-            (path(&slow), vec![None]),
-            (path(&refused), vec![Some((403, Vec::new()))]),
+            (path(&slow), vec![Answer::Hang]),
+            (path(&refused), vec![Answer::status(403)]),
         ]);
         let (base, counts) = serve(script).await;
         let fetcher = Fetcher::new(config(&base)).unwrap();

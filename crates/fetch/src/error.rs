@@ -34,6 +34,22 @@ pub enum Error {
         expected: u64,
         attempts: u32,
     },
+    /// The exchange asked to wait longer than this run waits (`429`/`418` with a long
+    /// `Retry-After`: a ban).
+    #[error(
+        "{url}: rate limited ({status}): the server asks to wait {retry_after_secs} s, longer than this run waits"
+    )]
+    RateLimited {
+        url: String,
+        status: u16,
+        retry_after_secs: u64,
+    },
+    /// An answer that is not what the API promises (bad JSON, rows out of range).
+    #[error("{url}: unexpected answer: {reason}")]
+    BadAnswer { url: String, reason: String },
+    /// A request the exchange has no endpoint for.
+    #[error("not available from binance: {what}")]
+    Unsupported { what: String },
     /// A local file could not be written or moved.
     #[error("cannot write {}", path.display())]
     Io {

@@ -29,6 +29,15 @@ impl Market {
         }
     }
 
+    /// The REST API's base URL: `api`, `fapi` or `dapi.binance.com`.
+    pub fn rest_base(self) -> &'static str {
+        match self {
+            Market::Spot => "https://api.binance.com",
+            Market::Um => "https://fapi.binance.com",
+            Market::Cm => "https://dapi.binance.com",
+        }
+    }
+
     /// The folder under `data/`: `spot`, `futures/um` or `futures/cm`.
     pub fn vision_dir(self) -> &'static str {
         match self {

@@ -10,14 +10,24 @@
 //! a download lives on disk only as long as its [`Downloaded`] (unless a keep folder is
 //! configured), because a zip needs seeking and is never held in memory.
 //!
-//! It deliberately does not parse or store files (that is `marketdb-ingest` and
-//! `marketdb-store`, driven by the caller), talk to the REST API, or print.
+//! [`RestClient`] asks the REST API for what Vision does not publish yet (klines and
+//! funding rates, one page per request), within the exchange's request-weight budget and
+//! its `Retry-After` answers.
+//!
+//! It deliberately does not parse or store Vision files (that is `marketdb-ingest` and
+//! `marketdb-store`, driven by the caller), decide what to fetch from the REST API (the
+//! caller pages through ranges), or print.
 
+mod backoff;
 mod download;
 mod error;
 mod layout;
 pub mod plan;
+mod rest;
+#[cfg(test)]
+mod test_server;
 
 pub use download::{Downloaded, Fetch, FetchConfig, Fetcher, Outcome};
 pub use error::{Error, Result};
 pub use layout::{DEFAULT_BASE_URL, Market, Period, VisionFile, vision_interval};
+pub use rest::{RestClient, RestConfig, RestStats};
