@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
 use crate::backoff::Jitter;
+use crate::workdir::WorkDir;
 use crate::{Error, Result, VisionFile, layout::DEFAULT_BASE_URL};
 
 /// Largest `.CHECKSUM` body read (a real one is about 100 bytes).
@@ -120,13 +121,14 @@ enum Attempt<T> {
 pub struct Fetcher {
     client: reqwest::Client,
     config: FetchConfig,
-    work: tempfile::TempDir,
+    work: WorkDir,
     seq: AtomicU64,
     jitter: Jitter,
 }
 
 impl Fetcher {
-    /// A fetcher with its own private temporary folder (removed when it is dropped).
+    /// A fetcher with its own private temporary folder (removed when it is dropped; one
+    /// left by a killed run is removed by the next fetcher).
     pub fn new(config: FetchConfig) -> Result<Fetcher> {
         let client = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
@@ -135,10 +137,7 @@ impl Fetcher {
             .user_agent(concat!("marketdb/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|source| Error::Client { source })?;
-        let work = tempfile::Builder::new()
-            .prefix("marketdb-fetch-")
-            .tempdir()
-            .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        let work = WorkDir::create_in(&std::env::temp_dir())?;
         Ok(Fetcher {
             client,
             config,
@@ -521,8 +520,8 @@ mod tests {
         );
         assert_eq!(
             std::fs::read_dir(fetcher.work.path()).unwrap().count(),
-            0,
-            "no scratch folder is left"
+            1,
+            "no scratch folder is left (only the lock file)"
         );
     }
 }

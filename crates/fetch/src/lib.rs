@@ -26,6 +26,7 @@ pub mod plan;
 mod rest;
 #[cfg(test)]
 mod test_server;
+mod workdir;
 
 pub use download::{Downloaded, Fetch, FetchConfig, Fetcher, Outcome};
 pub use error::{Error, Result};

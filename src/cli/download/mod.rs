@@ -1,4 +1,4 @@
-//! `download`: Binance Vision files into the database. For each symbol, the planner
+//! `download`: Binance Vision files and the REST API into the database. For each symbol, the planner
 //! compares the range with what is stored and with the `source_gaps` record, and asks only
 //! for what is missing (a monthly file for an empty closed month, daily files otherwise).
 //! Up to `--jobs` files download at once, each to a private temporary file that is
@@ -6,7 +6,9 @@
 //! through the `ingest` path and deletes it (unless `--keep`). A 404, a file that fails
 //! its checksum twice, or a daily file that leaves bars of its day missing (`partial`) is
 //! recorded in `source_gaps`, so the next run does not ask again.
-//! `gaps` lists that record.
+//! `gaps` lists that record. What Vision does not publish yet (the last days, today's
+//! closed bars) comes from the REST API ([`rest`]) with `--source auto` (the default);
+//! `--source vision` and `--source rest` use one source only.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -26,6 +28,8 @@ use serde_json::json;
 
 use super::{Global, args, ingest, output, progress};
 
+mod rest;
+
 #[derive(Debug, Args)]
 pub struct DownloadArgs {
     /// Binance market
@@ -42,9 +46,16 @@ pub struct DownloadArgs {
     pub freq: Freq,
     #[command(flatten)]
     pub range: args::RangeArgs,
+    /// Where bars come from: Vision files for closed days and the REST API for the last
+    /// days (auto), or one of them only
+    #[arg(long, value_enum, default_value = "auto")]
+    pub source: Source,
     /// Binance Vision base URL
     #[arg(long, default_value = DEFAULT_BASE_URL)]
     pub base_url: String,
+    /// REST API base URL (default: the market's, e.g. https://fapi.binance.com for um)
+    #[arg(long)]
+    pub rest_url: Option<String>,
     /// Files downloaded at once
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub jobs: u32,
@@ -66,6 +77,17 @@ pub struct DownloadArgs {
     /// Longest wait for the next bytes of an answer, in seconds
     #[arg(long, default_value_t = 30, hide = true)]
     pub read_timeout_secs: u64,
+    /// Longest one request may take, whole, in seconds
+    #[arg(long, default_value_t = 900, hide = true)]
+    pub timeout_secs: u64,
+}
+
+/// `--source` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Source {
+    Vision,
+    Rest,
+    Auto,
 }
 
 /// `--market` values.
@@ -111,6 +133,8 @@ struct Tally {
     failed: u64,
     retries: u64,
     bytes: u64,
+    /// REST requests sent.
+    requests: u64,
     files: Vec<serde_json::Value>,
 }
 
@@ -139,12 +163,39 @@ pub async fn run(g: &Global, a: &DownloadArgs) -> Result<ExitCode> {
     } else {
         Some(args::open_db(g, args::Access::Create).await?)
     };
+    let rest_client = match a.source {
+        Source::Vision => None,
+        Source::Rest | Source::Auto => {
+            let mut config = marketdb_fetch::RestConfig::for_market(market);
+            if let Some(url) = &a.rest_url {
+                config.base_url.clone_from(url);
+            }
+            config.retries = a.retries;
+            config.backoff = Duration::from_millis(a.backoff_ms);
+            config.read_timeout = Duration::from_secs(a.read_timeout_secs.max(1));
+            config.timeout = Duration::from_secs(a.timeout_secs.max(1));
+            Some(marketdb_fetch::RestClient::new(market, config)?)
+        }
+    };
     let mut files = Vec::new();
-    for s in &symbols {
-        files.extend(plan_symbol(db.as_ref(), a, market, s, range, now).await?);
+    if a.source != Source::Rest {
+        for s in &symbols {
+            files.extend(plan_symbol(db.as_ref(), a, market, s, range, now).await?);
+        }
     }
     if a.dry_run {
-        report_plan(g, a, &files)?;
+        let mut rest_plan = Vec::new();
+        if let (Some(client), Some(window)) = (&rest_client, rest::window(a, range, now)) {
+            for s in &symbols {
+                for span in
+                    rest::spans(db.as_ref(), a, market, s, window, client.kline_limit(), now)
+                        .await?
+                {
+                    rest_plan.push((s.clone(), span));
+                }
+            }
+        }
+        report_plan(g, a, &files, &rest_plan)?;
         if let Some(db) = db {
             db.close().await;
         }
@@ -158,6 +209,7 @@ pub async fn run(g: &Global, a: &DownloadArgs) -> Result<ExitCode> {
         retries: a.retries,
         backoff: Duration::from_millis(a.backoff_ms),
         read_timeout: Duration::from_secs(a.read_timeout_secs.max(1)),
+        timeout: Duration::from_secs(a.timeout_secs.max(1)),
         keep_dir: a.keep.clone(),
         ..FetchConfig::default()
     })?);
@@ -178,13 +230,25 @@ pub async fn run(g: &Global, a: &DownloadArgs) -> Result<ExitCode> {
             round.extend(plan_symbol(Some(&db), a, market, &symbol, month_range, now).await?);
         }
     }
+    // What Vision does not have yet comes from the REST API; the plan is made after the
+    // Vision files are stored, so it asks only for what they left missing.
+    if let (Some(client), Some(window)) = (&rest_client, rest::window(a, range, now)) {
+        for s in &symbols {
+            let spans =
+                rest::spans(Some(&db), a, market, s, window, client.kline_limit(), now).await?;
+            rest::fill(g, a, &db, client, market, s, &spans, now, &mut tally).await?;
+        }
+        let stats = client.stats();
+        tally.retries += stats.retries;
+        tally.requests += stats.requests;
+    }
     args::checkpoint_or_warn(&db).await;
     db.close().await;
     if g.json {
         output::json(&json!({
             "files": tally.files, "fetched": tally.fetched, "rows": tally.rows,
             "gaps_recorded": tally.gaps, "failed": tally.failed, "retries": tally.retries,
-            "bytes": tally.bytes,
+            "bytes": tally.bytes, "rest_requests": tally.requests,
         }))?;
     } else {
         outln!(
@@ -229,18 +293,7 @@ async fn plan_symbol(
                 .iter()
                 .flat_map(|s| s.missing.iter().map(|r| (r.start, r.end)))
                 .collect();
-            let gaps: HashSet<Period> = db
-                .source_gaps(GapFilter {
-                    market: Some(market.as_str().to_owned()),
-                    kind: Some(FileKind::Klines.as_str().to_owned()),
-                    symbol: Some(symbol.to_owned()),
-                    interval: Some(a.freq.as_str().to_owned()),
-                })
-                .await?
-                .iter()
-                .filter_map(|g| Period::parse(&g.period))
-                .collect();
-            (missing, gaps)
+            (missing, recorded_gaps(db, market, symbol, a.freq).await?)
         }
         None => (
             vec![(range.start, range.end_exclusive.saturating_sub(1))],
@@ -259,18 +312,55 @@ async fn plan_symbol(
     }))
 }
 
-fn report_plan(g: &Global, a: &DownloadArgs, files: &[VisionFile]) -> Result<()> {
+/// The klines periods of `symbol` and `freq` recorded as gaps.
+async fn recorded_gaps(
+    db: &AsyncMarketDB,
+    market: Market,
+    symbol: &str,
+    freq: Freq,
+) -> Result<HashSet<Period>> {
+    Ok(db
+        .source_gaps(GapFilter {
+            market: Some(market.as_str().to_owned()),
+            kind: Some(FileKind::Klines.as_str().to_owned()),
+            symbol: Some(symbol.to_owned()),
+            interval: Some(freq.as_str().to_owned()),
+        })
+        .await?
+        .iter()
+        .filter_map(|g| Period::parse(&g.period))
+        .collect())
+}
+
+fn report_plan(
+    g: &Global,
+    a: &DownloadArgs,
+    files: &[VisionFile],
+    rest_plan: &[(String, rest::Span)],
+) -> Result<()> {
+    let time = marketdb_model::time::format_rfc3339;
     if g.json {
         let list: Vec<_> = files
             .iter()
             .map(|f| json!({"symbol": f.symbol, "period": f.period.to_string(), "url": f.url(&a.base_url)}))
             .collect();
-        output::json(&json!({"dry_run": true, "files": list, "count": files.len()}))?;
+        let rest: Vec<_> = rest_plan
+            .iter()
+            .map(|(s, span)| json!({"symbol": s, "first": time(span.first), "last": time(span.last)}))
+            .collect();
+        output::json(&json!({"dry_run": true, "files": list, "count": files.len(), "rest": rest}))?;
     } else {
         for f in files {
             outln!("{}", f.url(&a.base_url));
         }
-        outln!("{} file(s) to fetch", files.len());
+        for (s, span) in rest_plan {
+            outln!("rest api: {s} {} to {}", time(span.first), time(span.last));
+        }
+        outln!(
+            "{} file(s) to fetch, {} range(s) to ask the rest api for",
+            files.len(),
+            rest_plan.len()
+        );
     }
     Ok(())
 }
