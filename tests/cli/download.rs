@@ -26,11 +26,20 @@ struct Route {
     fail_first: usize,
     /// Send half the body and close this many times first (after the 500s).
     cut_first: usize,
+    /// Trickle the body a byte at a time, slower than any timeout, this many times first
+    /// (after the cut bodies).
+    slow_first: usize,
 }
 
 #[derive(Default)]
 struct Tree {
     routes: HashMap<String, Route>,
+    /// REST klines by symbol: open time and the JSON row, ascending.
+    rest: HashMap<String, Vec<(i64, String)>>,
+    /// REST requests answered `429` with `Retry-After: 1` before any data.
+    rest_limited: usize,
+    /// Wait before every answer (so a run lasts long enough to be killed midway).
+    delay_ms: u64,
     requests: Mutex<HashMap<String, usize>>,
 }
 
@@ -83,9 +92,35 @@ fn answer(tree: &Tree, mut stream: TcpStream) {
         *c += 1;
         *c
     };
+    std::thread::sleep(std::time::Duration::from_millis(tree.delay_ms));
     let empty = |status: &str| {
         format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").into_bytes()
     };
+    if let Some(query) = path.strip_prefix("/api/v3/klines?") {
+        let limited = {
+            let counts = tree.requests.lock().unwrap();
+            counts
+                .iter()
+                .filter(|(p, _)| p.starts_with("/api/v3/klines?"))
+                .map(|(_, n)| n)
+                .sum::<usize>()
+                <= tree.rest_limited
+        };
+        if limited {
+            let _ = stream.write_all(
+                b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+            return;
+        }
+        let body = rest_klines(tree, query);
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-MBX-USED-WEIGHT-1M: 12\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = stream.write_all(head.as_bytes());
+        let _ = stream.write_all(body.as_bytes());
+        return;
+    }
     let Some(route) = tree.routes.get(&path) else {
         let _ = stream.write_all(&empty("404 Not Found"));
         return;
@@ -104,7 +139,44 @@ fn answer(tree: &Tree, mut stream: TcpStream) {
         let _ = stream.flush();
         return;
     }
+    if n <= route.fail_first + route.cut_first + route.slow_first {
+        // Never silent for long (a read timeout would not fire), never done in time.
+        for b in &route.body {
+            if stream.write_all(std::slice::from_ref(b)).is_err() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        return;
+    }
     let _ = stream.write_all(&route.body);
+}
+
+/// A REST klines answer: the stored rows of the query's symbol in `[startTime, endTime]`,
+/// at most `limit`, as Binance pages them.
+fn rest_klines(tree: &Tree, query: &str) -> String {
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .unwrap_or("")
+            .to_owned()
+    };
+    let start: i64 = param("startTime").parse().unwrap();
+    let end: i64 = param("endTime").parse().unwrap();
+    let limit: usize = param("limit").parse().unwrap();
+    let rows: Vec<&str> = tree
+        .rest
+        .get(&param("symbol"))
+        .map(|rows| {
+            rows.iter()
+                .filter(|(t, _)| (start..=end).contains(t))
+                .take(limit)
+                .map(|(_, r)| r.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    format!("[{}]", rows.join(","))
 }
 
 fn zip_bytes(inner: &str, content: &str) -> Vec<u8> {
@@ -197,6 +269,10 @@ fn download(dir: &Path, base: &str, extra: &[&str]) -> Output {
         "3",
         "--backoff-ms",
         "5",
+        "--timeout-secs",
+        "2",
+        "--source",
+        "vision",
         "-q",
     ];
     args.extend_from_slice(extra);
@@ -252,7 +328,8 @@ fn download_fetches_verifies_records_gaps_and_resumes() {
             true,
         ));
     }
-    // ETHUSDT: no monthly file, so every day; 15 Jan never matches its checksum.
+    // ETHUSDT: no monthly file, so every day; 15 Jan never matches its checksum, and
+    // 5 Jan trickles past the request timeout once.
     for day in 0..34 {
         let good = day != 14;
         let rows = add_file(
@@ -262,7 +339,10 @@ fn download_fetches_verifies_records_gaps_and_resumes() {
             "daily",
             JAN1 + day * DAY,
             24,
-            Route::default(),
+            Route {
+                slow_first: usize::from(day == 4),
+                ..Route::default()
+            },
             good,
         );
         if good {
@@ -286,8 +366,8 @@ fn download_fetches_verifies_records_gaps_and_resumes() {
     assert_eq!(report["fetched"], 3 + 33, "{report}");
     assert_eq!(report["gaps_recorded"], 4, "{report}");
     assert_eq!(report["failed"], 0, "{report}");
-    // Two 500s, one cut body, one checksum mismatch.
-    assert_eq!(report["retries"], 4, "{report}");
+    // Two 500s, one cut body, one request past its timeout, one checksum mismatch.
+    assert_eq!(report["retries"], 5, "{report}");
     assert_eq!(report["rows"], expected.len(), "{report}");
 
     let btc_month = "/data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01.zip";
@@ -301,6 +381,12 @@ fn download_fetches_verifies_records_gaps_and_resumes() {
     );
     let cut = "/data/spot/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2024-02-03.zip";
     assert_eq!(tree.count(cut), 2);
+    let slow = "/data/spot/daily/klines/ETHUSDT/1h/ETHUSDT-1h-2024-01-05.zip";
+    assert_eq!(
+        tree.count(slow),
+        2,
+        "a trickling answer is cut by the timeout and retried"
+    );
 
     // Stored rows are exactly the generated rows of the good files.
     let db = dir.path().join("data/market.db");
@@ -361,4 +447,112 @@ fn download_fetches_verifies_records_gaps_and_resumes() {
         before,
         "no request for stored or recorded days"
     );
+}
+
+/// `(symbol, open time, close)` of every 1h kline of `symbol` in the database at `db`, and
+/// the gap record as `(symbol, period, status)`.
+#[allow(clippy::type_complexity)]
+fn dump(db: &Path) -> (Vec<(String, i64, f64)>, Vec<(String, String, String)>) {
+    let c = Connection::open(db).unwrap();
+    let bars = c
+        .prepare(
+            "SELECT symbol, timestamp, close_price FROM market_data ORDER BY symbol, freq, timestamp",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let gaps = c
+        .prepare("SELECT symbol, period, status FROM source_gaps ORDER BY symbol, period")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    (bars, gaps)
+}
+
+#[test]
+fn download_from_rest_pages_waits_out_a_429_and_records_what_the_exchange_lacks() {
+    const MIN: i64 = 60_000;
+    // SOLUSDT 1m: 1 Jan whole, 2 Jan with a ten-minute outage, 3 Jan nothing (delisted).
+    let mut tree = Tree {
+        rest_limited: 1,
+        ..Tree::default()
+    };
+    let mut expected = Vec::new();
+    let mut rows = Vec::new();
+    for m in 0..2 * 1440 {
+        let t = JAN1 + m * MIN;
+        if (1440 + 300..1440 + 310).contains(&m) {
+            continue;
+        }
+        let i = usize::try_from(m).unwrap();
+        rows.push((t, format!("[{}]", kline_line(t, MIN, i, false))));
+        expected.push(("SOLUSDT".to_owned(), t, 100.0 + i as f64 * 0.5 + 0.5));
+    }
+    tree.rest.insert("SOLUSDT".to_owned(), rows);
+    let tree = Arc::new(tree);
+    let base = serve(Arc::clone(&tree));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+    let run = || {
+        Command::new(super::bin())
+            .current_dir(dir.path())
+            .env("MARKETDB_DB", "data/market.db")
+            .env("TMPDIR", dir.path().join("tmp"))
+            .env_remove("RUST_LOG")
+            .args([
+                "download",
+                "--market",
+                "spot",
+                "--symbols",
+                "SOLUSDT",
+                "--freq",
+                "1m",
+                "--start",
+                "2024-01-01",
+                "--end",
+                "2024-01-03",
+                "--source",
+                "rest",
+                "--rest-url",
+                &base,
+                "--base-url",
+                "http://127.0.0.1:9",
+                "--backoff-ms",
+                "5",
+                "--json",
+                "-q",
+            ])
+            .output()
+            .unwrap()
+    };
+
+    let o = run();
+    ok(&o);
+    let report = json(&o);
+    assert_eq!(report["rows"], expected.len(), "{report}");
+    assert_eq!(report["failed"], 0, "{report}");
+    // One span a day (1440 bars, pages of 1000): 2 + 2 + 1 requests, and the 429.
+    assert_eq!(report["rest_requests"], 6, "{report}");
+    assert_eq!(report["retries"], 1, "{report}");
+    let (bars, gaps) = dump(&dir.path().join("data/market.db"));
+    assert_eq!(bars, expected, "stored bars are the served bars exactly");
+    let want = [
+        ("SOLUSDT", "2024-01-02", "partial"),
+        ("SOLUSDT", "2024-01-03", "not_published"),
+    ]
+    .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()));
+    assert_eq!(gaps, want);
+
+    // The second run asks for nothing: 1 Jan is stored, the others are recorded.
+    let before = tree.total();
+    let o = run();
+    ok(&o);
+    assert_eq!(json(&o)["rest_requests"], 0, "{}", stdout(&o));
+    assert_eq!(tree.total(), before);
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("tmp")).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
 }
