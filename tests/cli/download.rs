@@ -286,8 +286,9 @@ fn download(dir: &Path, base: &str, extra: &[&str]) -> Output {
         .unwrap()
 }
 
-#[test]
-fn download_fetches_verifies_records_gaps_and_resumes() {
+/// The Vision tree of the tests: BTCUSDT and ETHUSDT 1h from 1 Jan to 3 Feb 2024, with
+/// the failures described below; returns it and the rows its good files hold.
+fn vision_tree() -> (Tree, Vec<(String, i64, f64)>) {
     let mut tree = Tree::default();
     let mut expected = Vec::new();
     // BTCUSDT: January as a monthly file that fails twice, 2 Feb missing (404),
@@ -349,6 +350,12 @@ fn download_fetches_verifies_records_gaps_and_resumes() {
             expected.extend(rows);
         }
     }
+    (tree, expected)
+}
+
+#[test]
+fn download_fetches_verifies_records_gaps_and_resumes() {
+    let (tree, mut expected) = vision_tree();
     let tree = Arc::new(tree);
     let base = serve(Arc::clone(&tree));
     let dir = tempfile::tempdir().unwrap();
@@ -555,4 +562,93 @@ fn download_from_rest_pages_waits_out_a_429_and_records_what_the_exchange_lacks(
     assert_eq!(tree.total(), before);
     let left: Vec<_> = std::fs::read_dir(dir.path().join("tmp")).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn download_killed_or_interrupted_at_random_points_then_rerun_equals_an_uninterrupted_run() {
+    let (mut tree, _) = vision_tree();
+    // Slow answers, so a run lasts long enough to be stopped midway.
+    // (72 requests, 3 at a time: at least 0.7 s a run, longer than any delay below).
+    tree.delay_ms = 30;
+    let tree = Arc::new(tree);
+    let base = serve(Arc::clone(&tree));
+    let reference = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(reference.path().join("tmp")).unwrap();
+    ok(&download(reference.path(), &base, &[]));
+    let want = dump(&reference.path().join("data/market.db"));
+    assert!(!want.0.is_empty() && !want.1.is_empty());
+
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let mut state = seed | 1;
+    let mut next_delay = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        20 + state % 480
+    };
+    for round in 0..6 {
+        let signal = if round % 3 == 2 { "INT" } else { "KILL" };
+        let delay = next_delay();
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        let mut child = Command::new(super::bin())
+            .current_dir(dir.path())
+            .env("MARKETDB_DB", "data/market.db")
+            .env("TMPDIR", &tmp)
+            .env_remove("RUST_LOG")
+            .args([
+                "download",
+                "--market",
+                "spot",
+                "--kind",
+                "klines",
+                "--symbols",
+                "BTCUSDT,ETHUSDT",
+                "--freq",
+                "1h",
+                "--start",
+                "2024-01-01",
+                "--end",
+                "2024-02-03",
+                "--base-url",
+                &base,
+                "--jobs",
+                "3",
+                "--source",
+                "vision",
+                "-q",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        let sent = Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let status = child.wait().unwrap();
+        let context = format!("seed {seed}, round {round}: SIG{signal} after {delay} ms");
+        if signal == "KILL" {
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(status.signal(), Some(9), "{context}: not stopped midway");
+        } else {
+            assert_eq!(status.code(), Some(130), "{context}: {status:?}");
+            let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+            assert!(
+                left.is_empty(),
+                "{context}: an interrupted run leaves {left:?}"
+            );
+        }
+        let o = download(dir.path(), &base, &[]);
+        ok(&o);
+        assert_eq!(dump(&dir.path().join("data/market.db")), want, "{context}");
+        let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+        assert!(left.is_empty(), "{context}: the re-run leaves {left:?}");
+    }
 }
