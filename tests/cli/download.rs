@@ -554,6 +554,40 @@ fn download_from_rest_pages_waits_out_a_429_and_records_what_the_exchange_lacks(
     .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()));
     assert_eq!(gaps, want);
 
+    // `check` tells the exchange's gaps from real holes.
+    let checked = Command::new(super::bin())
+        .current_dir(dir.path())
+        .env("MARKETDB_DB", "data/market.db")
+        .args([
+            "check",
+            "--symbols",
+            "SOLUSDT",
+            "--freq",
+            "1m",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-01-03",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    ok(&checked);
+    let sol = &json(&checked)["symbols"][0];
+    assert_eq!(sol["unpublished_bars"], 10 + 1440, "{sol}");
+    let runs: Vec<(u64, u64)> = sol["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["count"].as_u64().unwrap(),
+                r["unpublished"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(runs, [(10, 10), (1440, 1440)]);
+
     // The second run asks for nothing: 1 Jan is stored, the others are recorded.
     let before = tree.total();
     let o = run();
