@@ -38,6 +38,8 @@ struct Tree {
     rest: HashMap<String, Vec<(i64, String)>>,
     /// REST requests answered `429` with `Retry-After: 1` before any data.
     rest_limited: usize,
+    /// REST funding rates of BTCUSDT: time and rate.
+    funding: Vec<(i64, f64)>,
     /// Wait before every answer (so a run lasts long enough to be killed midway).
     delay_ms: u64,
     requests: Mutex<HashMap<String, usize>>,
@@ -96,6 +98,16 @@ fn answer(tree: &Tree, mut stream: TcpStream) {
     let empty = |status: &str| {
         format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").into_bytes()
     };
+    if let Some(query) = path.strip_prefix("/fapi/v1/fundingRate?") {
+        let body = rest_funding(tree, query);
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = stream.write_all(head.as_bytes());
+        let _ = stream.write_all(body.as_bytes());
+        return;
+    }
     if let Some(query) = path.strip_prefix("/api/v3/klines?") {
         let limited = {
             let counts = tree.requests.lock().unwrap();
@@ -150,6 +162,31 @@ fn answer(tree: &Tree, mut stream: TcpStream) {
         return;
     }
     let _ = stream.write_all(&route.body);
+}
+
+/// A REST funding answer: the funding rows of `FUNDING` in `[startTime, endTime]`, at most
+/// `limit`.
+fn rest_funding(tree: &Tree, query: &str) -> String {
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .unwrap_or("")
+            .to_owned()
+    };
+    let start: i64 = param("startTime").parse().unwrap();
+    let end: i64 = param("endTime").parse().unwrap();
+    let limit: usize = param("limit").parse().unwrap();
+    let rows: Vec<String> = tree
+        .funding
+        .iter()
+        .filter(|(t, _)| (start..=end).contains(t))
+        .take(limit)
+        .map(|(t, rate)| {
+            format!(r#"{{"symbol":"BTCUSDT","fundingTime":{t},"fundingRate":"{rate}","markPrice":"42000.5"}}"#)
+        })
+        .collect();
+    format!("[{}]", rows.join(","))
 }
 
 /// A REST klines answer: the stored rows of the query's symbol in `[startTime, endTime]`,
@@ -684,5 +721,236 @@ fn download_killed_or_interrupted_at_random_points_then_rerun_equals_an_uninterr
         assert_eq!(dump(&dir.path().join("data/market.db")), want, "{context}");
         let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
         assert!(left.is_empty(), "{context}: the re-run leaves {left:?}");
+    }
+}
+
+/// Adds a Vision file at `path` (below `/data/futures/um/`) holding `csv`, with its
+/// `.CHECKSUM`.
+fn add_raw(tree: &mut Tree, path: &str, csv: &str) {
+    let name = path.rsplit('/').next().unwrap();
+    let body = zip_bytes(&name.replace(".zip", ".csv"), csv);
+    let full = format!("/data/futures/um/{path}");
+    tree.routes.insert(
+        format!("{full}.CHECKSUM"),
+        Route {
+            body: format!("{}  {name}\n", sha256(&body)).into_bytes(),
+            ..Route::default()
+        },
+    );
+    tree.routes.insert(
+        full,
+        Route {
+            body,
+            ..Route::default()
+        },
+    );
+}
+
+fn pairs(db: &Path, sql: &str) -> Vec<(i64, f64)> {
+    let c = Connection::open(db).unwrap();
+    let mut st = c.prepare(sql).unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn download_funding_and_metrics_from_vision_and_funding_from_rest() {
+    let mut tree = Tree::default();
+    // Funding: January as a Vision file, February 404; both months on the REST API.
+    let mut jan = String::from("calc_time,funding_interval_hours,last_funding_rate\n");
+    let mut want_jan = Vec::new();
+    for k in 0..31 * 3 {
+        let (t, rate) = (JAN1 + k * 8 * HOUR, (k as f64 - 40.0) * 1e-6);
+        jan.push_str(&format!("{t},8,{rate}\n"));
+        want_jan.push((t, rate));
+    }
+    add_raw(
+        &mut tree,
+        "monthly/fundingRate/BTCUSDT/BTCUSDT-fundingRate-2024-01.zip",
+        &jan,
+    );
+    tree.funding = (0..(31 + 29) * 3)
+        .map(|k| (JAN1 + k * 8 * HOUR, (k as f64 + 1.0) * 1e-6))
+        .collect();
+    // Metrics: 1 Jan whole, 2 Jan its first 100 samples only, 3 Jan 404.
+    for (day, samples) in [(0, 288), (1, 100)] {
+        let mut csv = String::from(
+            "create_time,symbol,sum_open_interest,sum_open_interest_value,count_toptrader_long_short_ratio,sum_toptrader_long_short_ratio,count_long_short_ratio,sum_taker_long_short_vol_ratio\n",
+        );
+        for k in 0..samples {
+            let (h, m) = (k * 5 / 60, k * 5 % 60);
+            csv.push_str(&format!(
+                "2024-01-0{} {h:02}:{m:02}:00,BTCUSDT,{}.5,{}.25,1.5,1.25,2.5,0.75\n",
+                day + 1,
+                1000 + k,
+                2000 + k
+            ));
+        }
+        add_raw(
+            &mut tree,
+            &format!(
+                "daily/metrics/BTCUSDT/BTCUSDT-metrics-2024-01-0{}.zip",
+                day + 1
+            ),
+            &csv,
+        );
+    }
+    let tree = Arc::new(tree);
+    let base = serve(Arc::clone(&tree));
+    let run = |dir: &Path, args: &[&str]| {
+        let mut all = vec![
+            "download",
+            "--market",
+            "um",
+            "--symbols",
+            "BTCUSDT",
+            "--base-url",
+            &base,
+            "--rest-url",
+            &base,
+            "--backoff-ms",
+            "5",
+            "--json",
+            "-q",
+        ];
+        all.extend_from_slice(args);
+        let o = Command::new(super::bin())
+            .current_dir(dir)
+            .env("MARKETDB_DB", "data/market.db")
+            .env("TMPDIR", dir.join("tmp"))
+            .env_remove("RUST_LOG")
+            .args(&all)
+            .output()
+            .unwrap();
+        ok(&o);
+        json(&o)
+    };
+    let funding = [
+        "--kind",
+        "funding",
+        "--start",
+        "2024-01-01",
+        "--end",
+        "2024-02-29",
+    ];
+
+    // Vision: January stored exactly, February recorded as not published.
+    let vision = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(vision.path().join("tmp")).unwrap();
+    let mut args = funding.to_vec();
+    args.extend(["--source", "vision"]);
+    let report = run(vision.path(), &args);
+    assert_eq!(
+        (report["fetched"].clone(), report["rows"].clone()),
+        (1.into(), 93.into()),
+        "{report}"
+    );
+    let db = vision.path().join("data/market.db");
+    assert_eq!(
+        pairs(
+            &db,
+            "SELECT timestamp, funding_rate FROM funding_rate ORDER BY timestamp"
+        ),
+        want_jan
+    );
+    let (_, gaps) = dump(&db);
+    assert_eq!(
+        gaps,
+        [(
+            "BTCUSDT".to_owned(),
+            "2024-02".to_owned(),
+            "not_published".to_owned()
+        )]
+    );
+    let before = tree.total();
+    let report = run(vision.path(), &args);
+    assert_eq!(report["fetched"], 0, "{report}");
+    assert_eq!(tree.total(), before, "a second run asks for nothing");
+
+    // REST: both months, exactly, in pages; a second run asks for nothing.
+    let rest = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(rest.path().join("tmp")).unwrap();
+    let mut args = funding.to_vec();
+    args.extend(["--source", "rest"]);
+    let report = run(rest.path(), &args);
+    assert_eq!(report["rows"], 180, "{report}");
+    let db = rest.path().join("data/market.db");
+    assert_eq!(
+        pairs(
+            &db,
+            "SELECT timestamp, funding_rate FROM funding_rate ORDER BY timestamp"
+        ),
+        tree.funding
+    );
+    let report = run(rest.path(), &args);
+    assert_eq!(report["rest_requests"], 0, "{report}");
+
+    // Metrics: 288 + 100 samples, the short day and the missing day recorded.
+    let metrics = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(metrics.path().join("tmp")).unwrap();
+    let args = [
+        "--kind",
+        "metrics",
+        "--start",
+        "2024-01-01",
+        "--end",
+        "2024-01-03",
+    ];
+    let report = run(metrics.path(), &args);
+    assert_eq!(report["fetched"], 2, "{report}");
+    let db = metrics.path().join("data/market.db");
+    let oi = pairs(
+        &db,
+        "SELECT timestamp, open_interest FROM open_interest ORDER BY timestamp",
+    );
+    assert_eq!(oi.len(), 388);
+    assert_eq!(oi[0], (JAN1, 1000.5));
+    assert_eq!(oi[300], (JAN1 + DAY + 12 * 300_000, 1012.5));
+    let (_, gaps) = dump(&db);
+    let want = [
+        ("BTCUSDT", "2024-01-02", "partial"),
+        ("BTCUSDT", "2024-01-03", "not_published"),
+    ]
+    .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()));
+    assert_eq!(gaps, want);
+    let before = tree.total();
+    let report = run(metrics.path(), &args);
+    assert_eq!(report["fetched"], 0, "{report}");
+    assert_eq!(tree.total(), before, "a second run asks for nothing");
+
+    // What cannot be asked is refused up front.
+    for (bad, needle) in [
+        (
+            &["--kind", "metrics", "--source", "rest"][..],
+            "no metrics history",
+        ),
+        (&["--kind", "funding", "--freq", "1h"][..], "klines only"),
+        (&["--kind", "klines"][..], "needs --freq"),
+    ] {
+        let mut all = vec![
+            "download",
+            "--market",
+            "um",
+            "--symbols",
+            "BTCUSDT",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-01-02",
+        ];
+        all.extend_from_slice(bad);
+        let o = Command::new(super::bin())
+            .current_dir(metrics.path())
+            .args(&all)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{bad:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(needle),
+            "{bad:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
 }

@@ -28,6 +28,7 @@ use serde_json::json;
 
 use super::{Global, args, ingest, output, progress};
 
+mod metrics;
 mod rest;
 
 #[derive(Debug, Args)]
@@ -35,15 +36,16 @@ pub struct DownloadArgs {
     /// Binance market
     #[arg(long, value_enum)]
     pub market: MarketArg,
-    /// Dataset (klines only for now)
+    /// Dataset: klines, funding (monthly Vision files, REST for recent months) or metrics
+    /// (open interest and long/short ratios: daily Vision files)
     #[arg(long, value_enum, default_value = "klines")]
     pub kind: ingest::Kind,
     /// Symbols (comma- or space-separated)
     #[arg(long, num_args = 1.., value_delimiter = ',', required = true)]
     pub symbols: Vec<String>,
-    /// Kline interval
+    /// Kline interval (klines only)
     #[arg(long, value_parser = args::freq)]
-    pub freq: Freq,
+    pub freq: Option<Freq>,
     #[command(flatten)]
     pub range: args::RangeArgs,
     /// Where bars come from: Vision files for closed days and the REST API for the last
@@ -80,6 +82,13 @@ pub struct DownloadArgs {
     /// Longest one request may take, whole, in seconds
     #[arg(long, default_value_t = 900, hide = true)]
     pub timeout_secs: u64,
+}
+
+impl DownloadArgs {
+    /// The kline interval; [`run`] refuses `--kind klines` without one.
+    fn kline_freq(&self) -> Freq {
+        self.freq.unwrap_or(Freq::M1)
+    }
 }
 
 /// `--source` values.
@@ -139,10 +148,31 @@ struct Tally {
 }
 
 pub async fn run(g: &Global, a: &DownloadArgs) -> Result<ExitCode> {
-    if !matches!(a.kind, ingest::Kind::Klines) {
-        return Err(super::usage("download supports --kind klines only for now"));
-    }
     let market = Market::from(a.market);
+    let kind = FileKind::from(a.kind);
+    match kind {
+        FileKind::Klines if a.freq.is_none() => {
+            return Err(super::usage("--kind klines needs --freq (such as 1m)"));
+        }
+        FileKind::Funding | FileKind::Metrics if a.freq.is_some() => {
+            return Err(super::usage(format!(
+                "--freq applies to klines only, not to --kind {}",
+                kind.as_str()
+            )));
+        }
+        FileKind::Funding | FileKind::Metrics if market == Market::Spot => {
+            return Err(super::usage(format!(
+                "binance publishes {} for futures only: give --market um or cm",
+                kind.as_str()
+            )));
+        }
+        FileKind::Metrics if a.source == Source::Rest => {
+            return Err(super::usage(
+                "the rest api keeps no metrics history: use --source vision or auto",
+            ));
+        }
+        _ => {}
+    }
     let symbols = args::parse_symbols(&args::split_symbols(&a.symbols))?;
     let range = match a.range.spec()? {
         args::RangeSpec::Fixed(r) => r,
@@ -165,6 +195,7 @@ pub async fn run(g: &Global, a: &DownloadArgs) -> Result<ExitCode> {
     };
     let rest_client = match a.source {
         Source::Vision => None,
+        Source::Auto if kind == FileKind::Metrics => None,
         Source::Rest | Source::Auto => {
             let mut config = marketdb_fetch::RestConfig::for_market(market);
             if let Some(url) = &a.rest_url {
@@ -180,12 +211,29 @@ pub async fn run(g: &Global, a: &DownloadArgs) -> Result<ExitCode> {
     let mut files = Vec::new();
     if a.source != Source::Rest {
         for s in &symbols {
-            files.extend(plan_symbol(db.as_ref(), a, market, s, range, now).await?);
+            files.extend(match kind {
+                FileKind::Klines => plan_symbol(db.as_ref(), a, market, s, range, now).await?,
+                _ => metrics::plan(db.as_ref(), a, market, kind, s, range, now).await?,
+            });
         }
     }
     if a.dry_run {
         let mut rest_plan = Vec::new();
-        if let (Some(client), Some(window)) = (&rest_client, rest::window(a, range, now)) {
+        if kind == FileKind::Funding && rest_client.is_some() {
+            for s in &symbols {
+                for (_, lo, hi) in
+                    metrics::rest_funding_plan(db.as_ref(), a, market, s, range, now).await?
+                {
+                    rest_plan.push((
+                        s.clone(),
+                        rest::Span {
+                            first: lo,
+                            last: hi - 1,
+                        },
+                    ));
+                }
+            }
+        } else if let (Some(client), Some(window)) = (&rest_client, rest::window(a, range, now)) {
             for s in &symbols {
                 for span in
                     rest::spans(db.as_ref(), a, market, s, window, client.kline_limit(), now)
@@ -232,11 +280,18 @@ pub async fn run(g: &Global, a: &DownloadArgs) -> Result<ExitCode> {
     }
     // What Vision does not have yet comes from the REST API; the plan is made after the
     // Vision files are stored, so it asks only for what they left missing.
-    if let (Some(client), Some(window)) = (&rest_client, rest::window(a, range, now)) {
-        for s in &symbols {
-            let spans =
-                rest::spans(Some(&db), a, market, s, window, client.kline_limit(), now).await?;
-            rest::fill(g, a, &db, client, market, s, &spans, now, &mut tally).await?;
+    if let Some(client) = &rest_client {
+        if kind == FileKind::Funding {
+            for s in &symbols {
+                let plan = metrics::rest_funding_plan(Some(&db), a, market, s, range, now).await?;
+                metrics::rest_funding(g, a, &db, client, market, s, &plan, now, &mut tally).await?;
+            }
+        } else if let Some(window) = rest::window(a, range, now) {
+            for s in &symbols {
+                let spans =
+                    rest::spans(Some(&db), a, market, s, window, client.kline_limit(), now).await?;
+                rest::fill(g, a, &db, client, market, s, &spans, now, &mut tally).await?;
+            }
         }
         let stats = client.stats();
         tally.retries += stats.retries;
@@ -286,14 +341,17 @@ async fn plan_symbol(
     let (missing, gaps) = match db {
         Some(db) => {
             let report = db
-                .check_completeness(range, a.freq, &[symbol.to_owned()])
+                .check_completeness(range, a.kline_freq(), &[symbol.to_owned()])
                 .await?;
             let missing: Vec<(i64, i64)> = report
                 .symbols
                 .iter()
                 .flat_map(|s| s.missing.iter().map(|r| (r.start, r.end)))
                 .collect();
-            (missing, recorded_gaps(db, market, symbol, a.freq).await?)
+            (
+                missing,
+                recorded_gaps(db, market, symbol, a.kline_freq()).await?,
+            )
         }
         None => (
             vec![(range.start, range.end_exclusive.saturating_sub(1))],
@@ -303,7 +361,7 @@ async fn plan_symbol(
     Ok(plan::klines(&plan::PlanInput {
         market,
         symbol,
-        freq: a.freq,
+        freq: a.kline_freq(),
         range,
         missing: &missing,
         gaps: &gaps,
@@ -431,7 +489,7 @@ async fn fetch_and_store(
             Outcome::Fetched(done) => {
                 tally.bytes += done.bytes();
                 let overrides = Overrides {
-                    kind: Some(FileKind::Klines),
+                    kind: Some(file.kind),
                     symbol: Some(file.symbol.clone()),
                     freq: file.freq,
                 };
@@ -446,13 +504,20 @@ async fn fetch_and_store(
                         tally.rows += rows as u64;
                         // A day Vision publishes with bars missing is recorded, so it is
                         // not fetched again on every run.
-                        if is_partial_day(db, &file).await? {
+                        let short = match file.kind {
+                            FileKind::Klines => is_partial_day(db, &file).await?,
+                            _ => {
+                                let (present, expected) = metrics::period_counts(db, &file).await?;
+                                present < expected
+                            }
+                        };
+                        if short {
                             record_gap(db, &file, "partial", now).await?;
                             tally.gaps += 1;
                         } else {
                             db.clear_source_gap(
                                 file.market.as_str(),
-                                FileKind::Klines.as_str(),
+                                file.kind.as_str(),
                                 &file.symbol,
                                 file.interval_label(),
                                 &file.period.to_string(),
@@ -492,7 +557,7 @@ async fn fetch_and_store(
                 }
                 record_gap(db, &file, status, now).await?;
                 tally.gaps += 1;
-                if let Period::Month(..) = file.period {
+                if let (FileKind::Klines, Period::Month(..)) = (file.kind, file.period) {
                     gapped_months.push((file.symbol.clone(), file.period));
                 }
                 tally
@@ -514,7 +579,7 @@ async fn fetch_and_store(
 async fn record_gap(db: &AsyncMarketDB, file: &VisionFile, status: &str, now: i64) -> Result<()> {
     db.record_source_gap(SourceGap {
         market: file.market.as_str().to_owned(),
-        kind: FileKind::Klines.as_str().to_owned(),
+        kind: file.kind.as_str().to_owned(),
         symbol: file.symbol.clone(),
         interval: file.interval_label().to_owned(),
         period: file.period.to_string(),

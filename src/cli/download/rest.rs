@@ -40,9 +40,10 @@ pub(super) fn window(a: &DownloadArgs, range: TimeRange, now: i64) -> Option<Tim
         }
     };
     // A bar that opened less than its length ago is still open.
-    let end = range
-        .end_exclusive
-        .min(now.saturating_sub(a.freq.nominal_ms()).saturating_add(1));
+    let end = range.end_exclusive.min(
+        now.saturating_sub(a.kline_freq().nominal_ms())
+            .saturating_add(1),
+    );
     (start < end).then_some(TimeRange {
         start,
         end_exclusive: end,
@@ -61,7 +62,7 @@ pub(super) async fn spans(
     page: u32,
     now: i64,
 ) -> Result<Vec<Span>> {
-    let freq = a.freq;
+    let freq = a.kline_freq();
     let gaps: HashSet<Period> = match db {
         Some(db) => super::recorded_gaps(db, market, symbol, freq).await?,
         None => HashSet::new(),
@@ -145,7 +146,7 @@ pub(super) async fn fill(
         let mut rows = 0u64;
         while next <= span.last {
             let page = match client
-                .klines_page(symbol, a.freq, next, span.last + 1, now)
+                .klines_page(symbol, a.kline_freq(), next, span.last + 1, now)
                 .await
             {
                 Ok(p) => p,
@@ -164,7 +165,7 @@ pub(super) async fn fill(
                 break;
             }
             let last = page.last().map_or(span.last, |k| k.open_time);
-            rows += db.store_data(page, a.freq).await? as u64;
+            rows += db.store_data(page, a.kline_freq()).await? as u64;
             next = last + 1;
         }
         tally.rows += rows;
@@ -179,12 +180,12 @@ pub(super) async fn fill(
             "rest": symbol, "first": span.first, "last": span.last, "ok": true, "rows": rows,
         }));
     }
-    if a.freq.nominal_ms() < DAY_MS {
+    if a.kline_freq().nominal_ms() < DAY_MS {
         for day in days.into_iter().filter(|d| d + DAY_MS <= now) {
-            let file = VisionFile::klines(market, symbol, a.freq, Period::Day(day));
+            let file = VisionFile::klines(market, symbol, a.kline_freq(), Period::Day(day));
             let range = TimeRange::new(day, day + DAY_MS)?;
             let report = db
-                .check_completeness(range, a.freq, &[symbol.to_owned()])
+                .check_completeness(range, a.kline_freq(), &[symbol.to_owned()])
                 .await?;
             let (present, expected) = report
                 .symbols
