@@ -954,3 +954,152 @@ fn download_funding_and_metrics_from_vision_and_funding_from_rest() {
         );
     }
 }
+
+#[test]
+fn download_auto_takes_closed_days_from_vision_and_the_last_days_from_rest() {
+    let now = || {
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap()
+    };
+    let started = now();
+    let today = started / DAY * DAY;
+    let first = today - 5 * DAY;
+    let day_name = |d: i64| {
+        let days = d / DAY;
+        // Civil date from days since 1970 (Howard Hinnant's algorithm).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let dd = doy - (153 * mp + 2) / 5 + 1;
+        let mm = if mp < 10 { mp + 3 } else { mp - 9 };
+        let yy = yoe + era * 400 + i64::from(mm <= 2);
+        format!("{yy:04}-{mm:02}-{dd:02}")
+    };
+    // Every hour from five days ago to the hour after the current one, on the REST API;
+    // Vision has the three oldest days, the last two are not published yet.
+    let mut tree = Tree::default();
+    let mut bars = Vec::new();
+    let mut t = first;
+    while t < started + 2 * HOUR {
+        let i = usize::try_from((t - first) / HOUR).unwrap();
+        bars.push((t, format!("[{}]", kline_line(t, HOUR, i, false))));
+        t += HOUR;
+    }
+    for d in 0..3 {
+        let day = first + d * DAY;
+        let csv: String = bars
+            .iter()
+            .filter(|(t, _)| (day..day + DAY).contains(t))
+            .map(|(_, row)| format!("{}\n", &row[1..row.len() - 1]))
+            .collect();
+        let name = format!("XUSDT-1h-{}.zip", day_name(day));
+        let body = zip_bytes(&name.replace(".zip", ".csv"), &csv);
+        let path = format!("/data/spot/daily/klines/XUSDT/1h/{name}");
+        tree.routes.insert(
+            format!("{path}.CHECKSUM"),
+            Route {
+                body: format!("{}  {name}\n", sha256(&body)).into_bytes(),
+                ..Route::default()
+            },
+        );
+        tree.routes.insert(
+            path,
+            Route {
+                body,
+                ..Route::default()
+            },
+        );
+    }
+    tree.rest.insert("XUSDT".to_owned(), bars.clone());
+    let tree = Arc::new(tree);
+    let base = serve(Arc::clone(&tree));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+    let range = format!("{}-", day_name(first).replace('-', ""));
+    let o = Command::new(super::bin())
+        .current_dir(dir.path())
+        .env("MARKETDB_DB", "data/market.db")
+        .env("TMPDIR", dir.path().join("tmp"))
+        .env_remove("RUST_LOG")
+        .args([
+            "download",
+            "--market",
+            "spot",
+            "--symbols",
+            "XUSDT",
+            "--freq",
+            "1h",
+            "--timerange",
+            &range,
+            "--base-url",
+            &base,
+            "--rest-url",
+            &base,
+            "--backoff-ms",
+            "5",
+            "--json",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    ok(&o);
+    let ended = now();
+    let report = json(&o);
+    assert_eq!(report["fetched"], 3, "{report}");
+    assert_eq!(report["failed"], 0, "{report}");
+    let (stored, _) = dump(&dir.path().join("data/market.db"));
+    let stored: Vec<i64> = stored.iter().map(|(_, t, _)| *t).collect();
+    // Every bar closed before the run is stored, none still open after it.
+    let closed_before: Vec<i64> = bars
+        .iter()
+        .map(|(t, _)| *t)
+        .filter(|t| t + HOUR <= started)
+        .collect();
+    assert!(
+        stored.starts_with(&closed_before),
+        "{} stored, {} expected",
+        stored.len(),
+        closed_before.len()
+    );
+    assert!(
+        stored.iter().all(|t| t + HOUR <= ended),
+        "an open bar was stored"
+    );
+    assert!(stored.len() <= closed_before.len() + 1);
+    // The two unpublished days were asked of Vision and recorded as young gaps.
+    for d in [3, 4] {
+        let name = format!("XUSDT-1h-{}.zip", day_name(first + d * DAY));
+        assert_eq!(
+            tree.count(&format!("/data/spot/daily/klines/XUSDT/1h/{name}")),
+            1
+        );
+    }
+    // REST was asked only from the day after the last Vision file on.
+    let rest_from: Vec<i64> = tree
+        .requests
+        .lock()
+        .unwrap()
+        .keys()
+        .filter_map(|p| p.strip_prefix("/api/v3/klines?"))
+        .map(|q| {
+            q.split('&')
+                .find_map(|kv| kv.strip_prefix("startTime="))
+                .unwrap()
+                .parse::<i64>()
+                .unwrap()
+        })
+        .collect();
+    assert!(!rest_from.is_empty());
+    assert!(
+        rest_from.iter().all(|&t| t >= first + 3 * DAY),
+        "{rest_from:?}"
+    );
+}

@@ -464,6 +464,7 @@ async fn fetch_and_store(
         })
     };
     let mut gapped_months = Vec::new();
+    let started = std::time::Instant::now();
     for _ in 0..total {
         let Some((file, res, permit)) = rx.recv().await else {
             break;
@@ -488,6 +489,11 @@ async fn fetch_and_store(
         match outcome {
             Outcome::Fetched(done) => {
                 tally.bytes += done.bytes();
+                let mib = tally.bytes as f64 / f64::from(1u32 << 20);
+                pb.set_message(format!(
+                    "{mib:.1} MiB, {:.1} MiB/s",
+                    mib / started.elapsed().as_secs_f64().max(1e-3)
+                ));
                 let overrides = Overrides {
                     kind: Some(file.kind),
                     symbol: Some(file.symbol.clone()),
