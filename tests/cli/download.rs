@@ -486,6 +486,7 @@ fn download_fetches_verifies_records_gaps_and_resumes() {
     let o = download(dir.path(), &base, &["--json"]);
     ok(&o);
     assert_eq!(json(&o)["fetched"], 0, "{}", stdout(&o));
+    assert_eq!(json(&o)["skipped"], 4, "{}", stdout(&o));
     assert_eq!(
         tree.total(),
         before,

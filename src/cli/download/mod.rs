@@ -144,6 +144,8 @@ struct Tally {
     bytes: u64,
     /// REST requests sent.
     requests: u64,
+    /// Recorded gaps in the range not asked again.
+    skipped: u64,
     files: Vec<serde_json::Value>,
 }
 
@@ -261,7 +263,10 @@ pub async fn run(g: &Global, a: &DownloadArgs) -> Result<ExitCode> {
         keep_dir: a.keep.clone(),
         ..FetchConfig::default()
     })?);
-    let mut tally = Tally::default();
+    let mut tally = Tally {
+        skipped: skipped_gaps(&db, a, market, kind, &symbols, range, now).await?,
+        ..Tally::default()
+    };
     let mut round = files;
     // A monthly file Vision lacks is asked again day by day, in a second round.
     for _ in 0..2 {
@@ -304,15 +309,17 @@ pub async fn run(g: &Global, a: &DownloadArgs) -> Result<ExitCode> {
             "files": tally.files, "fetched": tally.fetched, "rows": tally.rows,
             "gaps_recorded": tally.gaps, "failed": tally.failed, "retries": tally.retries,
             "bytes": tally.bytes, "rest_requests": tally.requests,
+            "skipped": tally.skipped,
         }))?;
     } else {
         outln!(
             "downloaded {} file(s), {} byte(s): {} row(s) stored, {} gap(s) recorded, \
-             {} retr{}{}",
+             {} recorded gap(s) skipped, {} retr{}{}",
             tally.fetched,
             tally.bytes,
             tally.rows,
             tally.gaps,
+            tally.skipped,
             tally.retries,
             if tally.retries == 1 { "y" } else { "ies" },
             if tally.failed > 0 {
@@ -368,6 +375,39 @@ async fn plan_symbol(
         now_ms: now,
         recheck_days: a.recheck_days,
     }))
+}
+
+/// Recorded gaps of `symbols` in `range` that the plan does not ask again (older than
+/// `--recheck-days`).
+async fn skipped_gaps(
+    db: &AsyncMarketDB,
+    a: &DownloadArgs,
+    market: Market,
+    kind: FileKind,
+    symbols: &[String],
+    range: TimeRange,
+    now: i64,
+) -> Result<u64> {
+    let interval = match kind {
+        FileKind::Klines => a.kline_freq().as_str(),
+        _ => "",
+    };
+    let gaps = db
+        .source_gaps(GapFilter {
+            market: Some(market.as_str().to_owned()),
+            kind: Some(kind.as_str().to_owned()),
+            symbol: None,
+            interval: Some(interval.to_owned()),
+        })
+        .await?;
+    let old = now - a.recheck_days.max(0) * marketdb_model::time::DAY_MS;
+    Ok(gaps
+        .iter()
+        .filter(|g| symbols.contains(&g.symbol))
+        .filter_map(|g| Period::parse(&g.period))
+        .filter(|p| p.start_ms() < range.end_exclusive && p.end_ms() > range.start)
+        .filter(|p| p.end_ms() <= old)
+        .count() as u64)
 }
 
 /// The klines periods of `symbol` and `freq` recorded as gaps.
