@@ -121,6 +121,15 @@ pub enum Error {
         /// The name looked up.
         name: String,
     },
+    /// A dataset (its state file, a partition file) read back is damaged or not one this
+    /// build writes.
+    #[error("invalid dataset {}: {reason}", path.display())]
+    InvalidDataset {
+        /// The file or folder at fault.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The background writer stopped without finishing (it was cancelled).
     #[error("export writer for {} stopped before finishing", path.display())]
     WriterStopped {

@@ -19,6 +19,8 @@
 mod align;
 mod atomic;
 mod csv;
+mod dataset;
+mod dataset_import;
 mod error;
 mod exporter;
 mod manifest;
@@ -39,6 +41,11 @@ pub(crate) use marketdb_store::{Column, KlineFrame};
 
 pub use atomic::FileRecord;
 pub use csv::CsvReport;
+pub use dataset::{
+    DATASET_VERSION, DatasetKind, DatasetReport, DatasetRequest, DatasetState, GROUP_MAX_ROWS,
+    GROUP_MIN_ROWS, PartitionState, STATE_PATH, export_dataset,
+};
+pub use dataset_import::{ImportReport, import_dataset};
 pub use error::{Error, Result};
 pub use exporter::{AsyncDataExporter, NumpyReport};
 pub use manifest::{CONTRACT_VERSION, MANIFEST_NAME, TIME_CONVENTION};

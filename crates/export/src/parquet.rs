@@ -61,7 +61,7 @@ pub(crate) fn schema(plan: &Plan) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-fn codec(c: ParquetCompression) -> Compression {
+pub(crate) fn codec(c: ParquetCompression) -> Compression {
     match c {
         ParquetCompression::Zstd => Compression::ZSTD(ZstdLevel::default()),
         ParquetCompression::Snappy => Compression::SNAPPY,

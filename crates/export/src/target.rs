@@ -254,6 +254,55 @@ pub(crate) fn resolve_folder(out: &Path, db: &Path) -> Result<ResolvedFolder> {
     ))
 }
 
+/// Checks a dataset output folder: new, empty, or a previous dataset (it holds
+/// `_marketdb/state.json`); never the database or a file. Returns the folder (a symlink's
+/// final target).
+pub(crate) fn resolve_dataset_folder(out: &Path, db: &Path) -> Result<PathBuf> {
+    if out.as_os_str().is_empty() {
+        return Err(refuse(out, "is empty; give a folder path"));
+    }
+    let path = follow_links(out)?;
+    for f in database_files(db) {
+        if same_file(&path, &f) {
+            return Err(refuse(
+                out,
+                format!("is the database being exported ({})", f.display()),
+            ));
+        }
+    }
+    let m = match fs::metadata(&path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(path),
+        Err(e) => return Err(Error::io(&path, e)),
+        Ok(m) => m,
+    };
+    if !m.is_dir() {
+        return Err(refuse(
+            out,
+            format!("is {}; a dataset export writes a folder", kind(&m)),
+        ));
+    }
+    if path.join(crate::dataset::STATE_PATH).is_file() {
+        return Ok(path);
+    }
+    let mut others = Vec::new();
+    for entry in fs::read_dir(&path).map_err(|e| Error::io(&path, e))? {
+        let entry = entry.map_err(|e| Error::io(&path, e))?;
+        if others.len() < 3 {
+            others.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    if others.is_empty() {
+        return Ok(path);
+    }
+    Err(refuse(
+        out,
+        format!(
+            "holds files that are not a marketdb dataset ({}); give a new or empty folder",
+            others.join(", ")
+        ),
+    ))
+}
+
 /// The process id in a temporary name made by `atomic.rs` (`.{name}.tmp-{pid}-{n}`).
 pub(crate) fn temp_owner(file_name: &str) -> Option<u32> {
     if !file_name.starts_with('.') {

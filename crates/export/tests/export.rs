@@ -24,8 +24,8 @@ use std::{
 };
 
 use marketdb_export::{
-    AsyncDataExporter, Error, ExportProgress, ExportRequest, FillPolicy, NumpyExport,
-    ParquetCompression,
+    AsyncDataExporter, DatasetRequest, DatasetState, Error, ExportProgress, ExportRequest,
+    FillPolicy, NumpyExport, ParquetCompression,
 };
 use marketdb_model::time::{DAY_MS, parse_ymd};
 use marketdb_model::{
@@ -1765,4 +1765,413 @@ async fn resample_and_target_freq_exports_select_the_same_buckets() {
         .unwrap();
     assert_eq!(stored.frame, whole.frame);
     assert_eq!(stored.incomplete, 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Dataset
+// ---------------------------------------------------------------------------------------
+
+/// Twelve symbols of 1m and three of 1h over 1-2 Jan, funding, open interest and two
+/// long/short ratio types: every table of the dataset.
+async fn dataset_fixture(db: &AsyncMarketDB) {
+    let names = symbol_names("S", 12);
+    let syms: Vec<&str> = names.iter().map(String::as_str).collect();
+    store_bars(db, &syms, Freq::M1, day(1), 2 * 1440, |s, i| {
+        s == 4 && i == 700
+    })
+    .await;
+    store_bars(db, &syms[..3], Freq::H1, day(1), 48, |_, _| false).await;
+    let funding: Vec<FundingRate> = (0..3)
+        .flat_map(|s| {
+            (0..6).map(move |n| FundingRate {
+                symbol: format!("S{s:03}USDT"),
+                funding_time: day(1) + n * 8 * H,
+                funding_rate: 0.0001 * (n + 1) as f64 - s as f64 * 1e-5,
+                mark_price: (n % 2 == 0).then_some(42_000.5 + n as f64),
+                index_price: None,
+            })
+        })
+        .collect();
+    db.store_funding_rate(funding).await.unwrap();
+    let oi: Vec<OpenInterest> = (0..2)
+        .flat_map(|s| {
+            (0..2 * 288).map(move |k| OpenInterest {
+                symbol: format!("S{s:03}USDT"),
+                time: day(1) + k * M5,
+                interval: Freq::M5,
+                open_interest: 1000.0 + k as f64 * 0.25 + s as f64,
+                open_interest_value: (k % 7 != 0).then_some(2e6 + k as f64),
+            })
+        })
+        .collect();
+    db.store_open_interest(oi).await.unwrap();
+    let lsr: Vec<LongShortRatio> = [RatioType::TopTraderAccount, RatioType::TakerVol]
+        .into_iter()
+        .flat_map(|r| {
+            (0..2 * 288).map(move |k| LongShortRatio {
+                symbol: "S001USDT".into(),
+                timestamp: day(1) + k * M5,
+                period: Freq::M5,
+                ratio_type: r,
+                long_short_ratio: 1.0 + k as f64 / 512.0,
+                long_account: Some(0.5 + k as f64 / 4096.0),
+                short_account: None,
+            })
+        })
+        .collect();
+    db.store_long_short_ratio(lsr).await.unwrap();
+}
+
+/// Content hash and mtime of every file below `root`, by relative path.
+fn snapshot(root: &Path) -> BTreeMap<String, (String, std::time::SystemTime)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                let m = fs::metadata(&p).unwrap().modified().unwrap();
+                let digest = {
+                    use sha2::Digest;
+                    format!("{:x}", sha2::Sha256::digest(fs::read(&p).unwrap()))
+                };
+                out.insert(rel, (digest, m));
+            }
+        }
+    }
+    out
+}
+
+const DATASET_KEYS: [&str; 9] = [
+    "funding_rate/month=2024-01",
+    "klines/freq=1h/date=2024-01-01",
+    "klines/freq=1h/date=2024-01-02",
+    "klines/freq=1m/date=2024-01-01",
+    "klines/freq=1m/date=2024-01-02",
+    "long_short_ratio/date=2024-01-01",
+    "long_short_ratio/date=2024-01-02",
+    "open_interest/date=2024-01-01",
+    "open_interest/date=2024-01-02",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dataset_reads_back_in_duckdb_and_pyarrow_as_the_database_holds_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = open_db(tmp.path()).await;
+    dataset_fixture(&db).await;
+    let out = tmp.path().join("dataset");
+    let report = marketdb_export::export_dataset(&db, &out, &DatasetRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(report.written, DATASET_KEYS);
+    assert_eq!(report.rows, 12 * 2880 - 1 + 3 * 48 + 18 + 2 * 576 + 2 * 576);
+    let script = r#"
+import sqlite3, duckdb
+import pyarrow.dataset as ds
+root, dbpath = INPUT["root"], INPUT["db"]
+sq = sqlite3.connect(dbpath)
+con = duckdb.connect()
+con.execute("SET TimeZone = 'UTC'")
+out = {}
+LEGACY = {"account": "toptrader_account", "position": "toptrader_position",
+          "global": "global_account", "taker": "taker_vol"}
+tables = {
+    "klines": ("market_data", ["symbol", "timestamp", "freq", "open_price", "high_price",
+        "low_price", "close_price", "volume", "quote_volume", "trades_count",
+        "taker_buy_volume", "taker_buy_quote_volume", "taker_sell_volume",
+        "taker_sell_quote_volume"], "freq, symbol, timestamp"),
+    "funding_rate": ("funding_rate", ["symbol", "timestamp", "funding_rate", "funding_time",
+        "mark_price", "index_price"], "symbol, timestamp"),
+    "open_interest": ("open_interest", ["symbol", "timestamp", "interval", "open_interest",
+        "open_interest_value"], "symbol, timestamp, interval"),
+    "long_short_ratio": ("long_short_ratio", ["symbol", "timestamp", "period", "ratio_type",
+        "long_short_ratio", "long_account", "short_account"],
+        "symbol, timestamp, period, ratio_type"),
+}
+for kind, (table, cols, order) in tables.items():
+    glob_ = f"{root}/{kind}/**/*.parquet"
+    sel = ", ".join("epoch_ms(timestamp) AS timestamp" if c == "timestamp" else c for c in cols)
+    got = con.execute(f"SELECT {sel} FROM read_parquet('{glob_}', hive_partitioning = true) ORDER BY {order}").fetchall()
+    want = sq.execute(f"SELECT {', '.join(cols)} FROM {table} ORDER BY {order}").fetchall()
+    if kind == "long_short_ratio":
+        want = sorted([tuple(LEGACY.get(v, v) if i == 3 else v for i, v in enumerate(r)) for r in want],
+                      key=lambda r: (r[0], r[1], r[2], r[3]))
+        got = sorted(got, key=lambda r: (r[0], r[1], r[2], r[3]))
+    out[kind + "_rows"] = len(got)
+    out[kind + "_equal"] = [tuple(r) for r in got] == [tuple(r) for r in want]
+    if not out[kind + "_equal"]:
+        diff = [(a, b) for a, b in zip(got, want) if tuple(a) != tuple(b)][:3]
+        out[kind + "_diff"] = repr(diff)
+types = {r[0]: r[1] for r in con.execute(
+    f"DESCRIBE SELECT * FROM read_parquet('{root}/klines/**/*.parquet', hive_partitioning = true)").fetchall()}
+out["types"] = types
+bad_dates = con.execute(
+    f"SELECT count(*) FROM read_parquet('{root}/klines/**/*.parquet', hive_partitioning = true) "
+    "WHERE CAST(date AS VARCHAR) <> strftime(timestamp, '%Y-%m-%d')").fetchone()[0]
+out["bad_dates"] = bad_dates
+d = ds.dataset(f"{root}/klines", format="parquet", partitioning="hive")
+out["pyarrow_rows"] = d.count_rows()
+frags = list(d.get_fragments(filter=(ds.field("freq") == "1m")))
+out["fragments_1m"] = len(frags)
+day2 = [f for f in frags if "date=2024-01-02" in f.path]
+f = day2[0]
+out["row_groups"] = f.num_row_groups
+md = f.metadata
+out["symbol_encodings"] = sorted(md.row_group(0).column(0).encodings)
+out["row_groups_for_symbol"] = len(f.split_by_row_group(ds.field("symbol") == "S005USDT"))
+t = d.to_table(filter=(ds.field("symbol") == "S005USDT") & (ds.field("freq") == "1m"))
+out["symbol_rows"] = t.num_rows
+print(json.dumps(out))
+"#;
+    let input = json!({"root": out, "db": tmp.path().join("market.db")});
+    let Some(v) = run_python(script, &input) else {
+        return;
+    };
+    for kind in [
+        "klines",
+        "funding_rate",
+        "open_interest",
+        "long_short_ratio",
+    ] {
+        assert_eq!(v[format!("{kind}_equal")], true, "{kind}: {v}");
+    }
+    assert_eq!(v["klines_rows"], 12 * 2880 - 1 + 3 * 48);
+    assert_eq!(v["long_short_ratio_rows"], 2 * 576);
+    let types = &v["types"];
+    assert_eq!(types["symbol"], "VARCHAR");
+    assert_eq!(types["timestamp"], "TIMESTAMP WITH TIME ZONE");
+    assert_eq!(types["close_price"], "DOUBLE");
+    assert_eq!(types["trades_count"], "BIGINT");
+    assert_eq!(types["freq"], "VARCHAR");
+    assert!(
+        types["date"] == "DATE" || types["date"] == "VARCHAR",
+        "{types}"
+    );
+    assert_eq!(v["bad_dates"], 0);
+    assert_eq!(v["pyarrow_rows"], 12 * 2880 - 1 + 3 * 48);
+    assert_eq!(v["fragments_1m"], 2);
+    let groups = v["row_groups"].as_u64().unwrap();
+    assert!(groups >= 2, "{v}");
+    assert_eq!(
+        v["row_groups_for_symbol"], 1,
+        "a symbol filter skips row groups: {v}"
+    );
+    assert_eq!(v["symbol_rows"], 2880);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dataset_rewrites_only_what_changed_and_imports_into_an_equal_database() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = open_db(tmp.path()).await;
+    dataset_fixture(&a).await;
+    let out = tmp.path().join("dataset");
+    let req = DatasetRequest::default();
+    marketdb_export::export_dataset(&a, &out, &req)
+        .await
+        .unwrap();
+    let before = snapshot(&out);
+
+    // Nothing changed: nothing written.
+    let again = marketdb_export::export_dataset(&a, &out, &req)
+        .await
+        .unwrap();
+    assert!(
+        again.written.is_empty() && again.removed.is_empty(),
+        "{again:?}"
+    );
+    assert_eq!(again.unchanged, 9);
+
+    // One symbol-day upserted: exactly that partition is rewritten.
+    let mut bar = kline("S003USDT", Freq::M1, day(2) + 600 * 60_000, 3, 2040);
+    bar.close = bar.low;
+    a.store_data(vec![bar], Freq::M1).await.unwrap();
+    let mut dry = req.clone();
+    dry.dry_run = true;
+    let planned = marketdb_export::export_dataset(&a, &out, &dry)
+        .await
+        .unwrap();
+    assert_eq!(planned.written, ["klines/freq=1m/date=2024-01-02"]);
+    assert_eq!(snapshot(&out), before, "a dry run writes nothing");
+    let changed = marketdb_export::export_dataset(&a, &out, &req)
+        .await
+        .unwrap();
+    assert_eq!(changed.written, ["klines/freq=1m/date=2024-01-02"]);
+    let after = snapshot(&out);
+    for (path, (bytes, mtime)) in &before {
+        let (b2, m2) = &after[path];
+        if path.starts_with("klines/freq=1m/date=2024-01-02") || path.starts_with("_marketdb") {
+            continue;
+        }
+        assert!(b2 == bytes && m2 == mtime, "{path} was rewritten");
+    }
+    assert_ne!(
+        after["klines/freq=1m/date=2024-01-02/part-0.parquet"].0,
+        before["klines/freq=1m/date=2024-01-02/part-0.parquet"].0
+    );
+
+    // Node B imports; its tables then equal A's (same digest for every partition).
+    let b_dir = tempfile::tempdir().unwrap();
+    let b = open_db(b_dir.path()).await;
+    let imported = marketdb_export::import_dataset(&b, &out).await.unwrap();
+    assert_eq!(imported.imported, DATASET_KEYS);
+    assert_eq!(imported.rows, changed_rows(&out));
+    let b_out = b_dir.path().join("dataset");
+    marketdb_export::export_dataset(&b, &b_out, &req)
+        .await
+        .unwrap();
+    let state = |p: &Path| DatasetState::load(p).unwrap().partitions;
+    assert_eq!(state(&b_out), state(&out));
+    let twice = marketdb_export::import_dataset(&b, &out).await.unwrap();
+    assert!(twice.imported.is_empty(), "{twice:?}");
+    assert_eq!(twice.unchanged, 9);
+
+    // A deletes a day of 1h bars and changes a funding rate: the partition is removed,
+    // and B follows on the next import.
+    a.delete_range(
+        &strings(&["S000USDT", "S001USDT", "S002USDT"]),
+        days(1, 1),
+        Freq::H1,
+    )
+    .await
+    .unwrap();
+    a.store_funding_rate(vec![FundingRate {
+        symbol: "S002USDT".into(),
+        funding_time: day(1) + 16 * H,
+        funding_rate: -0.5e-4,
+        mark_price: None,
+        index_price: None,
+    }])
+    .await
+    .unwrap();
+    let third = marketdb_export::export_dataset(&a, &out, &req)
+        .await
+        .unwrap();
+    assert_eq!(third.removed, ["klines/freq=1h/date=2024-01-01"]);
+    assert_eq!(third.written, ["funding_rate/month=2024-01"]);
+    assert!(!out.join("klines/freq=1h/date=2024-01-01").exists());
+    let synced = marketdb_export::import_dataset(&b, &out).await.unwrap();
+    assert_eq!(synced.imported, ["funding_rate/month=2024-01"]);
+    assert_eq!(synced.removed, ["klines/freq=1h/date=2024-01-01"]);
+    marketdb_export::export_dataset(&b, &b_out, &req)
+        .await
+        .unwrap();
+    assert_eq!(state(&b_out), state(&out));
+}
+
+/// Rows the state of the dataset at `root` lists.
+fn changed_rows(root: &Path) -> u64 {
+    DatasetState::load(root)
+        .unwrap()
+        .partitions
+        .values()
+        .map(|p| p.rows)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_or_foreign_dataset_stores_nothing_and_names_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = open_db(tmp.path()).await;
+    dataset_fixture(&a).await;
+    let out = tmp.path().join("dataset");
+    marketdb_export::export_dataset(&a, &out, &DatasetRequest::default())
+        .await
+        .unwrap();
+    let key = "klines/freq=1m/date=2024-01-01";
+
+    // A state digest that the rows do not match.
+    let tampered = tmp.path().join("tampered");
+    copy_tree(&out, &tampered);
+    let state_path = tampered.join(marketdb_export::STATE_PATH);
+    let mut state = DatasetState::load(&tampered).unwrap();
+    state.partitions.get_mut(key).unwrap().digest = "0".repeat(64);
+    fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
+    let c_dir = tempfile::tempdir().unwrap();
+    let c = open_db(c_dir.path()).await;
+    let err = marketdb_export::import_dataset(&c, &tampered)
+        .await
+        .unwrap_err();
+    let msg = error_chain(&err);
+    assert!(
+        msg.contains("do not match the digest") && msg.contains(key),
+        "{msg}"
+    );
+    let range = days(1, 1);
+    let none = c
+        .read_data(
+            range,
+            Freq::M1,
+            &strings(&["S000USDT"]),
+            &[Feature::Close],
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(none.len(), 0, "nothing of the partition is stored");
+
+    // A truncated file.
+    let cut = tmp.path().join("cut");
+    copy_tree(&out, &cut);
+    let file = cut.join(key).join("part-0.parquet");
+    let bytes = fs::read(&file).unwrap();
+    fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    let err = marketdb_export::import_dataset(&c, &cut).await.unwrap_err();
+    assert!(
+        error_chain(&err).contains("part-0.parquet"),
+        "{}",
+        error_chain(&err)
+    );
+
+    // Not a dataset at all, and a dataset folder that is the database.
+    let err = marketdb_export::import_dataset(&c, tmp.path())
+        .await
+        .unwrap_err();
+    assert!(
+        error_chain(&err).contains("not a marketdb dataset"),
+        "{}",
+        error_chain(&err)
+    );
+    let err = marketdb_export::export_dataset(
+        &a,
+        &tmp.path().join("market.db"),
+        &DatasetRequest::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        error_chain(&err).contains("is the database"),
+        "{}",
+        error_chain(&err)
+    );
+    let err = marketdb_export::export_dataset(&a, c_dir.path(), &DatasetRequest::default())
+        .await
+        .unwrap_err();
+    assert!(
+        error_chain(&err).contains("not a marketdb dataset"),
+        "{}",
+        error_chain(&err)
+    );
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for (rel, _) in snapshot(from) {
+        let dest = to.join(&rel);
+        fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        fs::copy(from.join(&rel), dest).unwrap();
+    }
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut s = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        s.push_str(": ");
+        s.push_str(&e.to_string());
+        cur = e.source();
+    }
+    s
 }

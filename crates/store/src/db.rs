@@ -60,6 +60,41 @@ fn describe(freq: Freq, symbols: &[String], range: TimeRange) -> String {
     describe_metric(&format!("{freq} klines"), symbols, range)
 }
 
+/// Validates and upserts each item of `batches` as it arrives, inside the caller's
+/// transaction; returns records written. The body of [`AsyncMarketDB::store_records`].
+pub(crate) fn store_record_stream<I, E>(
+    c: &rusqlite::Connection,
+    t: &Tables,
+    batches: I,
+    batch: usize,
+    v: &marketdb_model::Validator,
+) -> Result<usize>
+where
+    I: Iterator<Item = std::result::Result<Records, E>>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let mut n = 0;
+    for item in batches {
+        let records = item.map_err(|e| Error::Input(Box::new(e)))?;
+        n += match records {
+            Records::Klines { freq, rows } => {
+                let rows = KlineInput::Flat(rows);
+                validate_all(&rows, freq, v)?;
+                insert_klines(c, t, &rows, freq, batch)?
+            }
+            Records::Funding(rows) => metrics::store_funding(c, t, &rows, v)?,
+            Records::Metrics {
+                open_interest,
+                long_short_ratio,
+            } => {
+                metrics::store_open_interest(c, t, &open_interest, v)?
+                    + metrics::store_long_short_ratio(c, t, &long_short_ratio, v)?
+            }
+        };
+    }
+    Ok(n)
+}
+
 /// "`what` of `symbols` in [start, end)", for [`Error::NoData`].
 fn describe_metric(what: &str, symbols: &[String], range: TimeRange) -> String {
     let who = if symbols.is_empty() {
@@ -162,6 +197,11 @@ impl AsyncMarketDB {
             .await
     }
 
+    /// The insert batch size and the validator every write uses.
+    pub(crate) fn write_settings(&self) -> (usize, marketdb_model::Validator) {
+        (self.inner.config.batch_size, self.inner.config.validator())
+    }
+
     pub(crate) async fn write<T, F>(&self, f: F) -> Result<T>
     where
         F: FnOnce(&rusqlite::Connection, &Tables) -> Result<T> + Send + 'static,
@@ -246,28 +286,7 @@ impl AsyncMarketDB {
         let batch = self.inner.config.batch_size;
         let v = self.inner.config.validator();
         let n = self
-            .write(move |c, t| {
-                let mut n = 0;
-                for item in batches {
-                    let records = item.map_err(|e| Error::Input(Box::new(e)))?;
-                    n += match records {
-                        Records::Klines { freq, rows } => {
-                            let rows = KlineInput::Flat(rows);
-                            validate_all(&rows, freq, &v)?;
-                            insert_klines(c, t, &rows, freq, batch)?
-                        }
-                        Records::Funding(rows) => metrics::store_funding(c, t, &rows, &v)?,
-                        Records::Metrics {
-                            open_interest,
-                            long_short_ratio,
-                        } => {
-                            metrics::store_open_interest(c, t, &open_interest, &v)?
-                                + metrics::store_long_short_ratio(c, t, &long_short_ratio, &v)?
-                        }
-                    };
-                }
-                Ok(n)
-            })
+            .write(move |c, t| store_record_stream(c, t, batches, batch, &v))
             .await?;
         info!("stored {n} streamed records");
         if n > CHECKPOINT_AFTER_ROWS {

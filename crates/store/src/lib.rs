@@ -19,6 +19,10 @@
 
 #[cfg(feature = "arrow")]
 pub mod arrow;
+#[cfg(feature = "arrow")]
+mod table_batch;
+#[cfg(feature = "arrow")]
+pub use table_batch::MetricTable;
 mod bucket;
 mod combined;
 mod completeness;
@@ -27,6 +31,7 @@ mod db;
 mod error;
 mod frame;
 mod gaps;
+mod imports;
 mod inspect;
 mod metric_check;
 mod metrics;
@@ -45,6 +50,7 @@ pub use db::{AsyncMarketDB, Checkpoint};
 pub use error::{Error, Result};
 pub use frame::{Column, KlineFrame};
 pub use gaps::{GapFilter, SourceGap};
+pub use imports::{ImportTable, PartitionImport};
 pub use inspect::{
     DataSummary, FundingSummary, IntervalSummary, KlineSummary, RatioSummary, SymbolRange,
 };
