@@ -14,6 +14,8 @@
 mod bounds;
 #[path = "cli/contract.rs"]
 mod contract;
+#[path = "cli/dataset.rs"]
+mod dataset;
 #[path = "cli/download.rs"]
 mod download;
 #[path = "cli/pipeline.rs"]

@@ -1,5 +1,5 @@
-//! `export numpy|csv|parquet` and `stats`: thin wrappers over the exporter that resolve
-//! symbols, draw progress and print what was written.
+//! `export numpy|csv|parquet|dataset`, `import dataset` and `stats`: thin wrappers over
+//! the exporter that resolve symbols, draw progress and print what was written.
 
 use std::{
     path::{Path, PathBuf},
@@ -8,7 +8,9 @@ use std::{
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use marketdb_export::{AsyncDataExporter, ExportRequest, FillPolicy, ParquetCompression};
+use marketdb_export::{
+    AsyncDataExporter, DatasetKind, DatasetRequest, ExportRequest, FillPolicy, ParquetCompression,
+};
 use marketdb_model::Freq;
 
 use super::{Global, RangeArgs, SymbolArgs, args, output, progress};
@@ -49,21 +51,95 @@ impl From<Compression> for ParquetCompression {
     }
 }
 
+/// `export` and its formats.
+#[derive(Debug, clap::Subcommand)]
+pub enum ExportCommand {
+    /// A folder of per-day (K, T) float64 matrices with a manifest
+    Numpy(ExportArgs),
+    /// One CSV file (or parts), gzip optional
+    Csv(ExportArgs),
+    /// One Parquet file
+    Parquet(ExportArgs),
+    /// A Hive-partitioned Parquet dataset (one table per kind), published incrementally
+    Dataset(DatasetArgs),
+}
+
+/// `import` and its sources.
+#[derive(Debug, clap::Subcommand)]
+pub enum ImportCommand {
+    /// A dataset written by `export dataset`: its partitions replace the rows they cover
+    Dataset(ImportDatasetArgs),
+}
+
+/// `--kinds` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KindArg {
+    Klines,
+    FundingRate,
+    OpenInterest,
+    LongShortRatio,
+}
+
+impl From<KindArg> for DatasetKind {
+    fn from(k: KindArg) -> DatasetKind {
+        match k {
+            KindArg::Klines => DatasetKind::Klines,
+            KindArg::FundingRate => DatasetKind::FundingRate,
+            KindArg::OpenInterest => DatasetKind::OpenInterest,
+            KindArg::LongShortRatio => DatasetKind::LongShortRatio,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DatasetArgs {
+    /// Output folder (new, empty, or a dataset written before)
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Only these symbols (default: all); the dataset then holds only them
+    #[arg(long, num_args = 1.., value_delimiter = ',')]
+    pub symbols: Vec<String>,
+    /// Only these kline intervals (default: every stored one)
+    #[arg(long, num_args = 1.., value_delimiter = ',', value_parser = args::freq)]
+    pub freq: Vec<Freq>,
+    /// Tables (default: all)
+    #[arg(long, num_args = 1.., value_delimiter = ',', value_enum)]
+    pub kinds: Vec<KindArg>,
+    /// Start (widened to whole days; months for funding); default: the first stored row
+    #[arg(long, requires = "end")]
+    pub start: Option<String>,
+    /// End, inclusive (a date includes its whole day)
+    #[arg(long, requires = "start")]
+    pub end: Option<String>,
+    /// zstd (default), snappy, gzip, lz4 or none
+    #[arg(long, value_enum, default_value = "zstd")]
+    pub compression: Compression,
+    /// List the partitions that would be written or removed, write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportDatasetArgs {
+    /// The dataset folder
+    pub src: PathBuf,
+}
+
 /// Refuses flags that do not apply to the chosen format (they would be silently ignored).
-fn check_flags(a: &ExportArgs) -> Result<()> {
+fn check_flags(format: Format, a: &ExportArgs) -> Result<()> {
     let refuse = |flag: &str, applies: &str| {
         Err(super::usage(format!(
             "{flag} applies to {applies} exports, not {}",
-            format!("{:?}", a.format).to_lowercase()
+            format!("{format:?}").to_lowercase()
         )))
     };
-    if a.fill.is_some() && a.format != Format::Numpy {
+    if a.fill.is_some() && format != Format::Numpy {
         return refuse("--fill", "numpy");
     }
-    if a.part_rows.is_some() && a.format != Format::Csv {
+    if a.part_rows.is_some() && format != Format::Csv {
         return refuse("--part-rows", "csv");
     }
-    match (a.format, a.compression) {
+    match (format, a.compression) {
         (Format::Numpy, Some(_)) => refuse("--compression", "csv and parquet"),
         (Format::Csv, Some(c)) if c != Compression::Gzip && c != Compression::None => {
             Err(super::usage(format!(
@@ -77,9 +153,6 @@ fn check_flags(a: &ExportArgs) -> Result<()> {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// Output format: numpy writes a folder, csv and parquet a file
-    #[arg(value_enum)]
-    pub format: Format,
     #[command(flatten)]
     pub symbols: SymbolArgs,
     #[command(flatten)]
@@ -131,9 +204,15 @@ fn is_stdout(out: &Path) -> bool {
     out.as_os_str() == "-"
 }
 
-pub async fn run(g: &Global, a: &ExportArgs) -> Result<ExitCode> {
+pub async fn run(g: &Global, cmd: &ExportCommand) -> Result<ExitCode> {
+    let (format, a) = match cmd {
+        ExportCommand::Numpy(a) => (Format::Numpy, a),
+        ExportCommand::Csv(a) => (Format::Csv, a),
+        ExportCommand::Parquet(a) => (Format::Parquet, a),
+        ExportCommand::Dataset(a) => return dataset(g, a).await,
+    };
     a.range.spec()?;
-    check_flags(a)?;
+    check_flags(format, a)?;
     let fill = match a.fill {
         Some(Fill::Ffill) => FillPolicy::Ffill,
         _ => FillPolicy::None,
@@ -142,7 +221,7 @@ pub async fn run(g: &Global, a: &ExportArgs) -> Result<ExitCode> {
         .compression
         .map_or(ParquetCompression::Zstd, ParquetCompression::from);
     let to_stdout = is_stdout(&a.out);
-    let csv_gzip = a.format == Format::Csv
+    let csv_gzip = format == Format::Csv
         && match a.compression {
             Some(c) => c == Compression::Gzip,
             None => a
@@ -150,7 +229,7 @@ pub async fn run(g: &Global, a: &ExportArgs) -> Result<ExitCode> {
                 .extension()
                 .is_some_and(|e| e.eq_ignore_ascii_case("gz")),
         };
-    if to_stdout && matches!(a.format, Format::Numpy) {
+    if to_stdout && matches!(format, Format::Numpy) {
         return Err(super::usage(
             "--out - streams csv or parquet to stdout; a numpy export writes a folder",
         ));
@@ -174,7 +253,7 @@ pub async fn run(g: &Global, a: &ExportArgs) -> Result<ExitCode> {
     let exporter = AsyncDataExporter::new(&db).with_progress(progress::export_observer(&pb));
     let out = &a.out;
     let stdout = std::io::stdout;
-    let report = match (a.format, to_stdout) {
+    let report = match (format, to_stdout) {
         (Format::Numpy, _) => exporter.export_to_numpy(&request, out).await.map(json_of),
         (Format::Csv, false) => exporter.export_to_csv(&request, out).await.map(json_of),
         (Format::Csv, true) => exporter
@@ -245,4 +324,103 @@ pub async fn stats(g: &Global, a: &StatsArgs) -> Result<ExitCode> {
         to_stdout,
         "statistics written to",
     )
+}
+
+/// `export dataset`.
+async fn dataset(g: &Global, a: &DatasetArgs) -> Result<ExitCode> {
+    let range = match (&a.start, &a.end) {
+        (Some(s), Some(e)) => Some(marketdb_model::TimeRange::parse(s, e)?),
+        _ => None,
+    };
+    let symbols = if a.symbols.is_empty() {
+        Vec::new()
+    } else {
+        args::parse_symbols(&args::split_symbols(&a.symbols))?
+    };
+    let mut kinds: Vec<DatasetKind> = a.kinds.iter().map(|k| DatasetKind::from(*k)).collect();
+    if kinds.is_empty() {
+        kinds = DatasetKind::ALL.to_vec();
+    }
+    kinds.sort_unstable();
+    kinds.dedup();
+    let request = DatasetRequest {
+        kinds,
+        freqs: a.freq.clone(),
+        symbols,
+        range,
+        compression: a.compression.into(),
+        dry_run: a.dry_run,
+    };
+    let db = args::open_db(g, args::Access::ReadOnly).await?;
+    let beat = progress::heartbeat(g, "export dataset");
+    let report = AsyncDataExporter::new(&db)
+        .export_dataset(&request, &a.out)
+        .await;
+    drop(beat);
+    db.close().await;
+    let report =
+        report.with_context(|| format!("cannot export the dataset to {}", a.out.display()))?;
+    if g.json {
+        output::json(&serde_json::to_value(&report)?)?;
+    } else {
+        let verb = if report.dry_run {
+            "would write"
+        } else {
+            "wrote"
+        };
+        for p in &report.written {
+            outln!("{verb} {p}");
+        }
+        let verb = if report.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        for p in &report.removed {
+            outln!("{verb} {p}");
+        }
+        outln!(
+            "{}: {} partition(s) written, {} removed, {} unchanged; {} row(s), {} byte(s)",
+            report.root.display(),
+            report.written.len(),
+            report.removed.len(),
+            report.unchanged,
+            report.rows,
+            report.bytes
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `import dataset`.
+pub async fn import(g: &Global, cmd: &ImportCommand) -> Result<ExitCode> {
+    let ImportCommand::Dataset(a) = cmd;
+    let db = args::open_db(g, args::Access::Create).await?;
+    let beat = progress::heartbeat(g, "import dataset");
+    let report = marketdb_export::import_dataset(&db, &a.src).await;
+    drop(beat);
+    if report.is_ok() {
+        args::checkpoint_or_warn(&db).await;
+    }
+    db.close().await;
+    let report = report.with_context(|| format!("cannot import {}", a.src.display()))?;
+    if g.json {
+        output::json(&serde_json::to_value(&report)?)?;
+    } else {
+        for p in &report.imported {
+            outln!("imported {p}");
+        }
+        for p in &report.removed {
+            outln!("removed {p}");
+        }
+        outln!(
+            "{}: {} partition(s) imported, {} removed, {} unchanged; {} row(s)",
+            report.source,
+            report.imported.len(),
+            report.removed.len(),
+            report.unchanged,
+            report.rows
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -78,8 +78,12 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Build coarser bars from stored ones and store them under the target freq
     Resample(maintain::ResampleArgs),
-    /// Export to NumPy (folder), CSV or Parquet (file)
-    Export(export::ExportArgs),
+    /// Export to NumPy (folder), CSV or Parquet (file), or a Hive-partitioned dataset
+    #[command(subcommand)]
+    Export(export::ExportCommand),
+    /// Import a dataset written by `export dataset` (multi-node sync)
+    #[command(subcommand)]
+    Import(export::ImportCommand),
     /// Summary statistics per symbol and feature to a CSV file
     Stats(export::StatsArgs),
     /// Delete a range of bars (needs --yes)
@@ -113,6 +117,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check(a) => check::run(g, a).await,
         Command::Resample(a) => maintain::resample(g, a).await,
         Command::Export(a) => export::run(g, a).await,
+        Command::Import(a) => export::import(g, a).await,
         Command::Stats(a) => export::stats(g, a).await,
         Command::Delete(a) => maintain::delete(g, a).await,
         Command::Doctor(a) => maintain::doctor(g, a).await,

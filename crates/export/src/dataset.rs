@@ -672,6 +672,11 @@ pub async fn export_dataset(
     if !req.dry_run {
         crate::atomic::create_dir_all(root)?;
         crate::target::sweep_stale_temps(root, ".", true);
+        // The state goes first, so a run killed before its first save still leaves a
+        // folder the next run recognises as a dataset.
+        if !root.join(STATE_PATH).exists() {
+            state.save(root)?;
+        }
     }
     // Another selection of symbols changes every partition's content.
     let mut dirty = state.symbols != symbols;
