@@ -15,6 +15,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
+use marketdb::export::ParquetCompression;
 use serde_json::{Value, json};
 
 use crate::{
@@ -177,6 +178,9 @@ pub fn serve(args: &[String]) -> Result<()> {
         "numpy_api_nofsync" => export(Export::Numpy { fsync: false }),
         "csv_api" => export(Export::Csv),
         "parquet_api" => export(Export::Parquet),
+        "dataset_zstd" => export(Export::Dataset(ParquetCompression::Zstd)),
+        "dataset_snappy" => export(Export::Dataset(ParquetCompression::Snappy)),
+        "dataset_lz4" => export(Export::Dataset(ParquetCompression::Lz4)),
         other => bail!("unknown operation {other:?}"),
     }?;
     let mem = probe.finish();

@@ -14,7 +14,7 @@ use std::{path::Path, path::PathBuf, time::Instant};
 use anyhow::{Context, Result, bail};
 use marketdb::{
     AsyncDataExporter, AsyncMarketDB, Freq, TimeRange,
-    export::ExportRequest,
+    export::{DatasetKind, DatasetRequest, ExportRequest, ParquetCompression},
     ingest::{BadRows, Overrides, Parsed, parse_file},
     store::{IncompletePolicy, ScanChunk, StoreConfig},
     synth::SynthSpec,
@@ -161,6 +161,8 @@ pub enum Export {
     Numpy { fsync: bool },
     Csv,
     Parquet,
+    /// The klines table of the partitioned dataset, with this codec.
+    Dataset(ParquetCompression),
 }
 
 /// One export with default options (all symbols, default features, zstd), into `out` (a
@@ -203,6 +205,27 @@ pub async fn export(
                     r.bytes as f64 / 1e6,
                     r.row_groups,
                     r.compression
+                ),
+            )
+        }
+        Export::Dataset(compression) => {
+            let request = DatasetRequest {
+                kinds: vec![DatasetKind::Klines],
+                freqs: vec![Freq::M1],
+                range: Some(range),
+                compression,
+                ..DatasetRequest::default()
+            };
+            let r = AsyncDataExporter::new(&db)
+                .export_dataset(&request, out)
+                .await?;
+            (
+                r.rows,
+                format!(
+                    "{:.1} MB, {} partitions, {:.1} bytes/bar",
+                    r.bytes as f64 / 1e6,
+                    r.written.len(),
+                    r.bytes as f64 / r.rows.max(1) as f64
                 ),
             )
         }

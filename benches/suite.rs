@@ -338,7 +338,10 @@ pub fn bench_workload(
                 "read: scan (day chunks), mmap off",
                 job("scan_api_mmap_off", None),
             ),
-        ] as [Op<'_>; 3]);
+            ("dataset: zstd", job("dataset_zstd", Some("ds-zstd"))),
+            ("dataset: snappy", job("dataset_snappy", Some("ds-snappy"))),
+            ("dataset: lz4", job("dataset_lz4", Some("ds-lz4"))),
+        ] as [Op<'_>; 6]);
     }
     let mut reads = Results::new(measure_group(reps, group)?, want);
     let read_floor = Row::floor(
@@ -384,6 +387,13 @@ pub fn bench_workload(
             read_target,
             true,
         )?);
+        for (key, op) in [
+            ("dataset_zstd", "dataset: export_dataset klines (zstd)"),
+            ("dataset_snappy", "dataset: export_dataset klines (snappy)"),
+            ("dataset_lz4", "dataset: export_dataset klines (lz4)"),
+        ] {
+            read_variants.push(read_row(key, op, None, false)?);
+        }
     }
     rows.extend([read_floor, read_api, scan_api]);
     rows.extend(read_variants);
