@@ -158,7 +158,9 @@ pub async fn resample(path: &Path, range: TimeRange, want: u64) -> Result<Timed>
 /// Which export.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Export {
-    Numpy { fsync: bool },
+    Numpy {
+        fsync: bool,
+    },
     Csv,
     Parquet,
     /// The klines table of the partitioned dataset, with this codec.

@@ -363,21 +363,24 @@ async fn dataset(g: &Global, a: &DatasetArgs) -> Result<ExitCode> {
     if g.json {
         output::json(&serde_json::to_value(&report)?)?;
     } else {
-        let verb = if report.dry_run {
-            "would write"
-        } else {
-            "wrote"
-        };
-        for p in &report.written {
-            outln!("{verb} {p}");
-        }
-        let verb = if report.dry_run {
-            "would remove"
-        } else {
-            "removed"
-        };
-        for p in &report.removed {
-            outln!("{verb} {p}");
+        // Partition lines are a dry run's answer; otherwise -q leaves the summary only.
+        if report.dry_run || !g.quiet {
+            let verb = if report.dry_run {
+                "would write"
+            } else {
+                "wrote"
+            };
+            for p in &report.written {
+                outln!("{verb} {p}");
+            }
+            let verb = if report.dry_run {
+                "would remove"
+            } else {
+                "removed"
+            };
+            for p in &report.removed {
+                outln!("{verb} {p}");
+            }
         }
         outln!(
             "{}: {} partition(s) written, {} removed, {} unchanged; {} row(s), {} byte(s)",
@@ -407,15 +410,17 @@ pub async fn import(g: &Global, cmd: &ImportCommand) -> Result<ExitCode> {
     if g.json {
         output::json(&serde_json::to_value(&report)?)?;
     } else {
-        for p in &report.imported {
-            outln!("imported {p}");
-        }
-        for p in &report.removed {
-            outln!("removed {p}");
+        if !g.quiet {
+            for p in &report.imported {
+                outln!("imported {p}");
+            }
+            for p in &report.removed {
+                outln!("removed {p}");
+            }
         }
         outln!(
             "{}: {} partition(s) imported, {} removed, {} unchanged; {} row(s)",
-            report.source,
+            a.src.display(),
             report.imported.len(),
             report.removed.len(),
             report.unchanged,

@@ -11,7 +11,13 @@
 //! NumPy export folder back (manifest, symbols, timestamps, [`Matrix`] per feature and
 //! day), checking every file against that contract, with its own `.npy` parser.
 //!
-//! It does not write to the database, download anything or render progress: the CLI
+//! [`export_dataset`] publishes the Hive-partitioned Parquet dataset (one table per kind,
+//! a file per day or month, rewritten only when its rows changed; [`DatasetState`] records
+//! what was published) and [`import_dataset`] reads one back into a database, partition by
+//! partition: the one place this crate writes to a database, because reading the dataset
+//! needs the Parquet reader that only this crate links.
+//!
+//! It does not download anything or render progress: the CLI
 //! renders the [`ExportProgress`] callbacks. It is the only workspace crate that depends on
 //! parquet; its Parquet schema and arrays come from `marketdb_store::arrow` (it turns on the
 //! store's `arrow` feature), so they match `KlineFrame::to_record_batch`.
