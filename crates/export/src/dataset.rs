@@ -15,10 +15,10 @@
 //! funding): a range is widened to whole periods, so a partial run never publishes part of
 //! a day.
 //!
-//! Incremental: each partition's rows are hashed first (a read, no write); a partition
+//! Incremental: a published partition's rows are hashed first (a read, no write); one
 //! whose digest matches the state and whose file exists is left alone (same bytes, same
-//! mtime); a changed one is written under a hidden temporary name and renamed; one whose
-//! rows are gone is removed. The state is saved every [`STATE_EVERY`] partitions and at
+//! mtime); a changed one, or one never published, is written (hashing as it goes) under a
+//! hidden temporary name and renamed; one whose rows are gone is removed. The state is saved every [`STATE_EVERY`] partitions and at
 //! the end, itself by temporary name and rename. A killed run leaves every partition file
 //! whole (old or new) and a state that at worst names old digests, so the next run
 //! rewrites what differs.
@@ -683,46 +683,75 @@ pub async fn export_dataset(
     state.symbols.clone_from(&symbols);
     let mut since_save = 0;
     for p in partitions(db, req, &state).await? {
-        let (digest_now, rows) = digest(db, &p, &symbols).await?;
-        let file = root.join(p.file());
-        let on_disk = file.exists();
-        if rows == 0 {
-            if state.partitions.contains_key(&p.key) || on_disk {
-                report.removed.push(p.key.clone());
-                if !req.dry_run {
-                    remove_partition(root, &p)?;
-                    state.partitions.remove(&p.key);
+        let on_disk = root.join(p.file()).exists();
+        let published = on_disk && state.partitions.contains_key(&p.key);
+        if !published && !req.dry_run {
+            // Not published (or its file is gone): written in one pass, no digest first.
+            let (digest, rows, bytes) =
+                write_partition(db, root, &p, &symbols, req.compression).await?;
+            if rows == 0 {
+                remove_partition(root, &p)?;
+                if state.partitions.remove(&p.key).is_some() || on_disk {
+                    report.removed.push(p.key.clone());
                     since_save += 1;
                     dirty = true;
                 }
+            } else {
+                tracing::debug!(partition = %p.key, rows, bytes, "partition written");
+                state.partitions.insert(
+                    p.key.clone(),
+                    PartitionState {
+                        digest,
+                        rows,
+                        bytes,
+                    },
+                );
+                report.written.push(p.key.clone());
+                report.rows += rows;
+                report.bytes += bytes;
+                since_save += 1;
+                dirty = true;
             }
-        } else if on_disk
-            && state
-                .partitions
-                .get(&p.key)
-                .is_some_and(|s| s.digest == digest_now)
-        {
-            report.unchanged += 1;
-        } else if req.dry_run {
-            report.written.push(p.key.clone());
-            report.rows += rows;
         } else {
-            let (digest, rows, bytes) =
-                write_partition(db, root, &p, &symbols, req.compression).await?;
-            tracing::debug!(partition = %p.key, rows, bytes, "partition written");
-            state.partitions.insert(
-                p.key.clone(),
-                PartitionState {
-                    digest,
-                    rows,
-                    bytes,
-                },
-            );
-            report.written.push(p.key.clone());
-            report.rows += rows;
-            report.bytes += bytes;
-            since_save += 1;
-            dirty = true;
+            let (digest_now, rows) = digest(db, &p, &symbols).await?;
+            if rows == 0 {
+                if state.partitions.contains_key(&p.key) || on_disk {
+                    report.removed.push(p.key.clone());
+                    if !req.dry_run {
+                        remove_partition(root, &p)?;
+                        state.partitions.remove(&p.key);
+                        since_save += 1;
+                        dirty = true;
+                    }
+                }
+            } else if published
+                && state
+                    .partitions
+                    .get(&p.key)
+                    .is_some_and(|s| s.digest == digest_now)
+            {
+                report.unchanged += 1;
+            } else if req.dry_run {
+                report.written.push(p.key.clone());
+                report.rows += rows;
+            } else {
+                let (digest, rows, bytes) =
+                    write_partition(db, root, &p, &symbols, req.compression).await?;
+                tracing::debug!(partition = %p.key, rows, bytes, "partition rewritten");
+                state.partitions.insert(
+                    p.key.clone(),
+                    PartitionState {
+                        digest,
+                        rows,
+                        bytes,
+                    },
+                );
+                report.written.push(p.key.clone());
+                report.rows += rows;
+                report.bytes += bytes;
+                since_save += 1;
+                dirty = true;
+            }
         }
         if since_save >= STATE_EVERY {
             state.save(root)?;
