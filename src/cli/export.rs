@@ -9,7 +9,8 @@ use std::{
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use marketdb_export::{
-    AsyncDataExporter, DatasetKind, DatasetRequest, ExportRequest, FillPolicy, ParquetCompression,
+    AsyncDataExporter, DatasetKind, DatasetLocation, DatasetRequest, ExportRequest, FillPolicy,
+    ParquetCompression,
 };
 use marketdb_model::Freq;
 
@@ -93,9 +94,10 @@ impl From<KindArg> for DatasetKind {
 
 #[derive(Debug, Args)]
 pub struct DatasetArgs {
-    /// Output folder (new, empty, or a dataset written before)
+    /// Output folder (new, empty, or a dataset written before), or s3://bucket/prefix
+    /// (credentials and endpoint from the AWS_* variables)
     #[arg(long)]
-    pub out: PathBuf,
+    pub out: String,
     /// Only these symbols (default: all); the dataset then holds only them
     #[arg(long, num_args = 1.., value_delimiter = ',')]
     pub symbols: Vec<String>,
@@ -121,8 +123,8 @@ pub struct DatasetArgs {
 
 #[derive(Debug, Args)]
 pub struct ImportDatasetArgs {
-    /// The dataset folder
-    pub src: PathBuf,
+    /// The dataset folder, or s3://bucket/prefix (AWS_* variables as for export)
+    pub src: String,
 }
 
 /// Refuses flags that do not apply to the chosen format (they would be silently ignored).
@@ -353,13 +355,11 @@ async fn dataset(g: &Global, a: &DatasetArgs) -> Result<ExitCode> {
     };
     let db = args::open_db(g, args::Access::ReadOnly).await?;
     let beat = progress::heartbeat(g, "export dataset");
-    let report = AsyncDataExporter::new(&db)
-        .export_dataset(&request, &a.out)
-        .await;
+    let location = DatasetLocation::parse(&a.out, &[])?;
+    let report = marketdb_export::export_dataset_to(&db, &location, &request).await;
     drop(beat);
     db.close().await;
-    let report =
-        report.with_context(|| format!("cannot export the dataset to {}", a.out.display()))?;
+    let report = report.with_context(|| format!("cannot export the dataset to {}", a.out))?;
     if g.json {
         output::json(&serde_json::to_value(&report)?)?;
     } else {
@@ -398,15 +398,16 @@ async fn dataset(g: &Global, a: &DatasetArgs) -> Result<ExitCode> {
 /// `import dataset`.
 pub async fn import(g: &Global, cmd: &ImportCommand) -> Result<ExitCode> {
     let ImportCommand::Dataset(a) = cmd;
+    let location = DatasetLocation::parse(&a.src, &[])?;
     let db = args::open_db(g, args::Access::Create).await?;
     let beat = progress::heartbeat(g, "import dataset");
-    let report = marketdb_export::import_dataset(&db, &a.src).await;
+    let report = marketdb_export::import_dataset_from(&db, &location).await;
     drop(beat);
     if report.is_ok() {
         args::checkpoint_or_warn(&db).await;
     }
     db.close().await;
-    let report = report.with_context(|| format!("cannot import {}", a.src.display()))?;
+    let report = report.with_context(|| format!("cannot import {}", a.src))?;
     if g.json {
         output::json(&serde_json::to_value(&report)?)?;
     } else {
@@ -420,7 +421,7 @@ pub async fn import(g: &Global, cmd: &ImportCommand) -> Result<ExitCode> {
         }
         outln!(
             "{}: {} partition(s) imported, {} removed, {} unchanged; {} row(s)",
-            a.src.display(),
+            a.src,
             report.imported.len(),
             report.removed.len(),
             report.unchanged,

@@ -41,6 +41,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::atomic::{AtomicFile, hex, write_atomic};
+use crate::remote::{DatasetLocation, Target};
 use crate::{Error, ParquetCompression, Result};
 
 /// The version of the dataset layout and schema.
@@ -200,7 +201,7 @@ pub struct PartitionState {
 }
 
 /// The state file.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DatasetState {
     pub version: u32,
     /// Symbols the dataset was restricted to (empty: all).
@@ -209,28 +210,37 @@ pub struct DatasetState {
     pub partitions: BTreeMap<String, PartitionState>,
 }
 
+impl Default for DatasetState {
+    fn default() -> DatasetState {
+        DatasetState {
+            version: DATASET_VERSION,
+            symbols: Vec::new(),
+            partitions: BTreeMap::new(),
+        }
+    }
+}
+
 impl DatasetState {
     /// Reads the state of the dataset at `root` (an empty state when there is none).
     pub fn load(root: &Path) -> Result<DatasetState> {
         let path = root.join(STATE_PATH);
-        let text = match std::fs::read(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(DatasetState {
-                    version: DATASET_VERSION,
-                    ..DatasetState::default()
-                });
-            }
-            Err(e) => return Err(Error::Read { path, source: e }),
-        };
+        match std::fs::read(&path) {
+            Ok(bytes) => DatasetState::from_bytes(&bytes, &path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DatasetState::default()),
+            Err(e) => Err(Error::Read { path, source: e }),
+        }
+    }
+
+    /// Decodes a state file read from `path` (named in errors).
+    pub(crate) fn from_bytes(bytes: &[u8], path: &Path) -> Result<DatasetState> {
         let state: DatasetState =
-            serde_json::from_slice(&text).map_err(|source| Error::JsonRead {
-                path: path.clone(),
+            serde_json::from_slice(bytes).map_err(|source| Error::JsonRead {
+                path: path.to_path_buf(),
                 source,
             })?;
         if state.version != DATASET_VERSION {
             return Err(Error::InvalidDataset {
-                path,
+                path: path.to_path_buf(),
                 reason: format!(
                     "dataset version {} is not the version {DATASET_VERSION} this build reads",
                     state.version
@@ -240,7 +250,7 @@ impl DatasetState {
         Ok(state)
     }
 
-    fn save(&self, root: &Path) -> Result<()> {
+    pub(crate) fn save(&self, root: &Path) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(self).map_err(|source| Error::Json {
             path: root.join(STATE_PATH),
             source,
@@ -658,45 +668,85 @@ pub async fn export_dataset(
     root: &Path,
     req: &DatasetRequest,
 ) -> Result<DatasetReport> {
-    let resolved = crate::target::resolve_dataset_folder(root, db.path())?;
-    let root = resolved.as_path();
-    let mut state = DatasetState::load(root)?;
+    export_dataset_to(db, &DatasetLocation::Local(root.to_path_buf()), req).await
+}
+
+/// Publishes the request's partitions at `location` (a folder or an object-store
+/// prefix), incrementally.
+pub async fn export_dataset_to(
+    db: &AsyncMarketDB,
+    location: &DatasetLocation,
+    req: &DatasetRequest,
+) -> Result<DatasetReport> {
+    match location {
+        DatasetLocation::Local(root) => {
+            let resolved = crate::target::resolve_dataset_folder(root, db.path())?;
+            if !req.dry_run {
+                crate::atomic::create_dir_all(&resolved)?;
+                crate::target::sweep_stale_temps(&resolved, ".", true);
+            }
+            export_into(
+                db,
+                &Target::Local(&resolved),
+                &resolved.display().to_string(),
+                req,
+            )
+            .await
+        }
+        DatasetLocation::Store(remote) => {
+            let staging = tempfile::Builder::new()
+                .prefix("marketdb-dataset-")
+                .tempdir()
+                .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+            let target = Target::Store {
+                remote,
+                staging: staging.path(),
+            };
+            export_into(db, &target, &remote.url, req).await
+        }
+    }
+}
+
+async fn export_into(
+    db: &AsyncMarketDB,
+    target: &Target<'_>,
+    label: &str,
+    req: &DatasetRequest,
+) -> Result<DatasetReport> {
+    let mut state = target.load_state().await?;
     let mut symbols = req.symbols.clone();
     symbols.sort_unstable();
     symbols.dedup();
     let mut report = DatasetReport {
-        root: root.to_path_buf(),
+        root: PathBuf::from(label),
         dry_run: req.dry_run,
         ..DatasetReport::default()
     };
-    if !req.dry_run {
-        crate::atomic::create_dir_all(root)?;
-        crate::target::sweep_stale_temps(root, ".", true);
-        // The state goes first, so a run killed before its first save still leaves a
-        // folder the next run recognises as a dataset.
-        if !root.join(STATE_PATH).exists() {
-            state.save(root)?;
-        }
+    // The state goes first, so a run killed before its first save still leaves a folder
+    // the next run recognises as a dataset.
+    if !req.dry_run && !target.state_exists().await? {
+        target.save_state(&state).await?;
     }
     // Another selection of symbols changes every partition's content.
     let mut dirty = state.symbols != symbols;
     state.symbols.clone_from(&symbols);
     let mut since_save = 0;
     for p in partitions(db, req, &state).await? {
-        let on_disk = root.join(p.file()).exists();
+        let on_disk = target.exists(&p).await?;
         let published = on_disk && state.partitions.contains_key(&p.key);
         if !published && !req.dry_run {
             // Not published (or its file is gone): written in one pass, no digest first.
             let (digest, rows, bytes) =
-                write_partition(db, root, &p, &symbols, req.compression).await?;
+                write_partition(db, target.staging(), &p, &symbols, req.compression).await?;
             if rows == 0 {
-                remove_partition(root, &p)?;
+                target.remove(&p).await?;
                 if state.partitions.remove(&p.key).is_some() || on_disk {
                     report.removed.push(p.key.clone());
                     since_save += 1;
                     dirty = true;
                 }
             } else {
+                target.publish(&p).await?;
                 tracing::debug!(partition = %p.key, rows, bytes, "partition written");
                 state.partitions.insert(
                     p.key.clone(),
@@ -718,7 +768,7 @@ pub async fn export_dataset(
                 if state.partitions.contains_key(&p.key) || on_disk {
                     report.removed.push(p.key.clone());
                     if !req.dry_run {
-                        remove_partition(root, &p)?;
+                        target.remove(&p).await?;
                         state.partitions.remove(&p.key);
                         since_save += 1;
                         dirty = true;
@@ -736,7 +786,8 @@ pub async fn export_dataset(
                 report.rows += rows;
             } else {
                 let (digest, rows, bytes) =
-                    write_partition(db, root, &p, &symbols, req.compression).await?;
+                    write_partition(db, target.staging(), &p, &symbols, req.compression).await?;
+                target.publish(&p).await?;
                 tracing::debug!(partition = %p.key, rows, bytes, "partition rewritten");
                 state.partitions.insert(
                     p.key.clone(),
@@ -754,14 +805,14 @@ pub async fn export_dataset(
             }
         }
         if since_save >= STATE_EVERY {
-            state.save(root)?;
+            target.save_state(&state).await?;
             since_save = 0;
         }
     }
     // A run that changed nothing leaves the state file alone too.
-    if !req.dry_run && (dirty || !root.join(STATE_PATH).exists()) {
+    if !req.dry_run && dirty {
         state.version = DATASET_VERSION;
-        state.save(root)?;
+        target.save_state(&state).await?;
     }
     tracing::info!(
         written = report.written.len(),
@@ -773,7 +824,7 @@ pub async fn export_dataset(
 }
 
 /// Removes a partition's file and its folder (and the kind's interval folder) when empty.
-fn remove_partition(root: &Path, p: &Partition) -> Result<()> {
+pub(crate) fn remove_partition(root: &Path, p: &Partition) -> Result<()> {
     let file = root.join(p.file());
     match std::fs::remove_file(&file) {
         Ok(()) => {}

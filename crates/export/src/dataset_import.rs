@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::atomic::hex;
 use crate::dataset::{DatasetKind, DatasetState, Partition, STATE_PATH, hash_rows};
+use crate::remote::DatasetLocation;
 use crate::{Error, Result};
 
 /// Rows per batch read from a partition file.
@@ -52,20 +53,52 @@ fn invalid(path: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
-/// Imports the dataset at `src` into `db`.
+/// Imports the dataset at `src` (a local folder) into `db`.
 pub async fn import_dataset(db: &AsyncMarketDB, src: &Path) -> Result<ImportReport> {
-    let root = std::fs::canonicalize(src).map_err(|e| Error::Read {
-        path: src.to_path_buf(),
-        source: e,
-    })?;
-    if !root.join(STATE_PATH).is_file() {
-        return Err(invalid(
-            src,
-            format!("no {STATE_PATH}: not a marketdb dataset"),
-        ));
-    }
-    let state = DatasetState::load(&root)?;
-    let source = root.display().to_string();
+    import_dataset_from(db, &DatasetLocation::Local(src.to_path_buf())).await
+}
+
+/// Imports the dataset at `location` (a folder or an object-store prefix) into `db`.
+pub async fn import_dataset_from(
+    db: &AsyncMarketDB,
+    location: &DatasetLocation,
+) -> Result<ImportReport> {
+    let staging;
+    let (root, source, state, remote) = match location {
+        DatasetLocation::Local(src) => {
+            let root = std::fs::canonicalize(src).map_err(|e| Error::Read {
+                path: src.to_path_buf(),
+                source: e,
+            })?;
+            if !root.join(STATE_PATH).is_file() {
+                return Err(invalid(
+                    src,
+                    format!("no {STATE_PATH}: not a marketdb dataset"),
+                ));
+            }
+            let state = DatasetState::load(&root)?;
+            let source = root.display().to_string();
+            (root, source, state, None)
+        }
+        DatasetLocation::Store(remote) => {
+            let Some(state) = remote.state().await? else {
+                return Err(invalid(
+                    Path::new(&remote.url),
+                    format!("no {STATE_PATH}: not a marketdb dataset"),
+                ));
+            };
+            staging = tempfile::Builder::new()
+                .prefix("marketdb-import-")
+                .tempdir()
+                .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+            (
+                staging.path().to_path_buf(),
+                remote.url.clone(),
+                state,
+                Some(remote),
+            )
+        }
+    };
     let done = db
         .imported_partitions(&source)
         .await
@@ -87,6 +120,16 @@ pub async fn import_dataset(db: &AsyncMarketDB, src: &Path) -> Result<ImportRepo
             continue;
         }
         let path = root.join(p.file());
+        if let Some(remote) = remote {
+            let bytes = remote.get(&p.file()).await?.ok_or_else(|| {
+                invalid(
+                    Path::new(&format!("{}/{}", remote.url, p.file())),
+                    "listed in the state but missing",
+                )
+            })?;
+            crate::atomic::create_dir_all(&root.join(&p.key))?;
+            std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))?;
+        }
         let reader = open(&path, p.kind)?;
         let rows = Rows {
             reader,
@@ -100,6 +143,9 @@ pub async fn import_dataset(db: &AsyncMarketDB, src: &Path) -> Result<ImportRepo
             .import_partition(import_of(&source, &p, digest, &state.symbols)?, rows)
             .await
             .map_err(|e| Error::store(format!("partition {}", path.display()), e))?;
+        if remote.is_some() {
+            let _ = std::fs::remove_file(&path);
+        }
         report.imported.push(p.key.clone());
         report.rows += n as u64;
     }

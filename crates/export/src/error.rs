@@ -130,6 +130,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// An object store (S3...) refused or failed a request, after its retries.
+    #[error("object store request failed for {url}")]
+    ObjectStore {
+        /// The object or location at fault.
+        url: String,
+        #[source]
+        source: object_store::Error,
+    },
     /// The background writer stopped without finishing (it was cancelled).
     #[error("export writer for {} stopped before finishing", path.display())]
     WriterStopped {

@@ -37,6 +37,7 @@ mod options;
 mod parquet;
 mod plan;
 mod reader;
+mod remote;
 mod resample;
 mod source;
 mod stats;
@@ -49,9 +50,9 @@ pub use atomic::FileRecord;
 pub use csv::CsvReport;
 pub use dataset::{
     DATASET_VERSION, DatasetKind, DatasetReport, DatasetRequest, DatasetState, GROUP_MAX_ROWS,
-    GROUP_MIN_ROWS, PartitionState, STATE_PATH, export_dataset,
+    GROUP_MIN_ROWS, PartitionState, STATE_PATH, export_dataset, export_dataset_to,
 };
-pub use dataset_import::{ImportReport, import_dataset};
+pub use dataset_import::{ImportReport, import_dataset, import_dataset_from};
 pub use error::{Error, Result};
 pub use exporter::{AsyncDataExporter, NumpyReport};
 pub use manifest::{CONTRACT_VERSION, MANIFEST_NAME, TIME_CONVENTION};
@@ -59,5 +60,6 @@ pub use numpy::DayReport;
 pub use options::{ExportProgress, ExportRequest, FillPolicy, NoProgress, ParquetCompression};
 pub use parquet::{ParquetReport, ROW_GROUP_ROWS};
 pub use reader::{Cell, ExportManifest, ManifestMetric, Matrix, MatrixData, NumpyExport};
+pub use remote::DatasetLocation;
 pub use stats::{Describe, STATISTICS, StatsReport, SymbolStats};
 pub use target::MAX_LINKS;

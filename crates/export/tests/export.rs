@@ -58,7 +58,7 @@ fn workspace_root() -> PathBuf {
 
 fn python_works(py: &Path) -> bool {
     Command::new(py)
-        .args(["-c", "import numpy, pandas, pyarrow"])
+        .args(["-c", "import numpy, pandas, pyarrow, duckdb, moto.server"])
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false)
@@ -2174,4 +2174,146 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         cur = e.source();
     }
     s
+}
+
+/// A moto S3 server on loopback, stopped on drop.
+struct S3Server {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `moto_server` from the test virtualenv with a bucket `bucket`; `None` without
+/// Python (the same rule as the other Python checks).
+fn s3_server(bucket: &str) -> Option<S3Server> {
+    use std::io::{Read, Write};
+    let py = python()?;
+    let moto = py.with_file_name("moto_server");
+    assert!(
+        moto.exists(),
+        "{} is missing: run scripts/pyenv.sh",
+        moto.display()
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(&moto)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = S3Server {
+        child,
+        endpoint: format!("http://127.0.0.1:{port}"),
+    };
+    let started = std::time::Instant::now();
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let req = format!(
+                "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            s.write_all(req.as_bytes()).unwrap();
+            let mut answer = String::new();
+            let _ = s.read_to_string(&mut answer);
+            assert!(
+                answer.starts_with("HTTP/1.1 200"),
+                "create bucket: {answer}"
+            );
+            return Some(server);
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "moto_server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dataset_on_s3_reads_back_through_object_store_and_pyarrow() {
+    let Some(server) = s3_server("lake-bucket") else {
+        return;
+    };
+    let options: Vec<(String, String)> = [
+        ("aws_endpoint", server.endpoint.as_str()),
+        ("aws_allow_http", "true"),
+        ("aws_access_key_id", "test"),
+        ("aws_secret_access_key", "test"),
+        ("aws_region", "us-east-1"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .to_vec();
+    let location =
+        marketdb_export::DatasetLocation::parse("s3://lake-bucket/team/lake", &options).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let a = open_db(tmp.path()).await;
+    dataset_fixture(&a).await;
+    let req = DatasetRequest::default();
+    let report = marketdb_export::export_dataset_to(&a, &location, &req)
+        .await
+        .unwrap();
+    assert_eq!(report.written, DATASET_KEYS);
+    let again = marketdb_export::export_dataset_to(&a, &location, &req)
+        .await
+        .unwrap();
+    assert!(again.written.is_empty(), "{again:?}");
+    assert_eq!(again.unchanged, 9);
+
+    // The same export to a folder: same partitions, same digests.
+    let local = tmp.path().join("local");
+    marketdb_export::export_dataset(&a, &local, &req)
+        .await
+        .unwrap();
+
+    // Node B imports from the bucket.
+    let b_dir = tempfile::tempdir().unwrap();
+    let b = open_db(b_dir.path()).await;
+    let imported = marketdb_export::import_dataset_from(&b, &location)
+        .await
+        .unwrap();
+    assert_eq!(imported.imported, DATASET_KEYS);
+    let b_out = b_dir.path().join("lake");
+    marketdb_export::export_dataset(&b, &b_out, &req)
+        .await
+        .unwrap();
+    let state = |p: &Path| DatasetState::load(p).unwrap().partitions;
+    assert_eq!(state(&b_out), state(&local));
+    let twice = marketdb_export::import_dataset_from(&b, &location)
+        .await
+        .unwrap();
+    assert!(twice.imported.is_empty());
+
+    // pyarrow's own S3 client reads the published tables.
+    let script = r#"
+import pyarrow.dataset as ds
+from pyarrow import fs
+s3 = fs.S3FileSystem(endpoint_override=INPUT["endpoint"], scheme="http", access_key="test",
+                     secret_key="test", region="us-east-1")
+out = {}
+for kind in ["klines", "funding_rate", "open_interest", "long_short_ratio"]:
+    d = ds.dataset(f"lake-bucket/team/lake/{kind}", filesystem=s3, format="parquet",
+                   partitioning="hive")
+    out[kind] = d.count_rows()
+t = ds.dataset("lake-bucket/team/lake/klines", filesystem=s3, format="parquet",
+               partitioning="hive").to_table(filter=ds.field("symbol") == "S007USDT")
+out["s007"] = t.num_rows
+print(json.dumps(out))
+"#;
+    let Some(v) = run_python(script, &json!({"endpoint": server.endpoint})) else {
+        return;
+    };
+    assert_eq!(v["klines"], 12 * 2880 - 1 + 3 * 48, "{v}");
+    assert_eq!(v["funding_rate"], 18);
+    assert_eq!(v["open_interest"], 2 * 576);
+    assert_eq!(v["long_short_ratio"], 2 * 576);
+    assert_eq!(v["s007"], 2880);
 }
