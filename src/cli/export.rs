@@ -21,6 +21,8 @@ pub enum Format {
     Numpy,
     Csv,
     Parquet,
+    #[cfg(feature = "hdf5")]
+    Hdf5,
 }
 
 /// `--fill` values.
@@ -63,6 +65,9 @@ pub enum ExportCommand {
     Parquet(ExportArgs),
     /// A Hive-partitioned Parquet dataset (one table per kind), published incrementally
     Dataset(DatasetArgs),
+    /// One HDF5 file in the NumPy layout (built with the `hdf5` feature)
+    #[cfg(feature = "hdf5")]
+    Hdf5(ExportArgs),
 }
 
 /// `import` and its sources.
@@ -143,6 +148,8 @@ fn check_flags(format: Format, a: &ExportArgs) -> Result<()> {
     }
     match (format, a.compression) {
         (Format::Numpy, Some(_)) => refuse("--compression", "csv and parquet"),
+        #[cfg(feature = "hdf5")]
+        (Format::Hdf5, Some(_)) => refuse("--compression", "csv and parquet"),
         (Format::Csv, Some(c)) if c != Compression::Gzip && c != Compression::None => {
             Err(super::usage(format!(
                 "csv exports take --compression gzip or none, not {}",
@@ -212,6 +219,8 @@ pub async fn run(g: &Global, cmd: &ExportCommand) -> Result<ExitCode> {
         ExportCommand::Csv(a) => (Format::Csv, a),
         ExportCommand::Parquet(a) => (Format::Parquet, a),
         ExportCommand::Dataset(a) => return dataset(g, a).await,
+        #[cfg(feature = "hdf5")]
+        ExportCommand::Hdf5(a) => (Format::Hdf5, a),
     };
     a.range.spec()?;
     check_flags(format, a)?;
@@ -267,6 +276,14 @@ pub async fn run(g: &Global, cmd: &ExportCommand) -> Result<ExitCode> {
             .export_parquet_to_writer(&request, stdout())
             .await
             .map(json_of),
+        #[cfg(feature = "hdf5")]
+        (Format::Hdf5, false) => exporter.export_to_hdf5(&request, out).await.map(json_of),
+        #[cfg(feature = "hdf5")]
+        (Format::Hdf5, true) => {
+            return Err(super::usage(
+                "an hdf5 export needs seeking: give --out FILE, not -",
+            ));
+        }
     }
     .with_context(|| format!("cannot export to {}", output::path(out)))??;
     pb.finish_and_clear();

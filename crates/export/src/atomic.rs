@@ -35,7 +35,7 @@ pub struct FileRecord {
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// The hidden temporary sibling of `path`: `.{name}.tmp-{pid}-{n}`.
-fn temp_path(path: &Path) -> PathBuf {
+pub(crate) fn temp_path(path: &Path) -> PathBuf {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let name = path
         .file_name()

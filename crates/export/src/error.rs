@@ -130,6 +130,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The HDF5 library refused a write (feature `hdf5`).
+    #[error("cannot write hdf5 file {}: {reason}", path.display())]
+    Hdf5 {
+        /// The file being written.
+        path: PathBuf,
+        /// The library's message.
+        reason: String,
+    },
     /// An object store (S3...) refused or failed a request, after its retries.
     #[error("object store request failed for {url}")]
     ObjectStore {

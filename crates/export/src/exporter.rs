@@ -232,6 +232,31 @@ impl AsyncDataExporter {
         Ok(report)
     }
 
+    /// Writes one HDF5 file holding the NumPy layout (a group per feature, a `(K, T)`
+    /// dataset per day, `symbols` and `timestamp` datasets, attributes for the interval and
+    /// version; see `docs/formats.md`). Cargo feature `hdf5`, over the system HDF5 library.
+    /// The path is checked as for Parquet.
+    #[cfg(feature = "hdf5")]
+    pub async fn export_to_hdf5(
+        &self,
+        request: &ExportRequest,
+        out_file: impl AsRef<Path>,
+    ) -> Result<crate::Hdf5Report> {
+        let out = self.file_target(out_file.as_ref()).await?;
+        let mut plan = Plan::new(request)?;
+        self.resolve_symbols(&mut plan).await?;
+        let (p, path) = (plan.clone(), out.path.clone());
+        let sink = move || crate::hdf5::Hdf5Writer::new(&path, &p);
+        let mut report = self.run(&plan, Walk::Days, sink, &out.path).await?;
+        report.replaced = out.replaces;
+        info!(
+            days = report.days.len(),
+            "hdf5 export finished: {}",
+            out.path.display()
+        );
+        Ok(report)
+    }
+
     /// Publishes the Hive-partitioned Parquet dataset under `out_dir` (a folder: new,
     /// empty, or a dataset written before), rewriting only the partitions whose rows
     /// changed; see `docs/formats.md` for the layout and schema.
@@ -525,6 +550,20 @@ impl Sink for NumpySink {
             days: writer.days,
             replaced: false,
         })
+    }
+}
+
+#[cfg(feature = "hdf5")]
+impl Sink for crate::hdf5::Hdf5Writer {
+    type Report = crate::Hdf5Report;
+    fn consume(&mut self, table: Table) -> Result<()> {
+        match table.timestamp.first() {
+            Some(&t) => self.write_day(day_floor(t), &table),
+            None => Ok(()),
+        }
+    }
+    fn finish(self) -> Result<crate::Hdf5Report> {
+        crate::hdf5::Hdf5Writer::finish(self)
     }
 }
 

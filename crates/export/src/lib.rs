@@ -29,6 +29,8 @@ mod dataset;
 mod dataset_import;
 mod error;
 mod exporter;
+#[cfg(feature = "hdf5")]
+mod hdf5;
 mod manifest;
 mod npy;
 mod npy_read;
@@ -55,6 +57,8 @@ pub use dataset::{
 pub use dataset_import::{ImportReport, import_dataset, import_dataset_from};
 pub use error::{Error, Result};
 pub use exporter::{AsyncDataExporter, NumpyReport};
+#[cfg(feature = "hdf5")]
+pub use hdf5::Hdf5Report;
 pub use manifest::{CONTRACT_VERSION, MANIFEST_NAME, TIME_CONVENTION};
 pub use numpy::DayReport;
 pub use options::{ExportProgress, ExportRequest, FillPolicy, NoProgress, ParquetCompression};

@@ -65,6 +65,60 @@ pub(crate) fn ffill_rows(data: &mut [f64], t: usize) {
     }
 }
 
+/// The matrix cell (`row * t + column`) of every table row on the day's `grid`, or `None`
+/// for a row off the grid; and how many were off it.
+pub(crate) fn day_cells(table: &Table, grid: &[i64]) -> (Vec<Option<usize>>, u64) {
+    let t = grid.len();
+    let mut off = 0;
+    let mut cells = Vec::with_capacity(table.len());
+    for (r, (_, rows)) in table.symbols.iter().enumerate() {
+        for row in rows.clone() {
+            let cell = grid
+                .binary_search(&table.timestamp[row])
+                .ok()
+                .map(|c| r * t + c);
+            if cell.is_none() {
+                off += 1;
+            }
+            cells.push(cell);
+        }
+    }
+    (cells, off)
+}
+
+/// Fills the row-major `(k, t)` `matrix` with one feature column (NaN = no bar), then
+/// forward-fills along time when the policy says so.
+pub(crate) fn fill_matrix(
+    matrix: &mut [f64],
+    cells: &[Option<usize>],
+    col: &Column,
+    fill: FillPolicy,
+    t: usize,
+) {
+    matrix.fill(f64::NAN);
+    for (row, cell) in cells.iter().enumerate() {
+        if let Some(c) = cell {
+            matrix[*c] = match col {
+                Column::F64(v) => v[row],
+                Column::I64(v) => v[row] as f64,
+            };
+        }
+    }
+    if fill == FillPolicy::Ffill {
+        ffill_rows(matrix, t);
+    }
+}
+
+/// Fills the `(k, t)` `times` with one metric's value times (0 = none; never filled).
+pub(crate) fn fill_times(times: &mut [i64], cells: &[Option<usize>], ts: &[i64]) {
+    times.fill(0);
+    for (row, cell) in cells.iter().enumerate() {
+        if let Some(c) = cell {
+            times[*c] = ts[row];
+        }
+    }
+}
+
 /// Writes day file sets for one export.
 #[derive(Debug)]
 pub(crate) struct NumpyWriter {
@@ -156,46 +210,18 @@ impl NumpyWriter {
         }
         let grid = day_grid(self.plan.out_freq, day);
         let (k, t) = (table.symbols.len(), grid.len());
-        // Cell index of every row, or None when its open time is off the grid.
-        let mut cells: Vec<Option<usize>> = Vec::with_capacity(table.len());
-        for (r, (_, rows)) in table.symbols.iter().enumerate() {
-            for row in rows.clone() {
-                let cell = grid
-                    .binary_search(&table.timestamp[row])
-                    .ok()
-                    .map(|c| r * t + c);
-                if cell.is_none() {
-                    self.off_grid += 1;
-                }
-                cells.push(cell);
-            }
-        }
+        let (cells, off_grid) = day_cells(table, &grid);
+        self.off_grid += off_grid;
         let stem = yyyymmdd(day);
         let mut matrix = vec![f64::NAN; k * t];
         for (f, col) in self.plan.features.clone().iter().zip(&table.columns) {
-            matrix.fill(f64::NAN);
-            for (row, cell) in cells.iter().enumerate() {
-                if let Some(c) = cell {
-                    matrix[*c] = match col {
-                        Column::F64(v) => v[row],
-                        Column::I64(v) => v[row] as f64,
-                    };
-                }
-            }
-            if self.plan.fill == FillPolicy::Ffill {
-                ffill_rows(&mut matrix, t);
-            }
+            fill_matrix(&mut matrix, &cells, col, self.plan.fill, t);
             npy::encode_f64_into(&mut self.buf, &[k, t], &matrix);
             self.put_buf(f.short(), &stem)?;
         }
         let mut times = vec![0i64; k * t];
         for (m, ts) in self.plan.metrics.clone().iter().zip(&table.metric_ts) {
-            times.fill(0);
-            for (row, cell) in cells.iter().enumerate() {
-                if let Some(c) = cell {
-                    times[*c] = ts[row];
-                }
-            }
+            fill_times(&mut times, &cells, ts);
             self.put(
                 &ts_name(*m),
                 &stem,

@@ -58,7 +58,10 @@ fn workspace_root() -> PathBuf {
 
 fn python_works(py: &Path) -> bool {
     Command::new(py)
-        .args(["-c", "import numpy, pandas, pyarrow, duckdb, moto.server"])
+        .args([
+            "-c",
+            "import numpy, pandas, pyarrow, duckdb, h5py, moto.server",
+        ])
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false)
@@ -2316,4 +2319,71 @@ print(json.dumps(out))
     assert_eq!(v["open_interest"], 2 * 576);
     assert_eq!(v["long_short_ratio"], 2 * 576);
     assert_eq!(v["s007"], 2880);
+}
+
+#[cfg(feature = "hdf5")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hdf5_export_holds_the_numpy_layout_as_h5py_reads_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = open_db(tmp.path()).await;
+    dataset_fixture(&db).await;
+    let syms = symbol_names("S", 4);
+    let mut req = ExportRequest::new(syms.clone(), days(1, 2), Freq::M1);
+    req.features = vec![
+        Feature::Close,
+        Feature::Volume,
+        Feature::TradesCount,
+        Feature::FundingRate,
+    ];
+    let ex = AsyncDataExporter::new(&db);
+    let h5 = tmp.path().join("bars.h5");
+    let report = ex.export_to_hdf5(&req, &h5).await.unwrap();
+    assert_eq!(report.days.len(), 2);
+    assert_eq!(report.bars, 4 * 2880);
+    let npy = tmp.path().join("npy");
+    ex.export_to_numpy(&req, &npy).await.unwrap();
+    let left: Vec<_> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let script = r#"
+import h5py
+out = {}
+f = h5py.File(INPUT["h5"], "r")
+root = INPUT["npy"] + "/1m"
+out["attrs"] = {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in f.attrs.items()}
+out["groups"] = sorted(f.keys())
+same = True
+for group in f.keys():
+    for day in f[group].keys():
+        a = f[group][day][()]
+        if group == "symbols":
+            b = json.load(open(f"{root}/symbols/{day}.json"))
+            a = [x.decode() if isinstance(x, bytes) else x for x in a]
+            ok = list(a) == b
+        else:
+            b = np.load(f"{root}/{group}/{day}.npy", allow_pickle=False)
+            ok = a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+        if not ok:
+            same = False
+            out.setdefault("diff", []).append(f"{group}/{day}")
+out["same"] = same
+out["cls_shape"] = list(f["cls"]["20240101"].shape)
+out["nan_cls"] = int(np.isnan(f["cls"]["20240102"][()]).sum())
+print(json.dumps(out))
+"#;
+    let Some(v) = run_python(script, &json!({"h5": h5, "npy": npy})) else {
+        return;
+    };
+    assert_eq!(v["same"], true, "{v}");
+    assert_eq!(v["attrs"]["freq"], "1m", "{v}");
+    assert_eq!(v["attrs"]["features"], "cls,vol,tnum,fr");
+    assert_eq!(
+        v["groups"],
+        json!(["cls", "fr", "fr_ts", "symbols", "timestamp", "tnum", "vol"])
+    );
+    assert_eq!(v["cls_shape"], json!([4, 1440]));
+    assert_eq!(v["nan_cls"], 0);
 }
