@@ -7,8 +7,8 @@
 use std::{io::Write, path::Path};
 
 use marketdb_export::{
-    AsyncDataExporter, CsvReport, ExportRequest, NumpyReport, ParquetReport, StatsReport,
-    SymbolStats,
+    AsyncDataExporter, CsvReport, DatasetLocation, DatasetReport, DatasetRequest, ExportRequest,
+    ImportReport, NumpyReport, ParquetReport, StatsReport, SymbolStats,
 };
 use marketdb_model::{Freq, TimeRange};
 
@@ -62,6 +62,25 @@ impl MarketDB {
     ) -> Result<ParquetReport> {
         let ex = self.exporter();
         self.block_export(ex.export_to_parquet(request, out_file.as_ref()))
+    }
+
+    /// Publishes the Hive-partitioned Parquet dataset at `location` (a folder or an
+    /// object-store prefix), incrementally.
+    pub fn export_dataset(
+        &self,
+        request: &DatasetRequest,
+        location: &DatasetLocation,
+    ) -> Result<DatasetReport> {
+        let db = self.inner().clone();
+        self.block_export(async move {
+            marketdb_export::export_dataset_to(&db, location, request).await
+        })
+    }
+
+    /// Imports a dataset written by [`Self::export_dataset`] (multi-node sync).
+    pub fn import_dataset(&self, location: &DatasetLocation) -> Result<ImportReport> {
+        let db = self.inner().clone();
+        self.block_export(async move { marketdb_export::import_dataset_from(&db, location).await })
     }
 
     pub fn export_summary_statistics(

@@ -5,7 +5,8 @@
 //!
 //! With its default feature `export` it also has the exporter's methods
 //! (`export_to_numpy`, `export_to_csv`, `export_to_parquet`, `export_summary_statistics`,
-//! `summary_statistics`, and the Python 1.9 `export_to_files`), blocking the same way.
+//! `summary_statistics`, `export_dataset`, `import_dataset`, and the Python 1.9
+//! `export_to_files`), blocking the same way.
 //!
 //! It deliberately adds no behaviour: every method forwards to the async store or
 //! exporter, driven by the facade's own runtime. It works wherever a thread may block, and never panics for

@@ -467,6 +467,27 @@ fn blocking_exports_write_what_was_stored() {
     let pq = dir.path().join("b.parquet");
     assert_eq!(db.export_to_parquet(&req, &pq).unwrap().rows, 48);
     assert!(pq.is_file());
+    // The dataset, and its import into another database through the blocking facade.
+    let lake = marketdb_export::DatasetLocation::Local(dir.path().join("lake"));
+    let published = db
+        .export_dataset(&marketdb_export::DatasetRequest::default(), &lake)
+        .unwrap();
+    assert!(!published.written.is_empty());
+    let other = MarketDB::open(dir.path().join("other.db")).unwrap();
+    let imported = other.import_dataset(&lake).unwrap();
+    assert_eq!(imported.imported, published.written);
+    assert_eq!(imported.rows, published.rows);
+    let back = other
+        .read_data(
+            range,
+            Freq::H1,
+            &["BBBUSDT".to_owned()],
+            &[Feature::Close],
+            true,
+        )
+        .unwrap();
+    assert_eq!(back.len(), 48);
+    other.close().unwrap();
     // The database itself is never an export target.
     assert!(db.export_to_csv(&req, dir.path().join("m.db")).is_err());
     db.close().unwrap();
