@@ -542,7 +542,7 @@ mod tests {
     }
 
     #[test]
-    fn source_gaps_joins_a_python_file_and_leaves_its_tables_alone() {
+    fn the_record_tables_join_a_python_file_and_leave_its_tables_alone() {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(&Layout::Python.ddl()).unwrap();
         let before: i64 = conn
@@ -553,9 +553,10 @@ mod tests {
         let after: i64 = conn
             .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
             .unwrap();
-        // Only the table (WITHOUT ROWID: its key is the table, no separate index).
-        assert_eq!(after, before + 1);
+        // Only the two tables (WITHOUT ROWID: the key is the table, no separate index).
+        assert_eq!(after, before + 2);
         assert!(table_exists(&conn, "source_gaps").unwrap());
+        assert!(table_exists(&conn, "dataset_imports").unwrap());
         prepare(&conn, "py.db").unwrap();
     }
 
