@@ -747,18 +747,7 @@ async fn export_into(
                 }
             } else {
                 target.publish(&p).await?;
-                tracing::debug!(partition = %p.key, rows, bytes, "partition written");
-                state.partitions.insert(
-                    p.key.clone(),
-                    PartitionState {
-                        digest,
-                        rows,
-                        bytes,
-                    },
-                );
-                report.written.push(p.key.clone());
-                report.rows += rows;
-                report.bytes += bytes;
+                published_now(&mut state, &mut report, &p, digest, rows, bytes);
                 since_save += 1;
                 dirty = true;
             }
@@ -788,18 +777,7 @@ async fn export_into(
                 let (digest, rows, bytes) =
                     write_partition(db, target.staging(), &p, &symbols, req.compression).await?;
                 target.publish(&p).await?;
-                tracing::debug!(partition = %p.key, rows, bytes, "partition rewritten");
-                state.partitions.insert(
-                    p.key.clone(),
-                    PartitionState {
-                        digest,
-                        rows,
-                        bytes,
-                    },
-                );
-                report.written.push(p.key.clone());
-                report.rows += rows;
-                report.bytes += bytes;
+                published_now(&mut state, &mut report, &p, digest, rows, bytes);
                 since_save += 1;
                 dirty = true;
             }
@@ -821,6 +799,29 @@ async fn export_into(
         "dataset export done"
     );
     Ok(report)
+}
+
+/// Records a partition just published in the state and the report.
+fn published_now(
+    state: &mut DatasetState,
+    report: &mut DatasetReport,
+    p: &Partition,
+    digest: String,
+    rows: u64,
+    bytes: u64,
+) {
+    tracing::debug!(partition = %p.key, rows, bytes, "partition published");
+    state.partitions.insert(
+        p.key.clone(),
+        PartitionState {
+            digest,
+            rows,
+            bytes,
+        },
+    );
+    report.written.push(p.key.clone());
+    report.rows += rows;
+    report.bytes += bytes;
 }
 
 /// Removes a partition's file and its folder (and the kind's interval folder) when empty.

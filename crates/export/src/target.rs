@@ -191,7 +191,9 @@ pub(crate) struct ResolvedFolder {
 }
 
 /// Checks a NumPy output folder: new, empty, or a previous marketdb export.
-pub(crate) fn resolve_folder(out: &Path, db: &Path) -> Result<ResolvedFolder> {
+/// The checks every folder output shares: a path, not the database, a folder if it
+/// exists. Returns the folder (a symlink's final target) and whether it exists.
+fn output_folder(out: &Path, db: &Path, what: &str) -> Result<(PathBuf, bool)> {
     if out.as_os_str().is_empty() {
         return Err(refuse(out, "is empty; give a folder path"));
     }
@@ -204,21 +206,24 @@ pub(crate) fn resolve_folder(out: &Path, db: &Path) -> Result<ResolvedFolder> {
             ));
         }
     }
-    let m = match fs::metadata(&path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Ok(ResolvedFolder {
-                path,
-                replaces: false,
-            });
-        }
-        Err(e) => return Err(Error::io(&path, e)),
-        Ok(m) => m,
-    };
-    if !m.is_dir() {
-        return Err(refuse(
+    match fs::metadata(&path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((path, false)),
+        Err(e) => Err(Error::io(&path, e)),
+        Ok(m) if !m.is_dir() => Err(refuse(
             out,
-            format!("is {}; a NumPy export writes a folder", kind(&m)),
-        ));
+            format!("is {}; {what} writes a folder", kind(&m)),
+        )),
+        Ok(_) => Ok((path, true)),
+    }
+}
+
+pub(crate) fn resolve_folder(out: &Path, db: &Path) -> Result<ResolvedFolder> {
+    let (path, exists) = output_folder(out, db, "a NumPy export")?;
+    if !exists {
+        return Ok(ResolvedFolder {
+            path,
+            replaces: false,
+        });
     }
     let mut others = Vec::new();
     let (mut manifest, mut interval_dirs) = (false, false);
@@ -258,30 +263,8 @@ pub(crate) fn resolve_folder(out: &Path, db: &Path) -> Result<ResolvedFolder> {
 /// `_marketdb/state.json`); never the database or a file. Returns the folder (a symlink's
 /// final target).
 pub(crate) fn resolve_dataset_folder(out: &Path, db: &Path) -> Result<PathBuf> {
-    if out.as_os_str().is_empty() {
-        return Err(refuse(out, "is empty; give a folder path"));
-    }
-    let path = follow_links(out)?;
-    for f in database_files(db) {
-        if same_file(&path, &f) {
-            return Err(refuse(
-                out,
-                format!("is the database being exported ({})", f.display()),
-            ));
-        }
-    }
-    let m = match fs::metadata(&path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(path),
-        Err(e) => return Err(Error::io(&path, e)),
-        Ok(m) => m,
-    };
-    if !m.is_dir() {
-        return Err(refuse(
-            out,
-            format!("is {}; a dataset export writes a folder", kind(&m)),
-        ));
-    }
-    if path.join(crate::dataset::STATE_PATH).is_file() {
+    let (path, exists) = output_folder(out, db, "a dataset export")?;
+    if !exists || path.join(crate::dataset::STATE_PATH).is_file() {
         return Ok(path);
     }
     let mut others = Vec::new();
