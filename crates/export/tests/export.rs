@@ -1918,10 +1918,14 @@ bad_dates = con.execute(
 out["bad_dates"] = bad_dates
 d = ds.dataset(f"{root}/klines", format="parquet", partitioning="hive")
 out["pyarrow_rows"] = d.count_rows()
-frags = list(d.get_fragments(filter=(ds.field("freq") == "1m")))
-out["fragments_1m"] = len(frags)
-day2 = [f for f in frags if "date=2024-01-02" in f.path]
-f = day2[0]
+import datetime
+import pyarrow as pa
+date_type = d.schema.field("date").type
+day = pa.scalar(datetime.date(2024, 1, 2)) if pa.types.is_date(date_type) else pa.scalar("2024-01-02")
+out["fragments_all"] = len(list(d.get_fragments()))
+frags = list(d.get_fragments(filter=(ds.field("freq") == "1m") & (ds.field("date") == day)))
+out["fragments_day"] = [f.path.split("/klines/")[1] for f in frags]
+f = frags[0]
 out["row_groups"] = f.num_row_groups
 md = f.metadata
 out["symbol_encodings"] = sorted(md.row_group(0).column(0).encodings)
@@ -1956,7 +1960,12 @@ print(json.dumps(out))
     );
     assert_eq!(v["bad_dates"], 0);
     assert_eq!(v["pyarrow_rows"], 12 * 2880 - 1 + 3 * 48);
-    assert_eq!(v["fragments_1m"], 2);
+    assert_eq!(v["fragments_all"], 4);
+    assert_eq!(
+        v["fragments_day"],
+        json!(["freq=1m/date=2024-01-02/part-0.parquet"]),
+        "a filter on freq and date reads one file of four"
+    );
     let groups = v["row_groups"].as_u64().unwrap();
     assert!(groups >= 2, "{v}");
     assert_eq!(
