@@ -57,20 +57,8 @@ const READ_ROWS: usize = 65_536;
 /// The state file, relative to the dataset root.
 pub const STATE_PATH: &str = "_marketdb/state.json";
 
-/// The kline columns of the dataset, by their stored (long) names.
-const KLINE_FEATURES: [Feature; 11] = [
-    Feature::Open,
-    Feature::High,
-    Feature::Low,
-    Feature::Close,
-    Feature::Volume,
-    Feature::QuoteVolume,
-    Feature::TradesCount,
-    Feature::TakerBuyVolume,
-    Feature::TakerBuyQuoteVolume,
-    Feature::TakerSellVolume,
-    Feature::TakerSellQuoteVolume,
-];
+/// The kline columns of the dataset (named by their stored, long names).
+const KLINE_FEATURES: [Feature; 11] = Feature::KLINE;
 
 /// A table of the dataset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

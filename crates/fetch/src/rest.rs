@@ -186,16 +186,7 @@ impl RestClient {
                 url: url.clone(),
                 reason: e.to_string(),
             })?;
-            if k.open_time < start || k.open_time >= end_exclusive || k.open_time <= last {
-                return Err(Error::BadAnswer {
-                    url,
-                    reason: format!(
-                        "bar at {} is outside the asked range or out of order",
-                        k.open_time
-                    ),
-                });
-            }
-            last = k.open_time;
+            in_order(&url, "bar", k.open_time, start, end_exclusive, &mut last)?;
             if k.close_time < now_ms {
                 out.push(k);
             }
@@ -247,16 +238,14 @@ impl RestClient {
                     reason: format!("funding rate {:?} is not a number", r.funding_rate),
                 });
             };
-            if r.funding_time < start || r.funding_time >= end_exclusive || r.funding_time <= last {
-                return Err(Error::BadAnswer {
-                    url,
-                    reason: format!(
-                        "funding time {} is outside the asked range or out of order",
-                        r.funding_time
-                    ),
-                });
-            }
-            last = r.funding_time;
+            in_order(
+                &url,
+                "funding time",
+                r.funding_time,
+                start,
+                end_exclusive,
+                &mut last,
+            )?;
             out.push(FundingRate {
                 symbol: symbol.to_owned(),
                 funding_time: r.funding_time,
@@ -430,6 +419,26 @@ impl RestClient {
             }
         }
     }
+}
+
+/// Checks that a row's time `t` lies in `[start, end_exclusive)` and after `last` (then
+/// moves `last` to it): an answer outside the asked range or out of order is refused.
+fn in_order(
+    url: &str,
+    what: &str,
+    t: i64,
+    start: i64,
+    end_exclusive: i64,
+    last: &mut i64,
+) -> Result<()> {
+    if t < start || t >= end_exclusive || t <= *last {
+        return Err(Error::BadAnswer {
+            url: url.to_owned(),
+            reason: format!("{what} at {t} is outside the asked range or out of order"),
+        });
+    }
+    *last = t;
+    Ok(())
 }
 
 fn now_ms() -> i64 {

@@ -19,7 +19,7 @@ use marketdb_store::{AsyncMarketDB, GapFilter};
 use serde_json::json;
 
 use super::{DownloadArgs, Source, Tally};
-use crate::cli::{Global, output};
+use crate::cli::Global;
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -214,12 +214,7 @@ pub(super) async fn rest_funding(
             let page = match client.funding_page(symbol, next, hi).await {
                 Ok(page) => page,
                 Err(e) => {
-                    tally.failed += 1;
-                    let msg = output::escaped(&crate::cli::one_line(&anyhow::Error::new(e)));
-                    crate::cli::args::warn(g, &msg);
-                    tally.files.push(
-                        json!({"rest": symbol, "period": p.to_string(), "ok": false, "error": msg}),
-                    );
+                    tally.rest_failed(g, e, json!({"rest": symbol, "period": p.to_string()}));
                     return Ok(());
                 }
             };

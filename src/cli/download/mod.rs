@@ -127,6 +127,19 @@ pub struct GapsArgs {
     pub symbols: Vec<String>,
 }
 
+impl Tally {
+    /// Counts a failed REST request and reports it (warning and `--json` entry `what`
+    /// with `ok: false` and the error); the next run asks again.
+    fn rest_failed(&mut self, g: &Global, e: marketdb_fetch::Error, mut what: serde_json::Value) {
+        self.failed += 1;
+        let msg = output::escaped(&super::one_line(&anyhow::Error::new(e)));
+        args::warn(g, &msg);
+        what["ok"] = false.into();
+        what["error"] = msg.into();
+        self.files.push(what);
+    }
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

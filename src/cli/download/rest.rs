@@ -18,7 +18,7 @@ use marketdb_store::AsyncMarketDB;
 use serde_json::json;
 
 use super::{DownloadArgs, Source, Tally};
-use crate::cli::{Global, output};
+use crate::cli::Global;
 
 /// Missing bars to ask for: open times `first..=last`, at most a page or a few apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,13 +151,11 @@ pub(super) async fn fill(
             {
                 Ok(p) => p,
                 Err(e) => {
-                    tally.failed += 1;
-                    let msg = output::escaped(&crate::cli::one_line(&anyhow::Error::new(e)));
-                    crate::cli::args::warn(g, &msg);
-                    tally.files.push(json!({
-                        "rest": symbol, "first": span.first, "last": span.last,
-                        "ok": false, "error": msg,
-                    }));
+                    tally.rest_failed(
+                        g,
+                        e,
+                        json!({"rest": symbol, "first": span.first, "last": span.last}),
+                    );
                     return Ok(());
                 }
             };
