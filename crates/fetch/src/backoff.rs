@@ -1,5 +1,6 @@
-//! Exponential backoff with jitter, shared by the Vision and REST clients: retries of
-//! many concurrent requests spread out instead of hitting the server together.
+//! Exponential backoff with jitter, shared by the Vision and REST clients and the stream
+//! crate's reconnects: retries of many concurrent requests spread out instead of hitting
+//! the server together.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 /// A source of jittered delays.
 #[derive(Debug, Default)]
-pub(crate) struct Jitter {
+pub struct Jitter {
     random: RandomState,
     seq: AtomicU64,
 }
@@ -16,7 +17,7 @@ pub(crate) struct Jitter {
 impl Jitter {
     /// The wait before retry `n` (1-based): `base * 2^(n-1)`, capped at `max`, then a
     /// random point in its upper half.
-    pub(crate) fn delay(&self, base: Duration, max: Duration, n: u32) -> Duration {
+    pub fn delay(&self, base: Duration, max: Duration, n: u32) -> Duration {
         let full = base
             .saturating_mul(1u32 << n.saturating_sub(1).min(20))
             .min(max);

@@ -28,6 +28,7 @@ mod rest;
 mod test_server;
 mod workdir;
 
+pub use backoff::Jitter;
 pub use download::{Downloaded, Fetch, FetchConfig, Fetcher, Outcome};
 pub use error::{Error, Result};
 pub use layout::{DEFAULT_BASE_URL, Market, Period, VisionFile, vision_interval};

@@ -10,6 +10,7 @@
 //! [`Error::RateLimited`] instead of sleeping for hours. Only closed bars are returned:
 //! the bar still open at `now` is dropped.
 
+use marketdb_model::time::now_ms;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -439,12 +440,6 @@ fn in_order(
     }
     *last = t;
     Ok(())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -61,6 +61,13 @@ pub fn parse_ymd(y: i64, m: u32, d: u32) -> Option<i64> {
     Some(days_from_civil(y, m, d) * DAY_MS)
 }
 
+/// The system clock as ms since the Unix epoch (0 before 1970).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// `2024-01-01T00:00:00Z`, or `2024-01-01T00:00:00.123Z` when the instant has milliseconds.
 pub fn format_rfc3339(ms: i64) -> String {
     let mut out = Vec::with_capacity(24);

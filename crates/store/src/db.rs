@@ -162,6 +162,12 @@ impl AsyncMarketDB {
         &self.inner.config.pool.path
     }
 
+    /// The rules every write call applies (the configured time window, the clock read
+    /// now), for callers that check rows one by one before batching them.
+    pub fn validator(&self) -> marketdb_model::Validator {
+        self.inner.config.validator()
+    }
+
     /// Whether this store was opened read-only.
     pub fn is_read_only(&self) -> bool {
         self.inner.pool.is_read_only()

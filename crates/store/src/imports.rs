@@ -6,6 +6,7 @@
 //! The table is created by every writable open, like `source_gaps`; cryptoservice ignores
 //! it.
 
+use marketdb_model::time::now_ms;
 use std::collections::HashMap;
 
 use marketdb_model::{Freq, Records, TimeRange};
@@ -92,12 +93,6 @@ impl AsyncMarketDB {
         tracing::info!(partition = %key, rows = n, "partition imported");
         Ok(n)
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Deletes the rows `part` replaces, symbol by symbol (each a seek on the primary key).

@@ -10,6 +10,7 @@
 //! closed bars) comes from the REST API ([`rest`]) with `--source auto` (the default);
 //! `--source vision` and `--source rest` use one source only.
 
+use marketdb_model::time::now_ms;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -138,12 +139,6 @@ impl Tally {
         what["error"] = msg.into();
         self.files.push(what);
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// What the run did, for the summary and `--json`.

@@ -1,0 +1,532 @@
+//! The runner: connections in, one writer out. Closed bars from every connection and pages
+//! from REST backfills meet in one channel; the writer validates each bar (the rules of
+//! every other write), batches them per freq and commits a batch every `flush_interval` or
+//! every `flush_bars` bars, whichever comes first, so readers see a bar within a fraction
+//! of a second of its close.
+//!
+//! Holes: the writer knows the last bar of every stream (from the store at start). A closed
+//! bar that opens after the next expected one means bars were missed (the process was
+//! down, a connection dropped, a planned rotation); with a REST client, the bars between
+//! the two are asked for at once, beside the live stream. Without one, the hole is logged.
+//!
+//! Shutdown: when the caller's future completes, connections stop reading, every bar they
+//! handed over is committed, backfills in flight get `shutdown_grace` to finish, and the
+//! run returns its report.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use marketdb_fetch::{Market, RestClient};
+use marketdb_model::{Freq, Kline, Validator};
+use marketdb_store::AsyncMarketDB;
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::{MissedTickBehavior, interval};
+use tracing::{error, info, warn};
+
+use crate::connection::{Counters, Event, Timing, keep_open};
+use crate::latency::Histogram;
+use crate::plan::{Subscription, default_ws_base, shard, stream_limit};
+use crate::{Error, Result};
+
+/// How a [`Streamer`] runs.
+#[derive(Clone, Debug)]
+pub struct StreamConfig {
+    pub market: Market,
+    /// The WebSocket base URL; [`default_ws_base`] of the market by default.
+    pub ws_base: String,
+    pub subscriptions: Vec<Subscription>,
+    /// Streams per connection; the market's [`stream_limit`] by default.
+    pub streams_per_connection: usize,
+    /// Longest a received bar waits before its commit.
+    pub flush_interval: Duration,
+    /// A batch this large is committed at once.
+    pub flush_bars: usize,
+    /// A connection this old is replaced (Binance closes them at 24 hours).
+    pub max_connection_age: Duration,
+    /// A connection silent this long is dead (Binance sends pings every few minutes and
+    /// kline updates every second or two).
+    pub idle_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// First reconnect delay, doubled per failure (with jitter) up to `max_backoff`.
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    /// How often [`Streamer::run`] reports.
+    pub report_interval: Duration,
+    /// How long backfills in flight may finish after the shutdown.
+    pub shutdown_grace: Duration,
+    /// Bars held while the store fails before the run gives up.
+    pub max_pending: usize,
+}
+
+impl StreamConfig {
+    /// The defaults for `subscriptions` on `market`'s public endpoint.
+    pub fn new(market: Market, subscriptions: Vec<Subscription>) -> StreamConfig {
+        StreamConfig {
+            market,
+            ws_base: default_ws_base(market).to_owned(),
+            subscriptions,
+            streams_per_connection: stream_limit(market),
+            flush_interval: Duration::from_millis(250),
+            flush_bars: 2000,
+            max_connection_age: Duration::from_secs(23 * 3600 + 30 * 60),
+            idle_timeout: Duration::from_secs(120),
+            connect_timeout: Duration::from_secs(10),
+            backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(60),
+            report_interval: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(10),
+            max_pending: 1_000_000,
+        }
+    }
+}
+
+/// Figures of a run: totals, and the latency of the bars committed since the last report
+/// (of the whole run in the final one).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct StreamReport {
+    pub streams: usize,
+    pub connections: usize,
+    /// Connections open now.
+    pub connected: u64,
+    /// Closed bars received from the streams.
+    pub bars_streamed: u64,
+    /// Bars committed (streamed and backfilled).
+    pub bars_stored: u64,
+    /// Bars stored from REST backfills.
+    pub bars_backfilled: u64,
+    /// Open-bar updates received and not stored.
+    pub updates: u64,
+    /// Frames that were not well-formed stream messages.
+    pub malformed: u64,
+    /// Bars refused by validation or for a stream not asked for.
+    pub invalid: u64,
+    /// Holes seen, asked for from REST, and failed.
+    pub holes: u64,
+    pub backfills: u64,
+    pub backfill_failures: u64,
+    /// Reconnects after a lost connection, and planned ones before the age limit.
+    pub reconnects: u64,
+    pub rotations: u64,
+    pub commits: u64,
+    /// Event time to commit, ms; `None` when no streamed bar was committed.
+    pub lag_p50_ms: Option<i64>,
+    pub lag_p99_ms: Option<i64>,
+    pub lag_max_ms: Option<i64>,
+}
+
+/// Streams closed klines into a store.
+#[derive(Debug)]
+pub struct Streamer {
+    db: AsyncMarketDB,
+    config: StreamConfig,
+    rest: Option<Arc<RestClient>>,
+}
+
+/// The writer's state.
+struct Writer {
+    db: AsyncMarketDB,
+    validator: Validator,
+    /// Last open time of each stream, `None` before its first bar.
+    last: HashMap<(String, Freq), Option<i64>>,
+    pending: BTreeMap<Freq, Vec<Kline>>,
+    pending_bars: usize,
+    /// Event times of the pending streamed bars.
+    pending_events: Vec<i64>,
+    window: Histogram,
+    whole: Histogram,
+    report: StreamReport,
+}
+
+impl Streamer {
+    /// A streamer over `db`; `rest` (the same market's client) fills holes, `None` only
+    /// logs them.
+    pub fn new(db: AsyncMarketDB, config: StreamConfig, rest: Option<RestClient>) -> Streamer {
+        Streamer {
+            db,
+            config,
+            rest: rest.map(Arc::new),
+        }
+    }
+
+    /// Runs until `shutdown` completes, calling `on_report` every `report_interval`;
+    /// returns the final report. Fails on a bad configuration, a store that cannot be read
+    /// at start, or a store that keeps failing writes (after `max_pending` held bars or at
+    /// the final commit).
+    pub async fn run<F>(
+        self,
+        shutdown: F,
+        mut on_report: impl FnMut(&StreamReport),
+    ) -> Result<StreamReport>
+    where
+        F: Future<Output = ()>,
+    {
+        let c = &self.config;
+        if c.flush_bars == 0 || c.flush_interval.is_zero() {
+            return Err(Error::Config(
+                "the flush interval and batch size must be positive".to_owned(),
+            ));
+        }
+        if c.max_connection_age.is_zero() || c.idle_timeout.is_zero() {
+            return Err(Error::Config(
+                "the connection age limit and idle timeout must be positive".to_owned(),
+            ));
+        }
+        let shards = shard(&c.ws_base, &c.subscriptions, c.streams_per_connection)?;
+        let mut writer = Writer::start(&self.db, &c.subscriptions).await?;
+        writer.report.streams = c.subscriptions.len();
+        writer.report.connections = shards.len();
+        info!(
+            "streaming {} klines streams over {} connection(s)",
+            c.subscriptions.len(),
+            shards.len()
+        );
+
+        let (tx, mut rx) = mpsc::channel::<Event>(c.flush_bars.max(1024));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let counters = Arc::new(Counters::default());
+        let timing = Timing {
+            connect_timeout: c.connect_timeout,
+            idle_timeout: c.idle_timeout,
+            max_age: c.max_connection_age,
+            backoff: c.backoff,
+            max_backoff: c.max_backoff,
+        };
+        let mut connections = JoinSet::new();
+        for s in shards {
+            connections.spawn(keep_open(
+                s,
+                timing.clone(),
+                tx.clone(),
+                Arc::clone(&counters),
+                stop_rx.clone(),
+            ));
+        }
+        let mut backfills: JoinSet<bool> = JoinSet::new();
+        let mut flush_tick = interval(c.flush_interval);
+        flush_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut report_tick = interval(c.report_interval);
+        report_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        report_tick.tick().await;
+        let shutdown = std::pin::pin!(shutdown);
+        let mut shutdown = shutdown;
+
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => break,
+                Some(done) = backfills.join_next(), if !backfills.is_empty() => {
+                    if !matches!(done, Ok(true)) {
+                        writer.report.backfill_failures += 1;
+                    }
+                }
+                ev = rx.recv() => match ev {
+                    Some(ev) => {
+                        if let Some(hole) = writer.take(ev) {
+                            self.backfill(hole, &tx, &mut backfills);
+                        }
+                        if writer.pending_bars >= c.flush_bars {
+                            writer.flush(c.max_pending).await?;
+                        }
+                    }
+                    None => break,
+                },
+                _ = flush_tick.tick() => writer.flush(c.max_pending).await?,
+                _ = report_tick.tick() => {
+                    writer.count(&counters);
+                    on_report(&writer.report);
+                    info!("{}", summary(&writer.report));
+                    writer.window.clear();
+                }
+            }
+        }
+
+        // Shutdown: connections stop reading; what they handed over is still in the
+        // channel, and is committed below.
+        info!("stopping: committing the bars received");
+        let _ = stop_tx.send(true);
+        while connections.join_next().await.is_some() {}
+        drop(tx);
+        let grace = tokio::time::sleep(c.shutdown_grace);
+        tokio::pin!(grace);
+        loop {
+            tokio::select! {
+                biased;
+                ev = rx.recv() => match ev {
+                    // Holes are not chased any more: the run is ending.
+                    Some(ev) => {
+                        if let Some(hole) = writer.take(ev) {
+                            warn!("{}", hole.left());
+                        }
+                        if writer.pending_bars >= c.flush_bars {
+                            writer.flush(c.max_pending).await?;
+                        }
+                    }
+                    None => break,
+                },
+                Some(done) = backfills.join_next(), if !backfills.is_empty() => {
+                    if !matches!(done, Ok(true)) {
+                        writer.report.backfill_failures += 1;
+                    }
+                }
+                _ = &mut grace => {
+                    if !backfills.is_empty() {
+                        warn!("{} backfill(s) still running at shutdown were stopped; their holes remain (marketdb check shows them, marketdb download fills them)", backfills.len());
+                        writer.report.backfill_failures += backfills.len() as u64;
+                        backfills.abort_all();
+                    }
+                    while let Ok(ev) = rx.try_recv() {
+                        writer.take(ev);
+                    }
+                    break;
+                }
+            }
+        }
+        writer.flush(0).await?;
+        writer.count(&counters);
+        writer.report.connected = 0;
+        let r = &mut writer.report;
+        r.lag_p50_ms = writer.whole.percentile(0.5);
+        r.lag_p99_ms = writer.whole.percentile(0.99);
+        r.lag_max_ms = writer.whole.max();
+        info!("stopped: {}", summary(r));
+        Ok(writer.report)
+    }
+
+    /// Asks REST for `hole`'s bars (page by page, each page into the channel), beside the
+    /// live stream; without a client, logs the hole.
+    fn backfill(&self, hole: Hole, tx: &mpsc::Sender<Event>, tasks: &mut JoinSet<bool>) {
+        let Some(rest) = &self.rest else {
+            warn!("{} (backfill is off)", hole.left());
+            return;
+        };
+        let rest = Arc::clone(rest);
+        let tx = tx.clone();
+        tasks.spawn(async move {
+            let now = marketdb_model::time::now_ms();
+            let mut next = hole.from;
+            while next < hole.to {
+                let page = match rest
+                    .klines_page(&hole.symbol, hole.freq, next, hole.to, now)
+                    .await
+                {
+                    Ok(p) => p,
+                    Err(source) => {
+                        let e = Error::Backfill {
+                            symbol: hole.symbol.clone(),
+                            freq: hole.freq.to_string(),
+                            source: Box::new(source),
+                        };
+                        warn!("{e}; {}", hole.left());
+                        return false;
+                    }
+                };
+                let Some(last) = page.last().map(|k| k.open_time) else {
+                    break;
+                };
+                next = hole.freq.next(last);
+                if tx
+                    .send(Event::Backfill {
+                        bars: page,
+                        freq: hole.freq,
+                    })
+                    .await
+                    .is_err()
+                {
+                    return false;
+                }
+            }
+            info!(
+                "backfilled {} {} from {} to {}",
+                hole.symbol,
+                hole.freq,
+                marketdb_model::time::format_rfc3339(hole.from),
+                marketdb_model::time::format_rfc3339(hole.to)
+            );
+            true
+        });
+    }
+}
+
+/// Bars of one stream not received: open times in `[from, to)`.
+#[derive(Clone, Debug)]
+struct Hole {
+    symbol: String,
+    freq: Freq,
+    from: i64,
+    to: i64,
+}
+
+impl Hole {
+    fn left(&self) -> String {
+        format!(
+            "hole in {} {} from {} to {} left unfilled",
+            self.symbol,
+            self.freq,
+            marketdb_model::time::format_rfc3339(self.from),
+            marketdb_model::time::format_rfc3339(self.to)
+        )
+    }
+}
+
+impl Writer {
+    async fn start(db: &AsyncMarketDB, subs: &[Subscription]) -> Result<Writer> {
+        let mut last = HashMap::with_capacity(subs.len());
+        for s in subs {
+            let range = db.get_time_range(&s.symbol, s.freq).await?;
+            last.insert((s.symbol.clone(), s.freq), range.map(|(_, end)| end));
+        }
+        Ok(Writer {
+            db: db.clone(),
+            validator: db.validator(),
+            last,
+            pending: BTreeMap::new(),
+            pending_bars: 0,
+            pending_events: Vec::new(),
+            window: Histogram::default(),
+            whole: Histogram::default(),
+            report: StreamReport::default(),
+        })
+    }
+
+    /// Takes one event into the batch; returns the hole a streamed bar reveals.
+    fn take(&mut self, ev: Event) -> Option<Hole> {
+        match ev {
+            Event::Bar {
+                kline,
+                freq,
+                event_time,
+            } => {
+                self.report.bars_streamed += 1;
+                let Some(last) = self.last.get_mut(&(kline.symbol.clone(), freq)) else {
+                    self.report.invalid += 1;
+                    warn!(
+                        "a {} {freq} bar arrived on a stream that was not asked for; skipped",
+                        kline.symbol
+                    );
+                    return None;
+                };
+                if let Err(e) = self.validator.kline(&kline, freq) {
+                    self.report.invalid += 1;
+                    warn!("streamed bar refused: {e}");
+                    return None;
+                }
+                let hole = match *last {
+                    Some(prev) if freq.next(prev) < kline.open_time => Some(Hole {
+                        symbol: kline.symbol.clone(),
+                        freq,
+                        from: freq.next(prev),
+                        to: kline.open_time,
+                    }),
+                    _ => None,
+                };
+                if last.is_none_or(|prev| kline.open_time > prev) {
+                    *last = Some(kline.open_time);
+                }
+                if hole.is_some() {
+                    self.report.holes += 1;
+                }
+                self.pending_events.push(event_time);
+                self.push(kline, freq);
+                hole
+            }
+            Event::Backfill { bars, freq } => {
+                for k in bars {
+                    match self.validator.kline(&k, freq) {
+                        Ok(()) => {
+                            self.report.bars_backfilled += 1;
+                            self.push(k, freq);
+                        }
+                        Err(e) => {
+                            self.report.invalid += 1;
+                            warn!("backfilled bar refused: {e}");
+                        }
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    fn push(&mut self, k: Kline, freq: Freq) {
+        self.pending.entry(freq).or_default().push(k);
+        self.pending_bars += 1;
+    }
+
+    /// Commits the pending bars, one transaction per freq. A failed commit keeps them for
+    /// the next try, until more than `max_pending` wait (0: this is the last try).
+    async fn flush(&mut self, max_pending: usize) -> Result<()> {
+        if self.pending_bars == 0 {
+            return Ok(());
+        }
+        let freqs: Vec<Freq> = self.pending.keys().copied().collect();
+        for freq in freqs {
+            let Some(bars) = self.pending.remove(&freq) else {
+                continue;
+            };
+            let n = bars.len();
+            // The rows go to the writer thread; a copy stays for a retry.
+            match self.db.store_data(bars.clone(), freq).await {
+                Ok(_) => {
+                    self.pending_bars -= n;
+                    self.report.bars_stored += n as u64;
+                    self.report.commits += 1;
+                }
+                Err(e) => {
+                    self.pending.insert(freq, bars);
+                    if self.pending_bars > max_pending {
+                        error!("{} bars could not be committed: {e}", self.pending_bars);
+                        return Err(e.into());
+                    }
+                    warn!("commit of {n} streamed {freq} bars failed, kept for the next try: {e}");
+                    return Ok(());
+                }
+            }
+        }
+        let now = marketdb_model::time::now_ms();
+        for t in self.pending_events.drain(..) {
+            self.window.record(now - t);
+            self.whole.record(now - t);
+        }
+        // The validator's clock moves with the run.
+        self.validator = self.db.validator();
+        Ok(())
+    }
+
+    /// Copies the connections' counters and the window's latency into the report.
+    fn count(&mut self, c: &Counters) {
+        let r = &mut self.report;
+        r.updates = c.updates.load(Ordering::Relaxed);
+        r.malformed = c.malformed.load(Ordering::Relaxed);
+        r.reconnects = c.reconnects.load(Ordering::Relaxed);
+        r.rotations = c.rotations.load(Ordering::Relaxed);
+        r.connected = c.connected.load(Ordering::Relaxed);
+        r.lag_p50_ms = self.window.percentile(0.5);
+        r.lag_p99_ms = self.window.percentile(0.99);
+        r.lag_max_ms = self.window.max();
+    }
+}
+
+/// One log line of a report.
+pub fn summary(r: &StreamReport) -> String {
+    let lag = match (r.lag_p50_ms, r.lag_p99_ms) {
+        (Some(p50), Some(p99)) => format!("lag p50 {p50} ms, p99 {p99} ms"),
+        _ => "no bar committed in the interval".to_owned(),
+    };
+    format!(
+        "{} streams, {}/{} connected, {} bars stored ({} backfilled), {lag}, {} reconnects, {} rotations, {} malformed, {} refused",
+        r.streams,
+        r.connected,
+        r.connections,
+        r.bars_stored,
+        r.bars_backfilled,
+        r.reconnects,
+        r.rotations,
+        r.malformed,
+        r.invalid
+    )
+}

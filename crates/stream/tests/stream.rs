@@ -1,0 +1,436 @@
+//! The streamer against a loopback WebSocket server (the crate's replay server) and a
+//! loopback REST endpoint written here: closed bars stored once with exact values, open
+//! updates never, malformed frames skipped, holes after a drop, a rotation or a restart
+//! filled from REST, streams sharded at the per-connection limit, pings answered.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use marketdb_fetch::{Market, RestClient, RestConfig};
+use marketdb_model::{Freq, Kline};
+use marketdb_store::AsyncMarketDB;
+use marketdb_stream::replay::{ReplayServer, Step};
+use marketdb_stream::{StreamConfig, StreamReport, Streamer, Subscription};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+const MIN: i64 = 60_000;
+/// 2024-03-01T00:00:00Z.
+const T0: i64 = 1_709_251_200_000;
+const SYMBOLS: [&str; 3] = ["BTCUSDT", "ETHUSDT", "SOLUSDT"];
+
+/// Bar `i` of `symbol`, with values no two bars share.
+fn bar(symbol: &str, i: i64) -> Kline {
+    let s = SYMBOLS.iter().position(|x| *x == symbol).unwrap_or(7) as f64;
+    let base = 100.0 * (s + 1.0) + i as f64 * 0.25;
+    Kline {
+        symbol: symbol.to_owned(),
+        open_time: T0 + i * MIN,
+        open: base,
+        high: base + 1.5,
+        low: base - 0.75,
+        close: base + 0.125,
+        volume: 10.0 + i as f64,
+        close_time: T0 + (i + 1) * MIN - 1,
+        quote_volume: (10.0 + i as f64) * base,
+        trades_count: 100 + i,
+        taker_buy_volume: 4.0 + i as f64 / 8.0,
+        taker_buy_quote_volume: (4.0 + i as f64 / 8.0) * base,
+    }
+}
+
+/// Closed bars `range` of every symbol, interleaved by time as the exchange sends them.
+fn closed(range: std::ops::Range<i64>) -> Step {
+    let mut v = Vec::new();
+    for i in range {
+        for s in SYMBOLS {
+            v.push((bar(s, i), Freq::M1, true));
+        }
+    }
+    Step::Klines(v)
+}
+
+/// An open-bar update of bar `i`: other values, never to be stored.
+fn update(i: i64) -> Step {
+    Step::Klines(
+        SYMBOLS
+            .iter()
+            .map(|s| {
+                let mut k = bar(s, i);
+                k.close += 1000.0;
+                k.high += 1000.0;
+                (k, Freq::M1, false)
+            })
+            .collect(),
+    )
+}
+
+fn subs() -> Vec<Subscription> {
+    SYMBOLS
+        .iter()
+        .map(|s| Subscription {
+            symbol: (*s).to_owned(),
+            freq: Freq::M1,
+        })
+        .collect()
+}
+
+/// Klines requests seen by the REST endpoint, by symbol.
+type RestLog = Arc<Mutex<Vec<(String, i64, i64)>>>;
+
+/// A loopback `/api/v3/klines` that serves the bars `serve` of every symbol in the asked
+/// range, as Binance rows.
+async fn rest_server(serve: std::ops::Range<i64>) -> (String, RestLog) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let log = RestLog::default();
+    let seen = Arc::clone(&log);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let seen = Arc::clone(&seen);
+            let serve = serve.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut got = 0;
+                while !buf[..got].windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf[got..]).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got += n,
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf[..got]).to_string();
+                let target = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+                let query: HashMap<&str, &str> = target
+                    .split_once('?')
+                    .map(|(_, q)| q.split('&').filter_map(|kv| kv.split_once('=')).collect())
+                    .unwrap_or_default();
+                let symbol = query.get("symbol").copied().unwrap_or("").to_owned();
+                let start: i64 = query
+                    .get("startTime")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let end: i64 = query
+                    .get("endTime")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                seen.lock().unwrap().push((symbol.clone(), start, end));
+                let rows: Vec<serde_json::Value> = serve
+                    .map(|i| bar(&symbol, i))
+                    .filter(|k| k.open_time >= start && k.open_time <= end)
+                    .map(|k| {
+                        serde_json::json!([
+                            k.open_time,
+                            k.open.to_string(),
+                            k.high.to_string(),
+                            k.low.to_string(),
+                            k.close.to_string(),
+                            k.volume.to_string(),
+                            k.close_time,
+                            k.quote_volume.to_string(),
+                            k.trades_count,
+                            k.taker_buy_volume.to_string(),
+                            k.taker_buy_quote_volume.to_string(),
+                            "0"
+                        ])
+                    })
+                    .collect();
+                let body = serde_json::to_string(&rows).unwrap();
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    (url, log)
+}
+
+fn config(ws: &str) -> StreamConfig {
+    let mut c = StreamConfig::new(Market::Spot, subs());
+    c.ws_base = ws.to_owned();
+    c.flush_interval = Duration::from_millis(40);
+    c.backoff = Duration::from_millis(50);
+    c.max_backoff = Duration::from_millis(200);
+    c.report_interval = Duration::from_millis(200);
+    c
+}
+
+fn rest(url: &str) -> RestClient {
+    let mut c = RestConfig::for_market(Market::Spot);
+    c.base_url = url.to_owned();
+    c.backoff = Duration::from_millis(20);
+    RestClient::new(Market::Spot, c).unwrap()
+}
+
+/// Every stored 1m bar, ordered, as klines.
+fn stored(path: &std::path::Path) -> Vec<Kline> {
+    let c = rusqlite::Connection::open(path).unwrap();
+    let mut q = c
+        .prepare(
+            "SELECT symbol, timestamp, open_price, high_price, low_price, close_price, volume, \
+             quote_volume, trades_count, taker_buy_volume, taker_buy_quote_volume \
+             FROM market_data WHERE freq = '1m' ORDER BY symbol, timestamp",
+        )
+        .unwrap();
+    q.query_map([], |r| {
+        let t: i64 = r.get(1)?;
+        Ok(Kline {
+            symbol: r.get(0)?,
+            open_time: t,
+            open: r.get(2)?,
+            high: r.get(3)?,
+            low: r.get(4)?,
+            close: r.get(5)?,
+            volume: r.get(6)?,
+            close_time: t + MIN - 1,
+            quote_volume: r.get(7)?,
+            trades_count: r.get(8)?,
+            taker_buy_volume: r.get(9)?,
+            taker_buy_quote_volume: r.get(10)?,
+        })
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+/// Bars `range` of every symbol, in stored order.
+fn expected(range: std::ops::Range<i64>) -> Vec<Kline> {
+    SYMBOLS
+        .iter()
+        .flat_map(|s| range.clone().map(move |i| bar(s, i)))
+        .collect()
+}
+
+/// Runs `streamer` until `server` has played `scripts` scripts and `want` bars are
+/// readable through a second handle on the file (readers see commits at once), then
+/// stops it.
+async fn run_until(
+    streamer: Streamer,
+    server: &ReplayServer,
+    scripts: usize,
+    path: &std::path::Path,
+    want: u64,
+) -> StreamReport {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(streamer.run(
+        async {
+            let _ = stop_rx.await;
+        },
+        |_| {},
+    ));
+    assert!(
+        server.wait_finished(scripts, Duration::from_secs(20)).await,
+        "the server played its scripts: {:?}",
+        server.log()
+    );
+    let reader = AsyncMarketDB::open_read_only(path).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut n = 0;
+        for s in SYMBOLS {
+            n += reader.count(s, Freq::M1, None).await.unwrap();
+        }
+        if n >= want || tokio::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop_tx.send(()).unwrap();
+    run.await.unwrap().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_bars_stored_once_and_a_dropped_connection_backfilled_from_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("market.db");
+    let server = ReplayServer::start(vec![
+        vec![
+            Step::Text(r#"{"result":null,"id":1}"#.to_owned()),
+            update(0),
+            closed(0..4),
+            update(4),
+            Step::Text("{not a stream message".to_owned()),
+            Step::Binary(vec![1, 2, 3]),
+            closed(4..8),
+            update(8),
+            Step::PingForPong,
+            Step::Drop,
+        ],
+        // The server comes back five bars later.
+        vec![closed(13..20), update(20), Step::PingForPong],
+    ])
+    .await
+    .unwrap();
+    let (rest_url, rest_log) = rest_server(8..13).await;
+    let db = AsyncMarketDB::open(&path).await.unwrap();
+    let streamer = Streamer::new(db.clone(), config(&server.url()), Some(rest(&rest_url)));
+    let report = run_until(streamer, &server, 2, &path, 60).await;
+    db.close().await;
+
+    assert_eq!(
+        stored(&path),
+        expected(0..20),
+        "every bar, closed values, no hole"
+    );
+    assert_eq!(report.bars_streamed, 45);
+    assert_eq!(report.bars_backfilled, 15);
+    assert_eq!(report.bars_stored, 60, "each bar committed once");
+    assert_eq!(report.updates, 12, "open-bar updates counted, not stored");
+    assert_eq!(report.malformed, 2, "the broken text and the binary frame");
+    assert_eq!(report.holes, 3);
+    assert_eq!(report.backfill_failures, 0);
+    assert_eq!(report.reconnects, 1);
+    assert_eq!(report.invalid, 0);
+    assert!(report.lag_p50_ms.is_some() && report.lag_p99_ms >= report.lag_p50_ms);
+    let log = server.log();
+    assert_eq!(
+        log.paths[0], "/stream?streams=btcusdt@kline_1m/ethusdt@kline_1m/solusdt@kline_1m",
+        "one combined-stream connection"
+    );
+    assert_eq!(log.pongs, 2, "pings answered");
+    let mut asked = rest_log.lock().unwrap().clone();
+    asked.sort();
+    assert_eq!(
+        asked,
+        SYMBOLS
+            .iter()
+            .map(|s| ((*s).to_owned(), T0 + 8 * MIN, T0 + 13 * MIN - 1))
+            .collect::<Vec<_>>(),
+        "exactly the hole, once per symbol"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_backfills_from_the_last_stored_bar_and_bad_bars_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("market.db");
+    let db = AsyncMarketDB::open(&path).await.unwrap();
+    for s in SYMBOLS {
+        db.store_data((0..6).map(|i| bar(s, i)).collect::<Vec<_>>(), Freq::M1)
+            .await
+            .unwrap();
+    }
+    let mut broken = bar("ETHUSDT", 12);
+    broken.high = broken.low - 1.0;
+    let server = ReplayServer::start(vec![vec![
+        closed(10..12),
+        Step::Klines(vec![(broken, Freq::M1, true)]),
+        Step::Klines(vec![(bar("DOGEUSDT", 11), Freq::M1, true)]),
+        closed(12..13),
+        Step::PingForPong,
+    ]])
+    .await
+    .unwrap();
+    let (rest_url, rest_log) = rest_server(6..10).await;
+    let streamer = Streamer::new(db.clone(), config(&server.url()), Some(rest(&rest_url)));
+    let report = run_until(streamer, &server, 1, &path, 39).await;
+    db.close().await;
+    assert_eq!(stored(&path), expected(0..13));
+    assert_eq!(
+        report.invalid, 2,
+        "the bar with high < low and the unasked stream"
+    );
+    assert_eq!(report.bars_backfilled, 12);
+    assert_eq!(rest_log.lock().unwrap().len(), 3, "one request per symbol");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planned_rotation_before_the_age_limit_leaves_no_hole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("market.db");
+    let server = ReplayServer::start(vec![
+        // Silent after bar 3, until the client replaces the connection.
+        vec![closed(0..4)],
+        vec![closed(6..9), Step::PingForPong],
+    ])
+    .await
+    .unwrap();
+    let (rest_url, _) = rest_server(4..6).await;
+    let db = AsyncMarketDB::open(&path).await.unwrap();
+    let mut c = config(&server.url());
+    c.max_connection_age = Duration::from_millis(600);
+    let streamer = Streamer::new(db.clone(), c, Some(rest(&rest_url)));
+    let report = run_until(streamer, &server, 2, &path, 27).await;
+    db.close().await;
+    assert_eq!(stored(&path), expected(0..9));
+    assert!(report.rotations >= 1, "{report:?}");
+    assert_eq!(report.reconnects, 0, "a rotation is not a lost connection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_beyond_the_per_connection_limit_get_their_own_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("market.db");
+    let one = |s: &str| Step::Klines((0..3).map(|i| (bar(s, i), Freq::M1, true)).collect());
+    let server = ReplayServer::start(vec![
+        vec![one("BTCUSDT"), one("ETHUSDT"), Step::PingForPong],
+        vec![one("SOLUSDT"), Step::PingForPong],
+    ])
+    .await
+    .unwrap();
+    let db = AsyncMarketDB::open(&path).await.unwrap();
+    let mut c = config(&server.url());
+    c.streams_per_connection = 2;
+    let streamer = Streamer::new(db.clone(), c, None);
+    let report = run_until(streamer, &server, 2, &path, 9).await;
+    db.close().await;
+    assert_eq!(stored(&path), expected(0..3));
+    assert_eq!(report.connections, 2);
+    let mut paths = server.log().paths;
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            "/stream?streams=btcusdt@kline_1m/ethusdt@kline_1m",
+            "/stream?streams=solusdt@kline_1m"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_backfill_a_hole_is_reported_and_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("market.db");
+    let server = ReplayServer::start(vec![vec![closed(0..2), closed(5..6), Step::PingForPong]])
+        .await
+        .unwrap();
+    let db = AsyncMarketDB::open(&path).await.unwrap();
+    let streamer = Streamer::new(db.clone(), config(&server.url()), None);
+    let report = run_until(streamer, &server, 1, &path, 9).await;
+    db.close().await;
+    let mut want = expected(0..2);
+    want.extend(expected(5..6));
+    want.sort_by(|a, b| (&a.symbol, a.open_time).cmp(&(&b.symbol, b.open_time)));
+    assert_eq!(stored(&path), want);
+    assert_eq!(report.holes, 3);
+    assert_eq!(report.bars_backfilled, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_is_retried_until_shutdown_and_nothing_is_written() {
+    // A port that was free a moment ago: connections are refused.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("market.db");
+    let db = AsyncMarketDB::open(&path).await.unwrap();
+    let streamer = Streamer::new(db.clone(), config(&format!("ws://127.0.0.1:{port}")), None);
+    let report = streamer
+        .run(tokio::time::sleep(Duration::from_millis(400)), |_| {})
+        .await
+        .unwrap();
+    db.close().await;
+    assert_eq!(report.bars_stored, 0);
+    assert_eq!(
+        report.reconnects, 0,
+        "never connected, so never reconnected"
+    );
+    assert!(stored(&path).is_empty());
+}
