@@ -3,7 +3,8 @@
 //! SIGINT 130, SIGTERM 143). Errors are printed as one line on stderr, never as a panic or
 //! a debug dump.
 //!
-//! On SIGINT or SIGTERM the command's future is dropped: an export's writer then sees its
+//! On SIGINT or SIGTERM the command's future is dropped (except `stream`'s, which stops
+//! itself, commits what it received and exits 0): an export's writer then sees its
 //! input end and removes its temporary files, a store in progress finishes its transaction
 //! (whole or nothing), and dropping the runtime waits for that blocking work before exit.
 
@@ -91,7 +92,11 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let own_signals = args.handles_signals();
     let ended = runtime.block_on(async {
+        if own_signals {
+            return Ended::Done(cli::run(args).await);
+        }
         tokio::select! {
             r = cli::run(args) => Ended::Done(r),
             (name, code) = interrupted() => Ended::Signal(name, code),

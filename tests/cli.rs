@@ -1,5 +1,5 @@
 //! End-to-end tests of the `marketdb` binary: the demo quick start, summary, query, check,
-//! delete, export, ingest of Binance Vision files, and every error class of the CLI
+//! delete, export, ingest of Binance Vision files, download, stream, and every error class of the CLI
 //! contract. They run the built binary in temp dirs and check the database with rusqlite
 //! directly, so the CLI is judged by what it stored, not by what it says.
 
@@ -22,6 +22,8 @@ mod download;
 mod pipeline;
 #[path = "cli/safety.rs"]
 mod safety;
+#[path = "cli/stream.rs"]
+mod stream;
 
 use std::{
     io::Write,

@@ -17,6 +17,7 @@ mod maintain;
 mod metrics;
 mod progress;
 mod query;
+mod stream;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -64,6 +65,9 @@ pub enum Command {
     Ingest(ingest::IngestArgs),
     /// Fetch missing Binance Vision files (verified) and store them
     Download(download::DownloadArgs),
+    /// Store closed klines from Binance WebSocket streams in real time (reconnects, REST
+    /// backfill of holes); stops on --for, SIGINT or SIGTERM with every received bar stored
+    Stream(stream::StreamArgs),
     /// Files the exchange does not publish, as recorded by download
     Gaps(download::GapsArgs),
     /// Data summary per table and freq
@@ -102,6 +106,14 @@ impl Global {
     }
 }
 
+impl Cli {
+    /// Whether the command handles SIGINT and SIGTERM itself (a stream commits what it
+    /// received and exits 0) instead of being dropped by `main`.
+    pub fn handles_signals(&self) -> bool {
+        matches!(self.command, Command::Stream(_))
+    }
+}
+
 /// Runs the parsed command; `Ok` carries the exit code (a check below its threshold is 1).
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let g = &cli.global;
@@ -110,6 +122,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ingest(a) => ingest::run(g, a).await,
         Command::Download(a) => download::run(g, a).await,
         Command::Gaps(a) => download::gaps(g, a).await,
+        Command::Stream(a) => stream::run(g, a).await,
         Command::Summary => inspect::summary(g).await,
         Command::Symbols(a) => inspect::symbols(g, a).await,
         Command::Query(a) => query::run(g, a).await,
