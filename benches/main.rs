@@ -21,6 +21,7 @@ mod python;
 mod render;
 mod report;
 mod rss;
+mod stream;
 mod suite;
 mod workload;
 
@@ -38,6 +39,7 @@ use workload::Workload;
 
 const USAGE: &str =
     "usage: marketdb-bench [--workload LIST] [--python[=LIST]] [--out DIR] [--reps N]
+       marketdb-bench stream [--symbols N] [--seconds S] [--out DIR]   (see stream --help)
 
   --workload  workloads to run, joined by ',' or '+' (default all): W1 = 50 symbols x 1 day
               of 1m, W2 = 100 symbols x 7 days, W3 = 200 symbols x 30 days (8.64M bars,
@@ -126,6 +128,9 @@ fn run() -> Result<()> {
     let raw: Vec<String> = std::env::args().skip(1).collect();
     if raw.first().is_some_and(|a| a == "--child") {
         return child::serve(&raw);
+    }
+    if raw.first().is_some_and(|a| a == "stream") {
+        return stream::main(&raw[1..]);
     }
     let Some(args) = parse_args(raw.into_iter())? else {
         println!("{USAGE}");

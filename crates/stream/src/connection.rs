@@ -12,11 +12,23 @@ use marketdb_fetch::Jitter;
 use marketdb_model::{Freq, Kline};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tokio_tungstenite::connect_async_with_config;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::{debug, info, warn};
 
 use crate::event::{Frame, parse_frame};
 use crate::plan::Shard;
+
+/// Largest message accepted: a kline event is under 1 KB; a server sending megabytes is
+/// broken or hostile, and its connection is dropped rather than buffered.
+pub(crate) const MAX_MESSAGE: usize = 64 << 10;
+
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE))
+}
 
 /// What a connection needs to know.
 #[derive(Clone, Debug)]
@@ -76,7 +88,7 @@ pub(crate) async fn keep_open(
             return;
         }
         let attempt = tokio::select! {
-            r = timeout(timing.connect_timeout, tokio_tungstenite::connect_async(&shard.url)) => r,
+            r = timeout(timing.connect_timeout, connect_async_with_config(&shard.url, Some(ws_config()), true)) => r,
             _ = stop.changed() => return,
         };
         let reason = match attempt {

@@ -434,3 +434,28 @@ async fn an_unreachable_server_is_retried_until_shutdown_and_nothing_is_written(
     );
     assert!(stored(&path).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_frame_and_a_silent_server_drop_the_connection_and_the_stream_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("market.db");
+    let server = ReplayServer::start(vec![
+        // A 1 MiB frame: refused, connection dropped.
+        vec![closed(0..2), Step::Text("x".repeat(1 << 20))],
+        // Silent past the idle timeout.
+        vec![closed(2..4), Step::Sleep(Duration::from_secs(30))],
+        vec![closed(4..6), Step::PingForPong],
+    ])
+    .await
+    .unwrap();
+    let db = AsyncMarketDB::open(&path).await.unwrap();
+    let mut c = config(&server.url());
+    c.idle_timeout = Duration::from_millis(500);
+    let streamer = Streamer::new(db.clone(), c, None);
+    // The first script may or may not finish (its big send can fail); the rows decide.
+    let report = run_until(streamer, &server, 1, &path, 18).await;
+    db.close().await;
+    assert_eq!(stored(&path), expected(0..6));
+    assert_eq!(report.reconnects, 2, "{report:?}");
+    assert_eq!(server.log().paths.len(), 3);
+}
