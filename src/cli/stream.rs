@@ -45,6 +45,9 @@ pub struct StreamArgs {
     /// Longest a received bar waits for its commit, in ms
     #[arg(long, default_value_t = 250, hide = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub flush_ms: u64,
+    /// Commit only on the timer and the batch size, not whenever the input is drained
+    #[arg(long, hide = true)]
+    pub no_idle_commit: bool,
     /// Age at which a connection is replaced, in seconds
     #[arg(long, hide = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connection_age_secs: Option<u64>,
@@ -116,6 +119,7 @@ pub async fn run(g: &Global, a: &StreamArgs) -> Result<ExitCode> {
         config.ws_base = url.clone();
     }
     config.flush_interval = Duration::from_millis(a.flush_ms);
+    config.commit_when_idle = !a.no_idle_commit;
     config.report_interval = Duration::from_secs(a.report_secs);
     if let Some(s) = a.max_connection_age_secs {
         config.max_connection_age = Duration::from_secs(s);

@@ -107,7 +107,7 @@ fn sigint_commits_every_received_bar_and_exits_0() {
     let db = d.join("data/market.db");
     let mut args = stream_args(&server.url());
     // No timed commit during the test: only the shutdown can store the bars.
-    args.extend(["--flush-ms".to_owned(), "600000".to_owned()]);
+    args.extend(["--flush-ms", "600000", "--no-idle-commit"].map(str::to_owned));
     let child = Command::new(bin())
         .current_dir(d)
         .env("MARKETDB_DB", "data/market.db")

@@ -1,8 +1,9 @@
 //! The runner: connections in, one writer out. Closed bars from every connection and pages
 //! from REST backfills meet in one channel; the writer validates each bar (the rules of
-//! every other write), batches them per freq and commits a batch every `flush_interval` or
-//! every `flush_bars` bars, whichever comes first, so readers see a bar within a fraction
-//! of a second of its close.
+//! every other write) and batches them per freq. A batch is committed when the writer has
+//! caught up with its input, or after `flush_interval`, or at `flush_bars` bars, whichever
+//! comes first: at the exchange's pace readers see a bar milliseconds after it arrives,
+//! and under a flood the transactions grow instead of the queue.
 //!
 //! Holes: the writer knows the last bar of every stream (from the store at start). A closed
 //! bar that opens after the next expected one means bars were missed (the process was
@@ -25,7 +26,7 @@ use marketdb_store::AsyncMarketDB;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
-use tokio::time::{MissedTickBehavior, interval};
+use tokio::time::{MissedTickBehavior, interval_at};
 use tracing::{error, info, warn};
 
 use crate::connection::{Counters, Event, Timing, keep_open};
@@ -42,6 +43,10 @@ pub struct StreamConfig {
     pub subscriptions: Vec<Subscription>,
     /// Streams per connection; the market's [`stream_limit`] by default.
     pub streams_per_connection: usize,
+    /// Commit as soon as the writer has caught up with its input (no bar waiting in the
+    /// channel): at the exchange's pace a bar is stored milliseconds after it arrives,
+    /// while under a flood the batches grow by themselves up to `flush_bars`.
+    pub commit_when_idle: bool,
     /// Longest a received bar waits before its commit.
     pub flush_interval: Duration,
     /// A batch this large is committed at once.
@@ -71,6 +76,7 @@ impl StreamConfig {
             ws_base: default_ws_base(market).to_owned(),
             subscriptions,
             streams_per_connection: stream_limit(market),
+            commit_when_idle: true,
             flush_interval: Duration::from_millis(250),
             flush_bars: 2000,
             max_connection_age: Duration::from_secs(23 * 3600 + 30 * 60),
@@ -207,11 +213,12 @@ impl Streamer {
             ));
         }
         let mut backfills: JoinSet<bool> = JoinSet::new();
-        let mut flush_tick = interval(c.flush_interval);
+        // Both first ticks one period from now (a plain `interval` ticks at once).
+        let start = tokio::time::Instant::now();
+        let mut flush_tick = interval_at(start + c.flush_interval, c.flush_interval);
         flush_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut report_tick = interval(c.report_interval);
+        let mut report_tick = interval_at(start + c.report_interval, c.report_interval);
         report_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        report_tick.tick().await;
         let shutdown = std::pin::pin!(shutdown);
         let mut shutdown = shutdown;
 
@@ -229,7 +236,9 @@ impl Streamer {
                         if let Some(hole) = writer.take(ev) {
                             self.backfill(hole, &tx, &mut backfills);
                         }
-                        if writer.pending_bars >= c.flush_bars {
+                        if writer.pending_bars >= c.flush_bars
+                            || (c.commit_when_idle && rx.is_empty())
+                        {
                             writer.flush(c.max_pending).await?;
                         }
                     }
