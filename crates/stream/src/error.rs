@@ -30,6 +30,14 @@ pub enum Error {
         #[source]
         source: Box<marketdb_store::Error>,
     },
+    /// Received bars the store kept refusing (at shutdown, or too many waiting); they
+    /// are not stored.
+    #[error("{bars} received bar(s) could not be committed")]
+    Unstored {
+        bars: usize,
+        #[source]
+        source: Box<marketdb_store::Error>,
+    },
     /// The replay server could not listen.
     #[error("replay server: {source}")]
     Io {

@@ -51,18 +51,49 @@ struct Body {
     close_time: i64,
     s: String,
     i: String,
-    o: Field,
-    c: Field,
-    h: Field,
-    l: Field,
-    v: Field,
+    o: Raw,
+    c: Raw,
+    h: Raw,
+    l: Raw,
+    v: Raw,
     n: i64,
     x: bool,
-    q: Field,
+    q: Raw,
     #[serde(rename = "V")]
-    taker_base: Field,
+    taker_base: Raw,
     #[serde(rename = "Q")]
-    taker_quote: Field,
+    taker_quote: Raw,
+}
+
+/// A [`Field`] read by type, not by trying each variant: serde's untagged enums build an
+/// error per failed variant, which was the largest cost of parsing a frame.
+struct Raw(Field);
+
+impl<'de> Deserialize<'de> for Raw {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Raw, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = Raw;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number or a decimal string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Raw, E> {
+                Ok(Raw(Field::Text(v.to_owned())))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<Raw, E> {
+                Ok(Raw(Field::Int(v)))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<Raw, E> {
+                Ok(Raw(
+                    i64::try_from(v).map_or(Field::Num(v as f64), Field::Int)
+                ))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> std::result::Result<Raw, E> {
+                Ok(Raw(Field::Num(v)))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 /// Parses one text frame; an error names what is wrong (the caller logs it and goes on).
@@ -92,16 +123,16 @@ pub fn parse_frame(text: &str) -> Result<Frame> {
     }
     let row = [
         Field::Int(k.t),
-        k.o,
-        k.h,
-        k.l,
-        k.c,
-        k.v,
+        k.o.0,
+        k.h.0,
+        k.l.0,
+        k.c.0,
+        k.v.0,
         Field::Int(k.close_time),
-        k.q,
+        k.q.0,
         Field::Int(k.n),
-        k.taker_base,
-        k.taker_quote,
+        k.taker_base.0,
+        k.taker_quote.0,
         Field::Int(0),
     ];
     let kline = Kline::from_binance(&symbol, &row).map_err(|e| bad(e.to_string()))?;
@@ -121,34 +152,25 @@ pub fn stream_name(symbol: &str, freq: Freq) -> String {
 /// A combined-stream kline message as Binance sends it (decimal strings for prices and
 /// volumes), for replay servers and tests.
 pub fn kline_message(k: &Kline, freq: Freq, closed: bool, event_time: i64) -> String {
-    serde_json::json!({
-        "stream": stream_name(&k.symbol, freq),
-        "data": {
-            "e": "kline",
-            "E": event_time,
-            "s": k.symbol,
-            "k": {
-                "t": k.open_time,
-                "T": k.close_time,
-                "s": k.symbol,
-                "i": freq.as_str(),
-                "f": 100,
-                "L": 200,
-                "o": k.open.to_string(),
-                "c": k.close.to_string(),
-                "h": k.high.to_string(),
-                "l": k.low.to_string(),
-                "v": k.volume.to_string(),
-                "n": k.trades_count,
-                "x": closed,
-                "q": k.quote_volume.to_string(),
-                "V": k.taker_buy_volume.to_string(),
-                "Q": k.taker_buy_quote_volume.to_string(),
-                "B": "0"
-            }
-        }
-    })
-    .to_string()
+    // Written out rather than built as a JSON value: the replay server sends hundreds of
+    // thousands of these in the benchmark. The symbol is the one string that needs quoting.
+    let symbol = serde_json::Value::from(k.symbol.as_str()).to_string();
+    format!(
+        "{{\"stream\":\"{stream}\",\"data\":{{\"e\":\"kline\",\"E\":{event_time},\"s\":{symbol},\"k\":{{\"t\":{t},\"T\":{tc},\"s\":{symbol},\"i\":\"{i}\",\"f\":100,\"L\":200,\"o\":\"{o}\",\"c\":\"{c}\",\"h\":\"{h}\",\"l\":\"{l}\",\"v\":\"{v}\",\"n\":{n},\"x\":{closed},\"q\":\"{q}\",\"V\":\"{bv}\",\"Q\":\"{bq}\",\"B\":\"0\"}}}}}}",
+        stream = stream_name(&k.symbol, freq).escape_default(),
+        t = k.open_time,
+        tc = k.close_time,
+        i = freq.as_str(),
+        o = k.open,
+        c = k.close,
+        h = k.high,
+        l = k.low,
+        v = k.volume,
+        n = k.trades_count,
+        q = k.quote_volume,
+        bv = k.taker_buy_volume,
+        bq = k.taker_buy_quote_volume,
+    )
 }
 
 #[cfg(test)]
@@ -183,6 +205,18 @@ mod tests {
         assert_eq!(ev.freq, Freq::M1);
         assert!(ev.closed);
         assert_eq!(ev.event_time, 1_700_000_100_012);
+        // Numbers instead of decimal strings are the same values.
+        let numeric = text
+            .replace("\"o\":\"37000.1\"", "\"o\":37000.1")
+            .replace("\"V\":\"6.5\"", "\"V\":6.5")
+            .replace("\"l\":\"36990\"", "\"l\":36990");
+        assert_ne!(numeric, text);
+        let Frame::Kline(ev) = parse_frame(&numeric).unwrap() else {
+            panic!("not a kline: {numeric}");
+        };
+        assert_eq!(ev.kline, k);
+        let null = text.replace("\"o\":\"37000.1\"", "\"o\":null");
+        assert!(parse_frame(&null).is_err(), "a null price is refused");
     }
 
     #[test]
@@ -215,7 +249,7 @@ mod tests {
             (text.replace("\"o\":\"37000.1\"", "\"o\":\"abc\""), "open"),
             (text.replace("\"i\":\"1m\"", "\"i\":\"7m\""), "interval"),
             (
-                text.replace("\"s\":\"BTCUSDT\",\"t\"", "\"s\":\"\",\"t\""),
+                text.replace("\"s\":\"BTCUSDT\",\"i\"", "\"s\":\"\",\"i\""),
                 "symbol",
             ),
             (

@@ -489,7 +489,10 @@ impl Writer {
                     self.pending.insert(freq, bars);
                     if self.pending_bars > max_pending {
                         error!("{} bars could not be committed: {e}", self.pending_bars);
-                        return Err(e.into());
+                        return Err(Error::Unstored {
+                            bars: self.pending_bars,
+                            source: Box::new(e),
+                        });
                     }
                     warn!("commit of {n} streamed {freq} bars failed, kept for the next try: {e}");
                     return Ok(());

@@ -459,3 +459,35 @@ async fn an_oversized_frame_and_a_silent_server_drop_the_connection_and_the_stre
     assert_eq!(report.reconnects, 2, "{report:?}");
     assert_eq!(server.log().paths.len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bars_the_store_refuses_are_kept_and_reported_never_dropped_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("market.db");
+    AsyncMarketDB::open(&path).await.unwrap().close().await;
+    // A read-only store: every commit fails.
+    let db = AsyncMarketDB::open_read_only(&path).await.unwrap();
+    let server = ReplayServer::start(vec![vec![closed(0..5), Step::PingForPong]])
+        .await
+        .unwrap();
+    let streamer = Streamer::new(db.clone(), config(&server.url()), None);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(streamer.run(
+        async {
+            let _ = stop_rx.await;
+        },
+        |_| {},
+    ));
+    assert!(server.wait_finished(1, Duration::from_secs(20)).await);
+    // A few failed timed commits happen meanwhile; the bars stay pending.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop_tx.send(()).unwrap();
+    let err = run.await.unwrap().unwrap_err();
+    match &err {
+        marketdb_stream::Error::Unstored { bars, .. } => assert_eq!(*bars, 15, "{err}"),
+        other => panic!("expected Unstored, got {other}"),
+    }
+    assert!(err.to_string().contains("15 received bar(s)"), "{err}");
+    db.close().await;
+    assert!(stored(&path).is_empty());
+}
