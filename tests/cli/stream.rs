@@ -1,6 +1,6 @@
-//! `marketdb stream` end to end against the replay server of `marketdb-stream`: SIGINT
-//! commits every bar received and exits 0, `--for` ends a run by itself, and bad options
-//! are usage errors that touch no database.
+//! `marketdb stream` end to end against the replay server of `marketdb-stream`: SIGINT and
+//! SIGTERM commit every bar received and exit 0, `--for` ends a run by itself with its
+//! reports, and bad options are usage errors that touch no database.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -94,7 +94,13 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 #[test]
-fn sigint_commits_every_received_bar_and_exits_0() {
+fn sigint_and_sigterm_commit_every_received_bar_and_exit_0() {
+    for signal in ["-INT", "-TERM"] {
+        signalled_run(signal);
+    }
+}
+
+fn signalled_run(signal: &str) {
     let rt = runtime();
     let server = rt
         .block_on(ReplayServer::start(vec![vec![
@@ -123,18 +129,18 @@ fn sigint_commits_every_received_bar_and_exits_0() {
     );
     assert!(rows(&db).is_empty(), "nothing committed before the signal");
     let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "exit {:?}: {}",
+        "{signal}: exit {:?}: {}",
         out.status.code(),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(rows(&db), want(10), "every received bar, exact");
+    assert_eq!(rows(&db), want(10), "{signal}: every received bar, exact");
     let text = stdout(&out);
     let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     assert_eq!(last["event"], "stopped");
@@ -153,7 +159,7 @@ fn for_ends_the_run_by_itself_and_commits_as_it_goes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let mut args = stream_args(&server.url());
-    args.extend(["--for".to_owned(), "3s".to_owned()]);
+    args.extend(["--for", "3s", "--report-secs", "1"].map(str::to_owned));
     let started = Instant::now();
     // The server runs on the runtime's threads while this one waits for the command.
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -162,6 +168,18 @@ fn for_ends_the_run_by_itself_and_commits_as_it_goes() {
     assert!(started.elapsed() >= Duration::from_secs(3));
     assert_eq!(rows(&d.join("data/market.db")), want(4));
     assert_eq!(server.log().pongs, 1);
+    // One JSON object a second, then the last one.
+    let events: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let reports = events.iter().filter(|e| e["event"] == "report").count();
+    assert!(reports >= 2, "{events:?}");
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "stopped");
+    assert_eq!(last["streams"], 3);
+    assert_eq!(last["bars_stored"], 12);
+    assert_eq!(last["malformed"], 0);
 }
 
 #[test]

@@ -47,6 +47,8 @@ fn help() {
          bench   [--workload w1,w2,w3|all|all+w3] [--python[=LIST]] [--reps N] [--out DIR]\n          \
          the benchmark harness (release build), report in target/bench/; --python also\n          \
          measures cryptoservice 1.9.0 (virtualenv in target/compat/)\n  \
+         bench stream [--symbols N] [--seconds S] [--paced] [--out DIR]\n          \
+         the stream throughput benchmark (docs/benchmarks.md)\n  \
          torture [--rounds N] [--contend-secs S]\n          \
          the reliability harness: kills, signals, full disk, contention (unix, debug build),\n          \
          report in target/torture/report.md\n  \
