@@ -1,6 +1,7 @@
 //! `marketdb stream`: closed klines from Binance WebSocket streams into the database until
 //! `--for` has passed or SIGINT/SIGTERM arrives; either way every bar received is committed
-//! and the command exits 0. A report line (or a JSON object) every `--report-secs`
+//! and the command exits 0 (a second signal during that commit exits 130 at once: SQLite
+//! keeps the transactions whole). A report line (or a JSON object) every `--report-secs`
 //! and at the end.
 
 use std::process::ExitCode;
@@ -149,12 +150,20 @@ pub async fn run(g: &Global, a: &StreamArgs) -> Result<ExitCode> {
         match run_for {
             Some(d) => {
                 tokio::select! {
-                    _ = tokio::time::sleep(d) => {}
+                    _ = tokio::time::sleep(d) => return,
                     _ = signalled() => {}
                 }
             }
             None => signalled().await,
         }
+        // A second signal while the received bars are committed stops at once.
+        tokio::spawn(async {
+            signalled().await;
+            eprintln!(
+                "error: interrupted again: stopped without committing the bars still waiting"
+            );
+            std::process::exit(130);
+        });
     };
     let streamer = Streamer::new(db.clone(), config, rest);
     let report = streamer.run(stop, |r| print_report(g, r, false)).await;

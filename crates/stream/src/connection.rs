@@ -140,7 +140,8 @@ pub(crate) async fn keep_open(
     }
 }
 
-/// Reads one connection until it ends; also says whether any frame arrived.
+/// Reads one connection until it ends; also says whether a kline event arrived (a server
+/// that accepts and closes at once does not reset the reconnect backoff).
 async fn read<S>(
     mut ws: tokio_tungstenite::WebSocketStream<S>,
     timing: &Timing,
@@ -168,10 +169,10 @@ where
             Ok(Some(Err(e))) => break End::Dropped(e.to_string()),
             Ok(Some(Ok(m))) => m,
         };
-        received = true;
         match msg {
             Message::Text(text) => match parse_frame(text.as_str()) {
                 Ok(Frame::Kline(ev)) if ev.closed => {
+                    received = true;
                     let bar = Event::Bar {
                         kline: ev.kline,
                         freq: ev.freq,
@@ -182,6 +183,7 @@ where
                     }
                 }
                 Ok(Frame::Kline(_)) => {
+                    received = true;
                     counters.updates.fetch_add(1, Ordering::Relaxed);
                 }
                 Ok(Frame::Other) => debug!("ignored a message that is not a kline event"),
@@ -199,11 +201,11 @@ where
             }
             // The pong is queued by the protocol layer; flushing sends it now rather than
             // with the next read.
-            Message::Ping(_) => {
-                if let Err(e) = ws.flush().await {
-                    break End::Dropped(e.to_string());
-                }
-            }
+            Message::Ping(_) => match timeout(timing.idle_timeout, ws.flush()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => break End::Dropped(e.to_string()),
+                Err(_) => break End::Dropped("the server does not read our pong".to_owned()),
+            },
             Message::Close(frame) => {
                 break End::Dropped(match frame {
                     Some(f) => format!("closed by the server ({} {})", f.code, f.reason),

@@ -24,7 +24,7 @@ use marketdb_fetch::{Market, RestClient};
 use marketdb_model::{Freq, Kline, Validator};
 use marketdb_store::AsyncMarketDB;
 use serde::Serialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::{MissedTickBehavior, interval_at};
 use tracing::{error, info, warn};
@@ -101,9 +101,10 @@ pub struct StreamReport {
     pub connected: u64,
     /// Closed bars received from the streams.
     pub bars_streamed: u64,
-    /// Bars committed (streamed and backfilled).
+    /// Bars committed (streamed and backfilled; a bar received twice before its commit
+    /// counts once).
     pub bars_stored: u64,
-    /// Bars stored from REST backfills.
+    /// Bars received from REST backfills (committed with the streamed ones).
     pub bars_backfilled: u64,
     /// Open-bar updates received and not stored.
     pub updates: u64,
@@ -111,7 +112,8 @@ pub struct StreamReport {
     pub malformed: u64,
     /// Bars refused by validation or for a stream not asked for.
     pub invalid: u64,
-    /// Holes seen, asked for from REST, and failed.
+    /// Holes seen; holes filled from REST; backfills that failed or were stopped at
+    /// shutdown (their holes remain, and are logged).
     pub holes: u64,
     pub backfills: u64,
     pub backfill_failures: u64,
@@ -177,9 +179,11 @@ impl Streamer {
                 "the flush interval and batch size must be positive".to_owned(),
             ));
         }
-        if c.max_connection_age.is_zero() || c.idle_timeout.is_zero() {
+        if c.max_connection_age.is_zero() || c.idle_timeout.is_zero() || c.report_interval.is_zero()
+        {
             return Err(Error::Config(
-                "the connection age limit and idle timeout must be positive".to_owned(),
+                "the connection age limit, idle timeout and report interval must be positive"
+                    .to_owned(),
             ));
         }
         let shards = shard(&c.ws_base, &c.subscriptions, c.streams_per_connection)?;
@@ -192,7 +196,10 @@ impl Streamer {
             shards.len()
         );
 
-        let (tx, mut rx) = mpsc::channel::<Event>(c.flush_bars.max(1024));
+        // Live bars and backfill pages have channels of their own: pages (up to 1500
+        // bars each) are few at a time, and a flood of live bars cannot starve them.
+        let (tx, mut rx) = mpsc::channel::<Event>(c.flush_bars.clamp(1024, 65_536));
+        let (page_tx, mut page_rx) = mpsc::channel::<Event>(4);
         let (stop_tx, stop_rx) = watch::channel(false);
         let counters = Arc::new(Counters::default());
         let timing = Timing {
@@ -212,7 +219,7 @@ impl Streamer {
                 stop_rx.clone(),
             ));
         }
-        let mut backfills: JoinSet<bool> = JoinSet::new();
+        let mut backfills = Backfills::new(self.rest.clone(), page_tx);
         // Both first ticks one period from now (a plain `interval` ticks at once).
         let start = tokio::time::Instant::now();
         let mut flush_tick = interval_at(start + c.flush_interval, c.flush_interval);
@@ -222,28 +229,14 @@ impl Streamer {
         let shutdown = std::pin::pin!(shutdown);
         let mut shutdown = shutdown;
 
+        // The timers come before the channels so that a flood cannot hold off reports.
         loop {
             tokio::select! {
                 biased;
                 _ = &mut shutdown => break,
-                Some(done) = backfills.join_next(), if !backfills.is_empty() => {
-                    if !matches!(done, Ok(true)) {
-                        writer.report.backfill_failures += 1;
-                    }
+                Some(done) = backfills.tasks.join_next_with_id(), if !backfills.tasks.is_empty() => {
+                    backfills.finished(done, &mut writer.report);
                 }
-                ev = rx.recv() => match ev {
-                    Some(ev) => {
-                        if let Some(hole) = writer.take(ev) {
-                            self.backfill(hole, &tx, &mut backfills);
-                        }
-                        if writer.pending_bars >= c.flush_bars
-                            || (c.commit_when_idle && rx.is_empty())
-                        {
-                            writer.flush(c.max_pending).await?;
-                        }
-                    }
-                    None => break,
-                },
                 _ = flush_tick.tick() => writer.flush(c.max_pending).await?,
                 _ = report_tick.tick() => {
                     writer.count(&counters);
@@ -251,49 +244,93 @@ impl Streamer {
                     info!("{}", summary(&writer.report));
                     writer.window.clear();
                 }
+                Some(page) = page_rx.recv() => {
+                    writer.take(page);
+                    if writer.pending_bars >= c.flush_bars {
+                        writer.flush(c.max_pending).await?;
+                    }
+                }
+                ev = rx.recv() => match ev {
+                    Some(ev) => {
+                        if let Some(hole) = writer.take(ev) {
+                            backfills.start(hole);
+                        }
+                        if writer.pending_bars >= c.flush_bars
+                            || (c.commit_when_idle && rx.is_empty() && page_rx.is_empty())
+                        {
+                            writer.flush(c.max_pending).await?;
+                        }
+                    }
+                    None => break,
+                },
             }
         }
 
-        // Shutdown: connections stop reading; what they handed over is still in the
-        // channel, and is committed below.
+        // Shutdown. Connections stop reading; until they have all ended, the channel is
+        // still drained (a connection blocked on a full channel would never end).
         info!("stopping: committing the bars received");
         let _ = stop_tx.send(true);
-        while connections.join_next().await.is_some() {}
+        loop {
+            tokio::select! {
+                biased;
+                r = connections.join_next() => if r.is_none() { break },
+                Some(ev) = rx.recv() => {
+                    // Holes are not chased any more: the run is ending.
+                    if let Some(hole) = writer.take(ev) {
+                        warn!("{}", hole.left());
+                    }
+                    if writer.pending_bars >= c.flush_bars {
+                        writer.flush(c.max_pending).await?;
+                    }
+                }
+            }
+        }
         drop(tx);
+        while let Some(ev) = rx.recv().await {
+            if let Some(hole) = writer.take(ev) {
+                warn!("{}", hole.left());
+            }
+        }
+        // Backfills in flight get the grace period, checked first so that a stream of
+        // pages cannot stretch it.
+        let Backfills {
+            mut tasks,
+            mut holes,
+            sender,
+            ..
+        } = backfills;
+        drop(sender);
         let grace = tokio::time::sleep(c.shutdown_grace);
         tokio::pin!(grace);
         loop {
             tokio::select! {
                 biased;
-                ev = rx.recv() => match ev {
-                    // Holes are not chased any more: the run is ending.
-                    Some(ev) => {
-                        if let Some(hole) = writer.take(ev) {
-                            warn!("{}", hole.left());
-                        }
+                _ = &mut grace, if !tasks.is_empty() => {
+                    for hole in holes.values() {
+                        warn!("{} (its backfill was stopped at shutdown)", hole.left());
+                    }
+                    writer.report.backfill_failures += tasks.len() as u64;
+                    tasks.abort_all();
+                    // Aborted tasks may still have sent a page; it is taken below.
+                    while tasks.join_next().await.is_some() {}
+                    holes.clear();
+                }
+                Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    count_backfill(done, &mut holes, &mut writer.report);
+                }
+                page = page_rx.recv() => match page {
+                    Some(page) => {
+                        writer.take(page);
                         if writer.pending_bars >= c.flush_bars {
                             writer.flush(c.max_pending).await?;
                         }
                     }
                     None => break,
                 },
-                Some(done) = backfills.join_next(), if !backfills.is_empty() => {
-                    if !matches!(done, Ok(true)) {
-                        writer.report.backfill_failures += 1;
-                    }
-                }
-                _ = &mut grace => {
-                    if !backfills.is_empty() {
-                        warn!("{} backfill(s) still running at shutdown were stopped; their holes remain (marketdb check shows them, marketdb download fills them)", backfills.len());
-                        writer.report.backfill_failures += backfills.len() as u64;
-                        backfills.abort_all();
-                    }
-                    while let Ok(ev) = rx.try_recv() {
-                        writer.take(ev);
-                    }
-                    break;
-                }
             }
+        }
+        while let Some(done) = tasks.join_next_with_id().await {
+            count_backfill(done, &mut holes, &mut writer.report);
         }
         writer.flush(0).await?;
         writer.count(&counters);
@@ -305,17 +342,79 @@ impl Streamer {
         info!("stopped: {}", summary(r));
         Ok(writer.report)
     }
+}
+
+/// At most this many holes are asked from REST at once; the others wait their turn.
+const BACKFILLS_AT_ONCE: usize = 4;
+
+/// The REST backfills of a run.
+struct Backfills {
+    rest: Option<Arc<RestClient>>,
+    sender: mpsc::Sender<Event>,
+    permits: Arc<Semaphore>,
+    tasks: JoinSet<bool>,
+    /// The hole of each running task, to name the ones a shutdown stops.
+    holes: HashMap<tokio::task::Id, Hole>,
+}
+
+/// Counts a finished backfill: `backfills` when it filled its hole, `backfill_failures`
+/// otherwise (its hole was logged by the task).
+fn count_backfill(
+    done: std::result::Result<(tokio::task::Id, bool), tokio::task::JoinError>,
+    holes: &mut HashMap<tokio::task::Id, Hole>,
+    report: &mut StreamReport,
+) {
+    match done {
+        Ok((id, filled)) => {
+            holes.remove(&id);
+            if filled {
+                report.backfills += 1;
+            } else {
+                report.backfill_failures += 1;
+            }
+        }
+        Err(e) => {
+            holes.remove(&e.id());
+            report.backfill_failures += 1;
+        }
+    }
+}
+
+impl Backfills {
+    fn new(rest: Option<Arc<RestClient>>, sender: mpsc::Sender<Event>) -> Backfills {
+        Backfills {
+            rest,
+            sender,
+            permits: Arc::new(Semaphore::new(BACKFILLS_AT_ONCE)),
+            tasks: JoinSet::new(),
+            holes: HashMap::new(),
+        }
+    }
+
+    fn finished(
+        &mut self,
+        done: std::result::Result<(tokio::task::Id, bool), tokio::task::JoinError>,
+        report: &mut StreamReport,
+    ) {
+        count_backfill(done, &mut self.holes, report);
+    }
 
     /// Asks REST for `hole`'s bars (page by page, each page into the channel), beside the
     /// live stream; without a client, logs the hole.
-    fn backfill(&self, hole: Hole, tx: &mpsc::Sender<Event>, tasks: &mut JoinSet<bool>) {
+    fn start(&mut self, hole: Hole) {
         let Some(rest) = &self.rest else {
             warn!("{} (backfill is off)", hole.left());
             return;
         };
         let rest = Arc::clone(rest);
-        let tx = tx.clone();
-        tasks.spawn(async move {
+        let tx = self.sender.clone();
+        let permits = Arc::clone(&self.permits);
+        let task_hole = hole.clone();
+        let handle = self.tasks.spawn(async move {
+            let hole = task_hole;
+            let Ok(_permit) = permits.acquire_owned().await else {
+                return false;
+            };
             let now = marketdb_model::time::now_ms();
             let mut next = hole.from;
             while next < hole.to {
@@ -337,7 +436,7 @@ impl Streamer {
                 let Some(last) = page.last().map(|k| k.open_time) else {
                     break;
                 };
-                next = hole.freq.next(last);
+                next = hole.freq.close_time(last).saturating_add(1);
                 if tx
                     .send(Event::Backfill {
                         bars: page,
@@ -358,6 +457,7 @@ impl Streamer {
             );
             true
         });
+        self.holes.insert(handle.id(), hole);
     }
 }
 
@@ -424,15 +524,14 @@ impl Writer {
                     warn!("streamed bar refused: {e}");
                     return None;
                 }
-                let hole = match *last {
-                    Some(prev) if freq.next(prev) < kline.open_time => Some(Hole {
+                let hole = last
+                    .and_then(|prev| missing_between(freq, prev, kline.open_time))
+                    .map(|(from, to)| Hole {
                         symbol: kline.symbol.clone(),
                         freq,
-                        from: freq.next(prev),
-                        to: kline.open_time,
-                    }),
-                    _ => None,
-                };
+                        from,
+                        to,
+                    });
                 if last.is_none_or(|prev| kline.open_time > prev) {
                     *last = Some(kline.open_time);
                 }
@@ -469,14 +568,21 @@ impl Writer {
     /// Commits the pending bars, one transaction per freq. A failed commit keeps them for
     /// the next try, until more than `max_pending` wait (0: this is the last try).
     async fn flush(&mut self, max_pending: usize) -> Result<()> {
+        // The validator's clock moves with the run, commits or not.
+        self.validator = self.db.validator();
         if self.pending_bars == 0 {
             return Ok(());
         }
         let freqs: Vec<Freq> = self.pending.keys().copied().collect();
         for freq in freqs {
-            let Some(bars) = self.pending.remove(&freq) else {
+            let Some(mut bars) = self.pending.remove(&freq) else {
                 continue;
             };
+            // A bar received twice (a replayed message, a backfill overlapping the stream)
+            // is one upsert: the store refuses a batch holding a bar twice.
+            let before = bars.len();
+            keep_last_of_each(&mut bars);
+            self.pending_bars -= before - bars.len();
             let n = bars.len();
             // The rows go to the writer thread; a copy stays for a retry.
             match self.db.store_data(bars.clone(), freq).await {
@@ -501,11 +607,9 @@ impl Writer {
         }
         let now = marketdb_model::time::now_ms();
         for t in self.pending_events.drain(..) {
-            self.window.record(now - t);
-            self.whole.record(now - t);
+            self.window.record(now.saturating_sub(t));
+            self.whole.record(now.saturating_sub(t));
         }
-        // The validator's clock moves with the run.
-        self.validator = self.db.validator();
         Ok(())
     }
 
@@ -523,6 +627,29 @@ impl Writer {
     }
 }
 
+/// The open times missing between a bar opening at `prev` and one opening at `open`, as
+/// `[from, to)`. The open after `prev` is its close + 1 ms: calendar months and weeks
+/// follow the calendar, and `3d` bars off the epoch phase are not rounded (as `next`
+/// would).
+fn missing_between(freq: Freq, prev: i64, open: i64) -> Option<(i64, i64)> {
+    let from = freq.close_time(prev).saturating_add(1);
+    (from < open).then_some((from, open))
+}
+
+/// Keeps the last received copy of each (symbol, open time), in time order.
+fn keep_last_of_each(bars: &mut Vec<Kline>) {
+    // Stable: copies of one bar stay in arrival order, so the last one wins.
+    bars.sort_by(|a, b| (&a.symbol, a.open_time).cmp(&(&b.symbol, b.open_time)));
+    let mut out: Vec<Kline> = Vec::with_capacity(bars.len());
+    for k in bars.drain(..) {
+        match out.last_mut() {
+            Some(prev) if prev.symbol == k.symbol && prev.open_time == k.open_time => *prev = k,
+            _ => out.push(k),
+        }
+    }
+    *bars = out;
+}
+
 /// One log line of a report.
 pub fn summary(r: &StreamReport) -> String {
     let lag = match (r.lag_p50_ms, r.lag_p99_ms) {
@@ -530,7 +657,7 @@ pub fn summary(r: &StreamReport) -> String {
         _ => "no bar committed in the interval".to_owned(),
     };
     format!(
-        "{} streams, {}/{} connected, {} bars stored ({} backfilled), {lag}, {} reconnects, {} rotations, {} malformed, {} refused",
+        "{} streams, {}/{} connected, {} bars stored ({} from backfills), {lag}, {} reconnects, {} rotations, {} holes ({} filled, {} failed), {} malformed, {} refused",
         r.streams,
         r.connected,
         r.connections,
@@ -538,7 +665,76 @@ pub fn summary(r: &StreamReport) -> String {
         r.bars_backfilled,
         r.reconnects,
         r.rotations,
+        r.holes,
+        r.backfills,
+        r.backfill_failures,
         r.malformed,
         r.invalid
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400_000;
+    /// 2024-01-01T00:00:00Z, a Monday.
+    const JAN1: i64 = 1_704_067_200_000;
+
+    #[test]
+    fn holes_follow_the_calendar_and_the_bar_phase() {
+        assert_eq!(missing_between(Freq::M1, JAN1, JAN1 + 60_000), None);
+        assert_eq!(
+            missing_between(Freq::M1, JAN1, JAN1 + 180_000),
+            Some((JAN1 + 60_000, JAN1 + 180_000))
+        );
+        // January, then March: February is missing (29 days in 2024).
+        let feb1 = JAN1 + 31 * DAY;
+        let mar1 = feb1 + 29 * DAY;
+        assert_eq!(missing_between(Freq::Mo1, JAN1, feb1), None);
+        assert_eq!(missing_between(Freq::Mo1, JAN1, mar1), Some((feb1, mar1)));
+        assert_eq!(missing_between(Freq::W1, JAN1, JAN1 + 7 * DAY), None);
+        // A 3d bar off the epoch's 3-day phase: the next one 3 days later is no hole.
+        let off = JAN1 + DAY;
+        assert_ne!(Freq::D3.floor(off), off, "the test needs an off-phase open");
+        assert_eq!(missing_between(Freq::D3, off, off + 3 * DAY), None);
+        assert_eq!(
+            missing_between(Freq::D3, off, off + 6 * DAY),
+            Some((off + 3 * DAY, off + 6 * DAY))
+        );
+        // An older or repeated bar is no hole.
+        assert_eq!(missing_between(Freq::M1, JAN1, JAN1), None);
+        assert_eq!(missing_between(Freq::M1, JAN1, JAN1 - 60_000), None);
+    }
+
+    #[test]
+    fn a_bar_received_twice_is_kept_once_with_its_last_values() {
+        let bar = |s: &str, t: i64, close: f64| Kline {
+            symbol: s.to_owned(),
+            open_time: t,
+            open: 1.0,
+            high: 3.0,
+            low: 0.5,
+            close,
+            volume: 1.0,
+            close_time: t + 59_999,
+            quote_volume: 1.0,
+            trades_count: 1,
+            taker_buy_volume: 0.5,
+            taker_buy_quote_volume: 0.5,
+        };
+        let mut v = vec![
+            bar("B", 60_000, 1.0),
+            bar("A", 0, 1.0),
+            bar("B", 60_000, 2.0),
+            bar("A", 60_000, 1.0),
+            bar("B", 60_000, 2.5),
+        ];
+        keep_last_of_each(&mut v);
+        let got: Vec<(&str, i64, f64)> = v
+            .iter()
+            .map(|k| (k.symbol.as_str(), k.open_time, k.close))
+            .collect();
+        assert_eq!(got, [("A", 0, 1.0), ("A", 60_000, 1.0), ("B", 60_000, 2.5)]);
+    }
 }

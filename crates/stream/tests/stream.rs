@@ -241,7 +241,11 @@ async fn run_until(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stop_tx.send(()).unwrap();
-    run.await.unwrap().unwrap()
+    tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the shutdown ends")
+        .unwrap()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -412,27 +416,84 @@ async fn without_backfill_a_hole_is_reported_and_left() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_server_is_retried_until_shutdown_and_nothing_is_written() {
-    // A port that was free a moment ago: connections are refused.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+async fn a_server_that_refuses_the_handshake_is_retried_with_backoff_until_shutdown() {
+    // Accepts TCP and hangs up at once: every handshake fails.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let attempts = Arc::new(Mutex::new(0usize));
+    let seen = Arc::clone(&attempts);
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            *seen.lock().unwrap() += 1;
+            drop(s);
+        }
+    });
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("market.db");
     let db = AsyncMarketDB::open(&path).await.unwrap();
-    let streamer = Streamer::new(db.clone(), config(&format!("ws://127.0.0.1:{port}")), None);
+    let started = std::time::Instant::now();
+    let streamer = Streamer::new(db.clone(), config(&url), None);
     let report = streamer
-        .run(tokio::time::sleep(Duration::from_millis(400)), |_| {})
+        .run(tokio::time::sleep(Duration::from_millis(1500)), |_| {})
         .await
         .unwrap();
+    let elapsed = started.elapsed();
     db.close().await;
+    let n = *attempts.lock().unwrap();
+    // Backoff 50 ms doubling to at most 200 ms (each a random point in its upper half):
+    // a handful of attempts in 1.5 s, neither one nor a busy loop.
+    assert!((3..=40).contains(&n), "{n} attempts");
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "the shutdown does not wait for a connection"
+    );
     assert_eq!(report.bars_stored, 0);
     assert_eq!(
         report.reconnects, 0,
         "never connected, so never reconnected"
     );
     assert!(stored(&path).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bar_received_twice_before_its_commit_is_stored_once_with_its_last_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("market.db");
+    let again: Vec<(Kline, Freq, bool)> = (0..3)
+        .flat_map(|i| {
+            SYMBOLS.iter().map(move |s| {
+                let mut k = bar(s, i);
+                k.volume += 0.5;
+                (k, Freq::M1, true)
+            })
+        })
+        .collect();
+    let server = ReplayServer::start(vec![vec![
+        closed(0..3),
+        Step::Klines(again),
+        Step::PingForPong,
+    ]])
+    .await
+    .unwrap();
+    let db = AsyncMarketDB::open(&path).await.unwrap();
+    let mut c = config(&server.url());
+    // One batch for all: only the shutdown commits.
+    c.commit_when_idle = false;
+    c.flush_interval = Duration::from_secs(600);
+    let streamer = Streamer::new(db.clone(), c, None);
+    let report = run_until(streamer, &server, 1, &path, 0).await;
+    db.close().await;
+    let want: Vec<Kline> = expected(0..3)
+        .into_iter()
+        .map(|mut k| {
+            k.volume += 0.5;
+            k
+        })
+        .collect();
+    assert_eq!(stored(&path), want, "the second copy wins");
+    assert_eq!(report.bars_streamed, 18);
+    assert_eq!(report.bars_stored, 9);
+    assert_eq!(report.commits, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -444,7 +505,16 @@ async fn an_oversized_frame_and_a_silent_server_drop_the_connection_and_the_stre
         vec![closed(0..2), Step::Text("x".repeat(1 << 20))],
         // Silent past the idle timeout.
         vec![closed(2..4), Step::Sleep(Duration::from_secs(30))],
-        vec![closed(4..6), Step::PingForPong],
+        // Then alive: a frame every 100 ms keeps the idle timeout away.
+        [closed(4..6), Step::PingForPong]
+            .into_iter()
+            .chain((0..300).flat_map(|_| {
+                [
+                    Step::Sleep(Duration::from_millis(100)),
+                    Step::Klines(vec![(bar("BTCUSDT", 6), Freq::M1, false)]),
+                ]
+            }))
+            .collect(),
     ])
     .await
     .unwrap();
@@ -452,8 +522,9 @@ async fn an_oversized_frame_and_a_silent_server_drop_the_connection_and_the_stre
     let mut c = config(&server.url());
     c.idle_timeout = Duration::from_millis(500);
     let streamer = Streamer::new(db.clone(), c, None);
-    // The first script may or may not finish (its big send can fail); the rows decide.
-    let report = run_until(streamer, &server, 1, &path, 18).await;
+    // The first script may or may not finish (its big send can fail) and the last one
+    // outlasts the test: the rows decide.
+    let report = run_until(streamer, &server, 0, &path, 18).await;
     db.close().await;
     assert_eq!(stored(&path), expected(0..6));
     assert_eq!(report.reconnects, 2, "{report:?}");
