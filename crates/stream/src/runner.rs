@@ -53,8 +53,8 @@ pub struct StreamConfig {
     pub flush_bars: usize,
     /// A connection this old is replaced (Binance closes them at 24 hours).
     pub max_connection_age: Duration,
-    /// A connection silent this long is dead (Binance sends pings every few minutes and
-    /// kline updates every second or two).
+    /// A connection silent this long is dead. Binance pings every 20 s (spot) or 3 min
+    /// (futures), and a quiet symbol's kline stream may send nothing in between.
     pub idle_timeout: Duration,
     pub connect_timeout: Duration,
     /// First reconnect delay, doubled per failure (with jitter) up to `max_backoff`.
@@ -80,7 +80,7 @@ impl StreamConfig {
             flush_interval: Duration::from_millis(250),
             flush_bars: 2000,
             max_connection_age: Duration::from_secs(23 * 3600 + 30 * 60),
-            idle_timeout: Duration::from_secs(120),
+            idle_timeout: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(10),
             backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(60),
