@@ -562,3 +562,50 @@ async fn bars_the_store_refuses_are_kept_and_reported_never_dropped_silently() {
     db.close().await;
     assert!(stored(&path).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_while_the_store_is_locked_and_the_queue_full_ends_with_every_received_bar() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("market.db");
+    let db = AsyncMarketDB::open(&path).await.unwrap();
+    // Another program holds the write lock for 1.5 s (under the 5 s busy timeout): the
+    // first commit waits, the queue fills, the connection waits on it.
+    let locker = {
+        let path = path.clone();
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            let c = rusqlite::Connection::open(path).unwrap();
+            c.execute_batch("BEGIN IMMEDIATE").unwrap();
+            locked_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(1500));
+            c.execute_batch("COMMIT").unwrap();
+        });
+        locked_rx.recv().unwrap();
+        t
+    };
+    let server = ReplayServer::start(vec![vec![closed(0..1700), Step::PingForPong]])
+        .await
+        .unwrap();
+    let mut c = config(&server.url());
+    c.flush_bars = 1024;
+    let streamer = Streamer::new(db.clone(), c, None);
+    let report = tokio::time::timeout(
+        Duration::from_secs(30),
+        streamer.run(tokio::time::sleep(Duration::from_millis(500)), |_| {}),
+    )
+    .await
+    .expect("the shutdown does not hang on a full queue")
+    .unwrap();
+    locker.join().unwrap();
+    db.close().await;
+    assert!(
+        report.bars_streamed > 1024,
+        "the queue was full: {}",
+        report.bars_streamed
+    );
+    assert_eq!(
+        report.bars_stored, report.bars_streamed,
+        "every received bar stored"
+    );
+    assert_eq!(stored(&path).len() as u64, report.bars_streamed);
+}
