@@ -568,8 +568,9 @@ async fn a_shutdown_while_the_store_is_locked_and_the_queue_full_ends_with_every
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("market.db");
     let db = AsyncMarketDB::open(&path).await.unwrap();
-    // Another program holds the write lock for 1.5 s (under the 5 s busy timeout): the
-    // first commit waits, the queue fills, the connection waits on it.
+    // Another program holds the write lock for 3 s (under the 5 s busy timeout): the
+    // first commit waits, the queue fills, the connection waits on it, and the shutdown
+    // comes at 1.5 s, in the middle of it.
     let locker = {
         let path = path.clone();
         let (locked_tx, locked_rx) = std::sync::mpsc::channel();
@@ -577,7 +578,7 @@ async fn a_shutdown_while_the_store_is_locked_and_the_queue_full_ends_with_every
             let c = rusqlite::Connection::open(path).unwrap();
             c.execute_batch("BEGIN IMMEDIATE").unwrap();
             locked_tx.send(()).unwrap();
-            std::thread::sleep(Duration::from_millis(1500));
+            std::thread::sleep(Duration::from_millis(3000));
             c.execute_batch("COMMIT").unwrap();
         });
         locked_rx.recv().unwrap();
@@ -591,7 +592,7 @@ async fn a_shutdown_while_the_store_is_locked_and_the_queue_full_ends_with_every
     let streamer = Streamer::new(db.clone(), c, None);
     let report = tokio::time::timeout(
         Duration::from_secs(30),
-        streamer.run(tokio::time::sleep(Duration::from_millis(500)), |_| {}),
+        streamer.run(tokio::time::sleep(Duration::from_millis(1500)), |_| {}),
     )
     .await
     .expect("the shutdown does not hang on a full queue")
