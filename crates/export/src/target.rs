@@ -259,19 +259,32 @@ pub(crate) fn resolve_folder(out: &Path, db: &Path) -> Result<ResolvedFolder> {
     ))
 }
 
-/// Checks a dataset output folder: new, empty, or a previous dataset (it holds
-/// `_marketdb/state.json`); never the database or a file. Returns the folder (a symlink's
-/// final target).
+/// Checks a dataset output folder: new, empty, a previous dataset (it holds
+/// `_marketdb/state.json`), or one whose first export was interrupted before its state
+/// was written (it holds only the dataset's own folders and temporary files); never the
+/// database or a file. Returns the folder (a symlink's final target).
 pub(crate) fn resolve_dataset_folder(out: &Path, db: &Path) -> Result<PathBuf> {
     let (path, exists) = output_folder(out, db, "a dataset export")?;
     if !exists || path.join(crate::dataset::STATE_PATH).is_file() {
         return Ok(path);
     }
+    let own = |name: &str, is_dir: bool| {
+        if is_dir {
+            name == "_marketdb"
+                || crate::dataset::DatasetKind::ALL
+                    .iter()
+                    .any(|k| k.dir() == name)
+        } else {
+            temp_owner(name).is_some()
+        }
+    };
     let mut others = Vec::new();
     for entry in fs::read_dir(&path).map_err(|e| Error::io(&path, e))? {
         let entry = entry.map_err(|e| Error::io(&path, e))?;
-        if others.len() < 3 {
-            others.push(entry.file_name().to_string_lossy().into_owned());
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        if !own(&name, is_dir) && others.len() < 3 {
+            others.push(name);
         }
     }
     if others.is_empty() {
@@ -361,6 +374,29 @@ mod tests {
         bytes.extend_from_slice(&[0; 100]);
         fs::write(&p, bytes).unwrap();
         p
+    }
+
+    #[test]
+    fn a_dataset_folder_interrupted_before_its_first_state_is_resumed_and_others_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db(dir.path());
+        let out = dir.path().join("ds");
+        // Killed before `_marketdb/state.json` existed: only the dataset's own folders
+        // and a temporary file of the dead process.
+        fs::create_dir_all(out.join("_marketdb")).unwrap();
+        fs::create_dir_all(out.join("klines/freq=1m")).unwrap();
+        fs::write(out.join(".state.json.tmp-0-1"), b"").unwrap();
+        assert_eq!(resolve_dataset_folder(&out, &db).unwrap(), out);
+        // Anything else is not ours to write into.
+        fs::write(out.join("notes.txt"), b"mine").unwrap();
+        let err = resolve_dataset_folder(&out, &db).unwrap_err();
+        assert!(err.to_string().contains("notes.txt"), "{err}");
+        fs::remove_file(out.join("notes.txt")).unwrap();
+        fs::write(out.join("klines.csv"), b"").unwrap();
+        assert!(
+            resolve_dataset_folder(&out, &db).is_err(),
+            "a file named like no table"
+        );
     }
 
     #[test]
