@@ -12,6 +12,10 @@ pub const DEFAULT_BATCH_SIZE: usize = 1000;
 /// After a single store call of more rows than this, the WAL is checkpointed.
 pub const CHECKPOINT_AFTER_ROWS: usize = 100_000;
 
+/// `read_data` of at least this many bars (estimated from the range, the interval and the
+/// symbol count) reads in two snapshots on two readers at once, checked to be one state.
+pub const PARALLEL_READ_MIN_BARS: u64 = 200_000;
+
 /// Configuration of an [`crate::AsyncMarketDB`].
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
@@ -24,6 +28,10 @@ pub struct StoreConfig {
     /// The times stored records may carry; `None` (the default) is
     /// [`TimeWindow::until_tomorrow`] read at each write call.
     pub time_window: Option<TimeWindow>,
+    /// `read_data` of at least this many bars (estimated) reads half the symbols on each of
+    /// two readers at once; see `read::read_frame_part` for how the two snapshots are proven
+    /// to be the same state. `u64::MAX` turns it off; 0 always splits.
+    pub parallel_read_min_bars: u64,
 }
 
 impl StoreConfig {
@@ -33,6 +41,7 @@ impl StoreConfig {
             pool: PoolConfig::new(path),
             batch_size: DEFAULT_BATCH_SIZE,
             time_window: None,
+            parallel_read_min_bars: PARALLEL_READ_MIN_BARS,
         }
     }
 
@@ -48,6 +57,7 @@ impl StoreConfig {
             pool: PoolConfig::read_only(path),
             batch_size: DEFAULT_BATCH_SIZE,
             time_window: None,
+            parallel_read_min_bars: PARALLEL_READ_MIN_BARS,
         }
     }
 }

@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 
 use crate::completeness::{Checker, CompletenessReport};
 use crate::config::CHECKPOINT_AFTER_ROWS;
-use crate::read::{ReadPlan, read_frame, read_latest, resolve_symbols};
+use crate::read::{ReadPlan, read_frame, read_frame_part, read_latest, resolve_symbols};
 use crate::resample::{IncompletePolicy, Resampled, source_range};
 use crate::scan::{FrameStream, ScanChunk, ScanJob};
 use crate::write::{KlineInput, insert_klines, validate_all};
@@ -369,13 +369,71 @@ impl AsyncMarketDB {
         let symbols = check_symbols(symbols)?;
         let plan = ReadPlan::new(&self.inner.tables, features)?;
         let what = raise_on_empty.then(|| describe(freq, &symbols, range));
-        let frame = self
-            .read(move |c, t| read_frame(c, t, &plan, freq, &symbols, range))
-            .await?;
+        let frame = if self.splits_read(range, freq, symbols.len()) {
+            self.read_frame_split(plan, freq, symbols, range).await?
+        } else {
+            self.read(move |c, t| read_frame(c, t, &plan, freq, &symbols, range))
+                .await?
+        };
         match what {
             Some(what) if frame.is_empty() => Err(Error::NoData { what }),
             _ => Ok(frame),
         }
+    }
+
+    /// Whether a read is big enough (estimated from the range, the interval and the symbol
+    /// count; all symbols count as two) to split across two readers, and there are two
+    /// readers and two cores to run them.
+    fn splits_read(&self, range: TimeRange, freq: Freq, symbols: usize) -> bool {
+        let min = self.inner.config.parallel_read_min_bars;
+        if min == u64::MAX || symbols == 1 || self.inner.pool.config().readers < 2 {
+            return false;
+        }
+        if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+            return false;
+        }
+        let span = u64::try_from(range.end_exclusive - range.start).unwrap_or(0);
+        let per_symbol = span / u64::try_from(freq.nominal_ms().max(1)).unwrap_or(1);
+        let symbols = u64::try_from(symbols.max(2)).unwrap_or(u64::MAX);
+        per_symbol.saturating_mul(symbols) >= min
+    }
+
+    /// [`read_frame`] as two halves of the symbols on two readers at once. When the two
+    /// snapshots cannot be shown to be one state (a commit landed while they were open, or
+    /// they did not overlap in time), the read runs again in one snapshot.
+    async fn read_frame_split(
+        &self,
+        plan: ReadPlan,
+        freq: Freq,
+        symbols: Vec<String>,
+        range: TimeRange,
+    ) -> Result<KlineFrame> {
+        let (plan, symbols) = (Arc::new(plan), Arc::new(symbols));
+        let tickets = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let part = |i: usize| {
+            let (plan, symbols, tickets) = (
+                Arc::clone(&plan),
+                Arc::clone(&symbols),
+                Arc::clone(&tickets),
+            );
+            self.read(move |c, t| {
+                read_frame_part(c, t, &plan, freq, &symbols, range, (i, 2), &tickets)
+            })
+        };
+        let (a, b) = tokio::join!(part(0), part(1));
+        let (mut a, b) = (a?, b?);
+        let one_state =
+            a.unchanged && b.unchanged && a.opened.max(b.opened) < a.closed.min(b.closed);
+        if one_state {
+            a.frame.append(b.frame)?;
+            return Ok(a.frame);
+        }
+        debug!(
+            "a split read did not see one state (a commit or no overlap); reading again in one snapshot"
+        );
+        drop((a, b));
+        self.read(move |c, t| read_frame(c, t, &plan, freq, &symbols, range))
+            .await
     }
 
     /// [`Self::read_data`] with raw millisecond bounds, both inclusive: `start == end` is

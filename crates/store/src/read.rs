@@ -428,6 +428,66 @@ pub(crate) fn read_frame(
     Ok(b.finish())
 }
 
+/// One part of a read split across readers: the frame of the `part`-th of `parts`
+/// contiguous slices of the resolved symbols, and the evidence that its snapshot is the
+/// state every other part saw.
+#[derive(Debug)]
+pub(crate) struct PartRead {
+    pub frame: KlineFrame,
+    /// `PRAGMA data_version` did not change between just before the snapshot was opened and
+    /// just after it was closed: no other connection committed in that window.
+    pub unchanged: bool,
+    /// Tickets drawn from a counter shared by the parts, inside that window.
+    pub opened: u64,
+    pub closed: u64,
+}
+
+fn data_version(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+}
+
+/// Reads one part of a split read (see [`PartRead`]). The parts saw one and the same state
+/// when every part is `unchanged` and their ticket windows overlap (the latest `opened` is
+/// below the earliest `closed`): then there is an instant inside every window, and no
+/// commit landed in any window, so each snapshot is the state at that instant.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn read_frame_part(
+    conn: &Connection,
+    tables: &Tables,
+    plan: &ReadPlan,
+    freq: Freq,
+    symbols: &[String],
+    range: TimeRange,
+    (part, parts): (usize, usize),
+    tickets: &std::sync::atomic::AtomicU64,
+) -> Result<PartRead> {
+    use std::sync::atomic::Ordering::SeqCst;
+    let before = data_version(conn)?;
+    let opened = tickets.fetch_add(1, SeqCst);
+    let frame = {
+        let tx = conn.unchecked_transaction()?;
+        // Every part resolves the whole list in its own snapshot; equal snapshots give equal
+        // lists, so the slices partition it.
+        let all = resolve_symbols(&tx, tables, freq, symbols)?;
+        let per_part = all.len().div_ceil(parts.max(1)).max(1);
+        let mine = all.chunks(per_part).nth(part).unwrap_or(&[]);
+        let sql = plan.range_sql();
+        let mut b = FrameBuilder::new(plan);
+        for s in mine {
+            b.read_range(&tx, &sql, s, freq, range, None)?;
+        }
+        b.finish()
+    };
+    let closed = tickets.fetch_add(1, SeqCst);
+    let after = data_version(conn)?;
+    Ok(PartRead {
+        frame,
+        unchanged: before == after,
+        opened,
+        closed,
+    })
+}
+
 /// The latest `limit` bars of each symbol, ascending within each symbol.
 pub(crate) fn read_latest(
     conn: &Connection,

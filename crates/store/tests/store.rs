@@ -2508,3 +2508,73 @@ async fn inspection_by_seeks_on_hand_built_files() {
         db.close().await;
     }
 }
+
+/// A read split across two readers equals the one-snapshot read, and stays one state while a
+/// writer commits: every frame read during the writes holds whole commits (each adds the
+/// same hour to every symbol), never one symbol ahead of another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_reads_equal_one_snapshot_and_never_mix_two_states() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("market.db");
+    let open_with = |min: u64| {
+        let mut config = StoreConfig::new(&path);
+        config.pool.readers = 2;
+        config.parallel_read_min_bars = min;
+        AsyncMarketDB::open_with(config)
+    };
+    let split = open_with(0).await.unwrap();
+    let whole = open_with(u64::MAX).await.unwrap();
+    let names = ["AAA", "BBB", "CCC", "DDD", "EEE"];
+    for s in names {
+        split
+            .store_data(minute_bars(s, JAN1, 600, |i| i % 37 == 5), Freq::M1)
+            .await
+            .unwrap();
+    }
+    let range = TimeRange::new(JAN1, JAN1 + 30 * H).unwrap();
+    for symbols in [
+        syms(&[]),
+        syms(&["EEE", "AAA", "CCC"]),
+        syms(&["BBB", "ZZZ"]),
+    ] {
+        let a = split
+            .read_data(range, Freq::M1, &symbols, &[], false)
+            .await
+            .unwrap();
+        let b = whole
+            .read_data(range, Freq::M1, &symbols, &[], false)
+            .await
+            .unwrap();
+        assert_eq!(a, b, "symbols {symbols:?}");
+        assert!(!a.is_empty());
+    }
+
+    // A writer adds one hour to every symbol per commit while the split reads run.
+    let writer = {
+        let db = whole.clone();
+        tokio::spawn(async move {
+            for h in 10..40 {
+                let mut rows = Vec::new();
+                for s in names {
+                    rows.extend(minute_bars(s, JAN1 + h * H, 60, |_| false));
+                }
+                db.store_data(rows, Freq::M1).await.unwrap();
+            }
+        })
+    };
+    let mut reads = 0;
+    while !writer.is_finished() || reads == 0 {
+        let frame = split
+            .read_data(range, Freq::M1, &[], &[Feature::Close], false)
+            .await
+            .unwrap();
+        let counts: Vec<usize> = frame.symbols().iter().map(|(_, r)| r.len()).collect();
+        assert_eq!(counts.len(), names.len());
+        assert!(
+            counts.windows(2).all(|w| w[0] == w[1]),
+            "a read mixed two states: {counts:?}"
+        );
+        reads += 1;
+    }
+    writer.await.unwrap();
+}
