@@ -1,0 +1,442 @@
+"""Argument normalisation and pandas shaping shared by MarketDB and AsyncMarketDB.
+
+The native module works on plain values (strings, epoch ms, NumPy buffers) and returns
+Arrow; everything pandas-specific happens here, vectorised, so a million bars cost a few
+array operations and no Python loop.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from . import _native
+
+logger = logging.getLogger("marketdb")
+
+#: The eleven market columns of cryptoservice 1.9's ``read_data``, in its order.
+MARKET_COLUMNS = [
+    "open_price",
+    "high_price",
+    "low_price",
+    "close_price",
+    "volume",
+    "quote_volume",
+    "trades_count",
+    "taker_buy_volume",
+    "taker_buy_quote_volume",
+    "taker_sell_volume",
+    "taker_sell_quote_volume",
+]
+
+SHORT_TO_LONG = dict(_native.Native.feature_names())
+LONG_TO_SHORT = {v: k for k, v in SHORT_TO_LONG.items()}
+
+NO_DATA = "No data found for the specified criteria"
+
+# The resolution pandas gives epoch milliseconds (``to_datetime(..., unit="ms")``, what 1.9's
+# ``read_sql_query(parse_dates={"timestamp": "ms"})`` uses): ns on pandas 2, us on pandas 3.
+_TS_DTYPE = pd.to_datetime(np.zeros(1, dtype=np.int64), unit="ms").dtype
+
+# Accepted spellings of each kline input column (first is the canonical name).
+_INPUT_COLUMNS = [
+    ("open_time", ("timestamp", "open_time")),
+    ("open", ("open_price", "open")),
+    ("high", ("high_price", "high")),
+    ("low", ("low_price", "low")),
+    ("close", ("close_price", "close")),
+    ("volume", ("volume",)),
+    ("close_time", ("close_time",)),
+    ("quote_volume", ("quote_volume", "quote_asset_volume")),
+    ("trades_count", ("trades_count", "count", "trades", "number_of_trades")),
+    ("taker_buy_volume", ("taker_buy_volume", "taker_buy_base_volume", "taker_buy_base_asset_volume")),
+    ("taker_buy_quote_volume", ("taker_buy_quote_volume", "taker_buy_quote_asset_volume")),
+]
+_INTEGER_INPUTS = {"open_time", "close_time", "trades_count"}
+_RAW_ROW = [
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_volume",
+    "trades_count",
+    "taker_buy_volume",
+    "taker_buy_quote_volume",
+]
+
+
+def freq_value(freq: Any) -> str:
+    """`Freq.m1` (any enum with a string ``value``) or a string such as ``"1m"``."""
+    value = getattr(freq, "value", freq)
+    if not isinstance(value, str):
+        raise ValueError(f"freq {freq!r} is not an interval such as '1m' or Freq.m1")
+    return value
+
+
+def time_value(t: Any, name: str) -> int | str:
+    """A bound for the native side: epoch ms (int), or a string it parses itself.
+
+    A ``datetime``/``pandas.Timestamp`` is an instant (naive means UTC); a ``date`` is a
+    whole UTC day, like the string ``"YYYY-MM-DD"``.
+    """
+    if isinstance(t, bool):
+        raise ValueError(f"{name} {t!r} is not a time")
+    if isinstance(t, (int, np.integer)):
+        return int(t)
+    if isinstance(t, str):
+        return t
+    if isinstance(t, (pd.Timestamp, _dt.datetime, np.datetime64)):
+        ts = pd.Timestamp(t)
+        if ts is pd.NaT:
+            raise ValueError(f"{name} is NaT")
+        if ts.tzinfo is not None:
+            ts = ts.tz_convert("UTC").tz_localize(None)
+        return int(ts.value // 1_000_000)
+    if isinstance(t, _dt.date):
+        return t.isoformat()
+    raise ValueError(f"{name} {t!r} is not a date string, epoch milliseconds or a datetime")
+
+
+def symbol_list(symbols: Any, name: str = "symbols") -> list[str]:
+    if symbols is None:
+        return []
+    if isinstance(symbols, str):
+        return [symbols]
+    try:
+        out = list(symbols)
+    except TypeError:
+        raise ValueError(f"{name} {symbols!r} is not a list of symbols") from None
+    for s in out:
+        if not isinstance(s, str):
+            raise ValueError(f"{name}: {s!r} is not a symbol string")
+    return out
+
+
+def feature_list(features: Any) -> list[str] | None:
+    if features is None:
+        return None
+    if isinstance(features, str):
+        features = [features]
+    out: list[str] = []
+    for f in features:
+        if not isinstance(f, str):
+            raise ValueError(f"features: {f!r} is not a feature name")
+        if f not in out:
+            out.append(f)
+    return out
+
+
+def arrow_table(stream: Any) -> pa.Table:
+    """Takes a native ArrowStream through the Arrow PyCapsule interface (no copy)."""
+    return pa.RecordBatchReader.from_stream(stream).read_all()
+
+
+def _index(table: pa.Table, datetime_index: bool) -> pd.MultiIndex:
+    sym = table.column("symbol").combine_chunks()
+    if isinstance(sym, pa.DictionaryArray):
+        codes = sym.indices.to_numpy(zero_copy_only=False)
+        names = sym.dictionary.to_pylist()
+    else:
+        codes, names = pd.factorize(sym.to_numpy(zero_copy_only=False))
+        names = list(names)
+    ts = table.column("timestamp").cast(pa.int64()).to_numpy()
+    ts_codes, ts_levels = pd.factorize(ts)
+    if datetime_index:
+        ts_level = pd.DatetimeIndex(np.asarray(ts_levels, dtype="datetime64[ms]").astype(_TS_DTYPE))
+    else:
+        ts_level = pd.Index(np.asarray(ts_levels, dtype=np.int64))
+    return pd.MultiIndex(
+        levels=[pd.Index(names), ts_level],
+        codes=[codes, ts_codes],
+        names=["symbol", "timestamp"],
+        verify_integrity=False,
+    )
+
+
+def bars_frame(
+    table: pa.Table,
+    names: Sequence[str],
+    *,
+    datetime_index: bool = True,
+) -> pd.DataFrame:
+    """A frame shaped like cryptoservice 1.9's ``read_data``: index (symbol, timestamp),
+    one column per requested feature named as requested."""
+    index = _index(table, datetime_index)
+    data = {}
+    for i, name in enumerate(names):
+        col = table.column(2 + i)
+        if col.null_count:
+            arr = col.to_numpy(zero_copy_only=False).astype(np.float64)
+        else:
+            arr = col.to_numpy()
+        data[name] = arr
+    return pd.DataFrame(data, index=index, copy=False)
+
+
+def empty_bars_frame(names: Sequence[str]) -> pd.DataFrame:
+    """cryptoservice 1.9's empty result with ``raise_on_empty=False``: the index names and
+    columns kept, no rows."""
+    return pd.DataFrame(columns=["symbol", "timestamp", *names]).set_index(["symbol", "timestamp"])
+
+
+def output_names(features: list[str] | None) -> list[str]:
+    return list(MARKET_COLUMNS) if features is None else list(features)
+
+
+def read_result(stream: Any, features: list[str] | None, raise_on_empty: bool) -> pd.DataFrame:
+    names = output_names(features)
+    table = arrow_table(stream)
+    if table.num_rows == 0:
+        if raise_on_empty:
+            raise ValueError(NO_DATA)
+        return empty_bars_frame(names)
+    return bars_frame(table, names)
+
+
+def native_features(features: list[str] | None) -> list[str]:
+    """The feature list the native read gets (the 11 market columns by default)."""
+    return output_names(features)
+
+
+# ---- kline input -----------------------------------------------------------------------
+
+
+def _flatten(data: list) -> list:
+    if data and all(isinstance(x, list) for x in data):
+        return [item for group in data for item in group]
+    return data
+
+
+def _rows_frame(rows: list) -> pd.DataFrame:
+    """Tickers (``.symbol`` and ``.raw_data``), dicts, or ``(symbol, binance_row)`` pairs."""
+    first = rows[0]
+    if hasattr(first, "raw_data") and hasattr(first, "symbol"):
+        symbols = [r.symbol for r in rows]
+        raw = [list(r.raw_data)[:11] for r in rows]
+        frame = pd.DataFrame(raw, columns=_RAW_ROW[: len(raw[0])])
+        frame.insert(0, "symbol", symbols)
+        return frame
+    if isinstance(first, dict):
+        return pd.DataFrame(rows)
+    if isinstance(first, (tuple, list)) and len(first) == 2 and isinstance(first[0], str):
+        symbols = [r[0] for r in rows]
+        raw = [list(r[1])[:11] for r in rows]
+        frame = pd.DataFrame(raw, columns=_RAW_ROW[: len(raw[0])])
+        frame.insert(0, "symbol", symbols)
+        return frame
+    raise TypeError(
+        "store_data takes a DataFrame, a pyarrow Table, or a list of tickers "
+        f"(.symbol, .raw_data), dicts or (symbol, binance_row) pairs, not a list of {type(first).__name__}"
+    )
+
+
+def _as_frame(data: Any) -> pd.DataFrame:
+    if isinstance(data, pd.DataFrame):
+        frame = data
+    elif isinstance(data, (pa.Table, pa.RecordBatch)) or hasattr(data, "__arrow_c_stream__"):
+        frame = pa.table(data).to_pandas()
+    elif isinstance(data, (list, tuple)):
+        rows = _flatten(list(data))
+        if not rows:
+            return pd.DataFrame()
+        frame = _rows_frame(rows)
+    else:
+        raise TypeError(
+            f"store_data takes a DataFrame, a pyarrow Table or a list of rows, not {type(data).__name__}"
+        )
+    names = [n for n in frame.index.names if n is not None]
+    if "symbol" in names or "timestamp" in names:
+        frame = frame.reset_index()
+    return frame
+
+
+def _numeric(frame: pd.DataFrame, column: str, canonical: str) -> np.ndarray:
+    values = frame[column]
+    if canonical in ("open_time", "close_time") and pd.api.types.is_datetime64_any_dtype(values):
+        v = values
+        if getattr(v.dt, "tz", None) is not None:
+            v = v.dt.tz_convert("UTC").dt.tz_localize(None)
+        return v.to_numpy(dtype="datetime64[ms]").astype(np.int64)
+    dtype = np.int64 if canonical in _INTEGER_INPUTS else np.float64
+    try:
+        arr = values.to_numpy()
+        if arr.dtype == object or arr.dtype.kind in "US":
+            arr = pd.to_numeric(values, errors="raise").to_numpy()
+        if dtype is np.int64 and arr.dtype.kind == "f":
+            if np.isnan(arr).any():
+                raise ValueError("it holds a missing value")
+            if (arr != np.floor(arr)).any():
+                raise ValueError("it holds a non-integer value")
+        return np.ascontiguousarray(arr, dtype=dtype)
+    except (ValueError, TypeError, OverflowError) as e:
+        raise ValueError(f"column {column}: {e}") from None
+
+
+def kline_columns(data: Any) -> tuple[list[str], np.ndarray, list[np.ndarray | None]] | None:
+    """(symbol names, int64 codes, the 11 columns in native order) or None when empty."""
+    frame = _as_frame(data)
+    if len(frame) == 0:
+        return None
+    if "symbol" not in frame.columns:
+        raise ValueError(f"the kline rows have no symbol column (columns: {list(frame.columns)})")
+    codes, uniques = pd.factorize(frame["symbol"])
+    names = []
+    for s in uniques:
+        if not isinstance(s, str):
+            raise ValueError(f"symbol {s!r} is not a string")
+        names.append(s)
+    columns: list[np.ndarray | None] = []
+    for canonical, spellings in _INPUT_COLUMNS:
+        found = next((c for c in spellings if c in frame.columns), None)
+        if found is None:
+            if canonical == "close_time":
+                columns.append(None)
+                continue
+            raise ValueError(f"the kline rows have no {canonical} column (accepted names: {', '.join(spellings)})")
+        columns.append(_numeric(frame, found, canonical))
+    return names, np.ascontiguousarray(codes, dtype=np.int64), columns
+
+
+# ---- metrics -----------------------------------------------------------------------------
+
+
+def _get(record: Any, *names: str, default: Any = None) -> Any:
+    for n in names:
+        if isinstance(record, dict):
+            if n in record:
+                return record[n]
+        elif hasattr(record, n):
+            return getattr(record, n)
+    return default
+
+
+def _num(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+def _ratio_type(v: Any) -> str:
+    return str(getattr(v, "value", v))
+
+
+def metric_records(kind: str, data: Iterable[Any]) -> str:
+    out = []
+    for r in data:
+        symbol = _get(r, "symbol")
+        if kind == "funding_rate":
+            out.append(
+                {
+                    "symbol": symbol,
+                    "funding_time": int(_get(r, "funding_time", "timestamp")),
+                    "funding_rate": float(_get(r, "funding_rate")),
+                    "mark_price": _num(_get(r, "mark_price")),
+                    "index_price": _num(_get(r, "index_price")),
+                }
+            )
+        elif kind == "open_interest":
+            out.append(
+                {
+                    "symbol": symbol,
+                    "time": int(_get(r, "time", "timestamp")),
+                    "interval": str(_get(r, "interval", default="5m")),
+                    "open_interest": float(_get(r, "open_interest")),
+                    "open_interest_value": _num(_get(r, "open_interest_value")),
+                }
+            )
+        else:
+            out.append(
+                {
+                    "symbol": symbol,
+                    "timestamp": int(_get(r, "timestamp")),
+                    "period": str(_get(r, "period", default="5m")),
+                    "ratio_type": _ratio_type(_get(r, "ratio_type", default="account")),
+                    "long_short_ratio": float(_get(r, "long_short_ratio")),
+                    "long_account": _num(_get(r, "long_account")),
+                    "short_account": _num(_get(r, "short_account")),
+                }
+            )
+    return json.dumps(out)
+
+
+_METRIC_COLUMNS = {
+    "funding_rate": ("funding_time", ["funding_rate", "funding_time", "mark_price", "index_price"]),
+    "open_interest": ("time", ["interval", "open_interest", "open_interest_value"]),
+    "long_short_ratio": (
+        "timestamp",
+        ["period", "ratio_type", "long_short_ratio", "long_account", "short_account"],
+    ),
+}
+_METRIC_EMPTY = {
+    "funding_rate": "No funding rate data found for the specified criteria",
+    "open_interest": "No open interest data found for the specified criteria",
+    "long_short_ratio": "No long short ratio data found for the specified criteria",
+}
+
+
+def metric_frame(kind: str, text: str, raise_on_empty: bool) -> pd.DataFrame:
+    time_key, columns = _METRIC_COLUMNS[kind]
+    records = json.loads(text)
+    if not records:
+        if raise_on_empty:
+            raise ValueError(_METRIC_EMPTY[kind])
+        return pd.DataFrame(columns=["symbol", "timestamp", *columns]).set_index(["symbol", "timestamp"])
+    frame = pd.DataFrame.from_records(records)
+    frame["timestamp"] = pd.to_datetime(frame[time_key], unit="ms")
+    if kind == "funding_rate":
+        frame["funding_time"] = frame["funding_time"].astype(np.int64)
+    return frame.set_index(["symbol", "timestamp"])[columns]
+
+
+# ---- combined ----------------------------------------------------------------------------
+
+_LSR_FEATURE = {
+    "account": "lsr_ta",
+    "toptrader_account": "lsr_ta",
+    "position": "lsr_tp",
+    "toptrader_position": "lsr_tp",
+    "global": "lsr_ga",
+    "global_account": "lsr_ga",
+    "taker": "lsr_tv",
+    "taker_vol": "lsr_tv",
+}
+
+
+def combined_features(
+    include_funding_rate: bool,
+    include_open_interest: bool,
+    include_long_short_ratio: bool,
+    lsr_ratio_type: Any,
+) -> tuple[list[str], list[str]]:
+    """(native feature names, output column names) of ``get_combined_data``."""
+    native = list(MARKET_COLUMNS)
+    names = list(MARKET_COLUMNS)
+    if include_funding_rate:
+        native.append("fr")
+        names.append("funding_rate")
+    if include_open_interest:
+        native += ["oi", "oiv"]
+        names += ["open_interest", "open_interest_value"]
+    if include_long_short_ratio:
+        kind = _ratio_type(lsr_ratio_type)
+        if kind not in _LSR_FEATURE:
+            raise ValueError(f"lsr_ratio_type {kind!r} is not one of {', '.join(_LSR_FEATURE)}")
+        native.append(_LSR_FEATURE[kind])
+        names.append("long_short_ratio")
+    return native, names
+
+
+def resample_frame(stream: Any) -> pd.DataFrame:
+    table = arrow_table(stream)
+    names = [SHORT_TO_LONG.get(n, n) for n in table.column_names[2:]]
+    if table.num_rows == 0:
+        return empty_bars_frame(names)
+    return bars_frame(table, names)

@@ -1,0 +1,452 @@
+//! [`Native`]: one open marketdb database. Each method runs a store or exporter call on the
+//! shared tokio runtime: blocking with the GIL released, or, with `is_async`, as an asyncio
+//! awaitable (pyo3-async-runtimes). Results come back as an [`ArrowStream`] (bars), JSON text
+//! (summaries, metrics, reports: small, and the Python side shapes them) or plain numbers.
+
+use std::{future::Future, path::PathBuf, sync::Mutex};
+
+use arrow_array::RecordBatch;
+use marketdb_export::{
+    AsyncDataExporter, DatasetRequest, ExportRequest, FillPolicy, ParquetCompression,
+};
+use marketdb_model::{Feature, FundingRate, LongShortRatio, OpenInterest};
+use marketdb_store::{AsyncMarketDB, IncompletePolicy, KlineFrame, StoreConfig};
+use pyo3::{IntoPyObjectExt, prelude::*};
+
+use crate::{
+    args::{self, TimeArg},
+    error::{Failure, Result, value_error},
+    stream::ArrowStream,
+};
+
+/// Runs `fut` to completion with the GIL released, or returns it as an asyncio awaitable.
+fn finish<T>(
+    py: Python<'_>,
+    is_async: bool,
+    fut: impl Future<Output = Result<T>> + Send + 'static,
+) -> PyResult<Py<PyAny>>
+where
+    T: for<'py> IntoPyObject<'py> + Send + 'static,
+{
+    if is_async {
+        let fut = async move { fut.await.map_err(PyErr::from) };
+        return Ok(pyo3_async_runtimes::tokio::future_into_py(py, fut)?.unbind());
+    }
+    let runtime = pyo3_async_runtimes::tokio::get_runtime();
+    let out = py.detach(|| runtime.block_on(fut)).map_err(PyErr::from)?;
+    Ok(out.into_bound_py_any(py)?.unbind())
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value)
+        .map_err(|e| Failure::Py(value_error(format!("cannot encode the result: {e}"))))
+}
+
+fn frame_stream(frame: KlineFrame) -> Result<ArrowStream> {
+    let schema = frame.arrow_schema();
+    let batch: RecordBatch = frame.into_record_batch()?;
+    Ok(ArrowStream::new(schema, vec![batch]))
+}
+
+/// One open database (klines and metrics) with its exporter.
+#[derive(Debug)]
+#[pyclass(module = "marketdb._native", frozen)]
+pub struct Native {
+    db: Mutex<Option<AsyncMarketDB>>,
+    path: PathBuf,
+}
+
+impl Native {
+    fn db(&self) -> PyResult<AsyncMarketDB> {
+        self.db
+            .lock()
+            .map_err(|_| value_error("the database handle is poisoned"))?
+            .clone()
+            .ok_or_else(|| value_error(format!("the database {} is closed", self.path.display())))
+    }
+}
+
+#[pymethods]
+impl Native {
+    /// Opens (creating unless `read_only`) the database at `path` with the pool `pool`
+    /// (`auto`, `bb8` or `builtin`) and, when given, SQLite's `mmap_size` in bytes.
+    #[staticmethod]
+    #[pyo3(signature = (path, pool, read_only, mmap_size, is_async))]
+    fn open(
+        py: Python<'_>,
+        path: PathBuf,
+        pool: &str,
+        read_only: bool,
+        mmap_size: Option<u64>,
+        is_async: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let backend = pool.parse::<marketdb_pool::Backend>().map_err(|e| {
+            value_error(format!(
+                "pool {pool:?}: {e} (expected auto, bb8 or builtin)"
+            ))
+        })?;
+        let mut config = if read_only {
+            StoreConfig::read_only(path.clone())
+        } else {
+            StoreConfig::new(path.clone())
+        };
+        config.pool.backend = backend;
+        if let Some(bytes) = mmap_size {
+            config.pool.pragmas.mmap_size = bytes;
+        }
+        finish(py, is_async, async move {
+            let db = AsyncMarketDB::open_with(config).await?;
+            Ok(Native {
+                db: Mutex::new(Some(db)),
+                path,
+            })
+        })
+    }
+
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.path.clone()
+    }
+
+    #[getter]
+    fn pool_kind(&self) -> PyResult<String> {
+        Ok(self.db()?.pool_kind().to_string())
+    }
+
+    #[getter]
+    fn read_only(&self) -> PyResult<bool> {
+        Ok(self.db()?.is_read_only())
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.db().is_err()
+    }
+
+    /// Closes the pools; later calls fail. Closing twice is allowed.
+    fn close(&self, py: Python<'_>, is_async: bool) -> PyResult<Py<PyAny>> {
+        let db = self
+            .db
+            .lock()
+            .map_err(|_| value_error("the database handle is poisoned"))?
+            .take();
+        finish(py, is_async, async move {
+            if let Some(db) = db {
+                db.close().await;
+            }
+            Ok(())
+        })
+    }
+
+    /// Stores klines given as columns (see `args::klines`); returns the rows stored.
+    fn store_klines(
+        &self,
+        py: Python<'_>,
+        freq: &str,
+        names: Vec<String>,
+        codes: Bound<'_, PyAny>,
+        columns: Vec<Option<Bound<'_, PyAny>>>,
+        is_async: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let db = self.db()?;
+        let freq = args::freq(freq)?;
+        let rows = args::klines(py, freq, &names, &codes, &columns)?;
+        finish(
+            py,
+            is_async,
+            async move { Ok(db.store_data(rows, freq).await?) },
+        )
+    }
+
+    /// Bars of `symbols` (all when empty) in the range, as Arrow: `symbol`, `timestamp`
+    /// (ms, UTC) and the features by short name.
+    #[allow(clippy::too_many_arguments)]
+    fn read(
+        &self,
+        py: Python<'_>,
+        start: TimeArg,
+        end: TimeArg,
+        freq: &str,
+        symbols: Vec<String>,
+        features: Option<Vec<String>>,
+        by_timestamp: bool,
+        is_async: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let db = self.db()?;
+        let range = args::range(&start, &end, by_timestamp)?;
+        let (freq, features) = (args::freq(freq)?, args::features(features)?);
+        finish(py, is_async, async move {
+            let frame = db
+                .read_data(range, freq, &symbols, &features, false)
+                .await?;
+            frame_stream(frame)
+        })
+    }
+
+    /// Bars with metric features aligned as of each bar's close.
+    #[allow(clippy::too_many_arguments)]
+    fn combined(
+        &self,
+        py: Python<'_>,
+        start: TimeArg,
+        end: TimeArg,
+        freq: &str,
+        symbols: Vec<String>,
+        features: Vec<String>,
+        metric_period: &str,
+        is_async: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let db = self.db()?;
+        let range = args::range(&start, &end, false)?;
+        let freq = args::freq(freq)?;
+        let features = args::features(Some(features))?;
+        let period = args::freq(metric_period)?;
+        finish(py, is_async, async move {
+            let combined = db
+                .read_combined(range, freq, &symbols, &features, period, false)
+                .await?;
+            frame_stream(combined.into_parts().0)
+        })
+    }
+
+    fn summary(&self, py: Python<'_>, is_async: bool) -> PyResult<Py<PyAny>> {
+        let db = self.db()?;
+        finish(
+            py,
+            is_async,
+            async move { json(&db.get_data_summary().await?) },
+        )
+    }
+
+    #[pyo3(signature = (freq, is_async))]
+    fn symbols(&self, py: Python<'_>, freq: Option<&str>, is_async: bool) -> PyResult<Py<PyAny>> {
+        let db = self.db()?;
+        let freq = args::opt_freq(freq)?;
+        finish(py, is_async, async move { Ok(db.get_symbols(freq).await?) })
+    }
+
+    /// Stores metric records given as JSON (a list of objects with the model's fields);
+    /// `kind` is `funding_rate`, `open_interest` or `long_short_ratio`.
+    fn store_metrics(
+        &self,
+        py: Python<'_>,
+        kind: &str,
+        records: &str,
+        is_async: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let db = self.db()?;
+        let bad = |e: serde_json::Error| value_error(format!("{kind} records: {e}"));
+        match kind {
+            "funding_rate" => {
+                let v: Vec<FundingRate> = serde_json::from_str(records).map_err(bad)?;
+                finish(
+                    py,
+                    is_async,
+                    async move { Ok(db.store_funding_rate(v).await?) },
+                )
+            }
+            "open_interest" => {
+                let v: Vec<OpenInterest> = serde_json::from_str(records).map_err(bad)?;
+                finish(
+                    py,
+                    is_async,
+                    async move { Ok(db.store_open_interest(v).await?) },
+                )
+            }
+            "long_short_ratio" => {
+                let v: Vec<LongShortRatio> = serde_json::from_str(records).map_err(bad)?;
+                finish(py, is_async, async move {
+                    Ok(db.store_long_short_ratio(v).await?)
+                })
+            }
+            other => Err(value_error(format!("unknown metric kind {other:?}"))),
+        }
+    }
+
+    /// Metric records as JSON (a list of objects with the model's fields).
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (kind, start, end, symbols, period, ratio_type, is_async))]
+    fn read_metrics(
+        &self,
+        py: Python<'_>,
+        kind: &str,
+        start: TimeArg,
+        end: TimeArg,
+        symbols: Vec<String>,
+        period: &str,
+        ratio_type: &str,
+        is_async: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let db = self.db()?;
+        let range = args::range(&start, &end, false)?;
+        match kind {
+            "funding_rate" => finish(py, is_async, async move {
+                json(&db.read_funding_rate(range, &symbols, false).await?)
+            }),
+            "open_interest" => {
+                let period = args::freq(period)?;
+                finish(py, is_async, async move {
+                    json(
+                        &db.read_open_interest(range, &symbols, period, false)
+                            .await?,
+                    )
+                })
+            }
+            "long_short_ratio" => {
+                let (period, ratio) = (args::freq(period)?, args::ratio_type(ratio_type)?);
+                finish(py, is_async, async move {
+                    json(
+                        &db.read_long_short_ratio(range, &symbols, period, ratio, false)
+                            .await?,
+                    )
+                })
+            }
+            other => Err(value_error(format!("unknown metric kind {other:?}"))),
+        }
+    }
+
+    fn check_completeness(
+        &self,
+        py: Python<'_>,
+        start: TimeArg,
+        end: TimeArg,
+        freq: &str,
+        symbols: Vec<String>,
+        is_async: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let db = self.db()?;
+        let range = args::range(&start, &end, false)?;
+        let freq = args::freq(freq)?;
+        finish(py, is_async, async move {
+            json(&db.check_completeness(range, freq, &symbols).await?)
+        })
+    }
+
+    /// Resamples `from` bars to `to`; returns the bars and the counts as JSON. With
+    /// `store` the result is also written to the database.
+    #[allow(clippy::too_many_arguments)]
+    fn resample(
+        &self,
+        py: Python<'_>,
+        start: TimeArg,
+        end: TimeArg,
+        from_freq: &str,
+        to_freq: &str,
+        symbols: Vec<String>,
+        drop_incomplete: bool,
+        store: bool,
+        is_async: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let db = self.db()?;
+        let range = args::range(&start, &end, false)?;
+        let (from, to) = (args::freq(from_freq)?, args::freq(to_freq)?);
+        let policy = if drop_incomplete {
+            IncompletePolicy::Drop
+        } else {
+            IncompletePolicy::Keep
+        };
+        finish(py, is_async, async move {
+            let r = if store {
+                db.resample_and_store(range, from, to, &symbols, policy)
+                    .await?
+            } else {
+                db.resample(range, from, to, &symbols, policy).await?
+            };
+            let counts = serde_json::json!({
+                "buckets": r.buckets,
+                "incomplete": r.incomplete,
+                "dropped": r.dropped,
+                "stored": r.stored,
+            })
+            .to_string();
+            Ok((frame_stream(r.frame)?, counts))
+        })
+    }
+
+    /// One export; `kind` is `numpy`, `files` (the 1.9 `export_to_files` layout), `csv`,
+    /// `parquet` or `dataset`. Returns the report as JSON.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (kind, output, start, end, freq, symbols, features, target_freq, fill, compression, csv_part_rows, is_async))]
+    fn export(
+        &self,
+        py: Python<'_>,
+        kind: &str,
+        output: PathBuf,
+        start: Option<TimeArg>,
+        end: Option<TimeArg>,
+        freq: &str,
+        symbols: Vec<String>,
+        features: Option<Vec<String>>,
+        target_freq: Option<&str>,
+        fill: &str,
+        compression: Option<&str>,
+        csv_part_rows: Option<usize>,
+        is_async: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let db = self.db()?;
+        let exporter = AsyncDataExporter::new(&db);
+        let range = match (&start, &end) {
+            (Some(s), Some(e)) => Some(args::range(s, e, false)?),
+            (None, None) => None,
+            _ => return Err(value_error("give both start and end, or neither")),
+        };
+        let freq = args::freq(freq)?;
+        let compression = compression
+            .map(|c| c.parse::<ParquetCompression>())
+            .transpose()
+            .map_err(Failure::from)?;
+        if kind == "dataset" {
+            let request = DatasetRequest {
+                freqs: vec![freq],
+                symbols,
+                range,
+                compression: compression.unwrap_or(ParquetCompression::Zstd),
+                ..DatasetRequest::default()
+            };
+            return finish(py, is_async, async move {
+                json(&exporter.export_dataset(&request, output).await?)
+            });
+        }
+        let range = range.ok_or_else(|| value_error(format!("a {kind} export needs a range")))?;
+        let mut request = ExportRequest::new(symbols, range, freq);
+        request.features = args::features(features)?;
+        request.target_freq = args::opt_freq(target_freq)?;
+        request.fill = match fill {
+            "none" => FillPolicy::None,
+            "ffill" => FillPolicy::Ffill,
+            other => {
+                return Err(value_error(format!(
+                    "fill {other:?} is not one of none, ffill"
+                )));
+            }
+        };
+        if let Some(c) = compression {
+            request.compression = c;
+        }
+        request.csv_part_rows = csv_part_rows;
+        match kind {
+            "numpy" | "files" => finish(py, is_async, async move {
+                json(&exporter.export_to_numpy(&request, output).await?)
+            }),
+            "csv" => finish(py, is_async, async move {
+                json(&exporter.export_to_csv(&request, output).await?)
+            }),
+            "parquet" => finish(py, is_async, async move {
+                json(&exporter.export_to_parquet(&request, output).await?)
+            }),
+            other => Err(value_error(format!(
+                "unknown export {other:?} (numpy, files, csv, parquet, dataset)"
+            ))),
+        }
+    }
+
+    /// The short names of the features, in the catalogue's order (for the Python side's
+    /// long-name mapping).
+    #[staticmethod]
+    fn feature_names() -> Vec<(String, String)> {
+        Feature::ALL
+            .iter()
+            .map(|f| (f.short().to_owned(), f.long().to_owned()))
+            .collect()
+    }
+}

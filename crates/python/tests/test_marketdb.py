@@ -1,0 +1,412 @@
+"""The Python package against its promises: 1.9's method names and frames (checked against
+the real cryptoservice 1.9.0 on the same file), every input form, bad input, Arrow without
+copies, asyncio, threads."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import marketdb
+from conftest import MINUTE, START_MS, SYMBOLS, make_bars, raw_row
+
+from cryptoservice.data.storage_db import MarketDB as CsMarketDB  # noqa: E402
+from cryptoservice.models.enums import Freq  # noqa: E402
+from cryptoservice.models.market_ticker import PerpetualMarketTicker  # noqa: E402
+
+LONG = [
+    "open_price",
+    "high_price",
+    "low_price",
+    "close_price",
+    "volume",
+    "quote_volume",
+    "trades_count",
+    "taker_buy_volume",
+    "taker_buy_quote_volume",
+    "taker_sell_volume",
+    "taker_sell_quote_volume",
+]
+
+
+def tickers(frame: pd.DataFrame) -> list:
+    return [PerpetualMarketTicker(r.symbol, int(r.timestamp), raw_row(r)) for r in frame.itertuples()]
+
+
+def stored(path) -> int:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT COUNT(*) FROM market_data").fetchone()[0]
+
+
+# ---- frames equal to cryptoservice 1.9.0 ------------------------------------------------
+
+
+@pytest.mark.parametrize("writer", ["cryptoservice", "marketdb"])
+def test_read_data_equals_cryptoservice_on_the_same_file(bars, db_path, writer):
+    if writer == "cryptoservice":
+        CsMarketDB(str(db_path)).store_data(tickers(bars), Freq.m1)
+    else:
+        with marketdb.MarketDB(db_path) as db:
+            assert db.store_data(bars, Freq.m1) == len(bars)
+    cs = CsMarketDB(str(db_path))
+    with marketdb.MarketDB(db_path) as db:
+        cases = [
+            # 1.9 reads an end date as its midnight; marketdb reads the whole day, so the
+            # same bars are asked of 1.9 with the last instant of the day.
+            (("2024-01-01", "2024-01-02"), ("2024-01-01", "2024-01-02 23:59:00"), None),
+            (("2024-01-01 06:00", "2024-01-01 07:30"), ("2024-01-01 06:00", "2024-01-01 07:30"), None),
+            (("2024-01-02", "2024-01-02"), ("2024-01-02", "2024-01-02 23:59:59"), ["close_price", "volume"]),
+            (("2024-01-01", "2024-01-01"), ("2024-01-01", "2024-01-01 23:59:59"), ["trades_count", "open_price"]),
+        ]
+        for ours, theirs, features in cases:
+            mine = db.read_data(*ours, Freq.m1, SYMBOLS, features=features)
+            want = cs.read_data(*theirs, Freq.m1, SYMBOLS, features=features)
+            assert len(mine) > 0
+            pd.testing.assert_frame_equal(mine, want)
+        # by timestamp: the same inclusive integer bounds for both
+        lo, hi = START_MS + 90 * MINUTE, START_MS + 2000 * MINUTE
+        pd.testing.assert_frame_equal(
+            db.read_data_by_timestamp(lo, hi, Freq.m1, ["ETHUSDT", "BTCUSDT"]),
+            cs.read_data_by_timestamp(lo, hi, Freq.m1, ["ETHUSDT", "BTCUSDT"]),
+        )
+        # the empty result without raising keeps 1.9's shape
+        pd.testing.assert_frame_equal(
+            db.read_data("2030-01-01", "2030-01-01", "1m", SYMBOLS, raise_on_empty=False),
+            cs.read_data("2030-01-01", "2030-01-01", Freq.m1, SYMBOLS, raise_on_empty=False),
+        )
+        with pytest.raises(ValueError, match="No data found for the specified criteria"):
+            db.read_data("2030-01-01", "2030-01-01", "1m", SYMBOLS)
+
+
+def test_date_only_end_covers_the_whole_day_unlike_1_9(bars, db_path):
+    with marketdb.MarketDB(db_path) as db:
+        db.store_data(bars, "1m")
+        frame = db.read_data("2024-01-01", "2024-01-01", "1m", ["BTCUSDT"])
+    assert len(frame) == 1440
+    assert frame.index.get_level_values("timestamp")[-1] == pd.Timestamp("2024-01-01 23:59")
+    assert len(CsMarketDB(str(db_path)).read_data("2024-01-01", "2024-01-01", Freq.m1, ["BTCUSDT"])) == 1
+
+
+def test_cryptoservice_reads_what_every_input_form_stored(bars, tmp_path):
+    sample = bars[bars["timestamp"] < START_MS + 30 * MINUTE].reset_index(drop=True)
+    ticks = tickers(sample)
+    forms = {
+        "dataframe": sample,
+        "dataframe_binance_names": sample.rename(
+            columns={"timestamp": "open_time", "open_price": "open", "trades_count": "count"}
+        ).drop(columns=["close_time"]),
+        "indexed_frame": sample.set_index(["symbol", "timestamp"]),
+        "datetime_column": sample.assign(timestamp=pd.to_datetime(sample["timestamp"], unit="ms", utc=True)),
+        "pyarrow": pa.Table.from_pandas(sample, preserve_index=False),
+        "tickers": ticks,
+        "nested_tickers": [[t for t in ticks if t.symbol == s] for s in SYMBOLS],
+        "dicts": sample.to_dict("records"),
+        "pairs": [(t.symbol, t.raw_data) for t in ticks],
+    }
+    reference = None
+    for name, data in forms.items():
+        path = tmp_path / f"{name}.db"
+        with marketdb.MarketDB(path) as db:
+            assert db.store_data(data, "1m") == len(sample), name
+        frame = CsMarketDB(str(path)).read_data("2024-01-01", "2024-01-01 00:29", Freq.m1, SYMBOLS)
+        if reference is None:
+            reference = frame
+            assert len(frame) == len(sample)
+            assert frame.loc[("BTCUSDT", pd.Timestamp("2024-01-01 00:00")), "open_price"] == sample.loc[0, "open_price"]
+        else:
+            pd.testing.assert_frame_equal(frame, reference, obj=name)
+
+
+def test_summary_symbols_and_metrics(bars, db_path):
+    funding = [
+        {"symbol": "BTCUSDT", "funding_time": START_MS + h * 8 * 3_600_000, "funding_rate": 0.0001 * (h + 1),
+         "mark_price": 100.5, "index_price": None}
+        for h in range(6)
+    ]
+    oi = [{"symbol": "BTCUSDT", "time": START_MS + i * 300_000, "open_interest": 1000.0 + i,
+           "open_interest_value": 5.0 * i} for i in range(24)]
+    lsr = [{"symbol": "ETHUSDT", "timestamp": START_MS + i * 300_000, "ratio_type": "account",
+            "long_short_ratio": 1.5, "long_account": 0.6, "short_account": 0.4} for i in range(12)]
+    with marketdb.MarketDB(db_path) as db:
+        db.store_data(bars, "1m")
+        assert db.store_funding_rate(funding) == 6
+        assert db.store_open_interest(oi) == 24
+        assert db.store_long_short_ratio(lsr) == 12
+        summary = db.get_data_summary()
+        assert summary["market_data"][0]["freq"] == "1m"
+        assert summary["market_data"][0]["record_count"] == len(bars)
+        assert summary["market_data"][0]["unique_symbols"] == 3
+        assert summary["funding_rate"]["record_count"] == 6
+        assert db.get_symbols_list("1m") == sorted(SYMBOLS)
+        fr = db.read_funding_rate("2024-01-01", "2024-01-02", ["BTCUSDT"])
+        assert list(fr.columns) == ["funding_rate", "funding_time", "mark_price", "index_price"]
+        assert fr["funding_rate"].tolist() == pytest.approx([0.0001 * (h + 1) for h in range(6)])
+        assert fr["index_price"].isna().all()
+        o = db.read_open_interest("2024-01-01", "2024-01-01", ["BTCUSDT"], interval="5m")
+        assert list(o.columns) == ["interval", "open_interest", "open_interest_value"]
+        assert len(o) == 24 and o["open_interest"].iloc[-1] == 1023.0
+        r = db.read_long_short_ratio("2024-01-01", "2024-01-01", ["ETHUSDT"], period="5m", ratio_type="account")
+        assert len(r) == 12 and (r["long_short_ratio"] == 1.5).all()
+        with pytest.raises(ValueError, match="No funding rate data"):
+            db.read_funding_rate("2024-01-01", "2024-01-02", ["SOLUSDT"])
+    # 1.9 reads the funding rates marketdb stored
+    theirs = CsMarketDB(str(db_path)).read_funding_rate("2024-01-01", "2024-01-03", ["BTCUSDT"])
+    assert theirs["funding_rate"].tolist() == pytest.approx(fr["funding_rate"].tolist())
+
+
+def test_completeness_resample_and_combined(db_path):
+    hole = START_MS + 61 * MINUTE
+    data = make_bars(symbols=["BTCUSDT"], minutes=240, skip=(hole,))
+    with marketdb.MarketDB(db_path) as db:
+        db.store_data(data, "1m")
+        report = db.check_completeness("2024-01-01 00:00", "2024-01-01 03:59", "1m", ["BTCUSDT"])
+        text = json.dumps(report)
+        assert str(hole) in text or "01:01" in text, text
+        hourly = db.resample("2024-01-01", "2024-01-01 03:59", "1m", "1h", ["BTCUSDT"])
+        assert len(hourly) == 4 and hourly.attrs["incomplete"] == 1
+        first = data[data["timestamp"] < START_MS + 60 * MINUTE]
+        row = hourly.loc[("BTCUSDT", pd.Timestamp("2024-01-01 00:00"))]
+        assert row["open_price"] == first["open_price"].iloc[0]
+        assert row["high_price"] == first["high_price"].max()
+        assert row["low_price"] == first["low_price"].min()
+        assert row["close_price"] == first["close_price"].iloc[-1]
+        assert row["volume"] == pytest.approx(first["volume"].sum())
+        assert row["trades_count"] == first["trades_count"].sum()
+        db.store_funding_rate([{"symbol": "BTCUSDT", "funding_time": START_MS, "funding_rate": 0.0003}])
+        combined = db.get_combined_data(["BTCUSDT"], "2024-01-01", "2024-01-01 00:09", "1m", include_funding_rate=True)
+        assert list(combined.columns) == LONG + ["funding_rate"]
+        # as of each bar's close: the 00:00 funding is known on every later bar, not only at 00:00
+        assert (combined["funding_rate"] == 0.0003).all() and len(combined) == 10
+
+
+def test_exports_load(bars, tmp_path):
+    path = tmp_path / "m.db"
+    with marketdb.MarketDB(path) as db:
+        db.store_data(bars, "1m")
+        rep = db.export_to_numpy(SYMBOLS, "2024-01-01", "2024-01-01", "1m", tmp_path / "npy", features=["cls", "vol"])
+        files = sorted((tmp_path / "npy").rglob("*.npy"))
+        assert files, rep
+        matrix = np.load(next(f for f in files if "cls" in str(f)))
+        assert matrix.shape == (3, 1440)
+        btc = bars[bars["symbol"] == "BTCUSDT"]["close_price"].to_numpy()[:1440]
+        np.testing.assert_array_equal(matrix[0], btc)
+        db.export_to_csv(["BTCUSDT"], "2024-01-01", "2024-01-01", "1m", tmp_path / "out.csv")
+        csv = pd.read_csv(tmp_path / "out.csv")
+        assert len(csv) == 1440
+        db.export_to_parquet(SYMBOLS, "2024-01-01", "2024-01-02", "1m", tmp_path / "out.parquet", compression="snappy")
+        assert pq.read_table(tmp_path / "out.parquet").num_rows == len(bars)
+        db.export_dataset(tmp_path / "ds", "1m")
+        assert len(list((tmp_path / "ds").rglob("*.parquet"))) >= 2
+        db.export_to_files(tmp_path / "files", "2024-01-01", "2024-01-02", "1m", SYMBOLS)
+        assert len(list((tmp_path / "files").rglob("*.npy"))) > 0
+
+
+def test_read_arrow_is_a_pyarrow_table_through_the_capsule(bars, db_path):
+    with marketdb.MarketDB(db_path) as db:
+        db.store_data(bars, "1m")
+        table = db.read_arrow("2024-01-01", "2024-01-02", "1m")
+        assert isinstance(table, pa.Table) and table.num_rows == len(bars)
+        assert table.schema.field("timestamp").type == pa.timestamp("ms", tz="UTC")
+        assert table.column("cls").to_numpy().tolist() == bars["close_price"].tolist()
+        # the native stream speaks the PyCapsule protocol and can be taken once
+        stream = db._native.read("2024-01-01", "2024-01-01", "1m", ["BTCUSDT"], ["cls"], False, False)
+        assert stream.num_rows == 1440
+        assert pa.table(stream).num_rows == 1440
+        with pytest.raises(ValueError, match="already consumed"):
+            stream.__arrow_c_stream__()
+
+
+# ---- bad input --------------------------------------------------------------------------
+
+
+def test_bad_input_raises_and_stores_nothing(bars, db_path, tmp_path):
+    sample = bars.head(100).copy()
+    with marketdb.MarketDB(db_path) as db:
+        bad = sample.copy()
+        bad.loc[50, "high_price"] = bad.loc[50, "low_price"] - 1
+        with pytest.raises(ValueError, match="BTCUSDT"):
+            db.store_data(bad, "1m")
+        assert stored(db_path) == 0
+        with pytest.raises(ValueError, match="freq|interval"):
+            db.store_data(sample, "7m")
+        with pytest.raises(ValueError, match="column open_price"):
+            db.store_data(sample.assign(open_price="abc"), "1m")
+        with pytest.raises(ValueError, match="close_price"):
+            db.store_data(sample.drop(columns=["close_price"]), "1m")
+        with pytest.raises(ValueError):
+            db.store_data(sample.assign(symbol="BTC/USDT; DROP TABLE"), "1m")
+        with pytest.raises(ValueError, match="epoch seconds|epoch milliseconds"):
+            db.store_data(sample.assign(timestamp=sample["timestamp"] // 1000), "1m")
+        with pytest.raises(ValueError):
+            db.store_data(sample.assign(volume=np.nan), "1m")
+        with pytest.raises(TypeError):
+            db.store_data(42, "1m")
+        with pytest.raises(TypeError):
+            db.store_data([1, 2, 3], "1m")
+        assert db.store_data([], "1m") == 0
+        assert stored(db_path) == 0
+        with pytest.raises(ValueError):
+            db.read_data("2024-01-02", "2024-01-01", "1m", ["BTCUSDT"])
+        with pytest.raises(ValueError):
+            db.read_data("yesterday", "2024-01-01", "1m", ["BTCUSDT"])
+        with pytest.raises(ValueError):
+            db.read_data("2024-01-01", "2024-01-01", "1m", ["BTCUSDT"], features=["nope"])
+        with pytest.raises(ValueError):
+            db.read_data_by_timestamp("abc", 5, "1m", ["BTCUSDT"])
+        with pytest.raises(ValueError):
+            db.read_data("2024-01-01", "2024-01-01", 5, ["BTCUSDT"])
+        with pytest.raises(ValueError):
+            db.read_data("2024-01-01", "2024-01-01", "1m", [3])
+        with pytest.raises(ValueError):
+            db.export_to_csv(["BTCUSDT"], "2024-01-01", "2024-01-01", "1m", tmp_path / "x.csv", chunk_size=0)
+        with pytest.raises(ValueError, match="pool"):
+            marketdb.MarketDB(tmp_path / "other.db", pool="fast")
+    with pytest.raises(ValueError, match="closed"):
+        db.read_data("2024-01-01", "2024-01-01", "1m", ["BTCUSDT"])
+    db.close()  # twice is allowed
+
+
+def test_storage_errors_are_oserrors(bars, tmp_path):
+    path = tmp_path / "m.db"
+    with marketdb.MarketDB(path) as db:
+        db.store_data(bars.head(10), "1m")
+    with marketdb.MarketDB(path, read_only=True) as ro:
+        assert ro.read_only
+        assert len(ro.read_data("2024-01-01", "2024-01-01", "1m", ["BTCUSDT"])) == 10
+        with pytest.raises(OSError) as err:
+            ro.store_data(bars.head(10), "1m")
+        assert isinstance(err.value, marketdb.StorageError)
+    with pytest.raises(OSError):
+        marketdb.MarketDB(tmp_path / "missing.db", read_only=True)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(OSError):
+        marketdb.MarketDB(blocker / "sub" / "m.db")
+    not_sqlite = tmp_path / "junk.db"
+    not_sqlite.write_bytes(b"x" * 4096)
+    with pytest.raises(OSError):
+        marketdb.MarketDB(not_sqlite)
+    # an export never replaces the database it reads
+    with marketdb.MarketDB(path) as db, pytest.raises((OSError, ValueError)):
+        db.export_to_parquet(["BTCUSDT"], "2024-01-01", "2024-01-01", "1m", path)
+    assert stored(path) == 10
+
+
+# ---- asyncio and threads ----------------------------------------------------------------
+
+
+def test_async_api(bars, tmp_path):
+    path = tmp_path / "a.db"
+
+    async def main():
+        async with marketdb.AsyncMarketDB(path) as db:
+            assert await db.store_data(bars, Freq.m1) == len(bars)
+            frames = await asyncio.gather(
+                *[db.read_data("2024-01-01", "2024-01-02", "1m", [s]) for s in SYMBOLS]
+            )
+            summary = await db.get_data_summary()
+            table = await db.read_arrow("2024-01-01", "2024-01-01", "1m", ["ETHUSDT"])
+            exporter = marketdb.AsyncDataExporter(db)
+            await exporter.export_to_parquet(SYMBOLS, "2024-01-01", "2024-01-01", "1m", tmp_path / "a.parquet")
+            await exporter.export_to_numpy(SYMBOLS, "2024-01-01", "2024-01-01", "1m", tmp_path / "npy")
+            await exporter.export_to_csv(SYMBOLS, "2024-01-01", "2024-01-01", "1m", tmp_path / "a.csv")
+            with pytest.raises(ValueError, match="No data found"):
+                await db.read_data("2030-01-01", "2030-01-01", "1m", SYMBOLS)
+            report = await db.check_completeness("2024-01-01", "2024-01-02", "1m", SYMBOLS)
+            return frames, summary, table, report
+
+    frames, summary, table, report = asyncio.run(main())
+    assert [len(f) for f in frames] == [2 * 1440] * 3
+    with marketdb.MarketDB(path) as db:
+        pd.testing.assert_frame_equal(frames[1], db.read_data("2024-01-01", "2024-01-02", "1m", ["ETHUSDT"]))
+    assert summary["market_data"][0]["record_count"] == len(bars)
+    assert table.num_rows == 1440
+    assert pq.read_table(tmp_path / "a.parquet").num_rows == 3 * 1440
+    assert report["symbols"]
+
+
+def test_async_calls_leave_the_event_loop_free(bars, tmp_path):
+    path = tmp_path / "loop.db"
+    with marketdb.MarketDB(path) as db:
+        db.store_data(make_bars(minutes=20 * 1440), "1m")
+
+    async def main():
+        ticks = 0
+        done = False
+
+        async def ticker():
+            nonlocal ticks
+            while not done:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        async with marketdb.AsyncMarketDB(path) as db:
+            t = asyncio.create_task(ticker())
+            frame = await db.read_data("2024-01-01", "2024-01-20", "1m", SYMBOLS)
+            done = True
+            await t
+        return len(frame), ticks
+
+    rows, ticks = asyncio.run(main())
+    assert rows == 3 * 20 * 1440
+    # a blocking call would have kept the ticker from running at all
+    assert ticks > 1
+
+
+def test_two_readers_while_one_writes(tmp_path):
+    path = tmp_path / "t.db"
+    days = 6
+    data = make_bars(minutes=days * 1440)
+    errors: list[BaseException] = []
+    seen: list[int] = []
+    with marketdb.MarketDB(path) as db:
+        db.store_data(data[data["timestamp"] < START_MS + 1440 * MINUTE], "1m")
+        stop = threading.Event()
+
+        def writer():
+            try:
+                for d in range(1, days):
+                    lo, hi = START_MS + d * 1440 * MINUTE, START_MS + (d + 1) * 1440 * MINUTE
+                    db.store_data(data[(data["timestamp"] >= lo) & (data["timestamp"] < hi)], "1m")
+            except BaseException as e:  # noqa: BLE001
+                errors.append(e)
+            finally:
+                stop.set()
+
+        def reader():
+            try:
+                while not stop.is_set():
+                    frame = db.read_data("2024-01-01", "2024-01-10", "1m", SYMBOLS)
+                    # a write is one transaction: a reader sees whole days, never half of one
+                    assert len(frame) % (3 * 1440) == 0, len(frame)
+                    seen.append(len(frame))
+            except BaseException as e:  # noqa: BLE001
+                errors.append(e)
+
+        threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert not errors, errors
+        assert len(db.read_data("2024-01-01", "2024-01-10", "1m", SYMBOLS)) == len(data)
+    assert seen and min(seen) >= 3 * 1440
+
+
+def test_stubs_name_every_public_method():
+    stub = (Path(marketdb.__file__).parent / "__init__.pyi").read_text()
+    for cls in (marketdb.MarketDB, marketdb.AsyncMarketDB, marketdb.AsyncDataExporter):
+        assert f"class {cls.__name__}" in stub
+        for name in dir(cls):
+            if not name.startswith("_") or name in ("__enter__", "__exit__", "__aenter__", "__aexit__"):
+                if callable(getattr(cls, name)):
+                    assert f"def {name}(" in stub, f"{cls.__name__}.{name} has no stub"
