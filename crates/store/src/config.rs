@@ -13,8 +13,8 @@ pub const DEFAULT_BATCH_SIZE: usize = 1000;
 pub const CHECKPOINT_AFTER_ROWS: usize = 100_000;
 
 /// `read_data` of at least this many bars (estimated from the range, the interval and the
-/// symbol count) reads in two snapshots on two readers at once, checked to be one state.
-pub const PARALLEL_READ_MIN_BARS: u64 = 200_000;
+/// symbol count, all symbols counting as eight) reads in two snapshots on two readers at once, checked to be one state.
+pub const PARALLEL_READ_MIN_BARS: u64 = 50_000;
 
 /// Configuration of an [`crate::AsyncMarketDB`].
 #[derive(Clone, Debug)]

@@ -382,7 +382,7 @@ impl AsyncMarketDB {
     }
 
     /// Whether a read is big enough (estimated from the range, the interval and the symbol
-    /// count; all symbols count as two) to split across two readers, and there are two
+    /// count; all symbols count as eight) to split across two readers, and there are two
     /// readers and two cores to run them.
     fn splits_read(&self, range: TimeRange, freq: Freq, symbols: usize) -> bool {
         let min = self.inner.config.parallel_read_min_bars;
@@ -394,7 +394,9 @@ impl AsyncMarketDB {
         }
         let span = u64::try_from(range.end_exclusive - range.start).unwrap_or(0);
         let per_symbol = span / u64::try_from(freq.nominal_ms().max(1)).unwrap_or(1);
-        let symbols = u64::try_from(symbols.max(2)).unwrap_or(u64::MAX);
+        // An empty list is every stored symbol: unknown here, taken as eight.
+        let symbols = if symbols == 0 { 8 } else { symbols };
+        let symbols = u64::try_from(symbols).unwrap_or(u64::MAX);
         per_symbol.saturating_mul(symbols) >= min
     }
 

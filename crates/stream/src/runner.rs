@@ -235,7 +235,7 @@ impl Streamer {
                 biased;
                 _ = &mut shutdown => break,
                 Some(done) = backfills.tasks.join_next_with_id(), if !backfills.tasks.is_empty() => {
-                    backfills.finished(done, &mut writer.report);
+                    count_backfill(done, &mut backfills.holes, &mut writer.report);
                 }
                 _ = flush_tick.tick() => writer.flush(c.max_pending).await?,
                 _ = report_tick.tick() => {
@@ -391,14 +391,6 @@ impl Backfills {
         }
     }
 
-    fn finished(
-        &mut self,
-        done: std::result::Result<(tokio::task::Id, bool), tokio::task::JoinError>,
-        report: &mut StreamReport,
-    ) {
-        count_backfill(done, &mut self.holes, report);
-    }
-
     /// Asks REST for `hole`'s bars (page by page, each page into the channel), beside the
     /// live stream; without a client, logs the hole.
     fn start(&mut self, hole: Hole) {
@@ -448,13 +440,7 @@ impl Backfills {
                     return false;
                 }
             }
-            info!(
-                "backfilled {} {} from {} to {}",
-                hole.symbol,
-                hole.freq,
-                marketdb_model::time::format_rfc3339(hole.from),
-                marketdb_model::time::format_rfc3339(hole.to)
-            );
+            info!("backfilled {}", hole.range());
             true
         });
         self.holes.insert(handle.id(), hole);
@@ -471,14 +457,19 @@ struct Hole {
 }
 
 impl Hole {
-    fn left(&self) -> String {
+    /// "`symbol` `freq` from `from` to `to`".
+    fn range(&self) -> String {
         format!(
-            "hole in {} {} from {} to {} left unfilled",
+            "{} {} from {} to {}",
             self.symbol,
             self.freq,
             marketdb_model::time::format_rfc3339(self.from),
             marketdb_model::time::format_rfc3339(self.to)
         )
+    }
+
+    fn left(&self) -> String {
+        format!("hole in {} left unfilled", self.range())
     }
 }
 
