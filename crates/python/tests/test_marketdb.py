@@ -410,3 +410,17 @@ def test_stubs_name_every_public_method():
             if not name.startswith("_") or name in ("__enter__", "__exit__", "__aenter__", "__aexit__"):
                 if callable(getattr(cls, name)):
                     assert f"def {name}(" in stub, f"{cls.__name__}.{name} has no stub"
+
+
+def test_index_levels_are_sorted_as_1_9_builds_them(db_path):
+    # ETH starts earlier than BTC: levels in order of appearance would not be sorted.
+    late = make_bars(symbols=["BTCUSDT"], minutes=60, start_ms=START_MS + 30 * MINUTE)
+    early = make_bars(symbols=["ETHUSDT"], minutes=60)
+    with marketdb.MarketDB(db_path) as db:
+        db.store_data(pd.concat([late, early]), "1m")
+        mine = db.read_data("2024-01-01", "2024-01-01", "1m", ["BTCUSDT", "ETHUSDT"])
+    theirs = CsMarketDB(str(db_path)).read_data("2024-01-01", "2024-01-01 23:59", Freq.m1, ["BTCUSDT", "ETHUSDT"])
+    pd.testing.assert_frame_equal(mine, theirs)
+    for a, b in zip(mine.index.levels, theirs.index.levels):
+        pd.testing.assert_index_equal(a, b)
+    assert mine.index.levels[1].is_monotonic_increasing

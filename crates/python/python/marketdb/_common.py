@@ -150,7 +150,8 @@ def _index(table: pa.Table, datetime_index: bool) -> pd.MultiIndex:
         codes, names = pd.factorize(sym.to_numpy(zero_copy_only=False))
         names = list(names)
     ts = table.column("timestamp").cast(pa.int64()).to_numpy()
-    ts_codes, ts_levels = pd.factorize(ts)
+    # Sorted levels, as `set_index` (what 1.9 calls) builds them.
+    ts_codes, ts_levels = pd.factorize(ts, sort=True)
     if datetime_index:
         ts_level = pd.DatetimeIndex(np.asarray(ts_levels, dtype="datetime64[ms]").astype(_TS_DTYPE))
     else:
