@@ -424,3 +424,64 @@ def test_index_levels_are_sorted_as_1_9_builds_them(db_path):
     for a, b in zip(mine.index.levels, theirs.index.levels):
         pd.testing.assert_index_equal(a, b)
     assert mine.index.levels[1].is_monotonic_increasing
+
+
+def test_every_async_method_matches_the_blocking_one(bars, tmp_path):
+    path = tmp_path / "both.db"
+    funding = [{"symbol": "BTCUSDT", "funding_time": START_MS, "funding_rate": 0.0002}]
+    oi = [{"symbol": "BTCUSDT", "time": START_MS + i * 300_000, "open_interest": 10.0 + i} for i in range(6)]
+    lsr = [{"symbol": "BTCUSDT", "timestamp": START_MS, "ratio_type": "account", "long_short_ratio": 1.1}]
+    lo, hi = START_MS + 100 * MINUTE, START_MS + 200 * MINUTE
+
+    async def main():
+        async with marketdb.AsyncMarketDB(path) as db:
+            await db.store_data(bars, "1m")
+            assert await db.store_funding_rate(funding) == 1
+            assert await db.store_open_interest(oi) == 6
+            assert await db.store_long_short_ratio(lsr) == 1
+            out = {
+                "by_ts": await db.read_data_by_timestamp(lo, hi, "1m", SYMBOLS),
+                "fr": await db.read_funding_rate("2024-01-01", "2024-01-01", ["BTCUSDT"]),
+                "oi": await db.read_open_interest("2024-01-01", "2024-01-01", ["BTCUSDT"]),
+                "lsr": await db.read_long_short_ratio("2024-01-01", "2024-01-01", ["BTCUSDT"]),
+                "hourly": await db.resample("2024-01-01", "2024-01-01", "1m", "1h", SYMBOLS),
+                "combined": await db.get_combined_data(
+                    ["BTCUSDT"], "2024-01-01", "2024-01-01 02:00", "1m",
+                    include_funding_rate=True, include_open_interest=True,
+                ),
+                "symbols": await db.get_symbols_list(),
+            }
+            await db.export_to_files(tmp_path / "files_async", "2024-01-01", "2024-01-01", "1m", SYMBOLS)
+            await db.export_to_files_by_timestamp(tmp_path / "ts_async", lo, hi, "1m", SYMBOLS)
+            await marketdb.AsyncDataExporter(db).export_dataset(tmp_path / "ds_async", "1m")
+        with pytest.raises(ValueError, match="closed"):
+            await db.read_data("2024-01-01", "2024-01-01", "1m", SYMBOLS)
+        return out
+
+    got = asyncio.run(main())
+    with marketdb.MarketDB(path, read_only=True) as db:
+        want = {
+            "by_ts": db.read_data_by_timestamp(lo, hi, "1m", SYMBOLS),
+            "fr": db.read_funding_rate("2024-01-01", "2024-01-01", ["BTCUSDT"]),
+            "oi": db.read_open_interest("2024-01-01", "2024-01-01", ["BTCUSDT"]),
+            "lsr": db.read_long_short_ratio("2024-01-01", "2024-01-01", ["BTCUSDT"]),
+            "hourly": db.resample("2024-01-01", "2024-01-01", "1m", "1h", SYMBOLS),
+            "combined": db.get_combined_data(
+                ["BTCUSDT"], "2024-01-01", "2024-01-01 02:00", "1m",
+                include_funding_rate=True, include_open_interest=True,
+            ),
+        }
+    assert got["symbols"] == sorted(SYMBOLS)
+    assert len(got["by_ts"]) == 3 * 101 and len(got["hourly"]) == 3 * 24 and len(got["combined"]) == 121
+    assert got["combined"]["open_interest"].iloc[-1] == 15.0
+    for key, frame in want.items():
+        pd.testing.assert_frame_equal(got[key], frame, obj=key)
+    assert list((tmp_path / "files_async").rglob("*.npy")) and list((tmp_path / "ts_async").rglob("*.npy"))
+    assert list((tmp_path / "ds_async").rglob("*.parquet"))
+    # the timestamp export holds exactly the bars of [lo, hi], on the day's full grid
+    with marketdb.MarketDB(path, read_only=True) as db:
+        report = db.export_to_files_by_timestamp(tmp_path / "ts_sync", lo, hi, "1m", SYMBOLS)
+    assert report["bars"] == 3 * 101
+    cls = np.load(tmp_path / "ts_sync" / "1m" / "cls" / "20240101.npy")
+    assert cls.shape == (3, 1440)
+    assert np.isfinite(cls).sum() == 3 * 101 and np.isfinite(cls[:, 100:201]).all()

@@ -25,6 +25,7 @@ class MarketDB:
         *,
         pool: str = "auto",
         read_only: bool = False,
+        mmap_size: int | None = 0,
         use_pool: bool | None = None,
         max_connections: int | None = None,
     ) -> None: ...
@@ -188,6 +189,7 @@ class AsyncMarketDB:
         *,
         pool: str = "auto",
         read_only: bool = False,
+        mmap_size: int | None = 0,
         max_connections: int | None = None,
         enable_wal: bool | None = None,
         enable_optimizations: bool | None = None,
