@@ -53,7 +53,7 @@ fn process_alive(pid: u32) -> bool {
 }
 
 /// Creates a missing database file atomically, already in the configured journal mode: the
-/// file is made under a hidden name (`.{name}.init-{pid}`) and linked into place only once
+/// file is made under a hidden name (`.{name}.init-{pid}-{n}`, unique per opener) and linked into place only once
 /// SQLite has written its header. A process killed while creating a database therefore
 /// leaves no half-made file under the real name, in particular no rollback journal that a
 /// read-only reader could not roll back. Leftovers of killed creators are removed. Never
@@ -77,14 +77,22 @@ pub(crate) fn create_atomically(config: &PoolConfig) -> Result<()> {
     {
         for e in entries.flatten() {
             let file = e.file_name().to_string_lossy().into_owned();
-            if let Some(pid) = file.strip_prefix(&prefix).and_then(|p| p.parse().ok())
+            // `{prefix}{pid}-{n}`: the pid is what decides whether the file is stale.
+            if let Some(pid) = file
+                .strip_prefix(&prefix)
+                .and_then(|p| p.split('-').next())
+                .and_then(|p| p.parse().ok())
                 && !process_alive(pid)
             {
                 let _ = std::fs::remove_file(e.path());
             }
         }
     }
-    let temp = path.with_file_name(format!("{prefix}{}", std::process::id()));
+    // Unique per opener, not only per process: two threads creating the same new file
+    // would otherwise build and delete each other's temporary file.
+    static OPENERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = OPENERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temp = path.with_file_name(format!("{prefix}{}-{n}", std::process::id()));
     let _ = std::fs::remove_file(&temp);
     let made = (|| -> rusqlite::Result<()> {
         let conn = Connection::open_with_flags(
@@ -372,8 +380,11 @@ mod tests {
         // A leftover of a creator that died (pid 0 is never a user process).
         let stale = config.path.with_file_name(".c.db.init-0");
         std::fs::write(&stale, b"half").unwrap();
+        let stale_numbered = config.path.with_file_name(".c.db.init-0-7");
+        std::fs::write(&stale_numbered, b"half").unwrap();
         create_atomically(&config).unwrap();
         assert!(!stale.exists(), "the leftover is swept");
+        assert!(!stale_numbered.exists(), "the numbered leftover is swept");
         let header = std::fs::read(&config.path).unwrap();
         assert!(header.starts_with(b"SQLite format 3\0"));
         assert_eq!((header[18], header[19]), (2, 2), "WAL in the header");
@@ -386,6 +397,29 @@ mod tests {
         std::fs::write(&config.path, b"mine").unwrap();
         create_atomically(&config).unwrap();
         assert_eq!(std::fs::read(&config.path).unwrap(), b"mine");
+    }
+
+    #[test]
+    fn threads_creating_one_new_file_at_once_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(&dir);
+        prepare_location(&config.path).unwrap();
+        let results: Vec<Result<()>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| create_atomically(&config)))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for r in results {
+            r.unwrap();
+        }
+        let header = std::fs::read(&config.path).unwrap();
+        assert!(header.starts_with(b"SQLite format 3\0"));
+        let names: Vec<String> = std::fs::read_dir(config.path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["c.db"], "no temporary file is left");
     }
 
     #[test]

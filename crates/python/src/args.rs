@@ -39,6 +39,8 @@ impl TimeArg {
 pub(crate) fn range(start: &TimeArg, end: &TimeArg, by_timestamp: bool) -> Result<TimeRange> {
     if by_timestamp {
         let (s, e) = (start.millis("start_ts")?, end.millis("end_ts")?);
+        // The inclusive bounds first: start = end + 1 would be a valid empty range.
+        TimeRange::new(s, e)?;
         let e = e
             .checked_add(1)
             .ok_or_else(|| value_error(format!("end_ts {e} is out of range")))?;

@@ -66,6 +66,19 @@ impl Native {
     }
 }
 
+impl Drop for Native {
+    fn drop(&mut self) {
+        // A MarketDB collected without close(): closing the pools (the writer may fold the
+        // WAL) happens on the runtime's blocking threads, not with the GIL held.
+        if let Ok(slot) = self.db.get_mut()
+            && let Some(db) = slot.take()
+        {
+            let runtime = pyo3_async_runtimes::tokio::get_runtime();
+            drop(runtime.spawn_blocking(move || drop(db)));
+        }
+    }
+}
+
 #[pymethods]
 impl Native {
     /// Opens (creating unless `read_only`) the database at `path` with the pool `pool`

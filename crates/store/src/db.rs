@@ -40,6 +40,8 @@ struct Inner {
     pool: PoolManager,
     tables: Tables,
     config: StoreConfig,
+    /// Split reads joined, and split reads read again in one snapshot.
+    split_reads: [std::sync::atomic::AtomicU64; 2],
 }
 
 /// The async market data store on one SQLite file.
@@ -149,8 +151,17 @@ impl AsyncMarketDB {
                 pool,
                 tables,
                 config,
+                split_reads: Default::default(),
             }),
         })
+    }
+
+    /// Reads split across two readers so far: (joined, read again in one snapshot because
+    /// a commit landed while they ran). For diagnostics and tests.
+    pub fn split_read_counts(&self) -> (u64, u64) {
+        let [joined, again] = &self.inner.split_reads;
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        (load(joined), load(again))
     }
 
     /// Closes the pool (for every clone); later calls fail.
@@ -426,6 +437,8 @@ impl AsyncMarketDB {
         let (mut a, b) = (a?, b?);
         let one_state =
             a.unchanged && b.unchanged && a.opened.max(b.opened) < a.closed.min(b.closed);
+        let counter = &self.inner.split_reads[usize::from(!one_state)];
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if one_state {
             a.frame.append(b.frame)?;
             return Ok(a.frame);

@@ -2548,6 +2548,12 @@ async fn split_reads_equal_one_snapshot_and_never_mix_two_states() {
         assert_eq!(a, b, "symbols {symbols:?}");
         assert!(!a.is_empty());
     }
+    assert_eq!(
+        split.split_read_counts(),
+        (3, 0),
+        "the three quiet reads were split"
+    );
+    assert_eq!(whole.split_read_counts(), (0, 0));
 
     // A writer adds one hour to every symbol per commit while the split reads run.
     let writer = {
@@ -2577,4 +2583,6 @@ async fn split_reads_equal_one_snapshot_and_never_mix_two_states() {
         reads += 1;
     }
     writer.await.unwrap();
+    let (joined, again) = split.split_read_counts();
+    assert_eq!(joined + again, 3 + reads, "every read was split");
 }

@@ -6,6 +6,7 @@ calling coroutine, so the event loop keeps running while SQLite reads or writes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from typing import Any
@@ -36,18 +37,26 @@ class AsyncMarketDB:
         enable_optimizations: bool | None = None,
     ) -> None:
         del max_connections, enable_wal, enable_optimizations
-        self.db_path = os.fspath(db_path)
-        self._pool = pool
+        self.db_path, self._pool, mmap_size = c.open_args(db_path, pool, mmap_size)
         self._read_only = bool(read_only)
         self._mmap_size = mmap_size
         self._native: Native | None = None
         self._closed = False
+        # Created on first use, inside the event loop: concurrent first calls open once.
+        self._opening: asyncio.Lock | None = None
 
     async def initialize(self) -> None:
         if self._closed:
             raise ValueError(f"the database {self.db_path} is closed")
-        if self._native is None:
-            self._native = await Native.open(self.db_path, self._pool, self._read_only, self._mmap_size, True)
+        if self._native is not None:
+            return
+        if self._opening is None:
+            self._opening = asyncio.Lock()
+        async with self._opening:
+            if self._native is None and not self._closed:
+                self._native = await Native.open(self.db_path, self._pool, self._read_only, self._mmap_size, True)
+        if self._closed:
+            raise ValueError(f"the database {self.db_path} is closed")
 
     async def _db(self) -> Native:
         await self.initialize()

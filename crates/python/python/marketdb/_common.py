@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -75,6 +76,20 @@ _RAW_ROW = [
 ]
 
 
+def open_args(db_path: Any, pool: Any, mmap_size: Any) -> tuple[str, str, int | None]:
+    """Checks what the native open would refuse with a less helpful error."""
+    path = os.fspath(db_path)
+    if not isinstance(path, str):
+        path = os.fsdecode(path)
+    if "\x00" in path:
+        raise ValueError(f"db_path {path!r} contains a NUL character")
+    if not isinstance(pool, str):
+        raise ValueError(f"pool {pool!r} is not one of auto, bb8, builtin")
+    if mmap_size is not None and (isinstance(mmap_size, bool) or not isinstance(mmap_size, int) or mmap_size < 0):
+        raise ValueError(f"mmap_size {mmap_size!r} is not a number of bytes (an int >= 0) or None")
+    return path, pool, mmap_size
+
+
 def freq_value(freq: Any) -> str:
     """`Freq.m1` (any enum with a string ``value``) or a string such as ``"1m"``."""
     value = getattr(freq, "value", freq)
@@ -128,10 +143,15 @@ def feature_list(features: Any) -> list[str] | None:
     if isinstance(features, str):
         features = [features]
     out: list[str] = []
+    seen: set[str] = set()
     for f in features:
         if not isinstance(f, str):
             raise ValueError(f"features: {f!r} is not a feature name")
-        if f not in out:
+        # One feature may be spelled short or long, in any case: the first spelling wins.
+        key = f.strip().lower()
+        key = LONG_TO_SHORT.get(key, key)
+        if key not in seen:
+            seen.add(key)
             out.append(f)
     return out
 
@@ -173,15 +193,19 @@ def bars_frame(
     """A frame shaped like cryptoservice 1.9's ``read_data``: index (symbol, timestamp),
     one column per requested feature named as requested."""
     index = _index(table, datetime_index)
-    data = {}
-    for i, name in enumerate(names):
-        col = table.column(2 + i)
-        if col.null_count:
-            arr = col.to_numpy(zero_copy_only=False).astype(np.float64)
-        else:
-            arr = col.to_numpy()
-        data[name] = arr
-    return pd.DataFrame(data, index=index, copy=False)
+    n = table.num_rows
+    floats = [i for i in range(len(names)) if pa.types.is_floating(table.schema.field(2 + i).type)]
+    # The float columns are copied into one writable 2-D block, as pandas itself would lay
+    # them out (Arrow's buffers are read-only); the frame wraps the block without a copy.
+    block = np.empty((len(floats), n), dtype=np.float64)
+    for j, i in enumerate(floats):
+        block[j] = table.column(2 + i).to_numpy(zero_copy_only=False)
+    frame = pd.DataFrame(block.T, index=index, columns=[names[i] for i in floats], copy=False)
+    for i in range(len(names)):
+        if i not in floats:
+            arr = np.array(table.column(2 + i).to_numpy(zero_copy_only=False), copy=True)
+            frame.insert(i, names[i], arr)
+    return frame
 
 
 def empty_bars_frame(names: Sequence[str]) -> pd.DataFrame:
@@ -213,7 +237,10 @@ def native_features(features: list[str] | None) -> list[str]:
 
 
 def _flatten(data: list) -> list:
-    if data and all(isinstance(x, list) for x in data):
+    """A list of per-symbol lists (1.9's nested form) becomes one list; a list of
+    ``[symbol, binance_row]`` pairs stays as it is."""
+    nested = all(isinstance(x, list) for x in data) and not any(x and isinstance(x[0], str) for x in data)
+    if data and nested:
         return [item for group in data for item in group]
     return data
 
@@ -376,6 +403,13 @@ _METRIC_COLUMNS = {
         ["period", "ratio_type", "long_short_ratio", "long_account", "short_account"],
     ),
 }
+# marketdb's ratio type names, spelled as 1.9 stores and reads them.
+_V19_RATIO_TYPE = {
+    "toptrader_account": "account",
+    "toptrader_position": "position",
+    "global_account": "global",
+    "taker_vol": "taker",
+}
 _METRIC_EMPTY = {
     "funding_rate": "No funding rate data found for the specified criteria",
     "open_interest": "No open interest data found for the specified criteria",
@@ -391,6 +425,8 @@ def metric_frame(kind: str, text: str, raise_on_empty: bool) -> pd.DataFrame:
             raise ValueError(_METRIC_EMPTY[kind])
         return pd.DataFrame(columns=["symbol", "timestamp", *columns]).set_index(["symbol", "timestamp"])
     frame = pd.DataFrame.from_records(records)
+    if kind == "long_short_ratio":
+        frame["ratio_type"] = frame["ratio_type"].map(lambda t: _V19_RATIO_TYPE.get(t, t))
     frame["timestamp"] = pd.to_datetime(frame[time_key], unit="ms")
     if kind == "funding_rate":
         frame["funding_time"] = frame["funding_time"].astype(np.int64)

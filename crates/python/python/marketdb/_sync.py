@@ -36,7 +36,8 @@ class MarketDB:
         max_connections: int | None = None,
     ) -> None:
         del use_pool, max_connections
-        self._native = Native.open(os.fspath(db_path), pool, bool(read_only), mmap_size, False)
+        path, pool, mmap_size = c.open_args(db_path, pool, mmap_size)
+        self._native = Native.open(path, pool, bool(read_only), mmap_size, False)
         self.db_path = self._native.path
 
     # ---- lifecycle -------------------------------------------------------------------
