@@ -10,7 +10,7 @@ use marketdb_export::{
     AsyncDataExporter, DatasetRequest, ExportRequest, FillPolicy, ParquetCompression,
 };
 use marketdb_model::{Feature, FundingRate, LongShortRatio, OpenInterest};
-use marketdb_store::{AsyncMarketDB, IncompletePolicy, KlineFrame, StoreConfig};
+use marketdb_store::{AsyncMarketDB, Column, IncompletePolicy, KlineFrame, StoreConfig};
 use pyo3::{IntoPyObjectExt, prelude::*};
 
 use crate::{
@@ -46,6 +46,40 @@ fn frame_stream(frame: KlineFrame) -> Result<ArrowStream> {
     let schema = frame.arrow_schema();
     let batch: RecordBatch = frame.into_record_batch()?;
     Ok(ArrowStream::new(schema, vec![batch]))
+}
+
+/// A frame handed to Python as NumPy arrays that own the frame's vectors (no copy, and
+/// writable, unlike Arrow's buffers): `(symbols, rows per symbol, timestamps, columns)`.
+struct FrameColumns(KlineFrame);
+
+impl<'py> IntoPyObject<'py> for FrameColumns {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        use numpy::PyArray1;
+        let (symbols, timestamp, _features, columns) = self.0.into_parts();
+        let names: Vec<String> = symbols.iter().map(|(s, _)| s.clone()).collect();
+        let runs: Vec<i64> = symbols
+            .iter()
+            .map(|(_, r)| i64::try_from(r.len()).unwrap_or(i64::MAX))
+            .collect();
+        let columns = columns
+            .into_iter()
+            .map(|c| match c {
+                Column::F64(v) => PyArray1::from_vec(py, v).into_any(),
+                Column::I64(v) => PyArray1::from_vec(py, v).into_any(),
+            })
+            .collect::<Vec<_>>();
+        (
+            names,
+            PyArray1::from_vec(py, runs),
+            PyArray1::from_vec(py, timestamp),
+            columns,
+        )
+            .into_bound_py_any(py)
+    }
 }
 
 /// One open database (klines and metrics) with its exporter.
@@ -193,6 +227,31 @@ impl Native {
                 .read_data(range, freq, &symbols, &features, false)
                 .await?;
             frame_stream(frame)
+        })
+    }
+
+    /// [`Self::read`] as NumPy columns (see `FrameColumns`): what `read_data` builds its
+    /// frame from.
+    #[allow(clippy::too_many_arguments)]
+    fn read_columns(
+        &self,
+        py: Python<'_>,
+        start: TimeArg,
+        end: TimeArg,
+        freq: &str,
+        symbols: Vec<String>,
+        features: Option<Vec<String>>,
+        by_timestamp: bool,
+        is_async: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let db = self.db()?;
+        let range = args::range(&start, &end, by_timestamp)?;
+        let (freq, features) = (args::freq(freq)?, args::features(features)?);
+        finish(py, is_async, async move {
+            let frame = db
+                .read_data(range, freq, &symbols, &features, false)
+                .await?;
+            Ok(FrameColumns(frame))
         })
     }
 

@@ -2,7 +2,8 @@
 //! module `marketdb._native`, whose class `Native` runs the marketdb store
 //! (`marketdb_store::AsyncMarketDB`) and exporter on a tokio runtime, and whose
 //! `ArrowStream` hands Arrow data to Python through the Arrow PyCapsule interface
-//! (`__arrow_c_stream__`) without copying. The Python-facing classes (`MarketDB`,
+//! (`__arrow_c_stream__`) without copying; `read_data`'s columns come as NumPy arrays that
+//! own the Rust vectors (writable, no copy). The Python-facing classes (`MarketDB`,
 //! `AsyncMarketDB`, `AsyncDataExporter`) and the pandas shaping live in the package's Python
 //! files (`python/marketdb/`), which call this module. Every call releases the GIL while
 //! the database works; errors become `ValueError` (bad input) or `marketdb.StorageError`

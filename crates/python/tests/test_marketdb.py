@@ -569,3 +569,24 @@ def test_more_bad_arguments_are_value_errors(bars, tmp_path):
         assert len(db.read_data_by_timestamp(START_MS, START_MS, "1m", ["BTCUSDT"])) == 1
         row = raw_row(next(bars.head(1).itertuples()))
         assert db.store_data([["BTCUSDT", row]], "1m") == 1
+
+
+def test_timestamp_codes_equal_a_sorted_factorize():
+    from marketdb._common import _sorted_codes
+
+    rng = np.random.default_rng(3)
+    cases = [
+        np.array([5], dtype=np.int64),
+        np.array([7, 7, 7], dtype=np.int64),
+        START_MS + MINUTE * np.array([3, 0, 1, 3, 9, 0], dtype=np.int64),  # gaps and repeats
+        START_MS + np.array([0, 60_000, 90_000, 150_000], dtype=np.int64),  # off the smallest step
+        np.array([0, 10**12], dtype=np.int64),  # a grid far larger than the data
+    ]
+    for _ in range(50):
+        step = int(rng.choice([1000, 60_000, 3_600_000]))
+        cases.append(START_MS + step * rng.integers(0, 500, rng.integers(1, 300)))
+    for ts in cases:
+        codes, levels = _sorted_codes(ts)
+        want_codes, want_levels = pd.factorize(ts, sort=True)
+        np.testing.assert_array_equal(np.asarray(levels), np.asarray(want_levels))
+        np.testing.assert_array_equal(np.asarray(codes), want_codes)

@@ -94,7 +94,7 @@ class AsyncMarketDB:
     async def _read(self, start, end, freq, symbols, features, by_timestamp, raise_on_empty, names):
         db = await self._db()
         features = c.feature_list(features)
-        stream = await db.read(
+        columns = await db.read_columns(
             c.time_value(start, "start_time"),
             c.time_value(end, "end_time"),
             c.freq_value(freq),
@@ -103,7 +103,7 @@ class AsyncMarketDB:
             by_timestamp,
             True,
         )
-        return c.read_result(stream, features, raise_on_empty)
+        return c.read_result(columns, features, raise_on_empty)
 
     async def read_data(self, start_time, end_time, freq, symbols, features=None, raise_on_empty=True) -> pd.DataFrame:
         return await self._read(start_time, end_time, freq, symbols, features, False, raise_on_empty, None)

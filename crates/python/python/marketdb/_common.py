@@ -161,6 +161,33 @@ def arrow_table(stream: Any) -> pa.Table:
     return pa.RecordBatchReader.from_stream(stream).read_all()
 
 
+def _sorted_codes(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes into the sorted distinct values of ``ts`` (the levels ``set_index`` builds).
+
+    Bars lie on a grid: when every value is the first one plus a multiple of the smallest
+    step between neighbours, codes are arithmetic (no hashing, no sort); otherwise, or when
+    the grid would be much larger than the data, ``pd.factorize(sort=True)``."""
+    n = len(ts)
+    if n > 1:
+        lo = int(ts.min())
+        steps = np.diff(ts)
+        steps = steps[steps > 0]
+        step = int(steps.min()) if len(steps) else 0
+        if step > 0:
+            span = (int(ts.max()) - lo) // step + 1
+            offsets = ts - lo
+            if span <= 4 * n and not (offsets % step).any():
+                codes = offsets // step
+                used = np.zeros(span, dtype=bool)
+                used[codes] = True
+                levels = lo + step * np.arange(span, dtype=np.int64)
+                if not used.all():
+                    codes = (np.cumsum(used) - 1)[codes]
+                    levels = levels[used]
+                return codes, levels
+    return pd.factorize(ts, sort=True)
+
+
 def _index(table: pa.Table, datetime_index: bool) -> pd.MultiIndex:
     sym = table.column("symbol").combine_chunks()
     if isinstance(sym, pa.DictionaryArray):
@@ -170,8 +197,7 @@ def _index(table: pa.Table, datetime_index: bool) -> pd.MultiIndex:
         codes, names = pd.factorize(sym.to_numpy(zero_copy_only=False))
         names = list(names)
     ts = table.column("timestamp").cast(pa.int64()).to_numpy()
-    # Sorted levels, as `set_index` (what 1.9 calls) builds them.
-    ts_codes, ts_levels = pd.factorize(ts, sort=True)
+    ts_codes, ts_levels = _sorted_codes(ts)
     if datetime_index:
         ts_level = pd.DatetimeIndex(np.asarray(ts_levels, dtype="datetime64[ms]").astype(_TS_DTYPE))
     else:
@@ -218,14 +244,25 @@ def output_names(features: list[str] | None) -> list[str]:
     return list(MARKET_COLUMNS) if features is None else list(features)
 
 
-def read_result(stream: Any, features: list[str] | None, raise_on_empty: bool) -> pd.DataFrame:
+def read_result(columns: Any, features: list[str] | None, raise_on_empty: bool) -> pd.DataFrame:
+    """The frame of ``Native.read_columns``: NumPy arrays that own the Rust vectors, so the
+    frame is built without copying the data and is writable."""
     names = output_names(features)
-    table = arrow_table(stream)
-    if table.num_rows == 0:
+    symbols, runs, ts, arrays = columns
+    if len(ts) == 0:
         if raise_on_empty:
             raise ValueError(NO_DATA)
         return empty_bars_frame(names)
-    return bars_frame(table, names)
+    codes = np.repeat(np.arange(len(symbols), dtype=np.int64), runs)
+    ts_codes, ts_levels = _sorted_codes(ts)
+    level = pd.DatetimeIndex(np.asarray(ts_levels, dtype="datetime64[ms]").astype(_TS_DTYPE))
+    index = pd.MultiIndex(
+        levels=[pd.Index(symbols), level],
+        codes=[codes, ts_codes],
+        names=["symbol", "timestamp"],
+        verify_integrity=False,
+    )
+    return pd.DataFrame(dict(zip(names, arrays)), index=index, copy=False)
 
 
 def native_features(features: list[str] | None) -> list[str]:

@@ -88,7 +88,7 @@ class MarketDB:
         its whole day; an instant end is inclusive) as a frame indexed by (symbol,
         timestamp) with the long column names of 1.9."""
         features = c.feature_list(features)
-        stream = self._native.read(
+        columns = self._native.read_columns(
             c.time_value(start_time, "start_time"),
             c.time_value(end_time, "end_time"),
             c.freq_value(freq),
@@ -97,7 +97,7 @@ class MarketDB:
             False,
             False,
         )
-        return c.read_result(stream, features, raise_on_empty)
+        return c.read_result(columns, features, raise_on_empty)
 
     def read_data_by_timestamp(
         self,
@@ -110,7 +110,7 @@ class MarketDB:
     ) -> pd.DataFrame:
         """``read_data`` with inclusive epoch-millisecond bounds."""
         features = c.feature_list(features)
-        stream = self._native.read(
+        columns = self._native.read_columns(
             c.time_value(start_ts, "start_ts"),
             c.time_value(end_ts, "end_ts"),
             c.freq_value(freq),
@@ -119,7 +119,7 @@ class MarketDB:
             True,
             False,
         )
-        return c.read_result(stream, features, raise_on_empty)
+        return c.read_result(columns, features, raise_on_empty)
 
     def read_arrow(
         self,
