@@ -91,7 +91,7 @@ class AsyncMarketDB:
         names, codes, columns = cols
         return await db.store_klines(c.freq_value(freq), names, codes, columns, True)
 
-    async def _read(self, start, end, freq, symbols, features, by_timestamp, raise_on_empty, names):
+    async def _read(self, start, end, freq, symbols, features, by_timestamp, raise_on_empty):
         db = await self._db()
         features = c.feature_list(features)
         columns = await db.read_columns(
@@ -99,19 +99,19 @@ class AsyncMarketDB:
             c.time_value(end, "end_time"),
             c.freq_value(freq),
             c.symbol_list(symbols),
-            c.native_features(features),
+            c.output_names(features),
             by_timestamp,
             True,
         )
         return c.read_result(columns, features, raise_on_empty)
 
     async def read_data(self, start_time, end_time, freq, symbols, features=None, raise_on_empty=True) -> pd.DataFrame:
-        return await self._read(start_time, end_time, freq, symbols, features, False, raise_on_empty, None)
+        return await self._read(start_time, end_time, freq, symbols, features, False, raise_on_empty)
 
     async def read_data_by_timestamp(
         self, start_ts, end_ts, freq, symbols, features=None, raise_on_empty=True
     ) -> pd.DataFrame:
-        return await self._read(start_ts, end_ts, freq, symbols, features, True, raise_on_empty, None)
+        return await self._read(start_ts, end_ts, freq, symbols, features, True, raise_on_empty)
 
     async def read_arrow(self, start_time, end_time, freq, symbols=None, features=None) -> pa.Table:
         db = await self._db()

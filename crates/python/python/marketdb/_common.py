@@ -265,11 +265,6 @@ def read_result(columns: Any, features: list[str] | None, raise_on_empty: bool) 
     return pd.DataFrame(dict(zip(names, arrays)), index=index, copy=False)
 
 
-def native_features(features: list[str] | None) -> list[str]:
-    """The feature list the native read gets (the 11 market columns by default)."""
-    return output_names(features)
-
-
 # ---- kline input -----------------------------------------------------------------------
 
 

@@ -93,7 +93,7 @@ class MarketDB:
             c.time_value(end_time, "end_time"),
             c.freq_value(freq),
             c.symbol_list(symbols),
-            c.native_features(features),
+            c.output_names(features),
             False,
             False,
         )
@@ -115,7 +115,7 @@ class MarketDB:
             c.time_value(end_ts, "end_ts"),
             c.freq_value(freq),
             c.symbol_list(symbols),
-            c.native_features(features),
+            c.output_names(features),
             True,
             False,
         )
