@@ -42,6 +42,9 @@ struct Inner {
     config: StoreConfig,
     /// Split reads joined, and split reads read again in one snapshot.
     split_reads: [std::sync::atomic::AtomicU64; 2],
+    /// The WAL checkpoint that follows a large write, running on a blocking thread with
+    /// the writer held (see [`AsyncMarketDB::fold_wal_in_background`]); `close` waits for it.
+    fold: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// The async market data store on one SQLite file.
@@ -152,6 +155,7 @@ impl AsyncMarketDB {
                 tables,
                 config,
                 split_reads: Default::default(),
+                fold: Default::default(),
             }),
         })
     }
@@ -164,9 +168,31 @@ impl AsyncMarketDB {
         (load(joined), load(again))
     }
 
-    /// Closes the pool (for every clone); later calls fail.
+    /// Closes the pool (for every clone); later calls fail. A WAL checkpoint still running
+    /// after a large write is waited for first, so a closed store leaves a folded file.
     pub async fn close(&self) {
+        self.wait_for_fold().await;
         self.inner.pool.close().await;
+    }
+
+    /// Waits for the background checkpoint of the last large write, if one is running.
+    pub async fn wait_for_fold(&self) {
+        let pending = self
+            .inner
+            .fold
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(handle) = pending {
+            // The job logs its own failure; a panic in it (none is expected) is not the
+            // caller's error either: the rows it follows are committed.
+            if let Err(e) = handle.await {
+                warn!(
+                    "{}: background wal checkpoint ended abnormally: {e}",
+                    self.path().display()
+                );
+            }
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -234,30 +260,72 @@ impl AsyncMarketDB {
             .await
     }
 
-    /// Checkpoints the WAL after a large write without waiting for readers: TRUNCATE with
-    /// the busy handler off, which degrades to copying what it can (like PASSIVE) when a
-    /// reader still uses old frames. The rows are already committed, so a failure here is
-    /// a warning, never the caller's error.
-    async fn checkpoint_after_write(&self) {
+    /// Runs `f` in a write transaction like [`Self::write`]. When `large`, the commit skips
+    /// SQLite's automatic checkpoint (which would copy the whole WAL into the file inside
+    /// the call) and the WAL is folded afterwards in the background instead: see
+    /// [`Self::fold_wal_in_background`].
+    async fn write_large<T, F>(&self, large: bool, f: F) -> Result<T>
+    where
+        F: FnOnce(&rusqlite::Connection, &Tables) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        if !large {
+            return self.write(f).await;
+        }
+        let res = self
+            .write(move |c, t| {
+                c.pragma_update(None, "wal_autocheckpoint", 0)?;
+                f(c, t)
+            })
+            .await;
+        // Also after a failed call: the pragma must be restored either way.
+        self.fold_wal_in_background().await;
+        res
+    }
+
+    /// Takes the writer and, on a blocking thread, restores the configured
+    /// `wal_autocheckpoint` and checkpoints the WAL: TRUNCATE with the busy handler off,
+    /// which degrades to copying what it can (like PASSIVE) when a reader still uses old
+    /// frames. The call that wrote returns meanwhile (its rows are committed and visible);
+    /// the next write waits for the writer, so the WAL cannot grow behind the fold, and
+    /// [`Self::close`] waits for it. The rows are already committed, so a failure here is a
+    /// warning, never an error of the call.
+    async fn fold_wal_in_background(&self) {
+        self.wait_for_fold().await;
+        let guard = match self.inner.pool.write_guard().await {
+            Ok(g) => g,
+            Err(e) => {
+                warn!(
+                    "{}: no wal checkpoint after a large write (the rows are stored): {e}",
+                    self.path().display()
+                );
+                return;
+            }
+        };
         let busy = self.inner.pool.config().busy_timeout;
-        let outcome = async {
-            let guard = self.inner.pool.write_guard().await?;
-            run_blocking(move || -> Result<Checkpoint> {
+        let pages = self.inner.pool.config().pragmas.wal_autocheckpoint;
+        let path = self.path().to_path_buf();
+        let job = tokio::task::spawn_blocking(move || {
+            let outcome = (|| -> Result<Checkpoint> {
+                guard.pragma_update(None, "wal_autocheckpoint", pages)?;
                 guard.busy_timeout(Duration::ZERO)?;
                 let res = wal_checkpoint(&guard);
                 guard.busy_timeout(busy)?;
                 res
-            })
-            .await?
-        }
-        .await;
-        match outcome {
-            Ok(c) => debug!(?c, "wal checkpoint after bulk write"),
-            Err(e) => warn!(
-                "{}: wal checkpoint after a committed write failed (the rows are stored): {e}",
-                self.path().display()
-            ),
-        }
+            })();
+            match outcome {
+                Ok(c) => debug!(?c, "wal checkpoint after a large write"),
+                Err(e) => warn!(
+                    "{}: wal checkpoint after a committed write failed (the rows are stored): {e}",
+                    path.display()
+                ),
+            }
+        });
+        *self
+            .inner
+            .fold
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(job);
     }
 
     /// Validates every row, then upserts all of them in one transaction (`INSERT OR
@@ -272,16 +340,14 @@ impl AsyncMarketDB {
         let batch = self.inner.config.batch_size;
         let rows = Arc::clone(&input);
         let validator = self.inner.config.validator();
+        let large = input.len() > CHECKPOINT_AFTER_ROWS;
         let n = self
-            .write(move |c, t| {
+            .write_large(large, move |c, t| {
                 validate_all(&rows, freq, &validator)?;
                 insert_klines(c, t, &rows, freq, batch)
             })
             .await?;
         info!("stored {n} rows ({}, {freq})", input.symbol_summary());
-        if n > CHECKPOINT_AFTER_ROWS {
-            self.checkpoint_after_write().await;
-        }
         Ok(n)
     }
 
@@ -307,7 +373,7 @@ impl AsyncMarketDB {
             .await?;
         info!("stored {n} streamed records");
         if n > CHECKPOINT_AFTER_ROWS {
-            self.checkpoint_after_write().await;
+            self.fold_wal_in_background().await;
         }
         Ok(n)
     }

@@ -1732,6 +1732,69 @@ async fn a_committed_store_is_a_success_even_when_its_checkpoint_fails() {
     );
 }
 
+/// The `wal_autocheckpoint` the writer connection has now (read holding the writer, so
+/// after any background fold).
+async fn writer_autocheckpoint(db: &AsyncMarketDB) -> i64 {
+    let guard = db.pool().write_guard().await.unwrap();
+    guard
+        .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_store_folds_the_wal_after_returning_and_close_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("market.db");
+    let db = open(dir.path()).await;
+    let n_rows = marketdb_store::CHECKPOINT_AFTER_ROWS as i64 + 1;
+    let rows: Vec<Kline> = (0..n_rows)
+        .map(|i| bar("BTCUSDT", Freq::S1, JAN1 + i * 1000, (i % 50) as f64))
+        .collect();
+    assert_eq!(
+        db.store_data(rows.clone(), Freq::S1).await.unwrap(),
+        n_rows as usize
+    );
+    // Committed and visible as soon as the call returns, fold or no fold.
+    assert_eq!(
+        db.count("BTCUSDT", Freq::S1, None).await.unwrap(),
+        n_rows as u64
+    );
+    // The commit ran without the automatic checkpoint; the fold put the setting back.
+    assert_eq!(writer_autocheckpoint(&db).await, 1000);
+
+    // A failed large call (its last row is bad) stores nothing and restores it too.
+    let mut bad = rows;
+    for k in &mut bad {
+        k.open_time += n_rows * 1000;
+        k.close_time = Freq::S1.close_time(k.open_time);
+    }
+    bad.last_mut().unwrap().high = -1.0;
+    assert!(db.store_data(bad, Freq::S1).await.is_err());
+    assert_eq!(
+        db.count("BTCUSDT", Freq::S1, None).await.unwrap(),
+        n_rows as u64
+    );
+    assert_eq!(writer_autocheckpoint(&db).await, 1000);
+
+    // Another large store, then close at once: close waits for its fold, so the WAL is
+    // truncated and the file alone holds every row.
+    let more: Vec<Kline> = (0..n_rows)
+        .map(|i| bar("ETHUSDT", Freq::S1, JAN1 + i * 1000, (i % 50) as f64))
+        .collect();
+    db.store_data(more, Freq::S1).await.unwrap();
+    db.close().await;
+    let wal = std::fs::metadata(dir.path().join("market.db-wal")).map_or(0, |m| m.len());
+    assert_eq!(
+        wal, 0,
+        "the WAL was folded and truncated before close returned"
+    );
+    let again = AsyncMarketDB::open_read_only(&path).await.unwrap();
+    assert_eq!(
+        again.count("ETHUSDT", Freq::S1, None).await.unwrap(),
+        n_rows as u64
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streamed_records_are_one_transaction() {
     use marketdb_model::Records;
