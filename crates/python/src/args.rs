@@ -49,6 +49,21 @@ pub(crate) fn range(start: &TimeArg, end: &TimeArg, by_timestamp: bool) -> Resul
     Ok(TimeRange::parse(&start.text(), &end.text())?)
 }
 
+/// The arguments of a bar read: the range (see [`range`]), the interval and the features.
+pub(crate) fn bars(
+    start: &TimeArg,
+    end: &TimeArg,
+    by_timestamp: bool,
+    freq_text: &str,
+    feature_names: Option<Vec<String>>,
+) -> Result<(TimeRange, Freq, Vec<Feature>)> {
+    Ok((
+        range(start, end, by_timestamp)?,
+        freq(freq_text)?,
+        features(feature_names)?,
+    ))
+}
+
 pub(crate) fn freq(text: &str) -> Result<Freq> {
     Ok(Freq::parse(text)?)
 }
@@ -95,6 +110,21 @@ fn column<T: pyo3::buffer::Element + Copy>(
     Ok(v)
 }
 
+/// The kline columns [`klines`] takes, in its order (the Python side reads them from here).
+pub(crate) const KLINE_INPUT: [&str; 11] = [
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_volume",
+    "trades_count",
+    "taker_buy_volume",
+    "taker_buy_quote_volume",
+];
+
 /// Klines from columns: `codes` (int64 index into `names`, one per row) and, in this order,
 /// open_time, open, high, low, close, volume, close_time (or None: derived from `freq`),
 /// quote_volume, trades_count, taker_buy_volume, taker_buy_quote_volume.
@@ -105,19 +135,7 @@ pub(crate) fn klines(
     codes: &Bound<'_, PyAny>,
     columns: &[Option<Bound<'_, PyAny>>],
 ) -> PyResult<Vec<Kline>> {
-    const NAMES: [&str; 11] = [
-        "open_time",
-        "open",
-        "high",
-        "low",
-        "close",
-        "volume",
-        "close_time",
-        "quote_volume",
-        "trades_count",
-        "taker_buy_volume",
-        "taker_buy_quote_volume",
-    ];
+    const NAMES: [&str; 11] = KLINE_INPUT;
     if columns.len() != NAMES.len() {
         return Err(value_error(format!(
             "expected {} kline columns, got {}",

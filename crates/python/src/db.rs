@@ -9,7 +9,9 @@ use arrow_array::RecordBatch;
 use marketdb_export::{
     AsyncDataExporter, DatasetRequest, ExportRequest, FillPolicy, ParquetCompression,
 };
-use marketdb_model::{Feature, FundingRate, LongShortRatio, OpenInterest};
+use marketdb_model::{
+    Feature, FeatureKind, FundingRate, LongShortRatio, MetricFamily, OpenInterest, RatioType,
+};
 use marketdb_store::{AsyncMarketDB, Column, IncompletePolicy, KlineFrame, StoreConfig};
 use pyo3::{IntoPyObjectExt, prelude::*};
 
@@ -220,8 +222,7 @@ impl Native {
         is_async: bool,
     ) -> PyResult<Py<PyAny>> {
         let db = self.db()?;
-        let range = args::range(&start, &end, by_timestamp)?;
-        let (freq, features) = (args::freq(freq)?, args::features(features)?);
+        let (range, freq, features) = args::bars(&start, &end, by_timestamp, freq, features)?;
         finish(py, is_async, async move {
             let frame = db
                 .read_data(range, freq, &symbols, &features, false)
@@ -245,8 +246,7 @@ impl Native {
         is_async: bool,
     ) -> PyResult<Py<PyAny>> {
         let db = self.db()?;
-        let range = args::range(&start, &end, by_timestamp)?;
-        let (freq, features) = (args::freq(freq)?, args::features(features)?);
+        let (range, freq, features) = args::bars(&start, &end, by_timestamp, freq, features)?;
         finish(py, is_async, async move {
             let frame = db
                 .read_data(range, freq, &symbols, &features, false)
@@ -512,13 +512,30 @@ impl Native {
         }
     }
 
-    /// The short names of the features, in the catalogue's order (for the Python side's
-    /// long-name mapping).
+    /// What the Python side shapes its arguments and frames with, taken from the model so
+    /// that it is written once: `features` (short name, long name, and whether it is a
+    /// stored kline column) in catalogue order, `kline_input` (the column order of
+    /// `store_klines`), and `ratio_types` (marketdb's name, the spelling of cryptoservice
+    /// 1.9, and the short name of its long/short ratio feature).
     #[staticmethod]
-    fn feature_names() -> Vec<(String, String)> {
-        Feature::ALL
+    fn catalogue(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
+        let features: Vec<(&str, &str, bool)> = Feature::ALL
             .iter()
-            .map(|f| (f.short().to_owned(), f.long().to_owned()))
-            .collect()
+            .map(|f| (f.short(), f.long(), f.kind() == FeatureKind::Column))
+            .collect();
+        let ratio_types: Vec<(&str, &str, &str)> = RatioType::ALL
+            .iter()
+            .filter_map(|r| {
+                let feature = Feature::ALL
+                    .iter()
+                    .find(|f| f.kind() == FeatureKind::Metric(MetricFamily::LongShortRatio(*r)))?;
+                Some((r.as_str(), r.legacy(), feature.short()))
+            })
+            .collect();
+        let out = pyo3::types::PyDict::new(py);
+        out.set_item("features", features)?;
+        out.set_item("kline_input", args::KLINE_INPUT.to_vec())?;
+        out.set_item("ratio_types", ratio_types)?;
+        Ok(out)
     }
 }

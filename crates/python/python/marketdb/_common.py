@@ -22,22 +22,15 @@ from . import _native
 
 logger = logging.getLogger("marketdb")
 
-#: The eleven market columns of cryptoservice 1.9's ``read_data``, in its order.
-MARKET_COLUMNS = [
-    "open_price",
-    "high_price",
-    "low_price",
-    "close_price",
-    "volume",
-    "quote_volume",
-    "trades_count",
-    "taker_buy_volume",
-    "taker_buy_quote_volume",
-    "taker_sell_volume",
-    "taker_sell_quote_volume",
-]
+# The model's catalogue (features, the kline input order, ratio types), from the native
+# module so that it is written once, in Rust.
+_CATALOGUE = _native.Native.catalogue()
 
-SHORT_TO_LONG = dict(_native.Native.feature_names())
+#: The eleven market columns of ``read_data`` (1.9's long names and order): the stored
+#: kline features of the catalogue.
+MARKET_COLUMNS = [long for _, long, stored in _CATALOGUE["features"] if stored]
+
+SHORT_TO_LONG = {short: long for short, long, _ in _CATALOGUE["features"]}
 LONG_TO_SHORT = {v: k for k, v in SHORT_TO_LONG.items()}
 
 NO_DATA = "No data found for the specified criteria"
@@ -46,34 +39,24 @@ NO_DATA = "No data found for the specified criteria"
 # ``read_sql_query(parse_dates={"timestamp": "ms"})`` uses): ns on pandas 2, us on pandas 3.
 _TS_DTYPE = pd.to_datetime(np.zeros(1, dtype=np.int64), unit="ms").dtype
 
-# Accepted spellings of each kline input column (first is the canonical name).
-_INPUT_COLUMNS = [
-    ("open_time", ("timestamp", "open_time")),
-    ("open", ("open_price", "open")),
-    ("high", ("high_price", "high")),
-    ("low", ("low_price", "low")),
-    ("close", ("close_price", "close")),
-    ("volume", ("volume",)),
-    ("close_time", ("close_time",)),
-    ("quote_volume", ("quote_volume", "quote_asset_volume")),
-    ("trades_count", ("trades_count", "count", "trades", "number_of_trades")),
-    ("taker_buy_volume", ("taker_buy_volume", "taker_buy_base_volume", "taker_buy_base_asset_volume")),
-    ("taker_buy_quote_volume", ("taker_buy_quote_volume", "taker_buy_quote_asset_volume")),
-]
+# The column order ``store_klines`` takes (also that of a Binance kline row).
+_RAW_ROW = list(_CATALOGUE["kline_input"])
+# Accepted spellings of each kline input column in a frame, in that order.
+_SPELLINGS = {
+    "open_time": ("timestamp", "open_time"),
+    "open": ("open_price", "open"),
+    "high": ("high_price", "high"),
+    "low": ("low_price", "low"),
+    "close": ("close_price", "close"),
+    "volume": ("volume",),
+    "close_time": ("close_time",),
+    "quote_volume": ("quote_volume", "quote_asset_volume"),
+    "trades_count": ("trades_count", "count", "trades", "number_of_trades"),
+    "taker_buy_volume": ("taker_buy_volume", "taker_buy_base_volume", "taker_buy_base_asset_volume"),
+    "taker_buy_quote_volume": ("taker_buy_quote_volume", "taker_buy_quote_asset_volume"),
+}
+_INPUT_COLUMNS = [(name, _SPELLINGS[name]) for name in _RAW_ROW]
 _INTEGER_INPUTS = {"open_time", "close_time", "trades_count"}
-_RAW_ROW = [
-    "open_time",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "close_time",
-    "quote_volume",
-    "trades_count",
-    "taker_buy_volume",
-    "taker_buy_quote_volume",
-]
 
 
 def open_args(db_path: Any, pool: Any, mmap_size: Any) -> tuple[str, str, int | None]:
@@ -436,12 +419,7 @@ _METRIC_COLUMNS = {
     ),
 }
 # marketdb's ratio type names, spelled as 1.9 stores and reads them.
-_V19_RATIO_TYPE = {
-    "toptrader_account": "account",
-    "toptrader_position": "position",
-    "global_account": "global",
-    "taker_vol": "taker",
-}
+_V19_RATIO_TYPE = {name: legacy for name, legacy, _ in _CATALOGUE["ratio_types"]}
 _METRIC_EMPTY = {
     "funding_rate": "No funding rate data found for the specified criteria",
     "open_interest": "No open interest data found for the specified criteria",
@@ -467,15 +445,11 @@ def metric_frame(kind: str, text: str, raise_on_empty: bool) -> pd.DataFrame:
 
 # ---- combined ----------------------------------------------------------------------------
 
+# The long/short ratio feature of each ratio type, by either spelling.
 _LSR_FEATURE = {
-    "account": "lsr_ta",
-    "toptrader_account": "lsr_ta",
-    "position": "lsr_tp",
-    "toptrader_position": "lsr_tp",
-    "global": "lsr_ga",
-    "global_account": "lsr_ga",
-    "taker": "lsr_tv",
-    "taker_vol": "lsr_tv",
+    spelling: feature
+    for name, legacy, feature in _CATALOGUE["ratio_types"]
+    for spelling in (legacy, name)
 }
 
 
