@@ -403,18 +403,37 @@ def test_two_readers_while_one_writes(tmp_path):
     assert seen and min(seen) >= 3 * 1440
 
 
-def test_stubs_name_every_public_method():
-    stub = (Path(marketdb.__file__).parent / "__init__.pyi").read_text()
-    blocks = {b.split(":", 1)[0].split("(")[0].strip(): b for b in stub.split("\nclass ")[1:]}
+def test_stubs_name_every_public_method_with_its_parameters():
+    import ast
+    import inspect
+
+    stub = ast.parse((Path(marketdb.__file__).parent / "__init__.pyi").read_text())
+    classes = {n.name: n for n in stub.body if isinstance(n, ast.ClassDef)}
     for cls in (marketdb.MarketDB, marketdb.AsyncMarketDB, marketdb.AsyncDataExporter):
-        block = blocks[cls.__name__]
+        stubs = {
+            f.name: f for f in classes[cls.__name__].body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+        }
         for name in dir(cls):
             if not name.startswith("_") or name in ("__init__", "__enter__", "__exit__", "__aenter__", "__aexit__"):
                 member = getattr(cls, name)
-                if callable(member) and name in vars(cls):
-                    assert f"def {name}(" in block, f"{cls.__name__}.{name} has no stub"
-                elif isinstance(member, property):
-                    assert f"def {name}(self)" in block, f"{cls.__name__}.{name} has no stub"
+                if isinstance(member, property):
+                    assert name in stubs, f"{cls.__name__}.{name} has no stub"
+                elif callable(member) and name in vars(cls):
+                    assert name in stubs, f"{cls.__name__}.{name} has no stub"
+                    f = stubs[name]
+                    assert isinstance(f, ast.AsyncFunctionDef) == inspect.iscoroutinefunction(member), name
+                    a = f.args
+                    stubbed = [
+                        (p.arg, kind)
+                        for params, kind in ((a.args, "positional"), (a.kwonlyargs, "keyword"))
+                        for p in params
+                    ]
+                    real = [
+                        (p.name, "keyword" if p.kind is inspect.Parameter.KEYWORD_ONLY else "positional")
+                        for p in inspect.signature(member).parameters.values()
+                        if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+                    ]
+                    assert stubbed == real, f"{cls.__name__}.{name}: stub {stubbed} != {real}"
 
 
 def test_index_levels_are_sorted_as_1_9_builds_them(db_path):

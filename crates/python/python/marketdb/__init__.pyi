@@ -36,7 +36,7 @@ class MarketDB:
     def pool_kind(self) -> str: ...
     @property
     def read_only(self) -> bool: ...
-    def store_data(self, data: Any, freq: _Freq) -> int: ...
+    def store_data(self, data: Any, freq: _Freq, batch_size: int | None = None) -> int: ...
     def read_data(
         self,
         start_time: _Time,
@@ -143,6 +143,7 @@ class MarketDB:
         freq: _Freq,
         output_path: _Path,
         features: list[str] | None = None,
+        chunk_size: int | None = None,
         *,
         target_freq: _Freq | None = None,
         fill: str = "none",
@@ -313,6 +314,7 @@ class AsyncDataExporter:
         features: list[str] | None = None,
         chunk_size: int | None = None,
         *,
+        target_freq: _Freq | None = None,
         fill: str = "none",
     ) -> dict[str, Any]: ...
     async def export_to_csv(
@@ -324,6 +326,8 @@ class AsyncDataExporter:
         output_path: _Path,
         features: list[str] | None = None,
         chunk_size: int | None = None,
+        *,
+        target_freq: _Freq | None = None,
     ) -> dict[str, Any]: ...
     async def export_to_parquet(
         self,
@@ -334,6 +338,8 @@ class AsyncDataExporter:
         output_path: _Path,
         features: list[str] | None = None,
         compression: str = "zstd",
+        *,
+        target_freq: _Freq | None = None,
     ) -> dict[str, Any]: ...
     async def export_dataset(
         self,

@@ -1,0 +1,442 @@
+"""Every database method, written once for ``MarketDB`` and ``AsyncMarketDB``.
+
+An operation takes the public arguments, checks and converts them, and returns a ``Call``:
+which native method to run with which arguments, and how its answer becomes the return
+value. ``blocking`` and ``awaitable`` turn an operation into a method of the blocking or the
+asyncio class; the two differ only in how the native call is run (``is_async``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from . import _common as c
+
+
+class Call:
+    """One native call: ``native.<method>(*args, is_async)``, then ``finish(answer)``. A
+    ``method`` of None makes no call (``finish(None)`` is the result)."""
+
+    __slots__ = ("method", "args", "finish")
+
+    def __init__(self, method: str | None, args: tuple, finish: Callable[[Any], Any] = lambda x: x) -> None:
+        self.method, self.args, self.finish = method, args, finish
+
+
+def _signature_with_self(op: Callable[..., Call]) -> inspect.Signature:
+    sig = inspect.signature(op)
+    this = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sig.replace(parameters=[this, *sig.parameters.values()], return_annotation=inspect.Signature.empty)
+
+
+def blocking(op: Callable[..., Call]) -> Callable[..., Any]:
+    """``op`` as a method of a class holding its native database in ``self._native``."""
+
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        call = op(*args, **kwargs)
+        if call.method is None:
+            return call.finish(None)
+        return call.finish(getattr(self._native, call.method)(*call.args, False))
+
+    return _named(method, op)
+
+
+def awaitable(op: Callable[..., Call], owner: Callable[[Any], Any] = lambda self: self) -> Callable[..., Any]:
+    """``op`` as a coroutine method of a class whose database object is ``owner(self)``: its
+    ``await _db()`` opens the database on first use (after the arguments are checked)."""
+
+    async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        call = op(*args, **kwargs)
+        if call.method is None:
+            return call.finish(None)
+        native = await owner(self)._db()
+        return call.finish(await getattr(native, call.method)(*call.args, True))
+
+    return _named(method, op)
+
+
+def _named(method: Callable[..., Any], op: Callable[..., Call]) -> Callable[..., Any]:
+    method.__name__ = method.__qualname__ = op.__name__
+    method.__doc__ = op.__doc__
+    method.__signature__ = _signature_with_self(op)  # type: ignore[attr-defined]
+    return method
+
+
+def _range(start: Any, end: Any, names: tuple[str, str] = ("start_time", "end_time")) -> tuple[Any, Any]:
+    return c.time_value(start, names[0]), c.time_value(end, names[1])
+
+
+# ---- klines --------------------------------------------------------------------------------
+
+
+def store_data(data: Any, freq: Any, batch_size: int | None = None) -> Call:
+    """Stores klines; returns the rows stored. ``data`` is a DataFrame or pyarrow Table
+    (columns ``symbol``, ``timestamp``/``open_time``, ``open_price``/``open``, ...), or a
+    list (flat or nested) of 1.9 tickers, dicts or ``(symbol, binance_row)`` pairs. Every
+    row is validated first; one bad row stores nothing. ``batch_size`` is accepted and
+    ignored (one transaction per call). A call of more than 100,000 rows returns once they
+    are committed; the WAL is checkpointed after it in the background (``close`` waits)."""
+    del batch_size
+    value = c.freq_value(freq)
+    cols = c.kline_columns(data)
+    if cols is None:
+        c.logger.warning("no kline rows to store")
+        return Call(None, (), lambda _: 0)
+    names, codes, columns = cols
+    return Call("store_klines", (value, names, codes, columns))
+
+
+def _read(start: Any, end: Any, names: tuple[str, str], freq, symbols, features, by_timestamp, raise_on_empty) -> Call:
+    features = c.feature_list(features)
+    args = (*_range(start, end, names), c.freq_value(freq), c.symbol_list(symbols), c.output_names(features))
+    return Call("read_columns", (*args, by_timestamp), lambda columns: c.read_result(columns, features, raise_on_empty))
+
+
+def read_data(
+    start_time: Any,
+    end_time: Any,
+    freq: Any,
+    symbols: Any,
+    features: list[str] | None = None,
+    raise_on_empty: bool = True,
+) -> Call:
+    """Bars of ``symbols`` from ``start_time`` to ``end_time`` (a date-only end includes
+    its whole day; an instant end is inclusive) as a frame indexed by (symbol,
+    timestamp) with the long column names of 1.9."""
+    return _read(start_time, end_time, ("start_time", "end_time"), freq, symbols, features, False, raise_on_empty)
+
+
+def read_data_by_timestamp(
+    start_ts: int | str,
+    end_ts: int | str,
+    freq: Any,
+    symbols: Any,
+    features: list[str] | None = None,
+    raise_on_empty: bool = True,
+) -> Call:
+    """``read_data`` with inclusive epoch-millisecond bounds."""
+    return _read(start_ts, end_ts, ("start_ts", "end_ts"), freq, symbols, features, True, raise_on_empty)
+
+
+def read_arrow(
+    start_time: Any,
+    end_time: Any,
+    freq: Any,
+    symbols: Any = None,
+    features: list[str] | None = None,
+) -> Call:
+    """Bars as a ``pyarrow.Table`` taken through the Arrow PyCapsule interface (no copy):
+    ``symbol`` (dictionary), ``timestamp`` (ms, UTC), then the features by short name
+    (the Parquet export's schema). All symbols when ``symbols`` is None."""
+    args = (*_range(start_time, end_time), c.freq_value(freq), c.symbol_list(symbols), c.feature_list(features))
+    return Call("read", (*args, False), c.arrow_table)
+
+
+def get_symbols_list(freq: Any = None) -> Call:
+    """The symbols stored (of ``freq`` when given), sorted."""
+    return Call("symbols", (None if freq is None else c.freq_value(freq),))
+
+
+def get_data_summary() -> Call:
+    """Row counts and ranges per table and interval (1.9's key names)."""
+    return Call("summary", (), json.loads)
+
+
+# ---- metrics -------------------------------------------------------------------------------
+
+
+def _store_metrics(kind: str, data: list[Any]) -> Call:
+    return Call("store_metrics", (kind, c.metric_records(kind, data)))
+
+
+def store_funding_rate(data: list[Any]) -> Call:
+    """Stores funding rates (1.9 models or dicts); returns the rows stored."""
+    return _store_metrics("funding_rate", data)
+
+
+def store_open_interest(data: list[Any]) -> Call:
+    """Stores open interest (1.9 models or dicts); returns the rows stored."""
+    return _store_metrics("open_interest", data)
+
+
+def store_long_short_ratio(data: list[Any]) -> Call:
+    """Stores long/short ratios (1.9 models or dicts); returns the rows stored."""
+    return _store_metrics("long_short_ratio", data)
+
+
+def _read_metrics(kind: str, start: Any, end: Any, symbols: Any, period: Any, ratio_type: Any, raise_on_empty: bool) -> Call:
+    args = (kind, *_range(start, end), c.symbol_list(symbols), c.freq_value(period), str(ratio_type))
+    return Call("read_metrics", args, lambda text: c.metric_frame(kind, text, raise_on_empty))
+
+
+def read_funding_rate(start_time: Any, end_time: Any, symbols: Any, raise_on_empty: bool = True) -> Call:
+    """Funding rates indexed by (symbol, timestamp), 1.9's columns."""
+    return _read_metrics("funding_rate", start_time, end_time, symbols, "5m", "account", raise_on_empty)
+
+
+def read_open_interest(
+    start_time: Any,
+    end_time: Any,
+    symbols: Any,
+    interval: Any = "5m",
+    raise_on_empty: bool = True,
+) -> Call:
+    """Open interest of ``interval`` indexed by (symbol, timestamp), 1.9's columns."""
+    return _read_metrics("open_interest", start_time, end_time, symbols, interval, "account", raise_on_empty)
+
+
+def read_long_short_ratio(
+    start_time: Any,
+    end_time: Any,
+    symbols: Any,
+    period: Any = "5m",
+    ratio_type: str = "account",
+    raise_on_empty: bool = True,
+) -> Call:
+    """Long/short ratios of ``period`` and ``ratio_type`` (either spelling) indexed by
+    (symbol, timestamp), 1.9's columns and ratio type spellings."""
+    return _read_metrics("long_short_ratio", start_time, end_time, symbols, period, ratio_type, raise_on_empty)
+
+
+# ---- checks, resampling, combined ----------------------------------------------------------
+
+
+def check_completeness(start_time: Any, end_time: Any, freq: Any, symbols: Any = None) -> Call:
+    """Every missing bar per symbol on the interval's half-open grid (a dict)."""
+    args = (*_range(start_time, end_time), c.freq_value(freq), c.symbol_list(symbols))
+    return Call("check_completeness", args, json.loads)
+
+
+def _resampled(answer: tuple[Any, str]) -> pd.DataFrame:
+    stream, counts = answer
+    frame = c.resample_frame(stream)
+    frame.attrs.update(json.loads(counts))
+    return frame
+
+
+def resample(
+    start_time: Any,
+    end_time: Any,
+    freq: Any,
+    target_freq: Any,
+    symbols: Any = None,
+    *,
+    drop_incomplete: bool = False,
+    store: bool = False,
+) -> Call:
+    """Bars of ``freq`` aggregated to ``target_freq`` (labelled at the bucket open);
+    ``store=True`` also writes them. The counts are in ``frame.attrs``."""
+    args = (
+        *_range(start_time, end_time),
+        c.freq_value(freq),
+        c.freq_value(target_freq),
+        c.symbol_list(symbols),
+        bool(drop_incomplete),
+        bool(store),
+    )
+    return Call("resample", args, _resampled)
+
+
+def _combined_period(oi_interval: Any, lsr_period: Any, with_oi: bool, with_lsr: bool) -> str:
+    oi, lsr = c.freq_value(oi_interval), c.freq_value(lsr_period)
+    if with_oi and with_lsr and oi != lsr:
+        raise ValueError(f"oi_interval {oi!r} and lsr_period {lsr!r} differ; marketdb aligns one metric period")
+    return lsr if with_lsr else oi
+
+
+def get_combined_data(
+    symbols: Any,
+    start_time: Any,
+    end_time: Any,
+    freq: Any,
+    include_funding_rate: bool = False,
+    include_open_interest: bool = False,
+    include_long_short_ratio: bool = False,
+    oi_interval: Any = "5m",
+    lsr_period: Any = "5m",
+    lsr_ratio_type: str = "account",
+) -> Call:
+    """Bars with the metrics known at each bar's close (as-of, no look-ahead), unlike
+    1.9's exact-time join. ``oi_interval`` and ``lsr_period`` must agree (one metric
+    period)."""
+    native, names = c.combined_features(
+        include_funding_rate, include_open_interest, include_long_short_ratio, lsr_ratio_type
+    )
+    period = _combined_period(oi_interval, lsr_period, include_open_interest, include_long_short_ratio)
+    args = (*_range(start_time, end_time), c.freq_value(freq), c.symbol_list(symbols), native, period)
+
+    def finish(stream: Any) -> pd.DataFrame:
+        table = c.arrow_table(stream)
+        return pd.DataFrame() if table.num_rows == 0 else c.bars_frame(table, names)
+
+    return Call("combined", args, finish)
+
+
+# ---- exports -------------------------------------------------------------------------------
+
+
+def _export(
+    kind: str,
+    output: Any,
+    start: Any,
+    end: Any,
+    freq: Any,
+    symbols: Any,
+    *,
+    features: Any = None,
+    target_freq: Any = None,
+    fill: str = "none",
+    compression: str | None = None,
+    csv_part_rows: int | None = None,
+) -> Call:
+    if csv_part_rows is not None and (
+        isinstance(csv_part_rows, bool) or not isinstance(csv_part_rows, int) or csv_part_rows <= 0
+    ):
+        raise ValueError(f"chunk_size {csv_part_rows!r} is not a positive number of rows")
+    args = (
+        kind,
+        os.fspath(output),
+        None if start is None else c.time_value(start, "start_time"),
+        None if end is None else c.time_value(end, "end_time"),
+        c.freq_value(freq),
+        c.symbol_list(symbols),
+        c.feature_list(features),
+        None if target_freq is None else c.freq_value(target_freq),
+        str(fill),
+        None if compression is None else str(compression),
+        csv_part_rows,
+    )
+    return Call("export", args, json.loads)
+
+
+def export_to_files(
+    output_path: Any,
+    start_date: Any,
+    end_date: Any,
+    freq: Any,
+    symbols: Any,
+    target_freq: Any = None,
+    chunk_days: int = 30,
+) -> Call:
+    """NumPy matrices per day and feature (marketdb's layout, docs/formats.md); a
+    date-only end includes its whole day. ``chunk_days`` is accepted and ignored:
+    memory is bounded per day, not per chunk."""
+    del chunk_days
+    return _export("files", output_path, start_date, end_date, freq, symbols, target_freq=target_freq)
+
+
+def export_to_files_by_timestamp(
+    output_path: Any,
+    start_ts: int,
+    end_ts: int,
+    freq: Any,
+    symbols: Any,
+    target_freq: Any = None,
+    chunk_days: int = 30,
+) -> Call:
+    """``export_to_files`` with inclusive epoch-millisecond bounds."""
+    del chunk_days
+    return _export("files", output_path, int(start_ts), int(end_ts), freq, symbols, target_freq=target_freq)
+
+
+def export_to_numpy(
+    symbols: Any,
+    start_time: Any,
+    end_time: Any,
+    freq: Any,
+    output_path: Any,
+    features: list[str] | None = None,
+    chunk_size: int | None = None,
+    *,
+    target_freq: Any = None,
+    fill: str = "none",
+) -> Call:
+    """The NumPy export (docs/formats.md); ``fill`` is ``none``, ``ffill`` or ``zero``.
+    ``chunk_size`` is accepted and ignored (memory is bounded per day)."""
+    del chunk_size
+    options = {"features": features, "target_freq": target_freq, "fill": fill}
+    return _export("numpy", output_path, start_time, end_time, freq, symbols, **options)
+
+
+def export_to_csv(
+    symbols: Any,
+    start_time: Any,
+    end_time: Any,
+    freq: Any,
+    output_path: Any,
+    features: list[str] | None = None,
+    chunk_size: int | None = None,
+    *,
+    target_freq: Any = None,
+) -> Call:
+    """The CSV export; ``chunk_size`` rows per part file when given."""
+    options = {"features": features, "target_freq": target_freq, "csv_part_rows": chunk_size}
+    return _export("csv", output_path, start_time, end_time, freq, symbols, **options)
+
+
+def export_to_parquet(
+    symbols: Any,
+    start_time: Any,
+    end_time: Any,
+    freq: Any,
+    output_path: Any,
+    features: list[str] | None = None,
+    compression: str = "zstd",
+    *,
+    target_freq: Any = None,
+) -> Call:
+    """The Parquet export (``compression``: zstd, snappy or none)."""
+    options = {"features": features, "target_freq": target_freq, "compression": compression}
+    return _export("parquet", output_path, start_time, end_time, freq, symbols, **options)
+
+
+def export_dataset(
+    output_path: Any,
+    freq: Any,
+    symbols: Any = None,
+    start_time: Any = None,
+    end_time: Any = None,
+    compression: str = "zstd",
+) -> Call:
+    """A Hive-partitioned Parquet dataset (docs/formats.md); incremental on re-export."""
+    return _export("dataset", output_path, start_time, end_time, freq, symbols, compression=compression)
+
+
+#: The methods of both database classes, in the order the stubs list them.
+DATABASE = (
+    store_data,
+    read_data,
+    read_data_by_timestamp,
+    read_arrow,
+    get_symbols_list,
+    get_data_summary,
+    store_funding_rate,
+    store_open_interest,
+    store_long_short_ratio,
+    read_funding_rate,
+    read_open_interest,
+    read_long_short_ratio,
+    check_completeness,
+    resample,
+    get_combined_data,
+    export_to_files,
+    export_to_files_by_timestamp,
+)
+
+#: The exports ``MarketDB`` has itself and ``AsyncDataExporter`` holds for ``AsyncMarketDB``
+#: (1.9 kept them on its exporter class).
+EXPORTS = (export_to_numpy, export_to_csv, export_to_parquet, export_dataset)
+
+
+def install(cls: type, ops: tuple[Callable[..., Call], ...], make: Callable[[Callable[..., Call]], Any]) -> None:
+    """Adds each operation of ``ops`` to ``cls`` as a method made by ``make``."""
+    for op in ops:
+        setattr(cls, op.__name__, make(op))
+
+
