@@ -297,6 +297,63 @@ impl Native {
         finish(py, is_async, async move { Ok(db.get_symbols(freq).await?) })
     }
 
+    /// The latest `limit` bars of each of `symbols` (all when empty) at `freq`, as
+    /// [`Self::read_columns`] gives bars: ascending by (symbol, timestamp).
+    fn latest(
+        &self,
+        py: Python<'_>,
+        symbols: Vec<String>,
+        freq: &str,
+        limit: usize,
+        is_async: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let db = self.db()?;
+        let freq = args::freq(freq)?;
+        finish(py, is_async, async move {
+            Ok(FrameColumns(db.get_latest(&symbols, freq, limit).await?))
+        })
+    }
+
+    /// Whether `symbol` has a bar of `freq` in the range (the CLI's rules for the bounds).
+    fn data_exists(
+        &self,
+        py: Python<'_>,
+        symbol: String,
+        start: TimeArg,
+        end: TimeArg,
+        freq: &str,
+        is_async: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let db = self.db()?;
+        let (range, freq) = (args::range(&start, &end, false)?, args::freq(freq)?);
+        finish(py, is_async, async move {
+            Ok(db.data_exists(&symbol, range, freq).await?)
+        })
+    }
+
+    /// The UTC dates (`YYYY-MM-DD`) with a bar of `symbol` at `freq`, ascending.
+    fn available_dates(
+        &self,
+        py: Python<'_>,
+        symbol: String,
+        freq: &str,
+        is_async: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let db = self.db()?;
+        let freq = args::freq(freq)?;
+        finish(py, is_async, async move {
+            Ok(db.get_available_dates(&symbol, freq).await?)
+        })
+    }
+
+    /// Every interval of `symbol` with its bar count and first and last open time (JSON).
+    fn symbol_ranges(&self, py: Python<'_>, symbol: String, is_async: bool) -> PyResult<Py<PyAny>> {
+        let db = self.db()?;
+        finish(py, is_async, async move {
+            json(&db.get_symbol_data_range(&symbol).await?)
+        })
+    }
+
     /// Stores metric records given as JSON (a list of objects with the model's fields);
     /// `kind` is `funding_rate`, `open_interest` or `long_short_ratio`.
     fn store_metrics(
@@ -483,15 +540,7 @@ impl Native {
         let mut request = ExportRequest::new(symbols, range, freq);
         request.features = args::features(features)?;
         request.target_freq = args::opt_freq(target_freq)?;
-        request.fill = match fill {
-            "none" => FillPolicy::None,
-            "ffill" => FillPolicy::Ffill,
-            other => {
-                return Err(value_error(format!(
-                    "fill {other:?} is not one of none, ffill"
-                )));
-            }
-        };
+        request.fill = fill.parse::<FillPolicy>().map_err(Failure::from)?;
         if let Some(c) = compression {
             request.compression = c;
         }

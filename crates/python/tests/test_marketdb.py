@@ -588,6 +588,17 @@ def test_more_bad_arguments_are_value_errors(bars, tmp_path):
         assert len(db.read_data_by_timestamp(START_MS, START_MS, "1m", ["BTCUSDT"])) == 1
         row = raw_row(next(bars.head(1).itertuples()))
         assert db.store_data([["BTCUSDT", row]], "1m") == 1
+        out = tmp_path / "x"
+        with pytest.raises(ValueError, match="bfill"):
+            db.export_to_numpy(["BTCUSDT"], "2024-01-01", "2024-01-01", "1m", out, fill="bfill")
+        with pytest.raises(ValueError, match="brotli"):
+            db.export_to_parquet(["BTCUSDT"], "2024-01-01", "2024-01-01", "1m", out, compression="brotli")
+        with pytest.raises(ValueError, match="chunk_size"):
+            db.export_to_csv(["BTCUSDT"], "2024-01-01", "2024-01-01", "1m", out, chunk_size=True)
+        assert not out.exists()
+        # The accepted spellings of the export crate: "pad" is forward fill.
+        report = db.export_to_numpy(["BTCUSDT"], "2024-01-01", "2024-01-01", "1m", out, fill="pad")
+        assert report and out.exists()
 
 
 def test_timestamp_codes_equal_a_sorted_factorize():
@@ -609,3 +620,67 @@ def test_timestamp_codes_equal_a_sorted_factorize():
         want_codes, want_levels = pd.factorize(ts, sort=True)
         np.testing.assert_array_equal(np.asarray(levels), np.asarray(want_levels))
         np.testing.assert_array_equal(np.asarray(codes), want_codes)
+
+
+def test_1_9_inspection_helpers_equal_cryptoservice_and_async_equals_blocking(bars, db_path):
+    theirs = CsMarketDB(str(db_path))
+    theirs.store_data(tickers(bars), Freq.m1)
+    order = ["SOLUSDT", "BTCUSDT"]  # not sorted: 1.9 keeps the caller's order
+    with marketdb.MarketDB(db_path, read_only=True) as mine:
+        latest = mine.get_latest_data(SYMBOLS, "1m", limit=3)
+        pd.testing.assert_frame_equal(latest, theirs.get_latest_data(SYMBOLS, Freq.m1, 3))
+        assert len(latest) == 9 and latest.loc["BTCUSDT"].index.is_monotonic_decreasing
+        assert mine.get_latest_data(SYMBOLS, "1m", limit=0).empty and theirs.get_latest_data(SYMBOLS, Freq.m1, 0).empty
+        assert mine.get_latest_data(["XRPUSDT"], "1m").empty
+        for lo, hi, expected in (("2024-01-01", "2024-01-02", True), ("2024-02-01", "2024-02-02", False)):
+            assert mine.data_exists("BTCUSDT", lo, hi, "1m") is expected
+            assert theirs.data_exists("BTCUSDT", lo, hi, Freq.m1) is expected
+        assert mine.get_available_dates("BTCUSDT", "1m") == theirs.get_available_dates("BTCUSDT", Freq.m1)
+        assert mine.get_available_dates("BTCUSDT", "1m") == ["2024-01-01", "2024-01-02"]
+        for freq in (None, Freq.m1, Freq.h1):
+            assert mine.get_symbol_data_range("BTCUSDT", freq) == theirs.get_symbol_data_range("BTCUSDT", freq)
+        # 1.9 reads a date-only end as its midnight; marketdb as the whole day. The day after
+        # the last bar gives both the same bars.
+        args = (order, "2024-01-01", "2024-01-03")
+        aggregated = mine.get_aggregated_data(*args, "1m", agg_period="4h")
+        pd.testing.assert_frame_equal(aggregated, theirs.get_aggregated_data(*args, Freq.m1, agg_period="4h"))
+        assert list(aggregated.index.get_level_values("symbol").unique()) == order and len(aggregated) == 2 * 12
+        custom = {"close_price": "last", "volume": "max"}
+        pd.testing.assert_frame_equal(
+            mine.get_aggregated_data(*args, "1m", "1D", custom),
+            theirs.get_aggregated_data(*args, Freq.m1, "1D", custom),
+        )
+        stats = mine.get_data_statistics(*args, "1m", features=["close_price", "volume"])
+        pd.testing.assert_frame_equal(stats, theirs.get_data_statistics(*args, Freq.m1, ["close_price", "volume"]))
+        assert stats.loc[("SOLUSDT", "count"), "volume"] == 2 * 1440
+        assert mine.get_aggregated_data(["XRPUSDT"], "2024-01-01", "2024-01-02", "1m").empty
+        with pytest.raises(ValueError, match="limit"):
+            mine.get_latest_data(SYMBOLS, "1m", limit=-1)
+        with pytest.raises(ValueError, match="symbol"):
+            mine.get_available_dates(["BTCUSDT"], "1m")
+        want = {
+            "latest": latest,
+            "exists": mine.data_exists("ETHUSDT", "2024-01-02", "2024-01-02", "1m"),
+            "dates": mine.get_available_dates("SOLUSDT", "1m"),
+            "range": mine.get_symbol_data_range("SOLUSDT"),
+            "aggregated": aggregated,
+            "stats": stats,
+        }
+
+    async def main():
+        async with marketdb.AsyncMarketDB(db_path, read_only=True) as db:
+            return {
+                "latest": await db.get_latest_data(SYMBOLS, "1m", limit=3),
+                "exists": await db.data_exists("ETHUSDT", "2024-01-02", "2024-01-02", "1m"),
+                "dates": await db.get_available_dates("SOLUSDT", "1m"),
+                "range": await db.get_symbol_data_range("SOLUSDT"),
+                "aggregated": await db.get_aggregated_data(*args, "1m", agg_period="4h"),
+                "stats": await db.get_data_statistics(*args, "1m", features=["close_price", "volume"]),
+            }
+
+    got = asyncio.run(main())
+    for key, value in want.items():
+        if isinstance(value, pd.DataFrame):
+            pd.testing.assert_frame_equal(got[key], value, obj=key)
+        else:
+            assert got[key] == value, key

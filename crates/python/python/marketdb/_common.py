@@ -120,6 +120,12 @@ def symbol_list(symbols: Any, name: str = "symbols") -> list[str]:
     return out
 
 
+def one_symbol(symbol: Any, name: str = "symbol") -> str:
+    if not isinstance(symbol, str):
+        raise ValueError(f"{name} {symbol!r} is not a symbol string")
+    return symbol
+
+
 def feature_list(features: Any) -> list[str] | None:
     if features is None:
         return None

@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from . import _common as c
@@ -146,6 +147,146 @@ def get_symbols_list(freq: Any = None) -> Call:
 def get_data_summary() -> Call:
     """Row counts and ranges per table and interval (1.9's key names)."""
     return Call("summary", (), json.loads)
+
+
+def _limit(limit: Any) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise ValueError(f"limit {limit!r} is not a number of bars (an int >= 0)")
+    return limit
+
+
+def _newest_first(frame: pd.DataFrame) -> pd.DataFrame:
+    """Bars ascending by (symbol, timestamp) reordered as 1.9's query orders them: by
+    symbol, newest first."""
+    codes = frame.index.codes[0]
+    # Within each run of one symbol, reverse the rows (the runs stay in symbol order).
+    order = np.lexsort((-np.arange(len(frame)), codes))
+    return frame.iloc[order]
+
+
+def get_latest_data(symbols: Any, freq: Any, limit: int = 1) -> Call:
+    """The latest ``limit`` bars of each symbol (all symbols when empty), indexed by
+    (symbol, timestamp), newest first within a symbol, the eleven market columns; an empty
+    ``pd.DataFrame()`` when there are none (as 1.9)."""
+    limit, value, names = _limit(limit), c.freq_value(freq), c.symbol_list(symbols)
+    if limit == 0:
+        return Call(None, (), lambda _: pd.DataFrame())
+
+    def finish(columns: Any) -> pd.DataFrame:
+        frame = c.read_result(columns, None, False)
+        return pd.DataFrame() if frame.empty else _newest_first(frame)
+
+    return Call("latest", (names, value, limit), finish)
+
+
+def data_exists(symbol: str, start_time: Any, end_time: Any, freq: Any) -> Call:
+    """Whether ``symbol`` has a bar of ``freq`` from ``start_time`` to ``end_time`` (a
+    date-only end includes its whole day, as in ``read_data``)."""
+    return Call("data_exists", (c.one_symbol(symbol), *_range(start_time, end_time), c.freq_value(freq)))
+
+
+def get_available_dates(symbol: str, freq: Any) -> Call:
+    """The UTC dates (``YYYY-MM-DD``) with at least one bar of ``symbol`` at ``freq``,
+    ascending."""
+    return Call("available_dates", (c.one_symbol(symbol), c.freq_value(freq)))
+
+
+def _utc_date(ms: int | None) -> str | None:
+    return None if ms is None else pd.Timestamp(ms, unit="ms").strftime("%Y-%m-%d")
+
+
+def _range_entry(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "record_count": r["record_count"],
+        "earliest_timestamp": r["earliest_timestamp"],
+        "latest_timestamp": r["latest_timestamp"],
+        "earliest_date": _utc_date(r["earliest_timestamp"]),
+        "latest_date": _utc_date(r["latest_timestamp"]),
+    }
+
+
+def get_symbol_data_range(symbol: str, freq: Any = None) -> Call:
+    """1.9's dict: without ``freq``, ``{"symbol", "frequencies": [{"freq", "record_count",
+    "earliest_timestamp", "latest_timestamp", "earliest_date", "latest_date"}]}``; with it,
+    ``{"symbol", "frequency", "record_count", ...}`` (a count of 0 and None bounds when it
+    has no bars)."""
+    name = c.one_symbol(symbol)
+    value = None if freq is None else c.freq_value(freq)
+
+    def finish(text: str) -> dict[str, Any]:
+        ranges = json.loads(text)
+        if value is None:
+            return {"symbol": name, "frequencies": [{"freq": r["freq"], **_range_entry(r)} for r in ranges]}
+        found = next((r for r in ranges if r["freq"] == value), None)
+        empty = {"record_count": 0, "earliest_timestamp": None, "latest_timestamp": None}
+        return {"symbol": name, "frequency": value, **_range_entry(found or empty)}
+
+    return Call("symbol_ranges", (name,), finish)
+
+
+def _per_symbol(
+    read: Call, symbols: Any, compute: Callable[[pd.DataFrame], pd.DataFrame], level: str
+) -> Call:
+    """``read`` (a bar read that does not raise when empty), then ``compute`` on the bars of
+    each symbol (in the order of ``symbols``, as 1.9; all symbols when empty), the results
+    stacked under a (symbol, ``level``) index; an empty ``pd.DataFrame()`` when no symbol
+    has bars (as 1.9)."""
+    wanted = c.symbol_list(symbols)
+
+    def finish(answer: Any) -> pd.DataFrame:
+        frame = read.finish(answer)
+        present = frame.index.get_level_values("symbol").unique()
+        # The store upper-cases symbols, so the frame holds them upper-cased.
+        order = [s for s in dict.fromkeys(w.upper() for w in wanted) if s in present] if wanted else list(present)
+        parts = []
+        for symbol in order:
+            part = compute(frame.xs(symbol, level="symbol"))
+            part.index = pd.MultiIndex.from_product([[symbol], list(part.index)], names=["symbol", level])
+            parts.append(part)
+        return pd.concat(parts) if parts else pd.DataFrame()
+
+    return Call(read.method, read.args, finish)
+
+
+#: 1.9's default aggregation of ``get_aggregated_data``.
+DEFAULT_AGGREGATION = {
+    "open_price": "first",
+    "high_price": "max",
+    "low_price": "min",
+    "close_price": "last",
+    "volume": "sum",
+    "quote_volume": "sum",
+    "trades_count": "sum",
+}
+
+
+def get_aggregated_data(
+    symbols: Any,
+    start_time: Any,
+    end_time: Any,
+    freq: Any,
+    agg_period: str = "1D",
+    agg_functions: Any = None,
+) -> Call:
+    """``read_data`` of the range, then per symbol pandas' ``resample(agg_period).agg(...)``
+    (1.9's default: OHLC, and the sums of volume, quote volume and trades), indexed by
+    (symbol, timestamp). For bars aggregated on marketdb's own grid, see ``resample``."""
+    how = dict(DEFAULT_AGGREGATION if agg_functions is None else agg_functions)
+    read = _read(start_time, end_time, ("start_time", "end_time"), freq, symbols, None, False, False)
+    return _per_symbol(read, symbols, lambda bars: bars.resample(agg_period).agg(how), "timestamp")
+
+
+def get_data_statistics(
+    symbols: Any,
+    start_time: Any,
+    end_time: Any,
+    freq: Any,
+    features: list[str] | None = None,
+) -> Call:
+    """``read_data`` of the range, then per symbol pandas' ``describe()``, indexed by
+    (symbol, statistic)."""
+    read = _read(start_time, end_time, ("start_time", "end_time"), freq, symbols, features, False, False)
+    return _per_symbol(read, symbols, lambda bars: bars.describe(), "statistic")
 
 
 # ---- metrics -------------------------------------------------------------------------------
@@ -357,7 +498,7 @@ def export_to_numpy(
     target_freq: Any = None,
     fill: str = "none",
 ) -> Call:
-    """The NumPy export (docs/formats.md); ``fill`` is ``none``, ``ffill`` or ``zero``.
+    """The NumPy export (docs/formats.md); ``fill`` is ``none`` or ``ffill``.
     ``chunk_size`` is accepted and ignored (memory is bounded per day)."""
     del chunk_size
     options = {"features": features, "target_freq": target_freq, "fill": fill}
@@ -391,7 +532,7 @@ def export_to_parquet(
     *,
     target_freq: Any = None,
 ) -> Call:
-    """The Parquet export (``compression``: zstd, snappy or none)."""
+    """The Parquet export (``compression``: zstd, snappy, gzip, lz4 or none)."""
     options = {"features": features, "target_freq": target_freq, "compression": compression}
     return _export("parquet", output_path, start_time, end_time, freq, symbols, **options)
 
@@ -416,6 +557,12 @@ DATABASE = (
     read_arrow,
     get_symbols_list,
     get_data_summary,
+    get_latest_data,
+    data_exists,
+    get_available_dates,
+    get_symbol_data_range,
+    get_aggregated_data,
+    get_data_statistics,
     store_funding_rate,
     store_open_interest,
     store_long_short_ratio,
