@@ -272,15 +272,24 @@ impl AsyncMarketDB {
         if !large {
             return self.write(f).await;
         }
-        let res = self
-            .write(move |c, t| {
-                c.pragma_update(None, "wal_autocheckpoint", 0)?;
-                f(c, t)
-            })
-            .await;
-        // Also after a failed call: the pragma must be restored either way.
-        self.fold_wal_in_background().await;
-        res
+        // The write and the fold that restores the pragma run as one spawned task: a caller
+        // that stops waiting (a cancelled asyncio task, a dropped future) cannot leave the
+        // writer without its automatic checkpoint, since dropping a JoinHandle does not
+        // cancel the task (and the write itself commits anyway, see `PoolManager::write`).
+        let db = self.clone();
+        let task = tokio::spawn(async move {
+            let res = db
+                .write(move |c, t| {
+                    c.pragma_update(None, "wal_autocheckpoint", 0)?;
+                    f(c, t)
+                })
+                .await;
+            // Also after a failed call: the pragma must be restored either way.
+            db.fold_wal_in_background().await;
+            res
+        });
+        task.await
+            .map_err(|e| Error::Pool(marketdb_pool::Error::Panicked(e.to_string())))?
     }
 
     /// Takes the writer and, on a blocking thread, restores the configured

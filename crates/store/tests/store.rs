@@ -1796,6 +1796,42 @@ async fn a_large_store_folds_the_wal_after_returning_and_close_waits_for_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_store_whose_caller_stops_waiting_still_commits_and_restores_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path()).await;
+    let n_rows = marketdb_store::CHECKPOINT_AFTER_ROWS as i64 + 1;
+    let rows: Vec<Kline> = (0..n_rows)
+        .map(|i| bar("BTCUSDT", Freq::S1, JAN1 + i * 1000, (i % 50) as f64))
+        .collect();
+    let caller = {
+        let db = db.clone();
+        tokio::spawn(async move { db.store_data(rows, Freq::S1).await })
+    };
+    // The caller goes away once its transaction runs (as a cancelled asyncio task does).
+    while db.pool().stats().writer.in_use == 0 {
+        tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+    }
+    caller.abort();
+    let _ = caller.await;
+    // The write commits regardless, and the writer gets its automatic checkpoint back:
+    // polled, since nobody awaits the fold (a generous bound, not a timing check).
+    let mut restored = false;
+    for _ in 0..600 {
+        if writer_autocheckpoint(&db).await == 1000
+            && db.count("BTCUSDT", Freq::S1, None).await.unwrap() == n_rows as u64
+        {
+            restored = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        restored,
+        "the write committed and wal_autocheckpoint was restored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streamed_records_are_one_transaction() {
     use marketdb_model::Records;
     let dir = tempfile::tempdir().unwrap();
