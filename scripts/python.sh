@@ -17,11 +17,16 @@ fi
 # pip builds the wheel with maturin (release profile) and reinstalls it. Skipped when the
 # sources it was built from are unchanged (their digest is kept in the virtualenv), so the
 # test step and the benchmark of one CI run install it once.
-digest="$(cd "$root" && find Cargo.toml Cargo.lock crates -type f \
-  -not -name '*.so' -not -name '*.pyc' -not -path '*/__pycache__/*' -print0 |
-  sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)"
+# The digest covers the sources, cargo's configuration and the toolchain's version.
+digest="$(cd "$root" && {
+  find Cargo.toml Cargo.lock .cargo crates -type f \
+    -not -name '*.so' -not -name '*.pyc' -not -path '*/__pycache__/*' -not -path '*/.pytest_cache/*' -print0 |
+    sort -z | xargs -0 sha256sum
+  rustc --version
+  echo "${RUSTFLAGS:-}"
+} | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$venv/marketdb-sources" 2>/dev/null)" != "$digest" ] ||
-  ! "$venv/bin/python" -c 'import marketdb' >/dev/null 2>&1; then
+  ! (cd / && "$venv/bin/python" -c 'import marketdb') >/dev/null 2>&1; then
   rm -f "$venv/marketdb-sources"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$root/crates/python"
   echo "$digest" >"$venv/marketdb-sources"

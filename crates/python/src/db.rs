@@ -346,11 +346,26 @@ impl Native {
         })
     }
 
-    /// Every interval of `symbol` with its bar count and first and last open time (JSON).
-    fn symbol_ranges(&self, py: Python<'_>, symbol: String, is_async: bool) -> PyResult<Py<PyAny>> {
+    /// Every interval of `symbol` (only `freq` when given) with its bar count and first and
+    /// last open time, as JSON `{"frequency": the canonical name of freq or null,
+    /// "ranges": [...]}`.
+    #[pyo3(signature = (symbol, freq, is_async))]
+    fn symbol_ranges(
+        &self,
+        py: Python<'_>,
+        symbol: String,
+        freq: Option<&str>,
+        is_async: bool,
+    ) -> PyResult<Py<PyAny>> {
         let db = self.db()?;
+        let freq = args::opt_freq(freq)?;
         finish(py, is_async, async move {
-            json(&db.get_symbol_data_range(&symbol).await?)
+            let mut ranges = db.get_symbol_data_range(&symbol).await?;
+            ranges.retain(|r| freq.is_none_or(|f| r.freq == f));
+            json(&serde_json::json!({
+                "frequency": freq.map(|f| f.as_str()),
+                "ranges": ranges,
+            }))
         })
     }
 

@@ -639,6 +639,8 @@ def test_1_9_inspection_helpers_equal_cryptoservice_and_async_equals_blocking(ba
         assert mine.get_available_dates("BTCUSDT", "1m") == ["2024-01-01", "2024-01-02"]
         for freq in (None, Freq.m1, Freq.h1):
             assert mine.get_symbol_data_range("BTCUSDT", freq) == theirs.get_symbol_data_range("BTCUSDT", freq)
+        with pytest.raises(ValueError, match="banana"):
+            mine.get_symbol_data_range("BTCUSDT", "banana")
         # 1.9 reads a date-only end as its midnight; marketdb as the whole day. The day after
         # the last bar gives both the same bars.
         args = (order, "2024-01-01", "2024-01-03")
@@ -684,3 +686,47 @@ def test_1_9_inspection_helpers_equal_cryptoservice_and_async_equals_blocking(ba
             pd.testing.assert_frame_equal(got[key], value, obj=key)
         else:
             assert got[key] == value, key
+
+
+def test_hourly_spellings_find_the_same_range(bars, db_path):
+    hourly = bars[bars["timestamp"] % 3_600_000 == 0].drop(columns=["close_time"])
+    with marketdb.MarketDB(db_path) as db:
+        assert db.store_data(hourly, "1h") == len(hourly)
+        upper = db.get_symbol_data_range("BTCUSDT", "1H")
+        assert upper == db.get_symbol_data_range("BTCUSDT", "1h")
+        assert upper["frequency"] == "1h" and upper["record_count"] == 48
+
+
+@pytest.mark.parametrize("kind", ["blocking", "asyncio"])
+def test_a_script_that_never_closes_leaves_a_whole_database_file(tmp_path, kind):
+    """A large store's WAL checkpoint runs after the call; at interpreter exit the package
+    closes what is still open, so the database file alone holds every row."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "m.db"
+    script = f"""
+import asyncio, sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+import marketdb
+from conftest import make_bars
+bars = make_bars(symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "BNBUSDT", "ADAUSDT"], minutes=100 * 1440)
+if {kind!r} == "blocking":
+    db = marketdb.MarketDB({str(path)!r})
+    print(db.store_data(bars, "1m"))
+else:
+    async def main():
+        db = marketdb.AsyncMarketDB({str(path)!r})
+        print(await db.store_data(bars, "1m"))
+        return db
+    db = asyncio.run(main())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(6 * 100 * 1440)]
+    wal = Path(str(path) + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0, "the rows were left in the WAL"
+    copy = tmp_path / "copy.db"
+    copy.write_bytes(path.read_bytes())
+    with sqlite3.connect(copy) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM market_data").fetchone()[0] == 6 * 100 * 1440

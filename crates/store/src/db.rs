@@ -172,6 +172,11 @@ impl AsyncMarketDB {
     /// after a large write is waited for first, so a closed store leaves a folded file.
     pub async fn close(&self) {
         self.wait_for_fold().await;
+        // A fold started by another clone (whose handle that clone is awaiting) still holds
+        // the writer: taking it once waits for that too.
+        if !self.is_read_only() {
+            drop(self.inner.pool.write_guard().await);
+        }
         self.inner.pool.close().await;
     }
 
@@ -262,8 +267,16 @@ impl AsyncMarketDB {
 
     /// Runs `f` in a write transaction like [`Self::write`]. When `large`, the commit skips
     /// SQLite's automatic checkpoint (which would copy the whole WAL into the file inside
-    /// the call) and the WAL is folded afterwards in the background instead: see
-    /// [`Self::fold_wal_in_background`].
+    /// the call) and the WAL is folded after the call returns instead.
+    ///
+    /// One blocking job holds the writer from before the transaction until after the
+    /// checkpoint: it sets `wal_autocheckpoint = 0`, runs and commits `f`, puts the setting
+    /// back (whatever happened), sends the caller its answer, and, when the transaction
+    /// committed, checkpoints (see [`checkpoint_after_write`]). No other write can run
+    /// between, so none commits without the automatic checkpoint and the WAL cannot grow
+    /// behind the fold; and once the job has the writer, a caller that stops waiting (a
+    /// cancelled asyncio task) changes nothing: the job finishes. [`Self::close`] waits for
+    /// it.
     async fn write_large<T, F>(&self, large: bool, f: F) -> Result<T>
     where
         F: FnOnce(&rusqlite::Connection, &Tables) -> Result<T> + Send + 'static,
@@ -272,33 +285,57 @@ impl AsyncMarketDB {
         if !large {
             return self.write(f).await;
         }
-        // The write and the fold that restores the pragma run as one spawned task: a caller
-        // that stops waiting (a cancelled asyncio task, a dropped future) cannot leave the
-        // writer without its automatic checkpoint, since dropping a JoinHandle does not
-        // cancel the task (and the write itself commits anyway, see `PoolManager::write`).
-        let db = self.clone();
-        let task = tokio::spawn(async move {
-            let res = db
-                .write(move |c, t| {
-                    c.pragma_update(None, "wal_autocheckpoint", 0)?;
-                    f(c, t)
-                })
-                .await;
-            // Also after a failed call: the pragma must be restored either way.
-            db.fold_wal_in_background().await;
-            res
+        self.wait_for_fold().await;
+        let mut guard = self.inner.pool.write_guard().await?;
+        let tables = self.inner.tables;
+        let config = self.inner.pool.config();
+        let (busy, pages) = (config.busy_timeout, config.pragmas.wal_autocheckpoint);
+        let path = self.path().to_path_buf();
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job = tokio::task::spawn_blocking(move || {
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<T> {
+                guard.pragma_update(None, "wal_autocheckpoint", 0)?;
+                let tx =
+                    guard.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                tx.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+                // On `Err` (or unwind) the transaction's drop rolls back.
+                let value = f(&tx, &tables)?;
+                tx.commit()?;
+                Ok(value)
+            }));
+            let res = run.unwrap_or_else(|panic| {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "non-string panic payload".to_owned());
+                Err(Error::Pool(marketdb_pool::Error::Panicked(message)))
+            });
+            if let Err(e) = guard.pragma_update(None, "wal_autocheckpoint", pages) {
+                warn!(
+                    "{}: could not restore wal_autocheckpoint after a large write: {e}",
+                    path.display()
+                );
+            }
+            let committed = res.is_ok();
+            // The caller may have stopped waiting; the job goes on regardless.
+            let _ = answer.send(res);
+            if committed {
+                checkpoint_after_write(&guard, busy, &path);
+            }
         });
-        task.await
-            .map_err(|e| Error::Pool(marketdb_pool::Error::Panicked(e.to_string())))?
+        self.set_fold(job);
+        answered.await.unwrap_or_else(|_| {
+            Err(Error::Pool(marketdb_pool::Error::Panicked(
+                "the large write ended without an answer".to_owned(),
+            )))
+        })
     }
 
-    /// Takes the writer and, on a blocking thread, restores the configured
-    /// `wal_autocheckpoint` and checkpoints the WAL: TRUNCATE with the busy handler off,
-    /// which degrades to copying what it can (like PASSIVE) when a reader still uses old
-    /// frames. The call that wrote returns meanwhile (its rows are committed and visible);
-    /// the next write waits for the writer, so the WAL cannot grow behind the fold, and
-    /// [`Self::close`] waits for it. The rows are already committed, so a failure here is a
-    /// warning, never an error of the call.
+    /// Takes the writer and checkpoints the WAL on a blocking thread (see
+    /// [`checkpoint_after_write`]), for a write that was not run by
+    /// [`Self::write_large`]. The call that wrote returns meanwhile; the next write waits
+    /// for the writer and [`Self::close`] waits for it.
     async fn fold_wal_in_background(&self) {
         self.wait_for_fold().await;
         let guard = match self.inner.pool.write_guard().await {
@@ -312,24 +349,12 @@ impl AsyncMarketDB {
             }
         };
         let busy = self.inner.pool.config().busy_timeout;
-        let pages = self.inner.pool.config().pragmas.wal_autocheckpoint;
         let path = self.path().to_path_buf();
-        let job = tokio::task::spawn_blocking(move || {
-            let outcome = (|| -> Result<Checkpoint> {
-                guard.pragma_update(None, "wal_autocheckpoint", pages)?;
-                guard.busy_timeout(Duration::ZERO)?;
-                let res = wal_checkpoint(&guard);
-                guard.busy_timeout(busy)?;
-                res
-            })();
-            match outcome {
-                Ok(c) => debug!(?c, "wal checkpoint after a large write"),
-                Err(e) => warn!(
-                    "{}: wal checkpoint after a committed write failed (the rows are stored): {e}",
-                    path.display()
-                ),
-            }
-        });
+        let job = tokio::task::spawn_blocking(move || checkpoint_after_write(&guard, busy, &path));
+        self.set_fold(job);
+    }
+
+    fn set_fold(&self, job: tokio::task::JoinHandle<()>) {
         *self
             .inner
             .fold
@@ -969,6 +994,26 @@ impl Checkpoint {
     /// Whether the WAL is now empty (or there is none).
     pub fn is_complete(self) -> bool {
         !matches!(self, Checkpoint::Busy { .. })
+    }
+}
+
+/// Checkpoints the WAL after a large committed write: TRUNCATE with the busy handler off,
+/// which degrades to copying what it can (like PASSIVE) when a reader still uses old
+/// frames, so it never waits for a long reader. The rows are already committed, so a
+/// failure is a warning, never an error of the call that wrote them.
+fn checkpoint_after_write(conn: &rusqlite::Connection, busy: Duration, path: &Path) {
+    let outcome = (|| -> Result<Checkpoint> {
+        conn.busy_timeout(Duration::ZERO)?;
+        let res = wal_checkpoint(conn);
+        conn.busy_timeout(busy)?;
+        res
+    })();
+    match outcome {
+        Ok(c) => debug!(?c, "wal checkpoint after a large write"),
+        Err(e) => warn!(
+            "{}: wal checkpoint after a committed write failed (the rows are stored): {e}",
+            path.display()
+        ),
     }
 }
 

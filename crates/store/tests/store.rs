@@ -1689,6 +1689,7 @@ async fn a_busy_checkpoint_is_reported_as_such() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_committed_store_is_a_success_even_when_its_checkpoint_fails() {
+    use marketdb_model::Records;
     let dir = tempfile::tempdir().unwrap();
     let mut config = StoreConfig::new(dir.path().join("market.db"));
     config.pool.backend = marketdb_store::Backend::Builtin;
@@ -1701,12 +1702,17 @@ async fn a_committed_store_is_a_success_even_when_its_checkpoint_fails() {
     let rows: Vec<Kline> = (0..n_rows)
         .map(|i| bar("BTCUSDT", Freq::S1, JAN1 + i * 1000, (i % 50) as f64))
         .collect();
-    // The store takes the writer first; a second task queues behind it (the built-in
-    // writer is FIFO) and, once it has the writer, keeps it past the acquire timeout, so
-    // the checkpoint that follows the commit cannot get the writer and fails.
+    // A streamed store (its size unknown until it ends) takes the writer again for its
+    // checkpoint after the commit. A second task queues behind it (the built-in writer is
+    // FIFO) and, once it has the writer, keeps it past the acquire timeout, so the
+    // checkpoint cannot get the writer and fails.
+    let batches: Vec<Result<Records, std::io::Error>> = vec![Ok(Records::Klines {
+        freq: Freq::S1,
+        rows,
+    })];
     let store = {
         let db = db.clone();
-        tokio::spawn(async move { db.store_data(rows, Freq::S1).await })
+        tokio::spawn(async move { db.store_records(batches).await })
     };
     while db.pool().stats().writer.in_use == 0 {
         tokio::time::sleep(std::time::Duration::from_micros(200)).await;
@@ -1729,6 +1735,44 @@ async fn a_committed_store_is_a_success_even_when_its_checkpoint_fails() {
     assert!(
         db.pool().stats().writer.waits >= 2,
         "both the blocker and the checkpoint had to wait for the writer"
+    );
+    assert_eq!(writer_autocheckpoint(&db).await, 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_queued_behind_a_large_store_finds_the_wal_folded_and_the_checkpoint_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(dir.path().join("market.db"));
+    config.pool.backend = marketdb_store::Backend::Builtin;
+    let db = AsyncMarketDB::open_with(config).await.unwrap();
+    let wal = dir.path().join("market.db-wal");
+    let n_rows = marketdb_store::CHECKPOINT_AFTER_ROWS as i64 + 1;
+    let rows: Vec<Kline> = (0..n_rows)
+        .map(|i| bar("BTCUSDT", Freq::S1, JAN1 + i * 1000, (i % 50) as f64))
+        .collect();
+    let store = {
+        let db = db.clone();
+        tokio::spawn(async move { db.store_data(rows, Freq::S1).await })
+    };
+    while db.pool().stats().writer.in_use == 0 {
+        tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+    }
+    // Queued (FIFO) while the large store holds the writer: it gets the writer only after
+    // the store's checkpoint, never between its commit and the checkpoint.
+    let guard = db.pool().write_guard().await.unwrap();
+    let pages: i64 = guard
+        .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+        .unwrap();
+    let wal_len = std::fs::metadata(&wal).map_or(0, |m| m.len());
+    drop(guard);
+    assert_eq!(store.await.unwrap().unwrap(), n_rows as usize);
+    assert_eq!(
+        pages, 1000,
+        "the next writer has the automatic checkpoint back"
+    );
+    assert_eq!(
+        wal_len, 0,
+        "the WAL was checkpointed and truncated before the next writer"
     );
 }
 
@@ -1759,6 +1803,11 @@ async fn a_large_store_folds_the_wal_after_returning_and_close_waits_for_it() {
         db.count("BTCUSDT", Freq::S1, None).await.unwrap(),
         n_rows as u64
     );
+    // The fold's TRUNCATE checkpoint empties the WAL while the store is open (an automatic
+    // checkpoint at commit would copy it but leave the file at full size).
+    db.wait_for_fold().await;
+    let wal_len = std::fs::metadata(dir.path().join("market.db-wal")).map_or(0, |m| m.len());
+    assert_eq!(wal_len, 0, "the fold truncated the WAL");
     // The commit ran without the automatic checkpoint; the fold put the setting back.
     assert_eq!(writer_autocheckpoint(&db).await, 1000);
 

@@ -39,6 +39,7 @@ class AsyncMarketDB:
         self._closed = False
         # Created on first use, inside the event loop: concurrent first calls open once.
         self._opening: asyncio.Lock | None = None
+        c.track(self)
 
     async def initialize(self) -> None:
         if self._closed:

@@ -7,10 +7,12 @@ array operations and no Python loop.
 
 from __future__ import annotations
 
+import atexit
 import datetime as _dt
 import json
 import logging
 import os
+import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -32,6 +34,27 @@ MARKET_COLUMNS = [long for _, long, stored in _CATALOGUE["features"] if stored]
 
 SHORT_TO_LONG = {short: long for short, long, _ in _CATALOGUE["features"]}
 LONG_TO_SHORT = {v: k for k, v in SHORT_TO_LONG.items()}
+
+# Databases still open, closed at interpreter exit: ``close`` waits for the WAL checkpoint
+# that follows a large store, so a script that never calls ``close`` still leaves a whole
+# database file rather than rows in its ``-wal``.
+_OPEN: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def track(db: Any) -> None:
+    _OPEN.add(db)
+
+
+@atexit.register
+def _close_open_databases() -> None:
+    for db in list(_OPEN):
+        native = getattr(db, "_native", None)
+        if native is not None and not native.closed:
+            try:
+                native.close(False)
+            except Exception as e:  # at exit there is no caller to raise to
+                logger.warning("closing %s at exit failed: %s", getattr(db, "db_path", "?"), e)
+
 
 NO_DATA = "No data found for the specified criteria"
 

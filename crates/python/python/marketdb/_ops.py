@@ -214,14 +214,14 @@ def get_symbol_data_range(symbol: str, freq: Any = None) -> Call:
     value = None if freq is None else c.freq_value(freq)
 
     def finish(text: str) -> dict[str, Any]:
-        ranges = json.loads(text)
+        answer = json.loads(text)
+        ranges = answer["ranges"]
         if value is None:
             return {"symbol": name, "frequencies": [{"freq": r["freq"], **_range_entry(r)} for r in ranges]}
-        found = next((r for r in ranges if r["freq"] == value), None)
         empty = {"record_count": 0, "earliest_timestamp": None, "latest_timestamp": None}
-        return {"symbol": name, "frequency": value, **_range_entry(found or empty)}
+        return {"symbol": name, "frequency": answer["frequency"], **_range_entry(ranges[0] if ranges else empty)}
 
-    return Call("symbol_ranges", (name,), finish)
+    return Call("symbol_ranges", (name, value), finish)
 
 
 def _per_symbol(

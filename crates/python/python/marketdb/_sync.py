@@ -36,6 +36,7 @@ class MarketDB:
         path, pool, mmap_size = c.open_args(db_path, pool, mmap_size)
         self._native = Native.open(path, pool, bool(read_only), mmap_size, False)
         self.db_path = self._native.path
+        c.track(self)
 
     # ---- lifecycle -------------------------------------------------------------------
 
