@@ -40,6 +40,7 @@ class AsyncMarketDB:
         # Created on first use, inside the event loop: concurrent first calls open once.
         self._opening: asyncio.Lock | None = None
         c.track(self)
+        c.note_async_use()
 
     async def initialize(self) -> None:
         if self._closed:

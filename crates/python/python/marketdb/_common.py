@@ -12,6 +12,7 @@ import datetime as _dt
 import json
 import logging
 import os
+import time
 import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -41,8 +42,16 @@ LONG_TO_SHORT = {v: k for k, v in SHORT_TO_LONG.items()}
 _OPEN: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
+_ASYNC_USED = False
+
+
 def track(db: Any) -> None:
     _OPEN.add(db)
+
+
+def note_async_use() -> None:
+    global _ASYNC_USED
+    _ASYNC_USED = True
 
 
 @atexit.register
@@ -54,6 +63,14 @@ def _close_open_databases() -> None:
                 native.close(False)
             except Exception as e:  # at exit there is no caller to raise to
                 logger.warning("closing %s at exit failed: %s", getattr(db, "db_path", "?"), e)
+    if _ASYNC_USED:
+        # An awaitable's result is handed to the event loop by a tokio thread (the asyncio
+        # bridge): it wakes the loop through a socket, and the send releases the GIL, so
+        # the awaiting coroutine (and asyncio.run, and the script) may finish before that
+        # thread takes the GIL back to return. If the interpreter is already finalizing
+        # then, Python ends the thread with pthread_exit, which aborts a Rust thread
+        # (SIGABRT at exit). Releasing the GIL here, before finalization, lets it return.
+        time.sleep(0.02)
 
 
 NO_DATA = "No data found for the specified criteria"
