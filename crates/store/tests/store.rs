@@ -2696,11 +2696,11 @@ async fn split_reads_equal_one_snapshot_and_never_mix_two_states() {
         assert_eq!(a, b, "symbols {symbols:?}");
         assert!(!a.is_empty());
     }
-    assert_eq!(
-        split.split_read_counts(),
-        (3, 0),
-        "the three quiet reads were split"
-    );
+    // Each quiet read was split; whether its halves were joined depends on the two readers
+    // overlapping in time (a loaded machine may run them one after the other, and the read
+    // then runs again in one snapshot), so only the attempts are counted.
+    let (joined, again) = split.split_read_counts();
+    assert_eq!(joined + again, 3, "the three quiet reads were split");
     assert_eq!(whole.split_read_counts(), (0, 0));
 
     // A writer adds one hour to every symbol per commit while the split reads run.
