@@ -42,8 +42,8 @@ struct Inner {
     config: StoreConfig,
     /// Split reads joined, and split reads read again in one snapshot.
     split_reads: [std::sync::atomic::AtomicU64; 2],
-    /// The WAL checkpoint that follows a large write, running on a blocking thread with
-    /// the writer held (see [`AsyncMarketDB::fold_wal_in_background`]); `close` waits for it.
+    /// The blocking job holding the writer through a large write's checkpoint (see
+    /// `write_large`, and `fold_wal_in_background` for streamed stores); `close` waits for it.
     fold: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
