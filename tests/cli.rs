@@ -7,7 +7,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::print_stderr
+    clippy::print_stderr,
+    clippy::disallowed_methods
 )]
 
 #[path = "cli/bounds.rs"]
@@ -18,6 +19,8 @@ mod contract;
 mod dataset;
 #[path = "cli/download.rs"]
 mod download;
+#[path = "cli/outputs.rs"]
+mod outputs;
 #[path = "cli/pipeline.rs"]
 mod pipeline;
 #[path = "cli/safety.rs"]

@@ -3,11 +3,13 @@
 //! klines with aligned metrics to NumPy. Same seed, same database content, same export bytes.
 //!
 //! Demo data stays away from real data: its default database is [`DEMO_DB`] (not the
-//! default of the other commands), its symbols are synthetic names no exchange lists, and it
-//! refuses a database holding any row it did not write unless `--force` is given.
+//! default of the other commands), its symbols are synthetic names no exchange lists, it
+//! records the symbols it wrote in the file ([`DEMO_MARKER`]), and it refuses a database
+//! holding any row it did not write unless `--force` is given; even then it never writes over
+//! rows it did not write.
 
 use std::{
-    collections::VecDeque,
+    collections::{BTreeSet, VecDeque},
     convert::Infallible,
     path::{Path, PathBuf},
     process::ExitCode,
@@ -19,6 +21,7 @@ use clap::Args;
 use marketdb::synth::{self, SynthSpec};
 use marketdb_export::{AsyncDataExporter, ExportRequest};
 use marketdb_model::{Feature, Freq, Records, TimeRange, parse_bound};
+use marketdb_output::OutputGate;
 use marketdb_store::AsyncMarketDB;
 use serde_json::json;
 
@@ -45,7 +48,12 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Export folder
-    #[arg(long, default_value = "data/demo/export")]
+    #[arg(
+        long,
+        default_value = "data/demo/export",
+        help_heading = "Output",
+        value_hint = clap::ValueHint::DirPath
+    )]
     pub out: PathBuf,
     /// Add the synthetic symbols to a database that holds other data
     #[arg(long)]
@@ -84,34 +92,93 @@ impl Generator {
     }
 }
 
-/// Opens the demo database, refusing one that holds rows demo did not write.
-async fn open_demo_db(g: &Global, path: &Path, force: bool) -> Result<AsyncMarketDB> {
-    if !path.exists() {
-        return args::open_path(g, path, args::Access::Create).await;
+/// The `marketdb_meta` key under which demo records the symbols it wrote (a JSON array):
+/// its marker, so it recognises its own rows by what it wrote, not by their names.
+pub const DEMO_MARKER: &str = "demo.symbols";
+
+/// The symbols the marker of `db` names (none when demo never wrote to it).
+async fn marked_symbols(db: &AsyncMarketDB, path: &Path) -> Result<BTreeSet<String>> {
+    match db.get_meta(DEMO_MARKER).await? {
+        None => Ok(BTreeSet::new()),
+        Some(text) => serde_json::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "database {}: demo's marker {DEMO_MARKER:?} is damaged ({e}); demo will not \
+                 guess which rows are its own: choose another --db",
+                output::path(path)
+            )
+        }),
     }
-    let db = args::open_path(g, path, args::Access::Write).await?;
+}
+
+/// Opens the demo database, refusing one that holds rows demo did not write (unless
+/// `force`), and never writing over such rows: demo's own rows are those of the symbols
+/// its marker names. The marker is extended with `symbols` before any row is stored, so
+/// rows of an interrupted demo are still recognised as its own.
+async fn open_demo_db(
+    g: &Global,
+    path: &Path,
+    force: bool,
+    symbols: &[String],
+) -> Result<AsyncMarketDB> {
+    // The path must be a database file or nothing: never a FIFO, a device or a folder.
+    OutputGate::new().check_database(path)?;
+    let db = if path.exists() {
+        args::open_path(g, path, args::Access::Write).await?
+    } else {
+        args::open_path(g, path, args::Access::Create).await?
+    };
+    let mut marked = marked_symbols(&db, path).await?;
     let foreign: Vec<String> = db
         .get_all_symbols()
         .await?
         .into_iter()
-        .filter(|s| !synth::is_synthetic(s))
+        .filter(|s| !marked.contains(s))
         .collect();
+    let listed = |names: &[&String]| {
+        let shown: Vec<&str> = names.iter().take(5).map(|s| s.as_str()).collect();
+        format!(
+            "{}{}",
+            shown.join(", "),
+            if names.len() > shown.len() {
+                ", ..."
+            } else {
+                ""
+            }
+        )
+    };
     if !foreign.is_empty() && !force {
         db.close().await;
-        let shown: Vec<&str> = foreign.iter().take(5).map(String::as_str).collect();
         bail!(
-            "database {} holds rows demo did not write ({} symbol(s): {}{}); demo writes \
+            "database {} holds rows demo did not write ({} symbol(s): {}); demo writes \
              synthetic data into its own database ({DEMO_DB} by default): choose another \
-             --db, or add --force to add the synthetic SYN...USDT symbols beside that data",
+             --db, or add --force to add the synthetic SYN...USDT symbols beside that \
+             data{}",
             output::path(path),
             foreign.len(),
-            shown.join(", "),
-            if foreign.len() > shown.len() {
-                ", ..."
+            listed(&foreign.iter().collect::<Vec<_>>()),
+            if foreign.iter().all(|s| synth::is_synthetic(s)) {
+                " (a demo database made by an older marketdb carries no marker of its rows: \
+                 delete it and run demo again)"
             } else {
                 ""
             },
         );
+    }
+    let clash: Vec<&String> = symbols.iter().filter(|s| foreign.contains(s)).collect();
+    if !clash.is_empty() {
+        db.close().await;
+        bail!(
+            "database {} holds rows under {} that demo did not write; demo never replaces \
+             them, even with --force: choose another --db",
+            output::path(path),
+            listed(&clash),
+        );
+    }
+    let before = marked.len();
+    marked.extend(symbols.iter().cloned());
+    if marked.len() != before || before == 0 {
+        db.set_meta(DEMO_MARKER, &serde_json::to_string(&marked)?)
+            .await?;
     }
     Ok(db)
 }
@@ -142,7 +209,9 @@ pub async fn run(g: &Global, a: &DemoArgs) -> Result<ExitCode> {
         seed: a.seed,
     };
     let db_path = g.db.clone().unwrap_or_else(|| PathBuf::from(DEMO_DB));
-    let db = open_demo_db(g, &db_path, a.force).await?;
+    // The export folder is checked before the database is opened or anything generated.
+    marketdb_export::check_numpy_folder(&db_path, &a.out)?;
+    let db = open_demo_db(g, &db_path, a.force, &spec.symbols).await?;
     let pb = progress::bar(g, spec.symbols.len() as u64, "store");
     let (mut bars, mut metrics) = (0usize, 0usize);
     // Each symbol is generated on a blocking thread, chunk by chunk, while the writer stores

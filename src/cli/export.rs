@@ -101,7 +101,7 @@ impl From<KindArg> for DatasetKind {
 pub struct DatasetArgs {
     /// Output folder (new, empty, or a dataset written before), or s3://bucket/prefix
     /// (credentials and endpoint from the AWS_* variables)
-    #[arg(long)]
+    #[arg(long, help_heading = "Output", value_hint = clap::ValueHint::DirPath)]
     pub out: String,
     /// Only these symbols (default: all); the dataset then holds only them
     #[arg(long, num_args = 1.., value_delimiter = ',')]
@@ -113,10 +113,10 @@ pub struct DatasetArgs {
     #[arg(long, num_args = 1.., value_delimiter = ',', value_enum)]
     pub kinds: Vec<KindArg>,
     /// Start (widened to whole days; months for funding); default: the first stored row
-    #[arg(long, requires = "end")]
+    #[arg(long)]
     pub start: Option<String>,
-    /// End, inclusive (a date includes its whole day)
-    #[arg(long, requires = "start")]
+    /// End, inclusive (a date includes its whole day); default: the last stored row
+    #[arg(long)]
     pub end: Option<String>,
     /// zstd (default), snappy, gzip, lz4 or none
     #[arg(long, value_enum, default_value = "zstd")]
@@ -187,7 +187,7 @@ pub struct ExportArgs {
     #[arg(long)]
     pub part_rows: Option<usize>,
     /// Output folder (numpy) or file (csv, parquet); `-` streams csv or parquet to stdout
-    #[arg(long)]
+    #[arg(long, help_heading = "Output", value_hint = clap::ValueHint::AnyPath)]
     pub out: PathBuf,
 }
 
@@ -204,7 +204,7 @@ pub struct StatsArgs {
     #[arg(long, value_parser = args::features)]
     pub features: Option<args::FeatureList>,
     /// Output CSV file; `-` for stdout
-    #[arg(long)]
+    #[arg(long, help_heading = "Output", value_hint = clap::ValueHint::FilePath)]
     pub out: PathBuf,
 }
 
@@ -305,10 +305,30 @@ fn report_written(
         tracing::info!("{what} stdout");
     } else if g.json {
         output::json(report)?;
-    } else if replaced {
-        outln!("{what} {} (replaced the existing file)", output::path(out));
     } else {
-        outln!("{what} {}", output::path(out));
+        let files = report["files"].as_array().map_or(0, Vec::len);
+        let parts = if files > 1 {
+            format!(" ({files} parts)")
+        } else {
+            String::new()
+        };
+        if replaced {
+            outln!(
+                "{what} {}{parts} (replaced the existing file)",
+                output::path(out)
+            );
+        } else {
+            outln!("{what} {}{parts}", output::path(out));
+        }
+        // Parts of an earlier export of this name that this one did not produce.
+        for p in report["removed"].as_array().into_iter().flatten() {
+            if let Some(p) = p.as_str() {
+                outln!(
+                    "removed {} (a part of the earlier export)",
+                    output::path(Path::new(p))
+                );
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -345,12 +365,37 @@ pub async fn stats(g: &Global, a: &StatsArgs) -> Result<ExitCode> {
     )
 }
 
+/// The range of `export dataset`: either bound may be left out (the first or last stored
+/// row then bounds it).
+fn dataset_range(
+    start: Option<&str>,
+    end: Option<&str>,
+) -> Result<Option<marketdb_model::TimeRange>> {
+    use marketdb_model::{TIME_MAX_MS, TIME_MIN_MS};
+    if start.is_none() && end.is_none() {
+        return Ok(None);
+    }
+    let lo = match start {
+        Some(s) => marketdb_model::parse_bound(s)?.start_ms(),
+        None => TIME_MIN_MS,
+    };
+    let hi = match end {
+        Some(e) => marketdb_model::parse_bound(e)?.end_exclusive_ms(),
+        None => TIME_MAX_MS,
+    };
+    if lo >= hi {
+        return Err(super::usage(format!(
+            "--start {} is not before --end {}",
+            start.unwrap_or("(first row)"),
+            end.unwrap_or("(last row)")
+        )));
+    }
+    Ok(Some(marketdb_model::TimeRange::new(lo, hi)?))
+}
+
 /// `export dataset`.
 async fn dataset(g: &Global, a: &DatasetArgs) -> Result<ExitCode> {
-    let range = match (&a.start, &a.end) {
-        (Some(s), Some(e)) => Some(marketdb_model::TimeRange::parse(s, e)?),
-        _ => None,
-    };
+    let range = dataset_range(a.start.as_deref(), a.end.as_deref())?;
     let symbols = if a.symbols.is_empty() {
         Vec::new()
     } else {
@@ -399,15 +444,27 @@ async fn dataset(g: &Global, a: &DatasetArgs) -> Result<ExitCode> {
                 outln!("{verb} {p}");
             }
         }
-        outln!(
-            "{}: {} partition(s) written, {} removed, {} unchanged; {} row(s), {} byte(s)",
-            report.root.display(),
-            report.written.len(),
-            report.removed.len(),
-            report.unchanged,
-            report.rows,
-            report.bytes
-        );
+        if report.dry_run {
+            outln!(
+                "{}: dry run, nothing written: {} partition(s) would be written, {} removed, \
+                 {} unchanged; {} row(s)",
+                report.root.display(),
+                report.written.len(),
+                report.removed.len(),
+                report.unchanged,
+                report.rows,
+            );
+        } else {
+            outln!(
+                "{}: {} partition(s) written, {} removed, {} unchanged; {} row(s), {} byte(s)",
+                report.root.display(),
+                report.written.len(),
+                report.removed.len(),
+                report.unchanged,
+                report.rows,
+                report.bytes
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -110,11 +110,17 @@ pub struct DoctorArgs {
     /// Fold the WAL into the database file
     #[arg(long)]
     pub checkpoint: bool,
+    /// Convert a rollback-journal database (the layout the Python original creates) to
+    /// WAL, so readers never wait for a writer; cryptoservice 1.9 still reads and writes
+    /// it (the file then keeps -wal and -shm files beside it)
+    #[arg(long)]
+    pub wal: bool,
 }
 
 pub async fn doctor(g: &Global, a: &DoctorArgs) -> Result<ExitCode> {
     let path = g.db_path();
-    let maintain = a.vacuum || a.checkpoint;
+    let maintain = a.vacuum || a.checkpoint || a.wal;
+    let journal_before = marketdb_store::file_journal(&path);
     let access = match maintain {
         true => args::Access::Write,
         false => args::Access::ReadOnly,
@@ -134,6 +140,12 @@ pub async fn doctor(g: &Global, a: &DoctorArgs) -> Result<ExitCode> {
     let backend = db.pool_kind().to_string();
     db.close().await;
     let after = FileSizes::of(&path);
+    let journal = marketdb_store::file_journal(&path);
+    let journal_text = |j: Option<marketdb_store::FileJournal>| j.map_or("unknown", |j| j.as_str());
+    if a.wal {
+        // A writable open puts the file in WAL mode; say what changed.
+        done_wal(journal_before, journal);
+    }
     let incomplete: Vec<&str> = done
         .iter()
         .filter(|(_, c)| !c.is_complete())
@@ -150,9 +162,14 @@ pub async fn doctor(g: &Global, a: &DoctorArgs) -> Result<ExitCode> {
         "wal_bytes": after.wal,
         "schema_version": version,
         "pool": backend,
+        "journal": journal_text(journal),
         "read_only": !maintain,
         "actions": actions,
-        "before": { "file_bytes": before.file, "wal_bytes": before.wal },
+        "before": {
+            "file_bytes": before.file,
+            "wal_bytes": before.wal,
+            "journal": journal_text(journal_before),
+        },
     });
     if g.json {
         output::json(&report)?;
@@ -162,6 +179,21 @@ pub async fn doctor(g: &Global, a: &DoctorArgs) -> Result<ExitCode> {
         outln!("file size       {} bytes", after.file);
         outln!("wal size        {} bytes", after.wal);
         outln!("schema version  {version}");
+        outln!("journal         {}", journal_text(journal));
+        if a.wal {
+            outln!(
+                "wal             {}",
+                if journal_before == journal {
+                    format!("already {}", journal_text(journal))
+                } else {
+                    format!(
+                        "converted: {} -> {}",
+                        journal_text(journal_before),
+                        journal_text(journal)
+                    )
+                }
+            );
+        }
         outln!("pool backend    {backend}");
         for (what, c) in &done {
             outln!(
@@ -181,11 +213,29 @@ pub async fn doctor(g: &Global, a: &DoctorArgs) -> Result<ExitCode> {
             incomplete.join(" and ")
         );
     }
-    Ok(if integrity == "ok" && incomplete.is_empty() {
+    let converted = !a.wal || journal == Some(marketdb_store::FileJournal::Wal);
+    if !converted {
+        eprintln!(
+            "error: {} still uses a {} after --wal",
+            output::path(&path),
+            journal_text(journal)
+        );
+    }
+    Ok(if integrity == "ok" && incomplete.is_empty() && converted {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Logs the journal conversion `doctor --wal` made.
+fn done_wal(
+    before: Option<marketdb_store::FileJournal>,
+    after: Option<marketdb_store::FileJournal>,
+) {
+    if before != after {
+        tracing::info!(?before, ?after, "converted the database to wal");
+    }
 }
 
 fn checkpoint_text(c: Checkpoint) -> String {

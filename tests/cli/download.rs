@@ -20,7 +20,7 @@ const DAY: i64 = 86_400_000;
 
 /// How the server answers one path.
 #[derive(Clone, Default)]
-struct Route {
+pub(super) struct Route {
     body: Vec<u8>,
     /// Answer 500 this many times first.
     fail_first: usize,
@@ -32,7 +32,7 @@ struct Route {
 }
 
 #[derive(Default)]
-struct Tree {
+pub(super) struct Tree {
     routes: HashMap<String, Route>,
     /// REST klines by symbol: open time and the JSON row, ascending.
     rest: HashMap<String, Vec<(i64, String)>>,
@@ -60,7 +60,7 @@ impl Tree {
     }
 }
 
-fn serve(tree: Arc<Tree>) -> String {
+pub(super) fn serve(tree: Arc<Tree>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -235,7 +235,7 @@ fn sha256(bytes: &[u8]) -> String {
 /// Adds a 1h klines file (and its `.CHECKSUM`) covering `[start, start + hours)`; returns
 /// the rows as `(symbol, open time, close)`.
 #[allow(clippy::too_many_arguments)]
-fn add_file(
+pub(super) fn add_file(
     tree: &mut Tree,
     symbol: &str,
     period: &str,

@@ -109,7 +109,7 @@ fn an_export_never_overwrites_the_database_or_any_sqlite_file() {
             stats_args(out),
         ] {
             let o = marketdb(dir.path(), &args);
-            fails_cleanly(&o, 1, &["is the database being exported"]);
+            fails_cleanly(&o, 1, &["is the open database"]);
         }
     }
     for args in [export_args("csv", "copy.sqlite"), stats_args("copy.sqlite")] {

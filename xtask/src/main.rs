@@ -4,6 +4,10 @@
 //! directions against the real cryptoservice 1.9.0, `docs/compat.md`). It keeps few
 //! dependencies on purpose: std and anyhow.
 
+// A developer tool: it writes reports and fixtures directly (the output gate is for what
+// marketdb writes for its users).
+#![allow(clippy::disallowed_methods)]
+
 mod compat;
 mod pyvenv;
 mod tidy;

@@ -3,11 +3,16 @@
 //! the shortest decimal form that parses back to the same f64 (always with a `.`, so pandas
 //! reads float columns as float), NaN as an empty field, counts and metric times as
 //! integers. With a part size, rows go to `{stem}_part_{n}.{ext}` (n from 1), each with the
-//! header. With gzip on, every file is a gzip stream (`pd.read_csv` reads it by its `.gz`
-//! name). Every file is written under a temporary name and all of them are renamed only
-//! when the export finishes, so a failed export leaves no final-named CSV behind.
+//! header, published as one [`FileSet`] with its listing `{name}.parts.json`: parts of an
+//! earlier export that this one does not produce are removed, and files named like parts that
+//! no listing names are refused. With gzip on, every file is a gzip stream (`pd.read_csv`
+//! reads it by its `.gz` name). Every file is written under a temporary name and all of them
+//! are renamed only when the export finishes, so a failed export leaves no final-named CSV
+//! behind.
 
 use std::{io::Write as _, path::PathBuf};
+
+use marketdb_output::FileSet;
 
 use marketdb_model::time::push_rfc3339;
 use serde::Serialize;
@@ -29,6 +34,8 @@ pub struct CsvReport {
     pub replaced: bool,
     /// The files written, in row order (one unless split into parts).
     pub files: Vec<PathBuf>,
+    /// Parts of an earlier export of the same name that this one did not produce, removed.
+    pub removed: Vec<PathBuf>,
     /// Data rows written (headers excluded).
     pub rows: u64,
     /// Total bytes written.
@@ -99,11 +106,32 @@ impl Out {
     }
 }
 
+/// The part names of `target`: `{stem}_part_` and `.{ext}`; a `.gz` name keeps its inner
+/// extension (`k.csv.gz` gives `k_part_1.csv.gz`).
+fn part_affixes(target: &std::path::Path) -> (String, String) {
+    let name = target
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (base, gz) = match name.strip_suffix(".gz") {
+        Some(base) => (base.to_owned(), ".gz"),
+        None => (name, ""),
+    };
+    let (stem, ext) = match base.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => (stem.to_owned(), ext.to_owned()),
+        _ => (base, "csv".to_owned()),
+    };
+    (format!("{stem}_part_"), format!(".{ext}{gz}"))
+}
+
 #[derive(Debug)]
 pub(crate) struct CsvWriter {
     target: PathBuf,
     /// The caller's stream, taken by the first (only) file.
     stream: Option<Stream>,
+    /// The parts (or, for a single file, the earlier parts to retire); none for a stream.
+    set: Option<FileSet>,
+    gate: Option<marketdb_output::OutputGate>,
     gzip: bool,
     part_rows: Option<usize>,
     fsync: bool,
@@ -123,11 +151,18 @@ impl CsvWriter {
         gzip: bool,
         fsync: bool,
     ) -> Result<CsvWriter> {
-        dest.prepare()?;
         let target = dest.label();
-        let stream = match dest {
-            Dest::Stream(s) => Some(s),
-            Dest::File(_) => None,
+        let (stream, set) = match dest {
+            Dest::Stream(s) => (Some(s), None),
+            Dest::File(gate, path) => {
+                let (prefix, suffix) = part_affixes(&path);
+                let set = FileSet::open(&gate, &path, &prefix, &suffix, part_rows.is_some())?;
+                (None, Some((set, gate)))
+            }
+        };
+        let (set, gate) = match set {
+            Some((set, gate)) => (Some(set), Some(gate)),
+            None => (None, None),
         };
         let mut header = b"symbol,timestamp,datetime".to_vec();
         for f in &plan.features {
@@ -142,6 +177,8 @@ impl CsvWriter {
         Ok(CsvWriter {
             target,
             stream,
+            set,
+            gate,
             gzip,
             part_rows,
             fsync,
@@ -154,33 +191,20 @@ impl CsvWriter {
         })
     }
 
-    /// `{stem}_part_{n}.{ext}`; a `.gz` name keeps its inner extension (`k.csv.gz` gives
-    /// `k_part_1.csv.gz`).
-    fn part_path(&self, n: usize) -> PathBuf {
-        let name = self
-            .target
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let (base, gz) = match name.strip_suffix(".gz") {
-            Some(base) => (base.to_owned(), ".gz"),
-            None => (name, ""),
-        };
-        let (stem, ext) = match base.rsplit_once('.') {
-            Some((stem, ext)) if !stem.is_empty() => (stem.to_owned(), ext.to_owned()),
-            _ => (base, "csv".to_owned()),
-        };
-        self.target
-            .with_file_name(format!("{stem}_part_{n}.{ext}{gz}"))
-    }
-
     /// Starts the next file (the single file, or the next part).
     fn open_next(&mut self) -> Result<()> {
         self.close_current()?;
-        let file = match (self.stream.take(), self.part_rows) {
-            (Some(stream), _) => AtomicFile::stream(stream),
-            (None, Some(_)) => AtomicFile::create_unhashed(self.part_path(self.pending.len() + 1))?,
-            (None, None) => AtomicFile::create_unhashed(self.target.clone())?,
+        let file = match (self.stream.take(), self.part_rows, &self.set, &self.gate) {
+            (Some(stream), ..) => AtomicFile::stream(stream),
+            (None, Some(_), Some(set), Some(gate)) => {
+                AtomicFile::create_unhashed(gate, &set.member_path(self.pending.len() + 1))?
+            }
+            (None, None, _, Some(gate)) => AtomicFile::create_unhashed(gate, &self.target)?,
+            _ => {
+                return Err(crate::Error::WriterStopped {
+                    path: self.target.clone(),
+                });
+            }
         };
         let mut f = match self.gzip {
             true => Out::Gzip(GzEncoder::new(file, Compression::default())),
@@ -255,25 +279,48 @@ impl CsvWriter {
             self.open_next()?;
         }
         self.close_current()?;
-        let mut files = Vec::new();
-        let mut bytes = 0;
-        for p in std::mem::take(&mut self.pending) {
-            let path = p.target().to_path_buf();
-            let (_, n) = p.commit()?;
-            bytes += n;
-            files.push(path);
-        }
-        Ok(CsvReport {
+        let mut report = CsvReport {
             replaced: false,
-            files,
+            files: Vec::new(),
+            removed: Vec::new(),
             rows: self.rows,
-            bytes,
-        })
+            bytes: 0,
+        };
+        let pending = std::mem::take(&mut self.pending);
+        match (self.set.take(), self.part_rows) {
+            (Some(mut set), Some(_)) => {
+                for p in pending {
+                    report.bytes += p.bytes();
+                    if let Some(f) = p.into_inner() {
+                        set.push(f);
+                    }
+                }
+                let done = set.commit(self.fsync)?;
+                report.replaced = done.files.iter().any(|f| f.replaced);
+                report.files = done.files.into_iter().map(|f| f.path).collect();
+                report.removed = done.removed;
+            }
+            (set, _) => {
+                for p in pending {
+                    let path = p.target().to_path_buf();
+                    let (_, n) = p.commit()?;
+                    report.bytes += n;
+                    report.files.push(path);
+                }
+                // A single file retires the parts of an earlier split export of this name.
+                if let Some(set) = set {
+                    report.removed = set.commit(self.fsync)?.removed;
+                }
+            }
+        }
+        Ok(report)
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
 mod tests {
+    use marketdb_output::OutputGate;
     use std::fs;
 
     use marketdb_model::Feature;
@@ -327,7 +374,14 @@ mod tests {
         let p = plan(vec![Feature::Close]);
         let t = Table::from_frame(&p, frame(&rows));
         let target = dir.path().join("k.csv.gz");
-        let mut w = CsvWriter::new(Dest::File(target.clone()), &p, None, true, false).unwrap();
+        let mut w = CsvWriter::new(
+            Dest::File(OutputGate::new(), target.clone()),
+            &p,
+            None,
+            true,
+            false,
+        )
+        .unwrap();
         w.write_table(&t).unwrap();
         w.finish().unwrap();
         let mut text = String::new();
@@ -339,7 +393,14 @@ mod tests {
             text.starts_with("symbol,timestamp,datetime,cls\n"),
             "{text}"
         );
-        let mut w = CsvWriter::new(Dest::File(target), &p, Some(2), true, false).unwrap();
+        let mut w = CsvWriter::new(
+            Dest::File(OutputGate::new(), target),
+            &p,
+            Some(2),
+            true,
+            false,
+        )
+        .unwrap();
         w.write_table(&t).unwrap();
         let rep = w.finish().unwrap();
         let names: Vec<String> = rep
@@ -348,18 +409,8 @@ mod tests {
             .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, ["k_part_1.csv.gz", "k_part_2.csv.gz"]);
-        let w = CsvWriter::new(
-            Dest::File(dir.path().join("plain")),
-            &p,
-            Some(1),
-            false,
-            false,
-        )
-        .unwrap();
-        assert_eq!(
-            w.part_path(3).file_name().unwrap().to_string_lossy(),
-            "plain_part_3.csv"
-        );
+        let (prefix, suffix) = part_affixes(&dir.path().join("plain"));
+        assert_eq!(format!("{prefix}3{suffix}"), "plain_part_3.csv");
     }
 
     #[test]
@@ -376,7 +427,14 @@ mod tests {
         ]);
         let t = Table::from_frame(&p, frame(&rows));
         let target = dir.path().join("out/k.csv");
-        let mut w = CsvWriter::new(Dest::File(target), &p, Some(2), false, false).unwrap();
+        let mut w = CsvWriter::new(
+            Dest::File(OutputGate::new(), target),
+            &p,
+            Some(2),
+            false,
+            false,
+        )
+        .unwrap();
         w.write_table(&t).unwrap();
         let listing = |d: &std::path::Path| {
             let mut v: Vec<String> = fs::read_dir(d)
@@ -395,7 +453,12 @@ mod tests {
         assert_eq!(rep.rows, 5);
         assert_eq!(
             listing(&dir.path().join("out")),
-            vec!["k_part_1.csv", "k_part_2.csv", "k_part_3.csv"]
+            vec![
+                "k.csv.parts.json",
+                "k_part_1.csv",
+                "k_part_2.csv",
+                "k_part_3.csv"
+            ]
         );
         let p1 = fs::read_to_string(dir.path().join("out/k_part_1.csv")).unwrap();
         assert_eq!(
@@ -409,7 +472,7 @@ mod tests {
 
         // A writer dropped before finishing leaves nothing under a final name.
         let mut w = CsvWriter::new(
-            Dest::File(dir.path().join("x/y.csv")),
+            Dest::File(OutputGate::new(), dir.path().join("x/y.csv")),
             &p,
             None,
             false,
@@ -421,8 +484,14 @@ mod tests {
         assert!(listing(&dir.path().join("x")).is_empty());
 
         // No rows: a header-only file.
-        let w =
-            CsvWriter::new(Dest::File(dir.path().join("e.csv")), &p, None, false, false).unwrap();
+        let w = CsvWriter::new(
+            Dest::File(OutputGate::new(), dir.path().join("e.csv")),
+            &p,
+            None,
+            false,
+            false,
+        )
+        .unwrap();
         let rep = w.finish().unwrap();
         assert_eq!(rep.rows, 0);
         assert_eq!(

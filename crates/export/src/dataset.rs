@@ -40,6 +40,8 @@ use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use marketdb_output::OutputGate;
+
 use crate::atomic::{AtomicFile, hex, write_atomic};
 use crate::remote::{DatasetLocation, Target};
 use crate::{Error, ParquetCompression, Result};
@@ -212,10 +214,10 @@ impl DatasetState {
     /// Reads the state of the dataset at `root` (an empty state when there is none).
     pub fn load(root: &Path) -> Result<DatasetState> {
         let path = root.join(STATE_PATH);
-        match std::fs::read(&path) {
-            Ok(bytes) => DatasetState::from_bytes(&bytes, &path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DatasetState::default()),
-            Err(e) => Err(Error::Read { path, source: e }),
+        // Never blocks on a FIFO planted at the state's path.
+        match marketdb_output::read_regular(&path, 1 << 30)? {
+            Some(bytes) => DatasetState::from_bytes(&bytes, &path),
+            None => Ok(DatasetState::default()),
         }
     }
 
@@ -238,13 +240,12 @@ impl DatasetState {
         Ok(state)
     }
 
-    pub(crate) fn save(&self, root: &Path) -> Result<()> {
+    pub(crate) fn save(&self, gate: &OutputGate, root: &Path) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(self).map_err(|source| Error::Json {
             path: root.join(STATE_PATH),
             source,
         })?;
-        crate::atomic::create_dir_all(&root.join("_marketdb"))?;
-        write_atomic(root, STATE_PATH, &bytes, true)?;
+        write_atomic(gate, root, STATE_PATH, &bytes, true)?;
         Ok(())
     }
 }
@@ -608,15 +609,14 @@ fn symbol_breaks(batch: &RecordBatch) -> Vec<usize> {
 /// of the rows written, their count and the file size.
 async fn write_partition(
     db: &AsyncMarketDB,
+    gate: &OutputGate,
     root: &Path,
     p: &Partition,
     symbols: &[String],
     compression: ParquetCompression,
 ) -> Result<(String, u64, u64)> {
     let path = root.join(p.file());
-    let dir = root.join(&p.key);
-    crate::atomic::create_dir_all(&dir)?;
-    let file = AtomicFile::create_unhashed(&path)?;
+    let file = AtomicFile::create_unhashed(gate, &path)?;
     let parquet_err = |source| Error::Parquet {
         path: path.clone(),
         source,
@@ -666,15 +666,17 @@ pub async fn export_dataset_to(
     location: &DatasetLocation,
     req: &DatasetRequest,
 ) -> Result<DatasetReport> {
+    let gate = OutputGate::protecting(db.path());
     match location {
         DatasetLocation::Local(root) => {
-            let resolved = crate::target::resolve_dataset_folder(root, db.path())?;
+            let resolved = crate::target::resolve_dataset_folder(&gate, root)?;
             if !req.dry_run {
-                crate::atomic::create_dir_all(&resolved)?;
+                gate.create_dir_all(&resolved)?;
                 crate::target::sweep_stale_temps(&resolved, ".", true);
             }
             export_into(
                 db,
+                &gate,
                 &Target::Local(&resolved),
                 &resolved.display().to_string(),
                 req,
@@ -690,13 +692,14 @@ pub async fn export_dataset_to(
                 remote,
                 staging: staging.path(),
             };
-            export_into(db, &target, &remote.url, req).await
+            export_into(db, &gate, &target, &remote.url, req).await
         }
     }
 }
 
 async fn export_into(
     db: &AsyncMarketDB,
+    gate: &OutputGate,
     target: &Target<'_>,
     label: &str,
     req: &DatasetRequest,
@@ -713,7 +716,7 @@ async fn export_into(
     // The state goes first, so a run killed before its first save still leaves a folder
     // the next run recognises as a dataset.
     if !req.dry_run && !target.state_exists().await? {
-        target.save_state(&state).await?;
+        target.save_state(gate, &state).await?;
     }
     // Another selection of symbols changes every partition's content.
     let mut dirty = state.symbols != symbols;
@@ -725,9 +728,9 @@ async fn export_into(
         if !published && !req.dry_run {
             // Not published (or its file is gone): written in one pass, no digest first.
             let (digest, rows, bytes) =
-                write_partition(db, target.staging(), &p, &symbols, req.compression).await?;
+                write_partition(db, gate, target.staging(), &p, &symbols, req.compression).await?;
             if rows == 0 {
-                target.remove(&p).await?;
+                target.remove(gate, &p).await?;
                 if state.partitions.remove(&p.key).is_some() || on_disk {
                     report.removed.push(p.key.clone());
                     since_save += 1;
@@ -745,7 +748,7 @@ async fn export_into(
                 if state.partitions.contains_key(&p.key) || on_disk {
                     report.removed.push(p.key.clone());
                     if !req.dry_run {
-                        target.remove(&p).await?;
+                        target.remove(gate, &p).await?;
                         state.partitions.remove(&p.key);
                         since_save += 1;
                         dirty = true;
@@ -763,7 +766,8 @@ async fn export_into(
                 report.rows += rows;
             } else {
                 let (digest, rows, bytes) =
-                    write_partition(db, target.staging(), &p, &symbols, req.compression).await?;
+                    write_partition(db, gate, target.staging(), &p, &symbols, req.compression)
+                        .await?;
                 target.publish(&p).await?;
                 published_now(&mut state, &mut report, &p, digest, rows, bytes);
                 since_save += 1;
@@ -771,14 +775,14 @@ async fn export_into(
             }
         }
         if since_save >= STATE_EVERY {
-            target.save_state(&state).await?;
+            target.save_state(gate, &state).await?;
             since_save = 0;
         }
     }
     // A run that changed nothing leaves the state file alone too.
     if !req.dry_run && dirty {
         state.version = DATASET_VERSION;
-        target.save_state(&state).await?;
+        target.save_state(gate, &state).await?;
     }
     tracing::info!(
         written = report.written.len(),
@@ -812,14 +816,11 @@ fn published_now(
     report.bytes += bytes;
 }
 
-/// Removes a partition's file and its folder (and the kind's interval folder) when empty.
-pub(crate) fn remove_partition(root: &Path, p: &Partition) -> Result<()> {
+/// Removes a partition's file (through the gate: never the database, a SQLite file or a
+/// special file) and its folder (and the kind's interval folder) when empty.
+pub(crate) fn remove_partition(gate: &OutputGate, root: &Path, p: &Partition) -> Result<()> {
     let file = root.join(p.file());
-    match std::fs::remove_file(&file) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(&file, e)),
-    }
+    gate.remove(&file)?;
     let mut dir = file.parent().map(Path::to_path_buf);
     while let Some(d) = dir {
         if d == root || std::fs::remove_dir(&d).is_err() {

@@ -127,8 +127,13 @@ pub async fn import_dataset_from(
                     "listed in the state but missing",
                 )
             })?;
-            crate::atomic::create_dir_all(&root.join(&p.key))?;
-            std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))?;
+            crate::atomic::write_atomic(
+                &marketdb_output::OutputGate::protecting(db.path()),
+                &root,
+                &p.file(),
+                &bytes,
+                false,
+            )?;
         }
         let reader = open(&path, p.kind)?;
         let rows = Rows {
@@ -142,7 +147,10 @@ pub async fn import_dataset_from(
         let n = db
             .import_partition(import_of(&source, &p, digest, &state.symbols)?, rows)
             .await
-            .map_err(|e| Error::store(format!("partition {}", path.display()), e))?;
+            .map_err(|e| Error::StoreWrite {
+                what: format!("partition {}", path.display()),
+                source: Box::new(e),
+            })?;
         if remote.is_some() {
             let _ = std::fs::remove_file(&path);
         }
@@ -161,7 +169,10 @@ pub async fn import_dataset_from(
             std::iter::empty::<Result<Records>>(),
         )
         .await
-        .map_err(|e| Error::store(format!("partition {key}"), e))?;
+        .map_err(|e| Error::StoreWrite {
+            what: format!("the removal of partition {key}"),
+            source: Box::new(e),
+        })?;
         report.removed.push(key.clone());
     }
     tracing::info!(
@@ -203,7 +214,7 @@ fn open(path: &Path, kind: DatasetKind) -> Result<ParquetRecordBatchReader> {
         path: path.to_path_buf(),
         source: e,
     })?;
-    let parquet_err = |source| Error::Parquet {
+    let parquet_err = |source| Error::ParquetRead {
         path: path.to_path_buf(),
         source,
     };

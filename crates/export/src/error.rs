@@ -40,6 +40,22 @@ pub enum Error {
         #[source]
         source: parquet::errors::ParquetError,
     },
+    /// A Parquet file being read (a dataset partition) could not be decoded.
+    #[error("cannot read parquet file {}", path.display())]
+    ParquetRead {
+        /// The Parquet file being read.
+        path: PathBuf,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    /// Rows read from a file could not be stored (an import).
+    #[error("cannot store {what}")]
+    StoreWrite {
+        /// What was being stored (a partition, the import record...).
+        what: String,
+        #[source]
+        source: Box<marketdb_store::Error>,
+    },
     /// An Arrow record batch could not be built.
     #[error("cannot build an arrow batch for {}", path.display())]
     Arrow {
@@ -56,6 +72,10 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// The output gate refused a path (the database, a SQLite file, a device...) or could
+    /// not create, write or publish a file.
+    #[error(transparent)]
+    Output(#[from] marketdb_output::Error),
     /// A model value was refused (a symbol, an interval...).
     #[error(transparent)]
     Model(#[from] marketdb_model::Error),

@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 use crate::{
     CsvReport, Error, ExportProgress, ExportRequest, NoProgress, ParquetReport, Result,
     StatsReport, SymbolStats,
-    atomic::{Dest, Stream, create_dir_all, sync_dir},
+    atomic::{Dest, Stream, sync_dir},
     csv::CsvWriter,
     manifest::{MANIFEST_NAME, write_manifest},
     numpy::{DayReport, NumpyWriter},
@@ -33,8 +33,9 @@ use crate::{
     source::{Msg, Walk, produce},
     stats::StatsWriter,
     table::Table,
-    target::{ResolvedFile, resolve_file, resolve_folder, sweep_stale_temps},
+    target::{resolve_folder, sweep_stale_temps},
 };
+use marketdb_output::{CheckedPath, OutputGate};
 
 /// Tables queued between the producer and the writer thread (each can be a whole day of
 /// every symbol, so the queue is short).
@@ -67,6 +68,8 @@ pub struct NumpyReport {
 #[derive(Clone)]
 pub struct AsyncDataExporter {
     db: AsyncMarketDB,
+    /// Every file goes through it; it protects the database being exported.
+    gate: OutputGate,
     progress: Arc<dyn ExportProgress>,
     fsync: bool,
 }
@@ -93,6 +96,7 @@ impl AsyncDataExporter {
     pub fn new(db: &AsyncMarketDB) -> AsyncDataExporter {
         AsyncDataExporter {
             db: db.clone(),
+            gate: OutputGate::protecting(db.path()),
             progress: Arc::new(NoProgress),
             fsync: true,
         }
@@ -124,10 +128,10 @@ impl AsyncDataExporter {
     ) -> Result<NumpyReport> {
         let out_dir = out_dir.as_ref().to_path_buf();
         let mut plan = Plan::new(request)?;
-        let (dir, db) = (out_dir.clone(), self.db.path().to_path_buf());
+        let (dir, gate) = (out_dir.clone(), self.gate.clone());
         let replaces = off_runtime(&out_dir, move || -> Result<bool> {
-            let resolved = resolve_folder(&dir, &db)?;
-            create_dir_all(&dir)?;
+            let resolved = resolve_folder(&gate, &dir)?;
+            gate.create_dir_all(&dir)?;
             let swept = sweep_stale_temps(&dir, ".", true);
             if swept > 0 {
                 info!(swept, "removed temporary files of interrupted exports");
@@ -136,15 +140,17 @@ impl AsyncDataExporter {
         })
         .await??;
         self.resolve_symbols(&mut plan).await?;
-        let (root, p, target, fsync) = (
+        let (root, p, target, fsync, gate) = (
             out_dir.clone(),
             plan.clone(),
             request.target_freq.map(|f| f.as_str()),
             self.fsync,
+            self.gate.clone(),
         );
         let sink = move || {
             Ok(NumpySink {
-                writer: NumpyWriter::new(&root, &p, fsync)?,
+                writer: NumpyWriter::new(&gate, &root, &p, fsync)?,
+                gate,
                 root,
                 plan: p,
                 target,
@@ -188,10 +194,11 @@ impl AsyncDataExporter {
         out_file: impl AsRef<Path>,
     ) -> Result<CsvReport> {
         let out = self.file_target(out_file.as_ref()).await?;
+        let dest = Dest::File(self.gate.clone(), out_file.as_ref().to_path_buf());
         let mut report = self
-            .export_csv(request, Dest::File(out.path), request.csv_part_rows)
+            .export_csv(request, dest, request.csv_part_rows)
             .await?;
-        report.replaced = out.replaces;
+        report.replaced |= out.exists;
         Ok(report)
     }
 
@@ -245,10 +252,14 @@ impl AsyncDataExporter {
         let out = self.file_target(out_file.as_ref()).await?;
         let mut plan = Plan::new(request)?;
         self.resolve_symbols(&mut plan).await?;
-        let (p, path) = (plan.clone(), out.path.clone());
-        let sink = move || crate::hdf5::Hdf5Writer::new(&path, &p);
+        let (p, path, gate) = (
+            plan.clone(),
+            out_file.as_ref().to_path_buf(),
+            self.gate.clone(),
+        );
+        let sink = move || crate::hdf5::Hdf5Writer::new(&gate, &path, &p);
         let mut report = self.run(&plan, Walk::Days, sink, &out.path).await?;
-        report.replaced = out.replaces;
+        report.replaced = out.exists;
         info!(
             days = report.days.len(),
             "hdf5 export finished: {}",
@@ -280,8 +291,9 @@ impl AsyncDataExporter {
         out_file: impl AsRef<Path>,
     ) -> Result<ParquetReport> {
         let out = self.file_target(out_file.as_ref()).await?;
-        let mut report = self.export_parquet(request, Dest::File(out.path)).await?;
-        report.replaced = out.replaces;
+        let dest = Dest::File(self.gate.clone(), out_file.as_ref().to_path_buf());
+        let mut report = self.export_parquet(request, dest).await?;
+        report.replaced = out.exists;
         Ok(report)
     }
 
@@ -318,10 +330,9 @@ impl AsyncDataExporter {
         out_file: impl AsRef<Path>,
     ) -> Result<StatsReport> {
         let out = self.file_target(out_file.as_ref()).await?;
-        let mut report = self
-            .export_statistics(request, Dest::File(out.path))
-            .await?;
-        report.replaced = out.replaces;
+        let dest = Dest::File(self.gate.clone(), out_file.as_ref().to_path_buf());
+        let mut report = self.export_statistics(request, dest).await?;
+        report.replaced = out.exists;
         Ok(report)
     }
 
@@ -370,10 +381,10 @@ impl AsyncDataExporter {
 
     /// Checks an output file path against the database and sweeps the stale temporary
     /// files of earlier runs beside it, off the runtime.
-    async fn file_target(&self, out: &Path) -> Result<ResolvedFile> {
-        let (path, db) = (out.to_path_buf(), self.db.path().to_path_buf());
-        off_runtime(out, move || -> Result<ResolvedFile> {
-            let resolved = resolve_file(&path, &db)?;
+    async fn file_target(&self, out: &Path) -> Result<CheckedPath> {
+        let (path, gate) = (out.to_path_buf(), self.gate.clone());
+        off_runtime(out, move || -> Result<CheckedPath> {
+            let resolved = gate.check_file(&path)?;
             let folder = match resolved.path.parent() {
                 Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
                 _ => PathBuf::from("."),
@@ -449,6 +460,60 @@ impl AsyncDataExporter {
     }
 }
 
+/// Removes every visible file under `dir` (an interval folder of the export at `root`)
+/// that `keep` does not list, and the folders left empty: an export replaces its
+/// interval's folder whole, so a reader never finds days or features of an earlier export
+/// beside the new ones. Hidden names (temporary files of running exports) are left alone.
+/// Returns how many files were removed.
+fn remove_stale_files(
+    gate: &OutputGate,
+    dir: &Path,
+    keep: &[crate::FileRecord],
+    root: &Path,
+) -> Result<usize> {
+    let keep: std::collections::HashSet<PathBuf> =
+        keep.iter().map(|f| root.join(&f.path)).collect();
+    fn walk(
+        gate: &OutputGate,
+        dir: &Path,
+        keep: &std::collections::HashSet<PathBuf>,
+        removed: &mut usize,
+    ) -> Result<bool> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+            Err(e) => return Err(Error::io(dir, e)),
+        };
+        let mut empty = true;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(dir, e))?;
+            let path = entry.path();
+            let ft = entry.file_type().map_err(|e| Error::io(&path, e))?;
+            let hidden = entry.file_name().to_string_lossy().starts_with('.');
+            if ft.is_dir() {
+                if walk(gate, &path, keep, removed)? {
+                    std::fs::remove_dir(&path).map_err(|e| Error::io(&path, e))?;
+                } else {
+                    empty = false;
+                }
+            } else if !hidden && !keep.contains(&path) {
+                // The gate refuses the database, SQLite files, FIFOs and devices.
+                gate.remove(&path)?;
+                *removed += 1;
+            } else {
+                empty = false;
+            }
+        }
+        Ok(empty)
+    }
+    let mut removed = 0;
+    if walk(gate, dir, &keep, &mut removed)? {
+        // Nothing of this interval is left (an export without data).
+        let _ = std::fs::remove_dir(dir);
+    }
+    Ok(removed)
+}
+
 /// Runs file-system work on the blocking pool, not on a runtime worker.
 async fn off_runtime<T, F>(path: &Path, f: F) -> Result<T>
 where
@@ -485,6 +550,7 @@ fn sink_loop<S: Sink>(
 /// The NumPy writer plus what the manifest needs.
 struct NumpySink {
     writer: NumpyWriter,
+    gate: OutputGate,
     root: PathBuf,
     plan: Plan,
     target: Option<&'static str>,
@@ -504,6 +570,7 @@ impl Sink for NumpySink {
     fn finish(self) -> Result<NumpyReport> {
         let NumpySink {
             mut writer,
+            gate,
             root,
             plan,
             target,
@@ -515,22 +582,41 @@ impl Sink for NumpySink {
                 "bars off the interval grid were not exported"
             );
         }
-        // The new files are complete under temporary names: retire the old manifest, move
-        // them into place, then describe them.
-        let manifest_path = root.join(MANIFEST_NAME);
-        match std::fs::remove_file(&manifest_path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(Error::io(&manifest_path, e));
-            }
-            _ => {}
-        }
+        // The new files are complete under temporary names: note what the old manifest
+        // says of the other intervals, retire it, move the new files into place, remove
+        // what an earlier export of this interval left, then describe them all.
+        let earlier = crate::manifest::earlier_sections(&root, plan.out_freq.as_str());
+        gate.remove(&root.join(MANIFEST_NAME))?;
         writer.commit_pending()?;
+        let stale = remove_stale_files(
+            &gate,
+            &root.join(plan.out_freq.as_str()),
+            &writer.files,
+            &root,
+        )?;
+        if stale > 0 {
+            info!(
+                files = stale,
+                "removed files of an earlier export of this interval"
+            );
+        }
         if fsync && !writer.days.is_empty() {
             for d in &writer.dirs {
                 sync_dir(d)?;
             }
         }
-        let manifest = write_manifest(&root, &plan, target, &writer.days, &writer.files, fsync)?;
+        let manifest = write_manifest(
+            &gate,
+            &root,
+            &plan,
+            target,
+            crate::manifest::Written {
+                days: &writer.days,
+                files: &writer.files,
+                earlier,
+            },
+            fsync,
+        )?;
         if fsync {
             sync_dir(&root)?;
         }

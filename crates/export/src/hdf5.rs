@@ -16,12 +16,12 @@ use hdf5::types::VarLenUnicode;
 use marketdb_model::time::yyyymmdd;
 use serde::Serialize;
 
-use crate::atomic::temp_path;
 use crate::manifest::CONTRACT_VERSION;
 use crate::numpy::{DayReport, day_cells, day_grid, fill_matrix, fill_times, ts_name};
 use crate::plan::Plan;
 use crate::table::Table;
 use crate::{Error, Result};
+use marketdb_output::{AtomicFile, OutputGate};
 
 /// What an HDF5 export wrote.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -39,7 +39,9 @@ pub struct Hdf5Report {
 /// Writes one HDF5 file.
 pub(crate) struct Hdf5Writer {
     file: Option<hdf5::File>,
-    temp: PathBuf,
+    /// The gate's temporary file, which the HDF5 library rewrites by path; dropping it
+    /// unfinished removes it.
+    out: Option<AtomicFile>,
     target: PathBuf,
     plan: Plan,
     days: Vec<DayReport>,
@@ -54,16 +56,19 @@ fn text(s: &str, path: &Path) -> Result<VarLenUnicode> {
 }
 
 impl Hdf5Writer {
-    pub(crate) fn new(target: &Path, plan: &Plan) -> Result<Hdf5Writer> {
-        let temp = temp_path(target);
+    pub(crate) fn new(gate: &OutputGate, target: &Path, plan: &Plan) -> Result<Hdf5Writer> {
+        let out = gate.create(target)?;
         let err = |e: hdf5::Error| Error::Hdf5 {
             path: target.to_path_buf(),
             reason: e.to_string(),
         };
-        let file = hdf5::File::create(&temp).map_err(err)?;
+        let temp = out.temp_path().ok_or_else(|| Error::WriterStopped {
+            path: target.to_path_buf(),
+        })?;
+        let file = hdf5::File::create(temp).map_err(err)?;
         let mut w = Hdf5Writer {
             file: Some(file),
-            temp,
+            out: Some(out),
             target: target.to_path_buf(),
             plan: plan.clone(),
             days: Vec::new(),
@@ -183,8 +188,10 @@ impl Hdf5Writer {
                 "bars off the interval grid were not exported"
             );
         }
-        std::fs::rename(&self.temp, &self.target).map_err(|e| Error::io(&self.target, e))?;
-        let bytes = std::fs::metadata(&self.target).map_or(0, |m| m.len());
+        let out = self.out.take().ok_or_else(|| Error::WriterStopped {
+            path: self.target.clone(),
+        })?;
+        let bytes = out.commit(true)?.bytes;
         Ok(Hdf5Report {
             path: self.target.clone(),
             replaced: false,
@@ -197,9 +204,9 @@ impl Hdf5Writer {
 
 impl Drop for Hdf5Writer {
     fn drop(&mut self) {
-        // Still open: the export did not finish; its temporary file goes.
-        if self.file.take().is_some() {
-            let _ = std::fs::remove_file(&self.temp);
-        }
+        // Still open: the export did not finish; close the library's handle first, then
+        // dropping `out` removes the temporary file.
+        drop(self.file.take());
+        drop(self.out.take());
     }
 }

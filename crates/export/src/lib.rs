@@ -60,10 +60,13 @@ pub use exporter::{AsyncDataExporter, NumpyReport};
 #[cfg(feature = "hdf5")]
 pub use hdf5::Hdf5Report;
 pub use manifest::{CONTRACT_VERSION, MANIFEST_NAME, TIME_CONVENTION};
+pub use marketdb_output::MAX_LINKS;
 pub use numpy::DayReport;
 pub use options::{ExportProgress, ExportRequest, FillPolicy, NoProgress, ParquetCompression};
 pub use parquet::{ParquetReport, ROW_GROUP_ROWS};
-pub use reader::{Cell, ExportManifest, ManifestMetric, Matrix, MatrixData, NumpyExport};
+pub use reader::{
+    Cell, ExportManifest, ManifestMetric, ManifestSection, Matrix, MatrixData, NumpyExport,
+};
 pub use remote::DatasetLocation;
 pub use stats::{Describe, STATISTICS, StatsReport, SymbolStats};
-pub use target::MAX_LINKS;
+pub use target::check_numpy_folder;

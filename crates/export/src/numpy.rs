@@ -13,9 +13,11 @@ use marketdb_model::time::yyyymmdd;
 use marketdb_model::{Feature, Freq};
 use serde::{Deserialize, Serialize};
 
+use marketdb_output::OutputGate;
+
 use crate::{
     Column, FillPolicy, Result,
-    atomic::{FileRecord, PendingFile, create_dir_all, write_pending},
+    atomic::{FileRecord, PendingFile, write_pending},
     npy,
     plan::Plan,
     table::Table,
@@ -122,6 +124,7 @@ pub(crate) fn fill_times(times: &mut [i64], cells: &[Option<usize>], ts: &[i64])
 /// Writes day file sets for one export.
 #[derive(Debug)]
 pub(crate) struct NumpyWriter {
+    gate: OutputGate,
     root: PathBuf,
     freq_dir: String,
     plan: Plan,
@@ -142,7 +145,12 @@ pub(crate) struct NumpyWriter {
 }
 
 impl NumpyWriter {
-    pub(crate) fn new(root: &Path, plan: &Plan, fsync: bool) -> Result<NumpyWriter> {
+    pub(crate) fn new(
+        gate: &OutputGate,
+        root: &Path,
+        plan: &Plan,
+        fsync: bool,
+    ) -> Result<NumpyWriter> {
         let freq_dir = plan.out_freq.as_str().to_owned();
         let mut dirs = Vec::new();
         let mut names: Vec<String> = plan.features.iter().map(|f| f.short().to_owned()).collect();
@@ -154,6 +162,7 @@ impl NumpyWriter {
             dirs.push(d);
         }
         Ok(NumpyWriter {
+            gate: gate.clone(),
             root: root.to_path_buf(),
             freq_dir,
             plan: plan.clone(),
@@ -171,14 +180,14 @@ impl NumpyWriter {
     /// none behind).
     fn ensure_dirs(&self) -> Result<()> {
         for d in &self.dirs {
-            create_dir_all(d)?;
+            self.gate.create_dir_all(d)?;
         }
         Ok(())
     }
 
     fn put(&mut self, dir: &str, stem: &str, ext: &str, bytes: &[u8]) -> Result<()> {
         let rel = format!("{}/{dir}/{stem}.{ext}", self.freq_dir);
-        let (pending, rec) = write_pending(&self.root, &rel, bytes, self.fsync)?;
+        let (pending, rec) = write_pending(&self.gate, &self.root, &rel, bytes, self.fsync)?;
         self.pending.push(pending);
         self.files.push(rec);
         Ok(())
@@ -316,7 +325,7 @@ mod tests {
         ]);
         let mut t = Table::from_frame(&p, frame(&rows));
         t.metric_ts[0] = vec![d + 1, 0, d + 5 * H, d + 23 * H];
-        let mut w = NumpyWriter::new(dir.path(), &p, false).unwrap();
+        let mut w = NumpyWriter::new(&OutputGate::new(), dir.path(), &p, false).unwrap();
         w.write_day(d, &t).unwrap();
         assert!(
             !dir.path().join("1h/cls/20240101.npy").exists(),
@@ -350,7 +359,7 @@ mod tests {
         );
 
         p.fill = FillPolicy::Ffill;
-        let mut w = NumpyWriter::new(dir.path(), &p, false).unwrap();
+        let mut w = NumpyWriter::new(&OutputGate::new(), dir.path(), &p, false).unwrap();
         w.write_day(d, &t).unwrap();
         w.commit_pending().unwrap();
         let (_, cls) = read_f64(&dir.path().join("1h/cls/20240101.npy"));

@@ -97,7 +97,6 @@ impl ParquetWriter {
         compression: ParquetCompression,
         fsync: bool,
     ) -> Result<ParquetWriter> {
-        dest.prepare()?;
         let path = dest.label();
         let schema = schema(plan);
         let kv = |k: &str, v: String| KeyValue::new(k.to_owned(), v);
@@ -197,7 +196,9 @@ impl ParquetWriter {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
 mod tests {
+    use marketdb_output::OutputGate;
     use std::fs;
 
     use marketdb_model::Feature;
@@ -228,7 +229,9 @@ mod tests {
             ParquetCompression::Lz4,
             ParquetCompression::None,
         ] {
-            let mut w = ParquetWriter::new(Dest::File(path.clone()), &p, c, false).unwrap();
+            let mut w =
+                ParquetWriter::new(Dest::File(OutputGate::new(), path.clone()), &p, c, false)
+                    .unwrap();
             w.write_table(t.clone()).unwrap();
             let rep = w.finish().unwrap();
             assert_eq!(rep.rows, 2);

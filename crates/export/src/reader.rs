@@ -52,6 +52,32 @@ pub struct ExportManifest {
     pub days: Vec<DayReport>,
     /// Every file written except the manifest.
     pub files: Vec<FileRecord>,
+    /// Contract 1.1: every interval folder of the export, each described as the export that
+    /// wrote it (the top-level keys are the latest one). Empty in a 1.0 manifest.
+    #[serde(default)]
+    pub freqs: std::collections::BTreeMap<String, ManifestSection>,
+}
+
+/// One interval of a manifest's `freqs` (contract 1.1).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct ManifestSection {
+    /// `ok` or `no_data`.
+    pub status: String,
+    /// Interval of the files (the `{freq}` folder).
+    pub freq: String,
+    /// Interval read from the store.
+    pub source_freq: String,
+    /// Feature short names, in file order.
+    pub features: Vec<String>,
+    /// The metric features and their timestamp folders.
+    pub metrics: Vec<ManifestMetric>,
+    /// `none` or `ffill`.
+    pub fill: String,
+    /// Every exported day with its K and T.
+    pub days: Vec<DayReport>,
+    /// Every file of this interval.
+    pub files: Vec<FileRecord>,
 }
 
 /// One metric feature of a manifest.
@@ -257,8 +283,9 @@ impl NumpyExport {
             return Err(invalid(&root, "not a folder"));
         }
         let path = root.join(MANIFEST_NAME);
-        match fs::read(&path) {
-            Ok(bytes) => {
+        // A FIFO or device planted at the manifest's name is refused, never read.
+        match marketdb_output::read_regular(&path, 1 << 30)? {
+            Some(bytes) => {
                 let manifest: ExportManifest =
                     serde_json::from_slice(&bytes).map_err(|source| Error::JsonRead {
                         path: path.clone(),
@@ -266,20 +293,56 @@ impl NumpyExport {
                     })?;
                 Self::from_manifest(root, manifest)
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Self::from_listing(root),
-            Err(e) => Err(read_err(&path, e)),
+            None => Self::from_listing(root),
         }
     }
 
     fn from_manifest(root: PathBuf, m: ExportManifest) -> Result<NumpyExport> {
         let path = root.join(MANIFEST_NAME);
-        let bad = |reason: String| invalid(&path, reason);
         if m.contract_version.split('.').next() != Some("1") {
-            return Err(bad(format!(
-                "contract version {:?} is not supported (this reader reads 1.x)",
-                m.contract_version
-            )));
+            return Err(invalid(
+                &path,
+                format!(
+                    "contract version {:?} is not supported (this reader reads 1.x)",
+                    m.contract_version
+                ),
+            ));
         }
+        let top = ManifestSection {
+            status: m.status.clone(),
+            freq: m.freq.clone(),
+            source_freq: m.source_freq.clone(),
+            features: m.features.clone(),
+            metrics: m.metrics.clone(),
+            fill: m.fill.clone(),
+            days: m.days.clone(),
+            files: m.files.clone(),
+        };
+        let mut freqs = vec![Self::section_dir(&root, &top)?];
+        for (name, section) in &m.freqs {
+            if *name == m.freq {
+                continue;
+            }
+            if section.freq != *name {
+                return Err(invalid(
+                    &path,
+                    format!("freqs[{name:?}] describes interval {:?}", section.freq),
+                ));
+            }
+            freqs.push(Self::section_dir(&root, section)?);
+        }
+        freqs.sort_by_key(|d| d.freq);
+        Ok(NumpyExport {
+            root,
+            manifest: Some(m),
+            freqs,
+        })
+    }
+
+    /// Checks one interval of a manifest against the files present.
+    fn section_dir(root: &Path, m: &ManifestSection) -> Result<FreqDir> {
+        let path = root.join(MANIFEST_NAME);
+        let bad = |reason: String| invalid(&path, reason);
         let freq = freq_named(&m.freq).ok_or_else(|| bad(format!("unknown freq {:?}", m.freq)))?;
         let mut features = Vec::new();
         for name in &m.features {
@@ -369,11 +432,7 @@ impl NumpyExport {
         if let Some(missing) = expected.iter().find(|p| !listed.contains(p.as_str())) {
             return Err(bad(format!("does not list {missing:?}")));
         }
-        Ok(NumpyExport {
-            root,
-            manifest: Some(m),
-            freqs: vec![dir],
-        })
+        Ok(dir)
     }
 
     fn from_listing(root: PathBuf) -> Result<NumpyExport> {
@@ -450,7 +509,7 @@ impl NumpyExport {
         self.manifest.as_ref()
     }
 
-    /// The intervals present (one for an export with a manifest).
+    /// The intervals present (every interval the manifest describes).
     pub fn freqs(&self) -> Vec<Freq> {
         self.freqs.iter().map(|d| d.freq).collect()
     }
@@ -624,7 +683,13 @@ impl NumpyExport {
             .as_ref()
             .ok_or_else(|| self.missing("file", MANIFEST_NAME))?;
         let mut buf = vec![0u8; 64 * 1024];
-        for f in &m.files {
+        let mut all: Vec<&FileRecord> = m.files.iter().collect();
+        for (name, section) in &m.freqs {
+            if *name != m.freq {
+                all.extend(&section.files);
+            }
+        }
+        for f in &all {
             let path = self.root.join(&f.path);
             let mut file = File::open(&path).map_err(|e| read_err(&path, e))?;
             let mut hasher = Sha256::new();
@@ -643,7 +708,7 @@ impl NumpyExport {
                 ));
             }
         }
-        Ok(m.files.len())
+        Ok(all.len())
     }
 }
 
@@ -658,6 +723,7 @@ fn folders(dir: &FreqDir) -> Vec<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use marketdb_model::time::parse_ymd;
 
@@ -695,11 +761,23 @@ mod tests {
         ]);
         let mut t = Table::from_frame(&p, frame(&rows));
         t.metric_ts[0] = vec![d() + 1, 0, d() + 23 * H];
-        let mut w = NumpyWriter::new(root, &p, false).unwrap();
+        let mut w = NumpyWriter::new(&marketdb_output::OutputGate::new(), root, &p, false).unwrap();
         w.write_day(d(), &t).unwrap();
         w.commit_pending().unwrap();
         if manifest {
-            write_manifest(root, &p, None, &w.days, &w.files, false).unwrap();
+            write_manifest(
+                &marketdb_output::OutputGate::new(),
+                root,
+                &p,
+                None,
+                crate::manifest::Written {
+                    days: &w.days,
+                    files: &w.files,
+                    earlier: Default::default(),
+                },
+                false,
+            )
+            .unwrap();
         }
     }
 

@@ -188,9 +188,13 @@ impl Target<'_> {
     }
 
     /// Removes a published partition (and a staged file of it).
-    pub(crate) async fn remove(&self, p: &Partition) -> Result<()> {
+    pub(crate) async fn remove(
+        &self,
+        gate: &marketdb_output::OutputGate,
+        p: &Partition,
+    ) -> Result<()> {
         match self {
-            Target::Local(root) => crate::dataset::remove_partition(root, p),
+            Target::Local(root) => crate::dataset::remove_partition(gate, root, p),
             Target::Store { remote, staging } => {
                 let _ = std::fs::remove_file(staging.join(p.file()));
                 remote.delete(&p.file()).await
@@ -198,9 +202,13 @@ impl Target<'_> {
         }
     }
 
-    pub(crate) async fn save_state(&self, state: &DatasetState) -> Result<()> {
+    pub(crate) async fn save_state(
+        &self,
+        gate: &marketdb_output::OutputGate,
+        state: &DatasetState,
+    ) -> Result<()> {
         match self {
-            Target::Local(root) => state.save(root),
+            Target::Local(root) => state.save(gate, root),
             Target::Store { remote, .. } => {
                 let bytes = serde_json::to_vec_pretty(state).map_err(|source| Error::Json {
                     path: PathBuf::from(format!("{}/{STATE_PATH}", remote.url)),

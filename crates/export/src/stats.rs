@@ -134,7 +134,6 @@ pub(crate) struct StatsWriter {
 
 impl StatsWriter {
     pub(crate) fn new(dest: Dest, plan: &Plan, fsync: bool) -> Result<StatsWriter> {
-        dest.prepare()?;
         Ok(StatsWriter {
             path: dest.label(),
             dest: Some(dest),
@@ -226,10 +225,9 @@ impl StatsWriter {
                 out.push(b'\n');
             }
         }
-        let dest = self
-            .dest
-            .take()
-            .unwrap_or_else(|| Dest::File(self.path.clone()));
+        let Some(dest) = self.dest.take() else {
+            return Err(crate::Error::WriterStopped { path: self.path });
+        };
         let mut f = dest.open()?;
         f.write_all(&out)?;
         f.commit(self.fsync)?;
@@ -244,6 +242,7 @@ impl StatsWriter {
 #[cfg(test)]
 mod tests {
     use marketdb_model::time::parse_ymd;
+    use marketdb_output::OutputGate;
 
     use super::*;
     use crate::table::tests::{frame, plan};
@@ -273,7 +272,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = parse_ymd(2024, 1, 1).unwrap();
         let p = plan(vec![Feature::Close, Feature::TradesCount]);
-        let mut w = StatsWriter::new(Dest::File(dir.path().join("s.csv")), &p, false).unwrap();
+        let mut w = StatsWriter::new(
+            Dest::File(OutputGate::new(), dir.path().join("s.csv")),
+            &p,
+            false,
+        )
+        .unwrap();
         let t1 = Table::from_frame(
             &p,
             frame(&[

@@ -10,7 +10,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::print_stderr
+    clippy::print_stderr,
+    clippy::disallowed_methods
 )]
 use std::{
     collections::BTreeMap,
@@ -287,7 +288,7 @@ const PY_NUMPY: &str = r#"
 def check_manifest(case):
     d = case["dir"]
     man = json.load(open(os.path.join(d, "manifest.json")))
-    assert man["contract_version"] == "1.0", man["contract_version"]
+    assert man["contract_version"] == "1.1", man["contract_version"]
     assert man["freq"] == case["freq"], (man["freq"], case["freq"])
     assert man["features"] == case["features"], man["features"]
     assert man["fill"] == case["fill"]
@@ -1511,6 +1512,7 @@ for d in INPUT["dirs"]:
         size = os.path.getsize(path)
         assert a.nbytes <= size, path
         loaded += 1
+for d in INPUT["no_manifest"]:
     man = os.path.join(d, "manifest.json")
     assert not os.path.exists(man), "a failed export left a manifest: " + man
 print(json.dumps({"loaded": loaded}))
@@ -1525,7 +1527,7 @@ async fn failed_exports_leave_no_partial_files() {
     let req = ExportRequest::new(strings(&syms), days(1, 4), Freq::H1);
 
     // 1. An obstacle under a final name of day 3 (a non-empty folder): the export fails
-    //    with an error naming it, after days 1 and 2 were written.
+    //    with an error naming it, before any file is renamed.
     let blocked = tmp.path().join("blocked");
     let ok = AsyncDataExporter::new(&db)
         .export_to_numpy(&req, &blocked)
@@ -1533,17 +1535,20 @@ async fn failed_exports_leave_no_partial_files() {
         .unwrap();
     assert_eq!(ok.days.len(), 4);
     let obstacle = blocked.join("1h/vwap/20240103.npy");
+    let manifest_before = fs::read(blocked.join("manifest.json")).unwrap();
     fs::remove_file(&obstacle).unwrap();
     fs::create_dir_all(obstacle.join("x")).unwrap();
     let err = AsyncDataExporter::new(&db)
         .export_to_numpy(&req, &blocked)
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    // The gate refuses a folder where a file goes, naming it.
+    assert!(matches!(err, Error::Output(_)), "{err:?}");
     assert!(err.to_string().contains("20240103.npy"), "{err}");
-    assert!(
-        !blocked.join("manifest.json").exists(),
-        "the old manifest is gone too"
+    assert_eq!(
+        fs::read(blocked.join("manifest.json")).unwrap(),
+        manifest_before,
+        "the obstacle is refused before anything is renamed: the earlier manifest stays"
     );
     for p in all_files(&blocked) {
         let name = p.file_name().unwrap().to_string_lossy().into_owned();
@@ -1607,7 +1612,10 @@ async fn failed_exports_leave_no_partial_files() {
         all_files(&tmp.path().join("c"))
     );
 
-    let Some(res) = run_python(PY_LOAD_ALL, &json!({"dirs": [blocked, crashed]})) else {
+    let Some(res) = run_python(
+        PY_LOAD_ALL,
+        &json!({"dirs": [&blocked, &crashed], "no_manifest": [&crashed]}),
+    ) else {
         return;
     };
     assert!(res["loaded"].as_u64().unwrap() > 10, "{res}");
@@ -2155,7 +2163,7 @@ async fn a_damaged_or_foreign_dataset_stores_nothing_and_names_the_file() {
     .await
     .unwrap_err();
     assert!(
-        error_chain(&err).contains("is the database"),
+        error_chain(&err).contains("is the open database"),
         "{}",
         error_chain(&err)
     );

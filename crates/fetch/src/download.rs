@@ -11,8 +11,10 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
 use crate::backoff::Jitter;
-use crate::workdir::WorkDir;
 use crate::{Error, Result, VisionFile, layout::DEFAULT_BASE_URL};
+
+/// The name prefix of the fetchers' scratch folders in the system temporary folder.
+const SCRATCH_PREFIX: &str = "marketdb-fetch-";
 
 /// Largest `.CHECKSUM` body read (a real one is about 100 bytes).
 const MAX_CHECKSUM_BODY: usize = 4096;
@@ -35,6 +37,8 @@ pub struct FetchConfig {
     pub timeout: Duration,
     /// Where downloaded files are kept (in the Vision layout); `None` deletes them after use.
     pub keep_dir: Option<PathBuf>,
+    /// The gate kept files are written through (it protects the database being filled).
+    pub output: marketdb_output::OutputGate,
 }
 
 impl Default for FetchConfig {
@@ -48,6 +52,7 @@ impl Default for FetchConfig {
             read_timeout: Duration::from_secs(30),
             timeout: Duration::from_secs(900),
             keep_dir: None,
+            output: marketdb_output::OutputGate::new(),
         }
     }
 }
@@ -121,7 +126,7 @@ enum Attempt<T> {
 pub struct Fetcher {
     client: reqwest::Client,
     config: FetchConfig,
-    work: WorkDir,
+    work: marketdb_output::ScratchDir,
     seq: AtomicU64,
     jitter: Jitter,
 }
@@ -137,7 +142,7 @@ impl Fetcher {
             .user_agent(concat!("marketdb/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|source| Error::Client { source })?;
-        let work = WorkDir::create_in(&std::env::temp_dir())?;
+        let work = marketdb_output::ScratchDir::create_in(&std::env::temp_dir(), SCRATCH_PREFIX)?;
         Ok(Fetcher {
             client,
             config,
@@ -150,6 +155,15 @@ impl Fetcher {
     /// The configuration.
     pub fn config(&self) -> &FetchConfig {
         &self.config
+    }
+
+    /// Creates (or truncates) `path`, a file inside the fetcher's scratch folder.
+    fn scratch_file(&self, path: &Path) -> Result<tokio::fs::File> {
+        let rel = path
+            .strip_prefix(self.work.path())
+            .map_err(|_| Error::io(path, std::io::Error::other("outside the scratch folder")))?;
+        let (_, file) = self.work.create_file(rel)?;
+        Ok(tokio::fs::File::from_std(file))
     }
 
     /// Fetches `file` and its `.CHECKSUM`, verifies it, and retries a mismatch once.
@@ -181,7 +195,7 @@ impl Fetcher {
                     scratch: Some(scratch),
                 };
                 if let Some(keep) = &self.config.keep_dir {
-                    done = keep_file(done, &keep.join(file.path())).await?;
+                    done = keep_file(&self.config.output, done, &keep.join(file.path())).await?;
                 }
                 Outcome::Fetched(done)
             }
@@ -229,9 +243,13 @@ impl Fetcher {
                 })
                 .await?
             {
-                Some(text) => tokio::fs::write(&sidecar, text)
-                    .await
-                    .map_err(|e| Error::io(&sidecar, e))?,
+                Some(text) => {
+                    let mut out = self.scratch_file(&sidecar)?;
+                    out.write_all(&text)
+                        .await
+                        .map_err(|e| Error::io(&sidecar, e))?;
+                    out.flush().await.map_err(|e| Error::io(&sidecar, e))?;
+                }
                 None => {
                     tracing::warn!(url, "no checksum published: the file is not verified");
                     return Ok((Some((bytes, false)), (retries, None)));
@@ -339,9 +357,9 @@ impl Fetcher {
             Attempt::Fatal(e) => return Attempt::Fatal(e),
         };
         let expected = resp.content_length();
-        let mut out = match tokio::fs::File::create(path).await {
+        let mut out = match self.scratch_file(path) {
             Ok(f) => f,
-            Err(e) => return Attempt::Fatal(Error::io(path, e)),
+            Err(e) => return Attempt::Fatal(e),
         };
         let mut got = 0u64;
         let truncated = |got: u64| {
@@ -409,29 +427,39 @@ impl Fetcher {
     }
 }
 
-/// Moves a verified download (and its `.CHECKSUM`) to `dest`, which is kept.
-async fn keep_file(mut done: Downloaded, dest: &Path) -> Result<Downloaded> {
-    if let Some(parent) = dest.parent() {
-        tokio::fs::create_dir_all(parent)
-            .await
-            .map_err(|e| Error::io(parent, e))?;
-    }
-    tokio::fs::copy(&done.path, dest)
-        .await
-        .map_err(|e| Error::io(dest, e))?;
-    let sidecar = marketdb_ingest::checksum_path(&done.path);
-    if tokio::fs::try_exists(&sidecar).await.unwrap_or(false) {
-        let kept = marketdb_ingest::checksum_path(dest);
-        tokio::fs::copy(&sidecar, &kept)
-            .await
-            .map_err(|e| Error::io(&kept, e))?;
-    }
+/// Copies a verified download (and its `.CHECKSUM`) to `dest` through the output gate
+/// (temporary name, fsync, rename: a killed run never leaves a partial file under the
+/// final name), off the async workers; the copy is kept.
+async fn keep_file(
+    gate: &marketdb_output::OutputGate,
+    mut done: Downloaded,
+    dest: &Path,
+) -> Result<Downloaded> {
+    let (gate, src, to) = (gate.clone(), done.path.clone(), dest.to_path_buf());
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        let copy = |from: &Path, to: &Path| -> Result<()> {
+            let mut input = marketdb_output::open_regular(from)?;
+            let mut out = gate.create(to)?;
+            std::io::copy(&mut input, &mut out).map_err(|e| Error::io(to, e))?;
+            out.commit(true)?;
+            Ok(())
+        };
+        copy(&src, &to)?;
+        let sidecar = marketdb_ingest::checksum_path(&src);
+        if sidecar.exists() {
+            copy(&sidecar, &marketdb_ingest::checksum_path(&to))?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| Error::io(dest, std::io::Error::other(e)))??;
     done.path = dest.to_path_buf();
     // Dropping `done` later removes only the scratch folder, never the kept copy.
     Ok(done)
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use std::collections::HashMap;
 

@@ -57,6 +57,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The output gate refused a path or could not write a file.
+    #[error(transparent)]
+    Output(#[from] marketdb_output::Error),
     /// The checksum could not be checked (an unreadable `.CHECKSUM`, say).
     #[error("cannot verify {url}")]
     Checksum {

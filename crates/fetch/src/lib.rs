@@ -26,7 +26,6 @@ pub mod plan;
 mod rest;
 #[cfg(test)]
 mod test_server;
-mod workdir;
 
 pub use backoff::Jitter;
 pub use download::{Downloaded, Fetch, FetchConfig, Fetcher, Outcome};

@@ -94,6 +94,7 @@ pub fn verify_checksum(path: &Path) -> Result<bool> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
 

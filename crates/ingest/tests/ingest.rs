@@ -4,7 +4,12 @@
 //! `.CHECKSUM` files, bad lines in both modes, and broken archives. Every parsed value is
 //! compared with the value written.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -111,15 +111,14 @@ pub(crate) fn create_atomically(config: &PoolConfig) -> Result<()> {
         let _ = std::fs::remove_file(&temp);
         return Err(open_error(path, e));
     }
-    let linked = match std::fs::hard_link(&temp, path) {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        // A file system without hard links: rename (which could replace a file created in
-        // the same instant by another process).
-        Err(_) => std::fs::rename(&temp, path),
-        ok => ok,
-    };
-    let _ = std::fs::remove_file(&temp);
-    linked.map_err(|e| io(path, e))
+    // Linked into place only if nothing appeared there meanwhile (the gate's rule for a
+    // new file that must never replace another).
+    marketdb_output::publish_new(&temp, path)
+        .map(|_| ())
+        .map_err(|e| match e {
+            marketdb_output::Error::Io { source, .. } => io(path, source),
+            other => io(path, std::io::Error::other(other.to_string())),
+        })
 }
 
 /// [`open`] on the blocking pool.
@@ -315,6 +314,7 @@ pub(crate) fn reset(conn: &Connection) {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
 

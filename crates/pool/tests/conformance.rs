@@ -4,7 +4,12 @@
 //! logging and error classification (`fallback`) and a bounded 1-writer/8-reader stress test
 //! (`stress`). This file holds the shared harness.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 #[path = "conformance/fallback.rs"]
 mod fallback;
 #[path = "conformance/stress.rs"]

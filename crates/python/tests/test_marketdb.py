@@ -297,7 +297,7 @@ def test_storage_errors_are_oserrors(bars, tmp_path):
     with pytest.raises(OSError):
         marketdb.MarketDB(not_sqlite)
     # an export never replaces the database it reads
-    with marketdb.MarketDB(path) as db, pytest.raises(ValueError, match="is the database being exported"):
+    with marketdb.MarketDB(path) as db, pytest.raises(ValueError, match="is the open database"):
         db.export_to_parquet(["BTCUSDT"], "2024-01-01", "2024-01-01", "1m", path)
     assert stored(path) == 10
 

@@ -243,6 +243,7 @@ impl AsyncMarketDB {
                 with_read_cache(c, configured, |c| f(c, &tables))
             })
             .await
+            .map_err(|e| crate::journal::explain_locked_read(e, self.path()))
     }
 
     /// The insert batch size and the validator every write uses.
@@ -873,10 +874,11 @@ impl AsyncMarketDB {
         let symbols = self
             .read(move |c, t| resolve_symbols(c, t, freq, &symbols))
             .await?;
+        let grid = closed_part(range, freq, marketdb_model::time::now_ms());
         let mut out = Vec::with_capacity(symbols.len());
         for s in symbols {
             let mut checker = self
-                .read(move |c, t| Checker::new(c, t, &s, freq, range))
+                .read(move |c, t| Checker::new(c, t, &s, freq, grid))
                 .await?;
             // Each window is its own short read; the grid position carries over.
             for window in checker.windows() {
@@ -1039,6 +1041,22 @@ fn wal_checkpoint(conn: &rusqlite::Connection) -> Result<Checkpoint> {
     })
 }
 
+/// The part of `range` whose `freq` bars have closed by `now`: a bar that is still open is
+/// not missing yet, so the expected grid stops before it (a range wholly in the future
+/// expects nothing).
+pub(crate) fn closed_part(range: TimeRange, freq: Freq, now: i64) -> TimeRange {
+    let closed_end = match freq.fixed_ms() {
+        // A bar opening at `o` closes at `o + len - 1`: closed when `o + len <= now`.
+        Some(len) => now - len + 1,
+        // Calendar months: every month before the current one has closed.
+        None => freq.floor(now),
+    };
+    TimeRange {
+        start: range.start,
+        end_exclusive: range.end_exclusive.min(closed_end).max(range.start),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1064,5 +1082,31 @@ mod tests {
         send(&db.check_completeness(range, Freq::M1, &[]));
         send(&db.resample(range, Freq::M1, Freq::H1, &[], IncompletePolicy::Keep));
         send(&db.get_data_summary());
+    }
+
+    #[test]
+    fn the_expected_grid_stops_before_the_open_bar() {
+        let jan1 = 1_704_067_200_000;
+        let range = TimeRange::new(jan1, jan1 + 86_400_000).unwrap();
+        // At 00:10:30 the 00:10 bar is still open: ten 1m bars have closed.
+        let now = jan1 + 630_000;
+        let part = closed_part(range, Freq::M1, now);
+        assert!(part.end_exclusive > jan1 + 9 * 60_000, "00:09 closed");
+        assert!(part.end_exclusive <= jan1 + 10 * 60_000, "00:10 still open");
+        // Exactly at 00:11 the 00:10 bar has closed (its close time is 00:10:59.999).
+        let part = closed_part(range, Freq::M1, jan1 + 660_000);
+        assert!(part.end_exclusive > jan1 + 600_000);
+        assert!(part.end_exclusive <= jan1 + 660_000);
+        // A range wholly in the past is untouched; one in the future expects nothing.
+        assert_eq!(closed_part(range, Freq::M1, jan1 + 10 * 86_400_000), range);
+        let future = closed_part(range, Freq::H1, jan1 - 1);
+        assert_eq!(future.end_exclusive, future.start);
+        // Months: the current month is open, the ones before are closed.
+        let feb10 = jan1 + 40 * 86_400_000;
+        let year = TimeRange::new(jan1, jan1 + 366 * 86_400_000).unwrap();
+        assert_eq!(
+            closed_part(year, Freq::Mo1, feb10).end_exclusive,
+            jan1 + 31 * 86_400_000
+        );
     }
 }

@@ -57,6 +57,23 @@ pub enum Error {
         #[source]
         source: arrow_schema::ArrowError,
     },
+    /// A read waited out the busy timeout because another process held the write lock of
+    /// a rollback-journal database (the layout the Python original creates), where SQLite
+    /// lets no one read while a writer commits.
+    #[error(
+        "database {path} uses a rollback journal (the layout the Python original creates) and \
+         another process holds its write lock: in that mode SQLite lets no reader in while a \
+         writer commits, and this read gave up after the busy timeout; retry when the writer \
+         is done, or convert the file once with `marketdb doctor --wal` so that readers never \
+         wait for writers (cryptoservice 1.9 still reads and writes the converted file, which \
+         then keeps its -wal and -shm files beside it: copy them with it)"
+    )]
+    RollbackJournalLocked {
+        /// The database file.
+        path: String,
+        #[source]
+        source: Box<Error>,
+    },
     /// The database file holds a schema this version cannot use.
     #[error("unsupported database schema in {path}: {reason}")]
     Schema {

@@ -33,6 +33,8 @@ mod frame;
 mod gaps;
 mod imports;
 mod inspect;
+mod journal;
+mod meta;
 mod metric_check;
 mod metrics;
 mod read;
@@ -54,6 +56,7 @@ pub use imports::{ImportTable, PartitionImport};
 pub use inspect::{
     DataSummary, FundingSummary, IntervalSummary, KlineSummary, RatioSummary, SymbolRange,
 };
+pub use journal::{FileJournal, file_journal};
 pub use resample::{IncompletePolicy, Resampled};
 pub use scan::{FrameStream, ScanChunk};
 pub use schema::{Era, SCHEMA_VERSION, Tables};

@@ -305,6 +305,7 @@ pub(crate) fn prepare(conn: &Connection, path: &str) -> Result<Tables> {
     }
     conn.execute_batch(SOURCE_GAPS_DDL)?;
     conn.execute_batch(DATASET_IMPORTS_DDL)?;
+    conn.execute_batch(crate::meta::META_DDL)?;
     describe(conn, path, era)
 }
 
@@ -553,10 +554,11 @@ mod tests {
         let after: i64 = conn
             .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
             .unwrap();
-        // Only the two tables (WITHOUT ROWID: the key is the table, no separate index).
-        assert_eq!(after, before + 2);
+        // Only the three tables (WITHOUT ROWID: the key is the table, no separate index).
+        assert_eq!(after, before + 3);
         assert!(table_exists(&conn, "source_gaps").unwrap());
         assert!(table_exists(&conn, "dataset_imports").unwrap());
+        assert!(table_exists(&conn, "marketdb_meta").unwrap());
         prepare(&conn, "py.db").unwrap();
     }
 

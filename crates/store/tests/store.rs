@@ -2,7 +2,12 @@
 //! round trips (property tests), atomic validation, time-range and whitelist rules, the
 //! data summary, completeness, resampling, Python v1.9 files, streaming scans and metrics.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 use std::path::Path;
 

@@ -3,7 +3,12 @@
 //! updates never, malformed frames skipped, holes after a drop, a rotation or a restart
 //! filled from REST, streams sharded at the per-connection limit, pings answered.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,12 @@
 //! goes through `MarketDB` and `AsyncMarketDB` on two files, and every result is equal.
 //! Also: calling the blocking facade inside a runtime is a clear error, not a panic.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 use marketdb_export::NumpyExport;
 use marketdb_model::time::DAY_MS;

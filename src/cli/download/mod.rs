@@ -69,7 +69,7 @@ pub struct DownloadArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Keep the downloaded files in this folder (in the Vision layout)
-    #[arg(long)]
+    #[arg(long, help_heading = "Output", value_hint = clap::ValueHint::DirPath)]
     pub keep: Option<PathBuf>,
     /// Recorded gaps of days younger than this are asked again
     #[arg(long, default_value_t = 3)]
@@ -192,6 +192,11 @@ pub async fn run(g: &Global, a: &DownloadArgs) -> Result<ExitCode> {
             ));
         }
     };
+    // The folder kept files go to is checked before anything is asked or opened.
+    let output = marketdb_output::OutputGate::protecting(&g.db_path());
+    if let Some(keep) = &a.keep {
+        output.check_folder(keep, "--keep")?;
+    }
     let now = now_ms();
     let db_exists = g.db_path().exists();
     let db = if a.dry_run {
@@ -269,6 +274,7 @@ pub async fn run(g: &Global, a: &DownloadArgs) -> Result<ExitCode> {
         read_timeout: Duration::from_secs(a.read_timeout_secs.max(1)),
         timeout: Duration::from_secs(a.timeout_secs.max(1)),
         keep_dir: a.keep.clone(),
+        output,
         ..FetchConfig::default()
     })?);
     let mut tally = Tally {
