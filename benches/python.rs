@@ -38,7 +38,7 @@ impl Python {
     /// Finds the interpreter and the script, or says how to get them.
     pub fn locate() -> Result<Python> {
         let interpreter = std::env::var_os(PYTHON_ENV).map_or_else(
-            || root().join("target/compat/venv/bin/python"),
+            || root().join("target/pymarketdb/bin/python"),
             PathBuf::from,
         );
         if !interpreter.is_file() {

@@ -50,14 +50,14 @@ fn help() {
          tidy    check //! headers and workspace dependency declarations\n  \
          bench   [--workload w1,w2,w3|all|all+w3] [--python[=LIST]] [--reps N] [--out DIR]\n          \
          the benchmark harness (release build), report in target/bench/; --python also\n          \
-         measures cryptoservice 1.9.0 (virtualenv in target/compat/)\n  \
+         measures cryptoservice 1.9.0 (virtualenv target/pymarketdb)\n  \
          bench stream [--symbols N] [--seconds S] [--paced] [--out DIR]\n          \
          the stream throughput benchmark (docs/benchmarks.md)\n  \
          torture [--rounds N] [--contend-secs S]\n          \
          the reliability harness: kills, signals, full disk, contention (unix, debug build),\n          \
          report in target/torture/report.md\n  \
          compat [--self-check]\n          \
-         both directions against cryptoservice 1.9.0 from PyPI (virtualenv in target/compat/),\n          \
+         both directions against cryptoservice 1.9.0 from PyPI (virtualenv target/pymarketdb),\n          \
          report in target/compat/report.txt; --self-check first proves a wrong value fails"
     );
 }

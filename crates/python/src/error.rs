@@ -52,6 +52,9 @@ fn is_input_export(err: &marketdb_export::Error) -> bool {
         | E::InvalidOption { .. }
         | E::NotInExport { .. }
         | E::InvalidDataset { .. } => true,
+        // An output path the gate refuses (the database, a device...) is a bad argument;
+        // a write that failed is a storage error.
+        E::Output(o) => matches!(o, marketdb_output::Error::Refused { .. }),
         _ => false,
     }
 }
