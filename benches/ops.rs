@@ -14,7 +14,8 @@ use std::{path::Path, path::PathBuf, time::Instant};
 use anyhow::{Context, Result, bail};
 use marketdb::{
     AsyncDataExporter, AsyncMarketDB, Freq, TimeRange,
-    export::{DatasetKind, DatasetRequest, ExportRequest, ParquetCompression},
+    dataset::{DatasetKind, DatasetRequest},
+    export::{ExportRequest, ParquetCompression},
     ingest::{BadRows, Overrides, Parsed, parse_file},
     store::{IncompletePolicy, ScanChunk, StoreConfig},
     synth::SynthSpec,
@@ -218,9 +219,7 @@ pub async fn export(
                 compression,
                 ..DatasetRequest::default()
             };
-            let r = AsyncDataExporter::new(&db)
-                .export_dataset(&request, out)
-                .await?;
+            let r = marketdb::dataset::export_dataset(&db, out, &request).await?;
             (
                 r.rows,
                 format!(

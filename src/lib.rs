@@ -4,12 +4,14 @@
 //! This facade re-exports the workspace crates so an application can depend on one package:
 //! [`model`] (vocabulary, no I/O), [`pool`] (SQLite connection pools), [`store`]
 //! ([`AsyncMarketDB`]), [`sync`] (the blocking [`MarketDB`]), [`export`]
-//! ([`AsyncDataExporter`]), [`ingest`] (Binance Vision files), [`fetch`] (Binance Vision
+//! ([`AsyncDataExporter`]), [`dataset`] (the Parquet dataset: publication and
+//! replication), [`ingest`] (Binance Vision files), [`fetch`] (Binance Vision
 //! and REST downloads), [`stream`] (live WebSocket klines) and [`synth`] (the
 //! deterministic synthetic market of `marketdb demo` and the benchmark harness). It adds no
 //! code of its own; the `marketdb` command line lives in this package's binary, not in the
 //! library.
 
+pub use marketdb_dataset as dataset;
 pub use marketdb_export as export;
 pub use marketdb_fetch as fetch;
 pub use marketdb_ingest as ingest;

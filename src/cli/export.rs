@@ -8,10 +8,8 @@ use std::{
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use marketdb_export::{
-    AsyncDataExporter, DatasetKind, DatasetLocation, DatasetRequest, ExportRequest, FillPolicy,
-    ParquetCompression,
-};
+use marketdb_dataset::{DatasetKind, DatasetLocation, DatasetRequest};
+use marketdb_export::{AsyncDataExporter, ExportRequest, FillPolicy, ParquetCompression};
 use marketdb_model::Freq;
 
 use super::{Global, RangeArgs, SymbolArgs, args, output, progress};
@@ -124,6 +122,9 @@ pub struct DatasetArgs {
     /// List the partitions that would be written or removed, write nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Remove the lock another export left on the dataset (after a crash) and publish
+    #[arg(long)]
+    pub break_lock: bool,
 }
 
 #[derive(Debug, Args)]
@@ -414,11 +415,12 @@ async fn dataset(g: &Global, a: &DatasetArgs) -> Result<ExitCode> {
         range,
         compression: a.compression.into(),
         dry_run: a.dry_run,
+        break_lock: a.break_lock,
     };
     let db = args::open_db(g, args::Access::ReadOnly).await?;
     let beat = progress::heartbeat(g, "export dataset");
     let location = DatasetLocation::parse(&a.out, &[])?;
-    let report = marketdb_export::export_dataset_to(&db, &location, &request).await;
+    let report = marketdb_dataset::export_dataset_to(&db, &location, &request).await;
     drop(beat);
     db.close().await;
     let report = report.with_context(|| format!("cannot export the dataset to {}", a.out))?;
@@ -443,6 +445,9 @@ async fn dataset(g: &Global, a: &DatasetArgs) -> Result<ExitCode> {
             for p in &report.removed {
                 outln!("{verb} {p}");
             }
+        }
+        if let Some(how) = &report.scope_extended {
+            outln!("the dataset's symbol selection grew {how}");
         }
         if report.dry_run {
             outln!(
@@ -475,7 +480,7 @@ pub async fn import(g: &Global, cmd: &ImportCommand) -> Result<ExitCode> {
     let location = DatasetLocation::parse(&a.src, &[])?;
     let db = args::open_db(g, args::Access::Create).await?;
     let beat = progress::heartbeat(g, "import dataset");
-    let report = marketdb_export::import_dataset_from(&db, &location).await;
+    let report = marketdb_dataset::import_dataset_from(&db, &location).await;
     drop(beat);
     if report.is_ok() {
         args::checkpoint_or_warn(&db).await;
@@ -492,15 +497,34 @@ pub async fn import(g: &Global, cmd: &ImportCommand) -> Result<ExitCode> {
             for p in &report.removed {
                 outln!("removed {p}");
             }
+            for o in &report.overlaps {
+                outln!("{o}");
+            }
         }
         outln!(
-            "{}: {} partition(s) imported, {} removed, {} unchanged; {} row(s)",
+            "{}: {} partition(s) imported, {} removed, {} unchanged, {} failed; {} row(s)",
             a.src,
             report.imported.len(),
             report.removed.len(),
             report.unchanged,
+            report.failed.len(),
             report.rows
         );
+        for (kind, c) in &report.counts {
+            outln!(
+                "  {kind}: {} inserted, {} replaced, {} deleted",
+                c.inserted,
+                c.replaced,
+                c.deleted
+            );
+        }
+    }
+    // A skipped partition fails the run; the good ones are imported all the same.
+    for f in &report.failed {
+        eprintln!("error: partition {} skipped: {}", f.partition, f.reason);
+    }
+    if !report.failed.is_empty() {
+        return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }

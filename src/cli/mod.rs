@@ -85,7 +85,7 @@ pub enum Command {
     /// Export to NumPy (folder), CSV or Parquet (file), or a Hive-partitioned dataset
     #[command(subcommand)]
     Export(export::ExportCommand),
-    /// Import a dataset written by `export dataset` (multi-node sync)
+    /// Import a dataset written by `export dataset` (replication between nodes)
     #[command(subcommand)]
     Import(export::ImportCommand),
     /// Summary statistics per symbol and feature to a CSV file

@@ -906,3 +906,228 @@ fn doctor_vacuum_folds_the_wal_and_says_what_it_did() {
         .unwrap();
     assert_eq!(n, 2 * 1440 - 30);
 }
+
+#[test]
+fn demo_knows_its_rows_by_its_marker_not_by_their_names() {
+    let dir = tempfile::tempdir().unwrap();
+    // Real bars stored under a name that looks synthetic.
+    let vision = dir.path().join("vision");
+    std::fs::create_dir_all(&vision).unwrap();
+    let rows: String = (0..60)
+        .map(|i| kline_line(JAN1 + i as i64 * 60_000, 60_000, i, false) + "\n")
+        .collect();
+    std::fs::write(vision.join("SYN000USDT-1m-2024-01-01.csv"), rows).unwrap();
+    ok(&marketdb(dir.path(), &["ingest", "vision", "-q"]));
+    let db = dir.path().join("data/market.db");
+    let before = dump_all(&db);
+    assert_eq!(before.len(), 60);
+    let demo = |extra: &[&str]| {
+        let mut args = vec!["demo", "--symbols", "2", "--days", "1", "-q", "--out", "np"];
+        args.extend_from_slice(extra);
+        marketdb(dir.path(), &args)
+    };
+    // Its name looks like demo's, but demo never wrote it: refused, named.
+    fails_cleanly(
+        &demo(&[]),
+        1,
+        &["holds rows demo did not write", "SYN000USDT"],
+    );
+    // Even --force never writes over rows demo did not write.
+    fails_cleanly(
+        &demo(&["--force"]),
+        1,
+        &["SYN000USDT", "demo never replaces them"],
+    );
+    assert_eq!(dump_all(&db), before, "the real rows are untouched");
+    assert!(!dir.path().join("np").exists(), "nothing exported either");
+
+    // Demo's own database carries its marker: a second run is welcome, and a symbol it
+    // wrote is its own to replace.
+    let own = |extra: &[&str]| {
+        let mut args = vec![
+            "--db",
+            "data/demo.db",
+            "demo",
+            "--symbols",
+            "2",
+            "--days",
+            "1",
+            "-q",
+            "--out",
+            "np",
+        ];
+        args.extend_from_slice(extra);
+        marketdb(dir.path(), &args)
+    };
+    ok(&own(&[]));
+    ok(&own(&[]));
+    let marker: String = Connection::open(dir.path().join("data/demo.db"))
+        .unwrap()
+        .query_row(
+            "SELECT value FROM marketdb_meta WHERE key = 'demo.symbols'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(marker, r#"["SYN000USDT","SYN001USDT"]"#);
+}
+
+#[test]
+fn check_never_counts_the_bar_still_open_as_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let minute = now / 60_000 * 60_000;
+    // The last 30 closed 1m bars, in one file per UTC day.
+    let first = minute - 30 * 60_000;
+    let vision = dir.path().join("vision");
+    std::fs::create_dir_all(&vision).unwrap();
+    let mut days: std::collections::BTreeMap<i64, String> = Default::default();
+    for i in 0..30 {
+        let t = first + i * 60_000;
+        days.entry(t / 86_400_000)
+            .or_default()
+            .push_str(&(kline_line(t, 60_000, i as usize, false) + "\n"));
+    }
+    for (day, rows) in &days {
+        let name = format!(
+            "BTCUSDT-1m-{}.csv",
+            marketdb_model::time::date_string(day * 86_400_000)
+        );
+        std::fs::write(vision.join(name), rows).unwrap();
+    }
+    ok(&marketdb(dir.path(), &["ingest", "vision", "-q"]));
+    // From the first bar to now: the bar opened at `minute` is still open.
+    let start = marketdb_model::time::format_rfc3339(first);
+    let end = marketdb_model::time::format_rfc3339(now);
+    let o = marketdb(
+        dir.path(),
+        &[
+            "check",
+            "--symbols",
+            "BTCUSDT",
+            "--freq",
+            "1m",
+            "--start",
+            &start,
+            "--end",
+            &end,
+            "--json",
+        ],
+    );
+    ok(&o);
+    let report = json(&o);
+    let sym = &report["symbols"][0];
+    assert_eq!(sym["expected"], 30, "{report}");
+    assert_eq!(sym["present"], 30, "{report}");
+    assert_eq!(sym["missing"], serde_json::json!([]), "{report}");
+}
+
+#[test]
+fn a_read_behind_a_rollback_journal_writer_says_why_and_how_to_fix_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("py.db");
+    python_layout_db(&db);
+    let query = || {
+        marketdb(
+            dir.path(),
+            &[
+                "--db",
+                "py.db",
+                "query",
+                "--symbols",
+                "SYN000USDT",
+                "--freq",
+                "1m",
+                "--start",
+                "2024-01-01",
+                "--end",
+                "2024-01-01",
+                "--limit",
+                "1",
+            ],
+        )
+    };
+    ok(&query());
+    // Another program (the Python original) in the middle of a write: it holds the
+    // exclusive lock of a rollback-journal file.
+    let holder = Connection::open(&db).unwrap();
+    holder
+        .execute_batch("BEGIN EXCLUSIVE; UPDATE market_data SET close_price = close_price")
+        .unwrap();
+    fails_cleanly(
+        &query(),
+        1,
+        &[
+            "rollback journal",
+            "marketdb doctor --wal",
+            "cryptoservice 1.9",
+        ],
+    );
+    holder.execute_batch("ROLLBACK").unwrap();
+    // Converted once, the same file lets readers in while a writer holds its lock.
+    let o = marketdb(dir.path(), &["--db", "py.db", "doctor", "--wal"]);
+    ok(&o);
+    assert!(
+        stdout(&o).contains("converted: rollback journal -> wal"),
+        "{}",
+        stdout(&o)
+    );
+    let holder = Connection::open(&db).unwrap();
+    holder
+        .execute_batch("BEGIN IMMEDIATE; UPDATE market_data SET close_price = close_price")
+        .unwrap();
+    ok(&query());
+    holder.execute_batch("ROLLBACK").unwrap();
+    drop(holder);
+    let o = marketdb(dir.path(), &["--db", "py.db", "doctor", "--wal"]);
+    ok(&o);
+    assert!(stdout(&o).contains("already wal"), "{}", stdout(&o));
+}
+
+#[test]
+fn csv_parts_of_an_earlier_export_are_retired_and_strangers_refused() {
+    let dir = demo_db();
+    let parts = |rows: &str| {
+        let mut args = export_args("csv", "k.csv");
+        args.extend(["--part-rows", rows]);
+        marketdb(dir.path(), &args)
+    };
+    let names = || {
+        let mut v: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("k"))
+            .collect();
+        v.sort();
+        v
+    };
+    // 2 x 1440 rows: 5 parts of 600, then 2 of 1440.
+    let o = parts("600");
+    ok(&o);
+    assert!(stdout(&o).contains("(5 parts)"), "{}", stdout(&o));
+    let o = parts("1440");
+    ok(&o);
+    assert_eq!(
+        names(),
+        ["k.csv.parts.json", "k_part_1.csv", "k_part_2.csv"]
+    );
+    assert!(
+        stdout(&o).contains("removed k_part_5.csv (a part of the earlier export)"),
+        "{}",
+        stdout(&o)
+    );
+    // A file named like a part that no listing names is not marketdb's to replace.
+    std::fs::write(dir.path().join("k_part_3.csv"), "mine\n").unwrap();
+    fails_cleanly(&parts("600"), 1, &["k_part_3.csv", "move or delete them"]);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("k_part_3.csv")).unwrap(),
+        "mine\n"
+    );
+    std::fs::remove_file(dir.path().join("k_part_3.csv")).unwrap();
+    // A single file of the same name retires the parts and their listing.
+    ok(&marketdb(dir.path(), &export_args("csv", "k.csv")));
+    assert_eq!(names(), ["k.csv"]);
+}

@@ -40,22 +40,6 @@ pub enum Error {
         #[source]
         source: parquet::errors::ParquetError,
     },
-    /// A Parquet file being read (a dataset partition) could not be decoded.
-    #[error("cannot read parquet file {}", path.display())]
-    ParquetRead {
-        /// The Parquet file being read.
-        path: PathBuf,
-        #[source]
-        source: parquet::errors::ParquetError,
-    },
-    /// Rows read from a file could not be stored (an import).
-    #[error("cannot store {what}")]
-    StoreWrite {
-        /// What was being stored (a partition, the import record...).
-        what: String,
-        #[source]
-        source: Box<marketdb_store::Error>,
-    },
     /// An Arrow record batch could not be built.
     #[error("cannot build an arrow batch for {}", path.display())]
     Arrow {
@@ -141,15 +125,6 @@ pub enum Error {
         /// The name looked up.
         name: String,
     },
-    /// A dataset (its state file, a partition file) read back is damaged or not one this
-    /// build writes.
-    #[error("invalid dataset {}: {reason}", path.display())]
-    InvalidDataset {
-        /// The file or folder at fault.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
     /// The HDF5 library refused a write (feature `hdf5`).
     #[error("cannot write hdf5 file {}: {reason}", path.display())]
     Hdf5 {
@@ -157,14 +132,6 @@ pub enum Error {
         path: PathBuf,
         /// The library's message.
         reason: String,
-    },
-    /// An object store (S3...) refused or failed a request, after its retries.
-    #[error("object store request failed for {url}")]
-    ObjectStore {
-        /// The object or location at fault.
-        url: String,
-        #[source]
-        source: object_store::Error,
     },
     /// The background writer stopped without finishing (it was cancelled).
     #[error("export writer for {} stopped before finishing", path.display())]

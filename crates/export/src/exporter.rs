@@ -268,17 +268,6 @@ impl AsyncDataExporter {
         Ok(report)
     }
 
-    /// Publishes the Hive-partitioned Parquet dataset under `out_dir` (a folder: new,
-    /// empty, or a dataset written before), rewriting only the partitions whose rows
-    /// changed; see `docs/formats.md` for the layout and schema.
-    pub async fn export_dataset(
-        &self,
-        request: &crate::DatasetRequest,
-        out_dir: impl AsRef<Path>,
-    ) -> Result<crate::DatasetReport> {
-        crate::dataset::export_dataset(&self.db, out_dir.as_ref(), request).await
-    }
-
     /// Writes a Parquet file, rows in (symbol, time) order.
     ///
     /// The path is checked before anything is written: the database being exported (or

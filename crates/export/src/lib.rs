@@ -11,12 +11,6 @@
 //! NumPy export folder back (manifest, symbols, timestamps, [`Matrix`] per feature and
 //! day), checking every file against that contract, with its own `.npy` parser.
 //!
-//! [`export_dataset`] publishes the Hive-partitioned Parquet dataset (one table per kind,
-//! a file per day or month, rewritten only when its rows changed; [`DatasetState`] records
-//! what was published) and [`import_dataset`] reads one back into a database, partition by
-//! partition: the one place this crate writes to a database, because reading the dataset
-//! needs the Parquet reader that only this crate links.
-//!
 //! It does not download anything or render progress: the CLI
 //! renders the [`ExportProgress`] callbacks. It is the only workspace crate that depends on
 //! parquet; its Parquet schema and arrays come from `marketdb_store::arrow` (it turns on the
@@ -25,8 +19,6 @@
 mod align;
 mod atomic;
 mod csv;
-mod dataset;
-mod dataset_import;
 mod error;
 mod exporter;
 #[cfg(feature = "hdf5")]
@@ -39,7 +31,6 @@ mod options;
 mod parquet;
 mod plan;
 mod reader;
-mod remote;
 mod resample;
 mod source;
 mod stats;
@@ -50,11 +41,6 @@ pub(crate) use marketdb_store::{Column, KlineFrame};
 
 pub use atomic::FileRecord;
 pub use csv::CsvReport;
-pub use dataset::{
-    DATASET_VERSION, DatasetKind, DatasetReport, DatasetRequest, DatasetState, GROUP_MAX_ROWS,
-    GROUP_MIN_ROWS, PartitionState, STATE_PATH, export_dataset, export_dataset_to,
-};
-pub use dataset_import::{ImportReport, import_dataset, import_dataset_from};
 pub use error::{Error, Result};
 pub use exporter::{AsyncDataExporter, NumpyReport};
 #[cfg(feature = "hdf5")]
@@ -63,10 +49,9 @@ pub use manifest::{CONTRACT_VERSION, MANIFEST_NAME, TIME_CONVENTION};
 pub use marketdb_output::MAX_LINKS;
 pub use numpy::DayReport;
 pub use options::{ExportProgress, ExportRequest, FillPolicy, NoProgress, ParquetCompression};
-pub use parquet::{ParquetReport, ROW_GROUP_ROWS};
+pub use parquet::{ParquetReport, ROW_GROUP_ROWS, codec as parquet_codec};
 pub use reader::{
     Cell, ExportManifest, ManifestMetric, ManifestSection, Matrix, MatrixData, NumpyExport,
 };
-pub use remote::DatasetLocation;
 pub use stats::{Describe, STATISTICS, StatsReport, SymbolStats};
 pub use target::check_numpy_folder;

@@ -61,7 +61,8 @@ pub(crate) fn schema(plan: &Plan) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-pub(crate) fn codec(c: ParquetCompression) -> Compression {
+/// The Parquet codec of `c` (also the dataset's).
+pub fn codec(c: ParquetCompression) -> Compression {
     match c {
         ParquetCompression::Zstd => Compression::ZSTD(ZstdLevel::default()),
         ParquetCompression::Snappy => Compression::SNAPPY,

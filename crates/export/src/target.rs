@@ -1,12 +1,9 @@
-//! What an export folder may hold. The path checks themselves (never the database or a
+//! What a NumPy export folder may hold. The path checks themselves (never the database or a
 //! SQLite file, never a device or FIFO, symlinks followed) are the output gate's
-//! ([`marketdb_output::OutputGate`]); this module adds the folder rules of the NumPy export
-//! and the dataset:
-//! - a NumPy folder must be new, empty, or a previous marketdb export: it holds a
-//!   `manifest.json`, or nothing but interval folders (`1m/`, `1h/`...), which is what an
-//!   export interrupted before its manifest leaves;
-//! - a dataset folder must be new, empty, a previous dataset, or one whose first export was
-//!   interrupted.
+//! ([`marketdb_output::OutputGate`]); this module adds the folder rule of the NumPy export:
+//! new, empty, or a previous marketdb export, which holds a `manifest.json`, or nothing but
+//! interval folders (`1m/`, `1h/`...), which is what an export interrupted before its
+//! manifest leaves.
 //!
 //! It writes nothing itself.
 
@@ -84,47 +81,6 @@ pub fn check_numpy_folder(db: &std::path::Path, out: &std::path::Path) -> Result
     Ok(resolve_folder(&OutputGate::protecting(db), out)?.replaces)
 }
 
-/// Checks a dataset output folder: new, empty, a previous dataset (it holds
-/// `_marketdb/state.json`), or one whose first export was interrupted before its state
-/// was written (it holds only the dataset's own folders and temporary files); never the
-/// database or a file. Returns the folder (a symlink's final target).
-pub(crate) fn resolve_dataset_folder(gate: &OutputGate, out: &std::path::Path) -> Result<PathBuf> {
-    let checked = gate.check_folder(out, "a dataset export")?;
-    let path = checked.path;
-    if !checked.exists || path.join(crate::dataset::STATE_PATH).is_file() {
-        return Ok(path);
-    }
-    let own = |name: &str, is_dir: bool| {
-        if is_dir {
-            name == "_marketdb"
-                || crate::dataset::DatasetKind::ALL
-                    .iter()
-                    .any(|k| k.dir() == name)
-        } else {
-            temp_owner(name).is_some()
-        }
-    };
-    let mut others = Vec::new();
-    for entry in fs::read_dir(&path).map_err(|e| Error::io(&path, e))? {
-        let entry = entry.map_err(|e| Error::io(&path, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-        if !own(&name, is_dir) && others.len() < 3 {
-            others.push(name);
-        }
-    }
-    if others.is_empty() {
-        return Ok(path);
-    }
-    Err(refuse(
-        out,
-        format!(
-            "holds files that are not a marketdb dataset ({}); give a new or empty folder",
-            others.join(", ")
-        ),
-    ))
-}
-
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)]
 mod tests {
@@ -142,35 +98,10 @@ mod tests {
     }
 
     #[test]
-    fn a_dataset_folder_interrupted_before_its_first_state_is_resumed_and_others_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let (_, gate) = db(dir.path());
-        let out = dir.path().join("ds");
-        // Killed before `_marketdb/state.json` existed: only the dataset's own folders
-        // and a temporary file of the dead process.
-        fs::create_dir_all(out.join("_marketdb")).unwrap();
-        fs::create_dir_all(out.join("klines/freq=1m")).unwrap();
-        fs::write(out.join(".state.json.tmp-0-1"), b"").unwrap();
-        assert_eq!(resolve_dataset_folder(&gate, &out).unwrap(), out);
-        // Anything else is not ours to write into.
-        fs::write(out.join("notes.txt"), b"mine").unwrap();
-        let err = resolve_dataset_folder(&gate, &out).unwrap_err();
-        assert!(err.to_string().contains("notes.txt"), "{err}");
-        fs::remove_file(out.join("notes.txt")).unwrap();
-        fs::write(out.join("klines.csv"), b"").unwrap();
-        assert!(
-            resolve_dataset_folder(&gate, &out).is_err(),
-            "a file named like no table"
-        );
-    }
-
-    #[test]
     fn the_database_is_no_folder() {
         let dir = tempfile::tempdir().unwrap();
         let (db, gate) = db(dir.path());
         let err = resolve_folder(&gate, &db).unwrap_err();
-        assert!(err.to_string().contains("is the open database"), "{err}");
-        let err = resolve_dataset_folder(&gate, &db).unwrap_err();
         assert!(err.to_string().contains("is the open database"), "{err}");
     }
 

@@ -43,6 +43,8 @@ struct Check<'a> {
     record: &'static str,
     symbol: &'a str,
     time: i64,
+    /// NaN stands for a value the source did not have (SQL NULL): not refused.
+    missing_allowed: bool,
 }
 
 impl Check<'_> {
@@ -78,7 +80,7 @@ impl Check<'_> {
     }
 
     fn finite(&self, field: &'static str, v: f64) -> Result<(), ValidationError> {
-        if v.is_finite() {
+        if v.is_finite() || (self.missing_allowed && v.is_nan()) {
             Ok(())
         } else {
             Err(self.fail(field, v, "not a finite number"))
@@ -87,6 +89,9 @@ impl Check<'_> {
 
     fn non_negative(&self, field: &'static str, v: f64) -> Result<(), ValidationError> {
         self.finite(field, v)?;
+        if v.is_nan() {
+            return Ok(());
+        }
         if v < 0.0 {
             return Err(self.fail(field, v, "must not be negative"));
         }
@@ -119,26 +124,44 @@ impl Check<'_> {
 pub struct Validator {
     /// The instants records may carry.
     pub window: TimeWindow,
+    /// Whether a NaN value stands for a value the source did not have (SQL NULL, stored
+    /// as NULL) and passes: a replicated file carries the NULLs of the database it came
+    /// from. Every other rule still holds.
+    pub missing_allowed: bool,
 }
 
 impl Validator {
     /// Rules with `window`.
     pub fn new(window: TimeWindow) -> Validator {
-        Validator { window }
+        Validator {
+            window,
+            missing_allowed: false,
+        }
+    }
+
+    /// The same rules, with NaN (a missing value) allowed.
+    pub fn with_missing_allowed(mut self) -> Validator {
+        self.missing_allowed = true;
+        self
+    }
+
+    fn check<'a>(&self, record: &'static str, symbol: &'a str, time: i64) -> Check<'a> {
+        Check {
+            record,
+            symbol,
+            time,
+            missing_allowed: self.missing_allowed,
+        }
     }
 
     /// See [`validate_kline`].
     pub fn kline(&self, k: &Kline, freq: Freq) -> Result<(), ValidationError> {
-        kline_rules(k, freq, &self.window)
+        kline_rules(k, freq, &self.window, self.missing_allowed)
     }
 
     /// See [`validate_funding_rate`].
     pub fn funding_rate(&self, r: &FundingRate) -> Result<(), ValidationError> {
-        let c = Check {
-            record: "funding rate",
-            symbol: &r.symbol,
-            time: r.funding_time,
-        };
+        let c = self.check("funding rate", &r.symbol, r.funding_time);
         c.symbol()?;
         c.in_window(&self.window, "funding_time", r.funding_time)?;
         c.finite("funding_rate", r.funding_rate)?;
@@ -148,11 +171,7 @@ impl Validator {
 
     /// See [`validate_open_interest`].
     pub fn open_interest(&self, r: &OpenInterest) -> Result<(), ValidationError> {
-        let c = Check {
-            record: "open interest",
-            symbol: &r.symbol,
-            time: r.time,
-        };
+        let c = self.check("open interest", &r.symbol, r.time);
         c.symbol()?;
         c.in_window(&self.window, "timestamp", r.time)?;
         c.on_grid("timestamp", r.time, r.interval)?;
@@ -162,11 +181,7 @@ impl Validator {
 
     /// See [`validate_long_short_ratio`].
     pub fn long_short_ratio(&self, r: &LongShortRatio) -> Result<(), ValidationError> {
-        let c = Check {
-            record: "long/short ratio",
-            symbol: &r.symbol,
-            time: r.timestamp,
-        };
+        let c = self.check("long/short ratio", &r.symbol, r.timestamp);
         c.symbol()?;
         c.in_window(&self.window, "timestamp", r.timestamp)?;
         c.on_grid("timestamp", r.timestamp, r.period)?;
@@ -180,14 +195,20 @@ impl Validator {
 /// window and on the interval's grid, close time `freq.close_time(open)`, finite
 /// non-negative numbers, prices above 0, OHLC consistency, taker volumes within totals.
 pub fn validate_kline(k: &Kline, freq: Freq) -> Result<(), ValidationError> {
-    kline_rules(k, freq, &TimeWindow::until_tomorrow())
+    kline_rules(k, freq, &TimeWindow::until_tomorrow(), false)
 }
 
-fn kline_rules(k: &Kline, freq: Freq, window: &TimeWindow) -> Result<(), ValidationError> {
+fn kline_rules(
+    k: &Kline,
+    freq: Freq,
+    window: &TimeWindow,
+    missing_allowed: bool,
+) -> Result<(), ValidationError> {
     let c = Check {
         record: "kline",
         symbol: &k.symbol,
         time: k.open_time,
+        missing_allowed,
     };
     c.symbol()?;
     c.in_window(window, "open_time", k.open_time)?;
@@ -638,5 +659,30 @@ mod tests {
             validate_long_short_ratio(&lsr).unwrap_err().field,
             "long_account"
         );
+    }
+
+    #[test]
+    fn missing_values_pass_only_when_allowed_and_every_other_rule_holds() {
+        let strict = Validator::new(TimeWindow::until_tomorrow());
+        let replica = strict.with_missing_allowed();
+        let mut k = good();
+        k.close = f64::NAN;
+        k.taker_buy_quote_volume = f64::NAN;
+        assert_eq!(strict.kline(&k, Freq::M1).unwrap_err().field, "close_price");
+        replica.kline(&k, Freq::M1).unwrap();
+        k.volume = -1.0;
+        assert_eq!(replica.kline(&k, Freq::M1).unwrap_err().field, "volume");
+        let mut k = good();
+        k.high = f64::INFINITY;
+        assert_eq!(replica.kline(&k, Freq::M1).unwrap_err().field, "high_price");
+        let fr = FundingRate {
+            symbol: "BTCUSDT".into(),
+            funding_time: T,
+            funding_rate: f64::NAN,
+            mark_price: None,
+            index_price: None,
+        };
+        assert!(strict.funding_rate(&fr).is_err());
+        replica.funding_rate(&fr).unwrap();
     }
 }

@@ -77,10 +77,8 @@ impl FileSet {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .ok_or_else(|| Error::refused(base, "has no file name"))?;
-        let dir = match base.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        // Members and the listing are siblings of `base`, spelled as the caller spelled it.
+        let dir = base.parent().map(Path::to_path_buf).unwrap_or_default();
         let listing = dir.join(format!("{base_name}{LISTING_SUFFIX}"));
         gate.check_file(&listing)?;
         let previous = read_listing(&listing, &base_name)?;
@@ -145,7 +143,12 @@ impl FileSet {
 
     /// Files in the folder named like members that the earlier listing does not name.
     fn strangers(&self) -> Result<Vec<String>> {
-        let entries = match std::fs::read_dir(&self.dir) {
+        let listed_dir = if self.dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            self.dir.as_path()
+        };
+        let entries = match std::fs::read_dir(listed_dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(Error::io("list", &self.dir, e)),
@@ -205,7 +208,11 @@ impl FileSet {
             self.write_listing(&new, fsync)?;
         }
         if fsync {
-            sync_dir(&self.dir)?;
+            sync_dir(if self.dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                &self.dir
+            })?;
         }
         Ok(report)
     }

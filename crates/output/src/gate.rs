@@ -178,6 +178,26 @@ impl OutputGate {
         AtomicFile::create(self.clone(), target.to_path_buf(), checked)
     }
 
+    /// Creates `path` with `bytes` only if nothing is there (`O_EXCL`), synced; returns
+    /// false when something already was. For lock files, whose whole point is that two
+    /// writers cannot both create them.
+    pub fn create_exclusive(&self, path: &Path, bytes: &[u8]) -> Result<bool> {
+        use std::io::Write;
+        self.check_file(path)?;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            create_dir_all(parent)?;
+        }
+        let mut f = match fs::File::options().write(true).create_new(true).open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(Error::io("create", path, e)),
+        };
+        f.write_all(bytes)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| Error::io("write", path, e))?;
+        Ok(true)
+    }
+
     /// Removes `path`, an earlier output (a stale part, a replaced manifest, a partition
     /// whose rows are gone), after the checks of a file output: never the protected database
     /// or its files, a SQLite file, or anything but a regular file (a link to one is removed

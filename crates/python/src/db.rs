@@ -6,9 +6,8 @@
 use std::{future::Future, path::PathBuf, sync::Mutex};
 
 use arrow_array::RecordBatch;
-use marketdb_export::{
-    AsyncDataExporter, DatasetRequest, ExportRequest, FillPolicy, ParquetCompression,
-};
+use marketdb_dataset::DatasetRequest;
+use marketdb_export::{AsyncDataExporter, ExportRequest, FillPolicy, ParquetCompression};
 use marketdb_model::{
     Feature, FeatureKind, FundingRate, LongShortRatio, MetricFamily, OpenInterest, RatioType,
 };
@@ -548,7 +547,7 @@ impl Native {
                 ..DatasetRequest::default()
             };
             return finish(py, is_async, async move {
-                json(&exporter.export_dataset(&request, output).await?)
+                json(&marketdb_dataset::export_dataset(&db, &output, &request).await?)
             });
         }
         let range = range.ok_or_else(|| value_error(format!("a {kind} export needs a range")))?;

@@ -50,10 +50,18 @@ fn is_input_export(err: &marketdb_export::Error) -> bool {
         E::Model(_)
         | E::InvalidRequest { .. }
         | E::InvalidOption { .. }
-        | E::NotInExport { .. }
-        | E::InvalidDataset { .. } => true,
+        | E::NotInExport { .. } => true,
         // An output path the gate refuses (the database, a device...) is a bad argument;
         // a write that failed is a storage error.
+        E::Output(o) => matches!(o, marketdb_output::Error::Refused { .. }),
+        _ => false,
+    }
+}
+
+fn is_input_dataset(err: &marketdb_dataset::Error) -> bool {
+    use marketdb_dataset::Error as E;
+    match err {
+        E::Model(_) | E::Request { .. } | E::InvalidDataset { .. } => true,
         E::Output(o) => matches!(o, marketdb_output::Error::Refused { .. }),
         _ => false,
     }
@@ -64,6 +72,7 @@ fn is_input_export(err: &marketdb_export::Error) -> bool {
 pub(crate) enum Failure {
     Store(marketdb_store::Error),
     Export(marketdb_export::Error),
+    Dataset(marketdb_dataset::Error),
     Model(marketdb_model::Error),
     Py(PyErr),
 }
@@ -77,6 +86,12 @@ impl From<marketdb_store::Error> for Failure {
 impl From<marketdb_export::Error> for Failure {
     fn from(e: marketdb_export::Error) -> Self {
         Failure::Export(e)
+    }
+}
+
+impl From<marketdb_dataset::Error> for Failure {
+    fn from(e: marketdb_dataset::Error) -> Self {
+        Failure::Dataset(e)
     }
 }
 
@@ -98,6 +113,8 @@ impl From<Failure> for PyErr {
             Failure::Store(e) if is_input_store(&e) => value_error(chain(&e)),
             Failure::Store(e) => StorageError::new_err(chain(&e)),
             Failure::Export(e) if is_input_export(&e) => value_error(chain(&e)),
+            Failure::Dataset(e) if is_input_dataset(&e) => value_error(chain(&e)),
+            Failure::Dataset(e) => StorageError::new_err(chain(&e)),
             Failure::Export(e) => StorageError::new_err(chain(&e)),
             Failure::Model(e) => value_error(chain(&e)),
             Failure::Py(e) => e,

@@ -141,10 +141,17 @@ impl AsyncMarketDB {
     /// absent, recognised if present, migrated forward to the current version). With a
     /// read-only pool (`config.pool.read_only`) the schema is only recognised.
     pub async fn open_with(config: StoreConfig) -> Result<Self> {
-        let pool = PoolManager::open(config.pool.clone()).await?;
+        let file = config.pool.path.clone();
+        // A read-only open can time out behind a rollback-journal writer too: explained.
+        let explain = |e: Error| crate::journal::explain_locked_read(e, &file);
+        let pool = PoolManager::open(config.pool.clone())
+            .await
+            .map_err(|e| explain(e.into()))?;
         let path = config.pool.path.display().to_string();
         let tables = if config.pool.read_only {
-            pool.read(move |c| schema::detect(c, &path)).await?
+            pool.read(move |c| schema::detect(c, &path))
+                .await
+                .map_err(explain)?
         } else {
             pool.write(move |tx| schema::prepare(tx, &path)).await?
         };

@@ -1,20 +1,33 @@
-//! Importing a published dataset partition by partition: each partition replaces the rows
-//! of its table, period and symbols in one transaction (rows the source no longer has are
-//! deleted, the others upserted with the validation of every write), and the partition's
-//! digest is recorded in `dataset_imports` in the same transaction, so a second import of
-//! an unchanged dataset does nothing and a killed import leaves whole partitions only.
-//! The table is created by every writable open, like `source_gaps`; cryptoservice ignores
-//! it.
+//! Replication: a published dataset imported partition by partition. A partition replaces
+//! exactly what it covers (its table, interval, period and **covered symbols**) and nothing
+//! else: rows of other symbols, intervals and periods, and the node's own data, are never
+//! touched. Within that scope, in one transaction: the rows there are deleted, the
+//! partition's rows stored (with the validation of every write, missing values allowed as
+//! the source stored them), and what the partition brought recorded in `replica_partitions`
+//! (source, partition, digest, covered symbols). A row outside the scope (another symbol,
+//! another period, another interval) refuses the partition: nothing of it is stored. The
+//! counts say how many rows were inserted, replaced (same key) and deleted.
+//!
+//! `replica_partitions` is an extra table like `source_gaps`: created by every writable open,
+//! ignored by cryptoservice. (The `dataset_imports` table of earlier versions is no longer
+//! read.)
+
+use std::collections::{HashMap, HashSet};
 
 use marketdb_model::time::now_ms;
-use std::collections::HashMap;
-
-use marketdb_model::{Freq, Records, TimeRange};
+use marketdb_model::{Freq, RatioType, Records, TimeRange};
 use rusqlite::params;
+use serde::Serialize;
 
-use crate::read::distinct_symbols;
 use crate::schema::table_exists;
-use crate::{AsyncMarketDB, Result, Tables};
+use crate::{AsyncMarketDB, Error, Result, Tables};
+
+/// The table's DDL.
+pub(crate) const REPLICA_PARTITIONS_DDL: &str = "CREATE TABLE IF NOT EXISTS replica_partitions (
+    source TEXT NOT NULL, partition TEXT NOT NULL, digest TEXT NOT NULL,
+    symbols TEXT NOT NULL, rows INTEGER NOT NULL, imported_at INTEGER NOT NULL,
+    PRIMARY KEY (source, partition)
+) WITHOUT ROWID;";
 
 /// The table a partition replaces rows of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,31 +50,114 @@ pub struct PartitionImport {
     pub table: ImportTable,
     /// The partition's period: rows of the table in it are replaced.
     pub range: TimeRange,
-    /// Symbols the dataset was restricted to (only their rows are replaced); empty: all.
+    /// The symbols the partition covers: only their rows are replaced, and every row the
+    /// partition brings must be of one of them.
+    pub symbols: Vec<String>,
+}
+
+/// What an import (or a removal) did to the table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ImportCounts {
+    /// Rows whose key was not there before.
+    pub inserted: u64,
+    /// Rows whose key was there before (their values replaced).
+    pub replaced: u64,
+    /// Rows in the partition's scope that it no longer holds.
+    pub deleted: u64,
+}
+
+impl std::ops::AddAssign for ImportCounts {
+    fn add_assign(&mut self, o: ImportCounts) {
+        self.inserted += o.inserted;
+        self.replaced += o.replaced;
+        self.deleted += o.deleted;
+    }
+}
+
+/// What an earlier import of a partition brought.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportedPartition {
+    pub digest: String,
+    /// The symbols it covered.
     pub symbols: Vec<String>,
 }
 
 impl AsyncMarketDB {
-    /// The partitions imported from `source`, with the digest each had.
-    pub async fn imported_partitions(&self, source: &str) -> Result<HashMap<String, String>> {
+    /// The partitions imported from `source`, with what each brought.
+    pub async fn imported_partitions(
+        &self,
+        source: &str,
+    ) -> Result<HashMap<String, ImportedPartition>> {
         let source = source.to_owned();
         self.read(move |c, _| {
-            if !table_exists(c, "dataset_imports")? {
+            if !table_exists(c, "replica_partitions")? {
                 return Ok(HashMap::new());
             }
-            let mut stmt =
-                c.prepare("SELECT partition, digest FROM dataset_imports WHERE source = ?1")?;
-            let rows = stmt.query_map(params![source], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            Ok(rows.collect::<rusqlite::Result<HashMap<_, _>>>()?)
+            let mut stmt = c.prepare(
+                "SELECT partition, digest, symbols FROM replica_partitions WHERE source = ?1",
+            )?;
+            let rows = stmt.query_map(params![source], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?;
+            let mut out = HashMap::new();
+            for row in rows {
+                let (partition, digest, symbols) = row?;
+                let symbols: Vec<String> = serde_json::from_str(&symbols).map_err(|e| {
+                    Error::invalid_argument(
+                        "replica record",
+                        &partition,
+                        format!("its covered symbols are not a json list: {e}"),
+                    )
+                })?;
+                out.insert(partition, ImportedPartition { digest, symbols });
+            }
+            Ok(out)
         })
         .await
     }
 
-    /// Replaces the rows of `part` with `batches` in one transaction and records the
-    /// partition's digest. The iterator runs on the writer's blocking thread (it may read
-    /// a file); an `Err` item or an invalid row rolls everything back. Returns rows
-    /// written.
-    pub async fn import_partition<I, E>(&self, part: PartitionImport, batches: I) -> Result<usize>
+    /// Records that the database holds what `part` brings (found equal without importing
+    /// it), so a later removal of the partition at its source removes its rows here.
+    pub async fn record_imported_partition(&self, part: PartitionImport, rows: u64) -> Result<()> {
+        self.write(move |c, _| record(c, &part, rows)).await
+    }
+
+    /// Every source that brought the partition `key`, with the symbols it covered.
+    pub async fn partition_sources(&self, key: &str) -> Result<Vec<(String, Vec<String>)>> {
+        let key = key.to_owned();
+        self.read(move |c, _| {
+            if !table_exists(c, "replica_partitions")? {
+                return Ok(Vec::new());
+            }
+            let mut stmt = c.prepare(
+                "SELECT source, symbols FROM replica_partitions WHERE partition = ?1 \
+                 ORDER BY source",
+            )?;
+            let rows = stmt.query_map(params![key], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (source, symbols) = row?;
+                out.push((source, serde_json::from_str(&symbols).unwrap_or_default()));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Replaces the rows `part` covers with `batches` in one transaction and records what it
+    /// brought. The iterator runs on the writer's blocking thread (it may read a file); an
+    /// `Err` item, an invalid row or a row outside the partition rolls everything back.
+    pub async fn import_partition<I, E>(
+        &self,
+        part: PartitionImport,
+        batches: I,
+    ) -> Result<ImportCounts>
     where
         I: IntoIterator<Item = std::result::Result<Records, E>>,
         I::IntoIter: Send + 'static,
@@ -69,48 +165,227 @@ impl AsyncMarketDB {
     {
         let batches = batches.into_iter();
         let (batch, v) = self.write_settings();
+        // A replica keeps the values its source stored, NULLs included.
+        let v = v.with_missing_allowed();
         let key = part.partition.clone();
-        let n = self
+        let counts = self
             .write(move |c, t| {
-                delete_partition(c, t, &part)?;
-                let n = crate::db::store_record_stream(c, t, batches, batch, &v)?;
-                c.execute(
-                    "INSERT INTO dataset_imports (source, partition, digest, rows, imported_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (source, partition) DO UPDATE SET \
-                     digest = excluded.digest, rows = excluded.rows, \
-                     imported_at = excluded.imported_at",
-                    params![
-                        part.source,
-                        part.partition,
-                        part.digest,
-                        i64::try_from(n).unwrap_or(i64::MAX),
-                        now_ms()
-                    ],
-                )?;
-                Ok(n)
+                let before = existing_keys(c, t, &part)?;
+                delete_scope(c, t, &part)?;
+                let mut seen = Seen {
+                    part: &part,
+                    covered: part.symbols.iter().map(String::as_str).collect(),
+                    before: &before,
+                    replaced: 0,
+                    outside: None,
+                };
+                let checked = batches.map(|item| {
+                    item.map_err(|e| Error::Input(Box::new(e)))
+                        .and_then(|r| seen.check(r))
+                });
+                let n = crate::db::store_record_stream(c, t, checked, batch, &v);
+                if let Some(e) = seen.outside.take() {
+                    return Err(e);
+                }
+                let n = n? as u64;
+                let replaced = seen.replaced;
+                record(c, &part, n)?;
+                Ok(ImportCounts {
+                    inserted: n - replaced.min(n),
+                    replaced,
+                    deleted: before.len() as u64 - replaced.min(before.len() as u64),
+                })
             })
             .await?;
-        tracing::info!(partition = %key, rows = n, "partition imported");
-        Ok(n)
+        tracing::info!(partition = %key, ?counts, "partition imported");
+        Ok(counts)
+    }
+
+    /// Deletes the rows an earlier import of a partition brought (the dataset no longer
+    /// has it) and forgets the record.
+    pub async fn remove_imported_partition(&self, part: PartitionImport) -> Result<ImportCounts> {
+        let key = part.partition.clone();
+        let counts = self
+            .write(move |c, t| {
+                let before = existing_keys(c, t, &part)?;
+                delete_scope(c, t, &part)?;
+                c.execute(
+                    "DELETE FROM replica_partitions WHERE source = ?1 AND partition = ?2",
+                    params![part.source, part.partition],
+                )?;
+                Ok(ImportCounts {
+                    deleted: before.len() as u64,
+                    ..ImportCounts::default()
+                })
+            })
+            .await?;
+        tracing::info!(partition = %key, ?counts, "imported partition removed");
+        Ok(counts)
     }
 }
 
-/// Deletes the rows `part` replaces, symbol by symbol (each a seek on the primary key).
-fn delete_partition(c: &rusqlite::Connection, t: &Tables, part: &PartitionImport) -> Result<()> {
-    let (table, freq) = match part.table {
+/// A row's key within a partition's table: symbol, time, and the other key columns
+/// (interval, ratio type in its canonical spelling).
+type Key = (String, i64, String);
+
+/// Checks every record against the partition's scope and counts the keys that were there.
+struct Seen<'a> {
+    part: &'a PartitionImport,
+    covered: HashSet<&'a str>,
+    before: &'a HashSet<Key>,
+    replaced: u64,
+    /// The first row outside the partition (the import then fails with it).
+    outside: Option<Error>,
+}
+
+impl Seen<'_> {
+    fn check(&mut self, r: Records) -> Result<Records> {
+        let want = self.part.table;
+        let fits = match (&r, want) {
+            (Records::Klines { freq, .. }, ImportTable::Klines(f)) => *freq == f,
+            (Records::Funding(_), ImportTable::FundingRate) => true,
+            (Records::Metrics { .. }, ImportTable::OpenInterest | ImportTable::LongShortRatio) => {
+                true
+            }
+            _ => false,
+        };
+        if !fits {
+            return Err(self.fail("rows of another table or interval".to_owned()));
+        }
+        let mut keys: Vec<Key> = Vec::new();
+        match &r {
+            Records::Klines { rows, .. } => {
+                keys.extend(
+                    rows.iter()
+                        .map(|k| (k.symbol.clone(), k.open_time, String::new())),
+                );
+            }
+            Records::Funding(rows) => {
+                keys.extend(
+                    rows.iter()
+                        .map(|f| (f.symbol.clone(), f.funding_time, String::new())),
+                );
+            }
+            Records::Metrics {
+                open_interest,
+                long_short_ratio,
+            } => {
+                if want == ImportTable::OpenInterest && !long_short_ratio.is_empty()
+                    || want == ImportTable::LongShortRatio && !open_interest.is_empty()
+                {
+                    return Err(self.fail("rows of another table".to_owned()));
+                }
+                keys.extend(
+                    open_interest
+                        .iter()
+                        .map(|o| (o.symbol.clone(), o.time, o.interval.to_string())),
+                );
+                keys.extend(long_short_ratio.iter().map(|l| {
+                    (
+                        l.symbol.clone(),
+                        l.timestamp,
+                        format!("{}/{}", l.period, l.ratio_type.as_str()),
+                    )
+                }));
+            }
+        }
+        let range = self.part.range;
+        for k in &keys {
+            if !self.covered.contains(k.0.as_str()) {
+                return Err(self.fail(format!(
+                    "a row of {} (the partition covers {} symbol(s), not this one)",
+                    k.0,
+                    self.covered.len()
+                )));
+            }
+            if k.1 < range.start || k.1 >= range.end_exclusive {
+                return Err(self.fail(format!(
+                    "a row of {} at {} (outside the partition's period)",
+                    k.0,
+                    marketdb_model::time::format_rfc3339(k.1)
+                )));
+            }
+            if self.before.contains(k) {
+                self.replaced += 1;
+            }
+        }
+        Ok(r)
+    }
+
+    /// The error for a row outside the partition; a copy is kept, since the stream that
+    /// stores the rows wraps the errors of its input.
+    fn fail(&mut self, what: String) -> Error {
+        let reason = format!("holds {what}; nothing of it was stored");
+        let e = |reason: &str| Error::invalid_argument("partition", &self.part.partition, reason);
+        self.outside = Some(e(&reason));
+        e(&reason)
+    }
+}
+
+/// The table and interval of a partition.
+fn table_of(t: &Tables, table: ImportTable) -> (&'static str, Option<Freq>) {
+    match table {
         ImportTable::Klines(f) => (t.kline, Some(f)),
         ImportTable::FundingRate => (t.funding, None),
         ImportTable::OpenInterest => (t.open_interest, None),
         ImportTable::LongShortRatio => (t.long_short_ratio, None),
+    }
+}
+
+/// The keys stored in the partition's scope now.
+fn existing_keys(
+    c: &rusqlite::Connection,
+    t: &Tables,
+    part: &PartitionImport,
+) -> Result<HashSet<Key>> {
+    let (table, freq) = table_of(t, part.table);
+    let mut out = HashSet::new();
+    if !table_exists(c, table)? {
+        return Ok(out);
+    }
+    let (start, end) = (part.range.start, part.range.end_exclusive);
+    let extra = match part.table {
+        ImportTable::Klines(_) | ImportTable::FundingRate => "''",
+        ImportTable::OpenInterest => "interval",
+        ImportTable::LongShortRatio => "period || '/' || ratio_type",
     };
+    let sql = match freq {
+        Some(_) => format!(
+            "SELECT timestamp, {extra} FROM {table} WHERE symbol = ?1 AND freq = ?4 \
+             AND timestamp >= ?2 AND timestamp < ?3"
+        ),
+        None => format!(
+            "SELECT timestamp, {extra} FROM {table} WHERE symbol = ?1 AND timestamp >= ?2 \
+             AND timestamp < ?3"
+        ),
+    };
+    let mut stmt = c.prepare_cached(&sql)?;
+    for s in &part.symbols {
+        let mut rows = match freq {
+            Some(f) => stmt.query(params![s, start, end, f.as_str()])?,
+            None => stmt.query(params![s, start, end])?,
+        };
+        while let Some(row) = rows.next()? {
+            let ts: i64 = row.get(0)?;
+            let mut extra: String = row.get::<_, Option<String>>(1)?.unwrap_or_default();
+            if part.table == ImportTable::LongShortRatio
+                && let Some((period, ratio)) = extra.split_once('/')
+                && let Ok(r) = RatioType::parse(ratio)
+            {
+                extra = format!("{period}/{}", r.as_str());
+            }
+            out.insert((s.clone(), ts, extra));
+        }
+    }
+    Ok(out)
+}
+
+/// Deletes the rows of the partition's scope, symbol by symbol (each a seek on the key).
+fn delete_scope(c: &rusqlite::Connection, t: &Tables, part: &PartitionImport) -> Result<()> {
+    let (table, freq) = table_of(t, part.table);
     if !table_exists(c, table)? {
         return Ok(());
     }
-    let symbols = if part.symbols.is_empty() {
-        distinct_symbols(c, table, None)?
-    } else {
-        part.symbols.clone()
-    };
     let (start, end) = (part.range.start, part.range.end_exclusive);
     match freq {
         Some(f) => {
@@ -118,7 +393,7 @@ fn delete_partition(c: &rusqlite::Connection, t: &Tables, part: &PartitionImport
                 "DELETE FROM {table} WHERE symbol = ?1 AND freq = ?2 AND timestamp >= ?3 \
                  AND timestamp < ?4"
             ))?;
-            for s in &symbols {
+            for s in &part.symbols {
                 stmt.execute(params![s, f.as_str(), start, end])?;
             }
         }
@@ -126,10 +401,32 @@ fn delete_partition(c: &rusqlite::Connection, t: &Tables, part: &PartitionImport
             let mut stmt = c.prepare_cached(&format!(
                 "DELETE FROM {table} WHERE symbol = ?1 AND timestamp >= ?2 AND timestamp < ?3"
             ))?;
-            for s in &symbols {
+            for s in &part.symbols {
                 stmt.execute(params![s, start, end])?;
             }
         }
     }
+    Ok(())
+}
+
+/// Records what a partition brought.
+fn record(c: &rusqlite::Connection, part: &PartitionImport, rows: u64) -> Result<()> {
+    let symbols = serde_json::to_string(&part.symbols).map_err(|e| {
+        Error::invalid_argument("partition", &part.partition, format!("symbols: {e}"))
+    })?;
+    c.execute(
+        "INSERT INTO replica_partitions (source, partition, digest, symbols, rows, imported_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (source, partition) DO UPDATE SET \
+         digest = excluded.digest, symbols = excluded.symbols, rows = excluded.rows, \
+         imported_at = excluded.imported_at",
+        params![
+            part.source,
+            part.partition,
+            part.digest,
+            symbols,
+            i64::try_from(rows).unwrap_or(i64::MAX),
+            now_ms()
+        ],
+    )?;
     Ok(())
 }

@@ -62,7 +62,7 @@ fn is_busy(e: &Error) -> bool {
 /// A read error, explained when it is a busy timeout on a rollback-journal file.
 pub(crate) fn explain_locked_read(e: Error, path: &Path) -> Error {
     if is_busy(&e) && file_journal(path) == Some(FileJournal::Rollback) {
-        tracing::warn!(
+        tracing::debug!(
             path = %path.display(),
             "a read timed out behind the writer of a rollback-journal database"
         );

@@ -52,7 +52,7 @@ pub use db::{AsyncMarketDB, Checkpoint};
 pub use error::{Error, Result};
 pub use frame::{Column, KlineFrame};
 pub use gaps::{GapFilter, SourceGap};
-pub use imports::{ImportTable, PartitionImport};
+pub use imports::{ImportCounts, ImportTable, ImportedPartition, PartitionImport};
 pub use inspect::{
     DataSummary, FundingSummary, IntervalSummary, KlineSummary, RatioSummary, SymbolRange,
 };

@@ -206,15 +206,6 @@ pub(crate) const SOURCE_GAPS_DDL: &str = "CREATE TABLE IF NOT EXISTS source_gaps
     PRIMARY KEY (market, kind, symbol, interval, period)
 ) WITHOUT ROWID;";
 
-/// The record of dataset partitions imported (`marketdb import dataset`), with the digest
-/// each had, so an unchanged partition is not imported twice. An extra table, like
-/// `source_gaps`.
-pub(crate) const DATASET_IMPORTS_DDL: &str = "CREATE TABLE IF NOT EXISTS dataset_imports (
-    source TEXT NOT NULL, partition TEXT NOT NULL, digest TEXT NOT NULL,
-    rows INTEGER NOT NULL, imported_at INTEGER NOT NULL,
-    PRIMARY KEY (source, partition)
-) WITHOUT ROWID;";
-
 /// Every migration, in version order. A Python-created file has `user_version` 0.
 const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
@@ -304,7 +295,7 @@ pub(crate) fn prepare(conn: &Connection, path: &str) -> Result<Tables> {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     }
     conn.execute_batch(SOURCE_GAPS_DDL)?;
-    conn.execute_batch(DATASET_IMPORTS_DDL)?;
+    conn.execute_batch(crate::imports::REPLICA_PARTITIONS_DDL)?;
     conn.execute_batch(crate::meta::META_DDL)?;
     describe(conn, path, era)
 }
@@ -557,7 +548,7 @@ mod tests {
         // Only the three tables (WITHOUT ROWID: the key is the table, no separate index).
         assert_eq!(after, before + 3);
         assert!(table_exists(&conn, "source_gaps").unwrap());
-        assert!(table_exists(&conn, "dataset_imports").unwrap());
+        assert!(table_exists(&conn, "replica_partitions").unwrap());
         assert!(table_exists(&conn, "marketdb_meta").unwrap());
         prepare(&conn, "py.db").unwrap();
     }

@@ -92,6 +92,18 @@ enum Builder {
 }
 
 impl AsyncMarketDB {
+    /// Every symbol with a row in `table`, sorted (one index seek per symbol).
+    pub async fn metric_symbols(&self, table: MetricTable) -> Result<Vec<String>> {
+        self.read(move |c, t| {
+            let name = table.name(t);
+            if !crate::schema::table_exists(c, name)? {
+                return Ok(Vec::new());
+            }
+            symbols_of(c, name, &[])
+        })
+        .await
+    }
+
     /// The rows of `table` with `timestamp` in `range` for `symbols` (all when empty), as
     /// one batch ordered by symbol, time and the remaining key columns. Memory follows the
     /// rows asked for: callers ask a day or a month at a time.

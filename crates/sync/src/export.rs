@@ -6,9 +6,10 @@
 
 use std::{io::Write, path::Path};
 
+use marketdb_dataset::{DatasetLocation, DatasetReport, DatasetRequest, ImportReport};
 use marketdb_export::{
-    AsyncDataExporter, CsvReport, DatasetLocation, DatasetReport, DatasetRequest, ExportRequest,
-    ImportReport, NumpyReport, ParquetReport, StatsReport, SymbolStats,
+    AsyncDataExporter, CsvReport, ExportRequest, NumpyReport, ParquetReport, StatsReport,
+    SymbolStats,
 };
 use marketdb_model::{Freq, TimeRange};
 
@@ -72,15 +73,25 @@ impl MarketDB {
         location: &DatasetLocation,
     ) -> Result<DatasetReport> {
         let db = self.inner().clone();
-        self.block_export(async move {
-            marketdb_export::export_dataset_to(&db, location, request).await
+        self.block_dataset(async move {
+            marketdb_dataset::export_dataset_to(&db, location, request).await
         })
     }
 
-    /// Imports a dataset written by [`Self::export_dataset`] (multi-node sync).
+    /// Imports a dataset written by [`Self::export_dataset`] (replication).
     pub fn import_dataset(&self, location: &DatasetLocation) -> Result<ImportReport> {
         let db = self.inner().clone();
-        self.block_export(async move { marketdb_export::import_dataset_from(&db, location).await })
+        self.block_dataset(
+            async move { marketdb_dataset::import_dataset_from(&db, location).await },
+        )
+    }
+
+    fn block_dataset<T: Send>(
+        &self,
+        fut: impl Future<Output = marketdb_dataset::Result<T>> + Send,
+    ) -> Result<T> {
+        let rt = self.runtime.as_ref().ok_or(Error::Closed)?;
+        Ok(crate::where_blocking_is_allowed(|| rt.block_on(fut))?)
     }
 
     pub fn export_summary_statistics(

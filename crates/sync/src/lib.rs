@@ -52,6 +52,10 @@ pub enum Error {
     #[cfg(feature = "export")]
     #[error(transparent)]
     Export(#[from] marketdb_export::Error),
+    /// A dataset publication's or replication's error (feature `export`).
+    #[cfg(feature = "export")]
+    #[error(transparent)]
+    Dataset(#[from] marketdb_dataset::Error),
     /// The facade's runtime could not start.
     #[error("cannot start the runtime of the blocking MarketDB")]
     Runtime(#[source] std::io::Error),

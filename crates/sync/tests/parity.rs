@@ -473,9 +473,9 @@ fn blocking_exports_write_what_was_stored() {
     assert_eq!(db.export_to_parquet(&req, &pq).unwrap().rows, 48);
     assert!(pq.is_file());
     // The dataset, and its import into another database through the blocking facade.
-    let lake = marketdb_export::DatasetLocation::Local(dir.path().join("lake"));
+    let lake = marketdb_dataset::DatasetLocation::Local(dir.path().join("lake"));
     let published = db
-        .export_dataset(&marketdb_export::DatasetRequest::default(), &lake)
+        .export_dataset(&marketdb_dataset::DatasetRequest::default(), &lake)
         .unwrap();
     assert!(!published.written.is_empty());
     let other = MarketDB::open(dir.path().join("other.db")).unwrap();

@@ -1,19 +1,19 @@
-//! Where a dataset is published: a local folder, or a prefix in an object store (S3 and
-//! S3-compatible servers through the `object_store` crate, with its retries). Partitions
-//! are always written to a local file first (a Parquet writer needs a file); for an object
-//! store that file lives in a private staging folder and is uploaded whole, and the state
-//! file is uploaded after the partitions it lists, so a reader that trusts the state never
-//! finds a partition missing. Reading an object store back (import) downloads one
-//! partition file at a time into the staging folder.
+//! Where a dataset lives: a local folder, or a prefix in an object store (S3 and
+//! S3-compatible servers through the `object_store` crate, with its retries). [`Remote`]
+//! offers the few object operations publication and replication need: get, put, a put that
+//! only creates (the lock), head, delete. Partitions are always written to a local file
+//! first (a Parquet writer needs a file); for an object store that file lives in a private
+//! scratch folder and is uploaded whole.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as StorePath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
-use crate::dataset::{DatasetState, Partition, STATE_PATH};
+use crate::layout::STATE_PATH;
+use crate::state::DatasetState;
 use crate::{Error, Result};
 
 /// Where a dataset lives.
@@ -109,6 +109,24 @@ impl Remote {
         Ok(())
     }
 
+    /// Creates the object at `rel` only if there is none (a conditional put,
+    /// `If-None-Match: *`); false when one was there.
+    pub(crate) async fn put_if_absent(&self, rel: &str, bytes: Vec<u8>) -> Result<bool> {
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self
+            .store
+            .put_opts(&self.path(rel), PutPayload::from(bytes), opts)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(self.err(rel, e)),
+        }
+    }
+
     pub(crate) async fn exists(&self, rel: &str) -> Result<bool> {
         match self.store.head(&self.path(rel)).await {
             Ok(_) => Ok(true),
@@ -130,92 +148,5 @@ impl Remote {
             return Ok(None);
         };
         DatasetState::from_bytes(&bytes, Path::new(&format!("{}/{STATE_PATH}", self.url))).map(Some)
-    }
-}
-
-/// Where an export writes: files always go to `staging` first.
-pub(crate) enum Target<'a> {
-    Local(&'a Path),
-    Store {
-        remote: &'a Remote,
-        staging: &'a Path,
-    },
-}
-
-impl Target<'_> {
-    /// The folder partition files are written in.
-    pub(crate) fn staging(&self) -> &Path {
-        match self {
-            Target::Local(root) => root,
-            Target::Store { staging, .. } => staging,
-        }
-    }
-
-    pub(crate) async fn load_state(&self) -> Result<DatasetState> {
-        match self {
-            Target::Local(root) => DatasetState::load(root),
-            Target::Store { remote, .. } => Ok(remote.state().await?.unwrap_or_default()),
-        }
-    }
-
-    pub(crate) async fn state_exists(&self) -> Result<bool> {
-        match self {
-            Target::Local(root) => Ok(root.join(STATE_PATH).exists()),
-            Target::Store { remote, .. } => remote.exists(STATE_PATH).await,
-        }
-    }
-
-    /// Whether the partition's file is published.
-    pub(crate) async fn exists(&self, p: &Partition) -> Result<bool> {
-        match self {
-            Target::Local(root) => Ok(root.join(p.file()).exists()),
-            Target::Store { remote, .. } => remote.exists(&p.file()).await,
-        }
-    }
-
-    /// Publishes a partition file written in [`Target::staging`].
-    pub(crate) async fn publish(&self, p: &Partition) -> Result<()> {
-        let Target::Store { remote, staging } = self else {
-            return Ok(());
-        };
-        let path = staging.join(p.file());
-        let bytes = std::fs::read(&path).map_err(|e| Error::Read {
-            path: path.clone(),
-            source: e,
-        })?;
-        remote.put(&p.file(), bytes).await?;
-        std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))
-    }
-
-    /// Removes a published partition (and a staged file of it).
-    pub(crate) async fn remove(
-        &self,
-        gate: &marketdb_output::OutputGate,
-        p: &Partition,
-    ) -> Result<()> {
-        match self {
-            Target::Local(root) => crate::dataset::remove_partition(gate, root, p),
-            Target::Store { remote, staging } => {
-                let _ = std::fs::remove_file(staging.join(p.file()));
-                remote.delete(&p.file()).await
-            }
-        }
-    }
-
-    pub(crate) async fn save_state(
-        &self,
-        gate: &marketdb_output::OutputGate,
-        state: &DatasetState,
-    ) -> Result<()> {
-        match self {
-            Target::Local(root) => state.save(gate, root),
-            Target::Store { remote, .. } => {
-                let bytes = serde_json::to_vec_pretty(state).map_err(|source| Error::Json {
-                    path: PathBuf::from(format!("{}/{STATE_PATH}", remote.url)),
-                    source,
-                })?;
-                remote.put(STATE_PATH, bytes).await
-            }
-        }
     }
 }
