@@ -242,8 +242,11 @@ fn an_import_stopped_by_sigterm_leaves_whole_partitions_and_a_bad_one_fails_alon
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
-    eprintln!("import stopped {:?} after SIGTERM", signalled.elapsed());
     let code = out.status.code();
+    eprintln!(
+        "import ended {:?} after SIGTERM, exit {code:?}",
+        signalled.elapsed()
+    );
     assert!(
         code == Some(143) || code == Some(0),
         "exit {code:?}: {}",
