@@ -40,6 +40,10 @@ pub struct StreamArgs {
     /// Do not fill holes from the REST API (they are logged and `check` shows them)
     #[arg(long)]
     pub no_backfill: bool,
+    /// Longest span a hole is backfilled over (e.g. 6h, 24h, 7d); an older part is logged
+    /// with the `download` command that fills it
+    #[arg(long, default_value = "24h", value_parser = duration)]
+    pub max_backfill: Duration,
     /// Seconds between report lines
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub report_secs: u64,
@@ -122,6 +126,7 @@ pub async fn run(g: &Global, a: &StreamArgs) -> Result<ExitCode> {
     config.flush_interval = Duration::from_millis(a.flush_ms);
     config.commit_when_idle = !a.no_idle_commit;
     config.report_interval = Duration::from_secs(a.report_secs);
+    config.max_backfill = a.max_backfill;
     if let Some(s) = a.max_connection_age_secs {
         config.max_connection_age = Duration::from_secs(s);
     }

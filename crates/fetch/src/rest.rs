@@ -289,29 +289,48 @@ impl RestClient {
         }
     }
 
-    /// Sleeps until the next weight window when `weight` more would pass the budget in
-    /// the current one.
+    /// Reserves `weight` in the current window before a request is sent, waiting for the
+    /// next window while the reservation would pass the budget. Every request of this
+    /// client (its concurrent callers included: a stream's backfills share one client)
+    /// reserves first, so together they never pass the budget, whatever the answers say
+    /// later; an answer's reported weight only raises the count (other clients of the IP).
     async fn wait_for_weight(&self, weight: u64) {
         let window_ms = i64::try_from(self.config.weight_window.as_millis())
             .unwrap_or(i64::MAX)
             .max(1);
-        let now = now_ms();
-        let wait = {
-            let w = self.weight.lock().unwrap_or_else(|p| p.into_inner());
-            let current = now.div_euclid(window_ms);
-            (w.window == current && w.used + weight > self.config.weight_budget)
-                .then(|| (current + 1) * window_ms - now)
-        };
-        if let Some(ms) = wait {
-            self.weight_waits.fetch_add(1, Ordering::Relaxed);
-            let ms = u64::try_from(ms).unwrap_or(0) + 50;
+        let mut waited = false;
+        loop {
+            let now = now_ms();
+            let wait = {
+                let mut w = self.weight.lock().unwrap_or_else(|p| p.into_inner());
+                let current = now.div_euclid(window_ms);
+                if w.window != current {
+                    *w = Weight {
+                        window: current,
+                        used: 0,
+                    };
+                }
+                // A request heavier than the whole budget still goes, alone in its window.
+                if w.used + weight <= self.config.weight_budget || w.used == 0 {
+                    w.used += weight;
+                    None
+                } else {
+                    Some((current + 1) * window_ms - now)
+                }
+            };
+            let Some(ms) = wait else {
+                return;
+            };
+            if !waited {
+                self.weight_waits.fetch_add(1, Ordering::Relaxed);
+                waited = true;
+            }
+            let ms = u64::try_from(ms).unwrap_or(0) + 5;
             tracing::info!(
                 wait_ms = ms,
                 "request weight budget used: waiting for the next window"
             );
             tokio::time::sleep(Duration::from_millis(ms)).await;
-            let mut w = self.weight.lock().unwrap_or_else(|p| p.into_inner());
-            w.used = 0;
         }
     }
 

@@ -374,7 +374,13 @@ impl AsyncMarketDB {
     /// REPLACE` by primary key; `taker_sell_*` derived and stored). Returns rows written.
     /// An invalid row fails the whole call with [`Error::Invalid`] and stores nothing.
     pub async fn store_data(&self, data: impl Into<KlineInput>, freq: Freq) -> Result<usize> {
-        let input = Arc::new(data.into());
+        self.store_shared(Arc::new(data.into()), freq).await
+    }
+
+    /// [`Self::store_data`] of rows the caller keeps: on a failure they are still the
+    /// caller's, to retry without a copy (a stream holding a batch while the store is
+    /// locked).
+    pub async fn store_shared(&self, input: Arc<KlineInput>, freq: Freq) -> Result<usize> {
         if input.is_empty() {
             tracing::warn!("no kline rows to store ({freq})");
             return Ok(0);

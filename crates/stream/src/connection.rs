@@ -60,8 +60,14 @@ pub(crate) enum Event {
         freq: Freq,
         event_time: i64,
     },
-    /// A page of bars from a REST backfill.
-    Backfill { bars: Vec<Kline>, freq: Freq },
+    /// A page of bars from the REST backfill of hole `hole`.
+    Backfill {
+        bars: Vec<Kline>,
+        freq: Freq,
+        hole: u64,
+    },
+    /// The backfill of hole `hole` has sent its last page (or given up).
+    BackfillEnd { hole: u64 },
 }
 
 /// How one connection ended.

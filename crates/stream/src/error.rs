@@ -38,6 +38,13 @@ pub enum Error {
         #[source]
         source: Box<marketdb_store::Error>,
     },
+    /// More than `max_pending` received bars wait for a store that keeps failing: the run
+    /// stops rather than hold more.
+    #[error(
+        "{bars} received bar(s) wait for a store that keeps failing; stopping rather than \
+         hold more"
+    )]
+    Backlog { bars: usize },
     /// The replay server could not listen.
     #[error("replay server: {source}")]
     Io {

@@ -83,8 +83,18 @@ fn subs() -> Vec<Subscription> {
         .collect()
 }
 
-/// Klines requests seen by the REST endpoint, by symbol.
-type RestLog = Arc<Mutex<Vec<(String, i64, i64)>>>;
+/// Klines requests seen by the REST endpoint: symbol, start, end and arrival (ms since
+/// the epoch).
+type RestLog = Arc<Mutex<Vec<(String, i64, i64, i64)>>>;
+
+/// The `(symbol, start, end)` of every request seen, in arrival order.
+fn rest_asked(log: &RestLog) -> Vec<(String, i64, i64)> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .map(|(s, a, b, _)| (s.clone(), *a, *b))
+        .collect()
+}
 
 /// A loopback `/api/v3/klines` that serves the bars `serve` of every symbol in the asked
 /// range, as Binance rows.
@@ -121,10 +131,20 @@ async fn rest_server(serve: std::ops::Range<i64>) -> (String, RestLog) {
                     .get("endTime")
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(0);
-                seen.lock().unwrap().push((symbol.clone(), start, end));
+                let limit: usize = query
+                    .get("limit")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(500);
+                seen.lock().unwrap().push((
+                    symbol.clone(),
+                    start,
+                    end,
+                    marketdb_model::time::now_ms(),
+                ));
                 let rows: Vec<serde_json::Value> = serve
                     .map(|i| bar(&symbol, i))
                     .filter(|k| k.open_time >= start && k.open_time <= end)
+                    .take(limit)
                     .map(|k| {
                         serde_json::json!([
                             k.open_time,
@@ -292,7 +312,8 @@ async fn closed_bars_stored_once_and_a_dropped_connection_backfilled_from_rest()
     assert_eq!(report.updates, 12, "open-bar updates counted, not stored");
     assert_eq!(report.malformed, 2, "the broken text and the binary frame");
     assert_eq!(report.holes, 3);
-    assert_eq!(report.backfill_failures, 0);
+    assert_eq!((report.holes_filled, report.holes_unfilled), (3, 0));
+    assert!(report.holes_left.is_empty(), "{:?}", report.holes_left);
     assert_eq!(report.reconnects, 1);
     assert_eq!(report.invalid, 0);
     assert!(report.lag_p50_ms.is_some() && report.lag_p99_ms >= report.lag_p50_ms);
@@ -302,7 +323,7 @@ async fn closed_bars_stored_once_and_a_dropped_connection_backfilled_from_rest()
         "one combined-stream connection"
     );
     assert_eq!(log.pongs, 2, "pings answered");
-    let mut asked = rest_log.lock().unwrap().clone();
+    let mut asked = rest_asked(&rest_log);
     asked.sort();
     assert_eq!(
         asked,
@@ -417,6 +438,13 @@ async fn without_backfill_a_hole_is_reported_and_left() {
     want.sort_by(|a, b| (&a.symbol, a.open_time).cmp(&(&b.symbol, b.open_time)));
     assert_eq!(stored(&path), want);
     assert_eq!(report.holes, 3);
+    assert_eq!(report.holes_unfilled, 3, "{report:?}");
+    assert_eq!(report.holes_left.len(), 3);
+    assert!(
+        report.holes_left.iter().all(|h| h.missing == 3),
+        "{:?}",
+        report.holes_left
+    );
     assert_eq!(report.bars_backfilled, 0);
 }
 
@@ -614,4 +642,315 @@ async fn a_shutdown_while_the_store_is_locked_and_the_queue_full_ends_with_every
         "every received bar stored"
     );
     assert_eq!(stored(&path).len() as u64, report.bars_streamed);
+}
+
+/// The index of the last 1m bar closed by now (its `bar` index from `T0`).
+fn last_closed_index() -> i64 {
+    let now = marketdb_model::time::now_ms();
+    (now - T0) / MIN - 1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bars_flagged_closed_before_their_close_time_are_counted_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("market.db");
+    let last = last_closed_index();
+    // Two bars that have closed, then bars "closed" 30 minutes and 20 hours ahead.
+    let mut future = Vec::new();
+    for ahead in [30, 20 * 60] {
+        for s in SYMBOLS {
+            future.push((bar(s, last + ahead), Freq::M1, true));
+        }
+    }
+    let server = ReplayServer::start(vec![vec![
+        closed(last - 1..last + 1),
+        Step::Klines(future),
+        Step::PingForPong,
+    ]])
+    .await
+    .unwrap();
+    let db = AsyncMarketDB::open(&path).await.unwrap();
+    let streamer = Streamer::new(db.clone(), config(&server.url()), None);
+    let report = run_until(streamer, &server, 1, &path, 6).await;
+    db.close().await;
+    assert_eq!(
+        stored(&path),
+        expected(last - 1..last + 1),
+        "only the closed bars"
+    );
+    assert_eq!(report.future_bars, 6, "{report:?}");
+    assert_eq!(report.holes, 0, "a bar from the future opens no hole");
+    assert_eq!(report.invalid, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hole_the_exchange_answers_with_nothing_is_reported_unfilled() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("market.db");
+    // Bars 2..4 are missing; REST has bar 2 only (a part), then nothing.
+    let server = ReplayServer::start(vec![vec![closed(0..2), closed(5..6), Step::PingForPong]])
+        .await
+        .unwrap();
+    let (rest_url, _) = rest_server(2..3).await;
+    let db = AsyncMarketDB::open(&path).await.unwrap();
+    let streamer = Streamer::new(db.clone(), config(&server.url()), Some(rest(&rest_url)));
+    let report = run_until(streamer, &server, 1, &path, 12).await;
+    db.close().await;
+    assert_eq!(report.holes, 3);
+    assert_eq!(
+        (
+            report.holes_filled,
+            report.holes_partly_filled,
+            report.holes_unfilled
+        ),
+        (0, 3, 0),
+        "{report:?}"
+    );
+    assert_eq!(report.holes_left.len(), 3);
+    for h in &report.holes_left {
+        assert_eq!(h.missing, 2, "{h:?}");
+        assert_eq!(h.from, marketdb_model::time::format_rfc3339(T0 + 2 * MIN));
+        assert_eq!(h.to, marketdb_model::time::format_rfc3339(T0 + 5 * MIN));
+    }
+    // And with nothing at all from REST: unfilled.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("market.db");
+    let server = ReplayServer::start(vec![vec![closed(0..2), closed(5..6), Step::PingForPong]])
+        .await
+        .unwrap();
+    let (rest_url, _) = rest_server(0..0).await;
+    let db = AsyncMarketDB::open(&path).await.unwrap();
+    let streamer = Streamer::new(db.clone(), config(&server.url()), Some(rest(&rest_url)));
+    let report = run_until(streamer, &server, 1, &path, 9).await;
+    db.close().await;
+    assert_eq!(
+        (
+            report.holes_filled,
+            report.holes_partly_filled,
+            report.holes_unfilled
+        ),
+        (0, 0, 3),
+        "{report:?}"
+    );
+    assert!(report.holes_left.iter().all(|h| h.missing == 3));
+}
+
+/// Log lines written while `f` runs on this thread (a current-thread runtime).
+fn capture_logs() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
+    #[derive(Clone)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let sink = Sink(Arc::clone(&buf));
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    (buf, tracing::subscriber::set_default(subscriber))
+}
+
+#[tokio::test]
+async fn a_store_months_behind_backfills_a_bounded_span_and_names_the_rest() {
+    let (logs, _guard) = capture_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("market.db");
+    let last = last_closed_index();
+    let behind = last - 90 * 1440;
+    let db = AsyncMarketDB::open(&path).await.unwrap();
+    for s in SYMBOLS {
+        db.store_data(vec![bar(s, behind)], Freq::M1).await.unwrap();
+    }
+    let server = ReplayServer::start(vec![vec![closed(last..last + 1), Step::PingForPong]])
+        .await
+        .unwrap();
+    let (rest_url, rest_log) = rest_server(last - 60..last).await;
+    let mut c = config(&server.url());
+    c.max_backfill = Duration::from_secs(3600);
+    let streamer = Streamer::new(db.clone(), c, Some(rest(&rest_url)));
+    let report = run_until(streamer, &server, 1, &path, 3 + 3 + 3 * 60).await;
+    db.close().await;
+    // Asked: the last hour before the streamed bar, not the three months.
+    let asked = rest_asked(&rest_log);
+    assert_eq!(asked.len(), 3, "one page of an hour per symbol: {asked:?}");
+    for (_, start, _) in &asked {
+        assert!(*start >= T0 + (last - 60) * MIN, "asked from {start}");
+    }
+    assert_eq!(
+        (report.holes_filled, report.holes_partly_filled),
+        (0, 3),
+        "the recent part filled, the rest left: {report:?}"
+    );
+    let beyond: Vec<_> = report.holes_left.iter().collect();
+    assert_eq!(beyond.len(), 3, "{report:?}");
+    for h in beyond {
+        assert_eq!(
+            h.from,
+            marketdb_model::time::format_rfc3339(T0 + (behind + 1) * MIN)
+        );
+        assert_eq!(
+            h.to,
+            marketdb_model::time::format_rfc3339(T0 + (last - 60) * MIN)
+        );
+        assert_eq!(h.missing as i64, last - 60 - behind - 1);
+    }
+    let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("beyond the backfill bound")
+            && text.contains("marketdb download --market spot --symbols BTCUSDT --freq 1m"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_locked_past_the_busy_timeout_keeps_the_connections_alive() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("market.db");
+    let mut sc = marketdb_store::StoreConfig::new(&path);
+    sc.pool.busy_timeout = Duration::from_millis(200);
+    let db = AsyncMarketDB::open_with(sc).await.unwrap();
+    // Another program holds the write lock for 1.5 s, past the 0.2 s busy timeout: every
+    // commit tried meanwhile fails.
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let locker = {
+        let path = path.clone();
+        std::thread::spawn(move || {
+            let c = rusqlite::Connection::open(path).unwrap();
+            c.execute_batch("BEGIN IMMEDIATE").unwrap();
+            locked_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(1500));
+            c.execute_batch("COMMIT").unwrap();
+            std::time::Instant::now()
+        })
+    };
+    locked_rx.recv().unwrap();
+    // More bars than the channel holds, then pings: they are answered while the store is
+    // still locked only if the writer keeps draining the channel.
+    let server = ReplayServer::start(vec![vec![
+        closed(0..1500),
+        Step::PingForPong,
+        Step::PingForPong,
+        Step::PingForPong,
+    ]])
+    .await
+    .unwrap();
+    let mut c = config(&server.url());
+    c.flush_bars = 1024;
+    let streamer = Streamer::new(db.clone(), c, None);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(streamer.run(
+        async {
+            let _ = stop_rx.await;
+        },
+        |_| {},
+    ));
+    let answered = server.wait_finished(1, Duration::from_secs(4)).await;
+    let answered_at = std::time::Instant::now();
+    let pongs = server.log().pongs;
+    let released_at = locker.join().unwrap();
+    assert!(
+        answered && answered_at < released_at,
+        "the pings were not answered while the store was locked ({pongs} pongs)"
+    );
+    assert_eq!(pongs, 3);
+    // Once the lock is gone, every bar is stored.
+    let reader = AsyncMarketDB::open_read_only(&path).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut n = 0;
+        for s in SYMBOLS {
+            n += reader.count(s, Freq::M1, None).await.unwrap();
+        }
+        if n >= 4500 || tokio::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop_tx.send(()).unwrap();
+    let report = run.await.unwrap().unwrap();
+    db.close().await;
+    assert_eq!(stored(&path), expected(0..1500));
+    assert!(report.commit_failures >= 1, "{report:?}");
+    assert_eq!(report.bars_stored, 4500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_concurrent_backfills_stay_inside_the_weight_budget_together() {
+    const FOUR: [&str; 4] = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("market.db");
+    let db = AsyncMarketDB::open(&path).await.unwrap();
+    for s in FOUR {
+        db.store_data(vec![bar(s, 0)], Freq::M1).await.unwrap();
+    }
+    // Holes of 2,500 bars in four streams: three pages of 1,000 each, 12 requests of
+    // weight 2, against a server that allows 4 per 1 s window. (The backfill bound is
+    // raised so the whole hole is asked for.)
+    let streamed: Vec<_> = FOUR
+        .iter()
+        .map(|s| (bar(s, 2501), Freq::M1, true))
+        .collect();
+    let server = ReplayServer::start(vec![vec![Step::Klines(streamed), Step::PingForPong]])
+        .await
+        .unwrap();
+    let (rest_url, rest_log) = rest_server(1..2501).await;
+    let mut rc = RestConfig::for_market(Market::Spot);
+    rc.base_url = rest_url;
+    rc.weight_budget = 4;
+    rc.weight_window = Duration::from_millis(1000);
+    let client = RestClient::new(Market::Spot, rc).unwrap();
+    // Start just after a window opens, so a request reserved at a window's end does not
+    // arrive in the next one.
+    let now = marketdb_model::time::now_ms();
+    tokio::time::sleep(Duration::from_millis((1000 - now % 1000 + 20) as u64)).await;
+    let mut c = config(&server.url());
+    c.subscriptions = FOUR
+        .iter()
+        .map(|s| Subscription {
+            symbol: (*s).to_owned(),
+            freq: Freq::M1,
+        })
+        .collect();
+    c.max_backfill = Duration::from_secs(7 * 24 * 3600);
+    let streamer = Streamer::new(db.clone(), c, Some(client));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(streamer.run(
+        async {
+            let _ = stop_rx.await;
+        },
+        |_| {},
+    ));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut n = 0;
+        for s in FOUR {
+            n += db.count(s, Freq::M1, None).await.unwrap();
+        }
+        if n >= 4 * 2502 || tokio::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop_tx.send(()).unwrap();
+    let report = run.await.unwrap().unwrap();
+    db.close().await;
+    assert_eq!(report.holes_filled, 4, "{report:?}");
+    let times: Vec<i64> = rest_log.lock().unwrap().iter().map(|r| r.3).collect();
+    assert_eq!(times.len(), 12, "{:?}", rest_asked(&rest_log));
+    let mut per_window: HashMap<i64, u64> = HashMap::new();
+    for t in &times {
+        *per_window.entry(t / 1000).or_default() += 2;
+    }
+    assert!(
+        per_window.values().all(|w| *w <= 4),
+        "the budget of 4 per window was passed: {per_window:?}"
+    );
 }
