@@ -6,12 +6,13 @@
 //! ([`AsyncMarketDB`]), [`sync`] (the blocking [`MarketDB`]), [`export`]
 //! ([`AsyncDataExporter`]), [`dataset`] (the Parquet dataset: publication and
 //! replication), [`ingest`] (Binance Vision files), [`fetch`] (Binance Vision
-//! and REST downloads), [`stream`] (live WebSocket klines) and [`synth`] (the
+//! and REST transfers), [`download`] (what to download and the source record), [`stream`] (live WebSocket klines) and [`synth`] (the
 //! deterministic synthetic market of `marketdb demo` and the benchmark harness). It adds no
 //! code of its own; the `marketdb` command line lives in this package's binary, not in the
 //! library.
 
 pub use marketdb_dataset as dataset;
+pub use marketdb_download as download;
 pub use marketdb_export as export;
 pub use marketdb_fetch as fetch;
 pub use marketdb_ingest as ingest;

@@ -1,18 +1,17 @@
 //! `check`: the completeness report, with `--fail-under` for scripts. Missing bars that
-//! fall in a period `download` recorded as a source gap (the exchange does not publish
-//! it, or publishes it incomplete) are shown apart from real holes: they are counted as
-//! `unpublished`, and the coverage still counts them as missing.
+//! fall in a period `download` recorded are shown apart from real holes, by kind:
+//! `unpublished` (Vision answered 404 after the file was due), `partial` (the exchange
+//! published the period with bars missing) and `pending` (a failed answer or a file not
+//! due yet: the next download asks again). The coverage still counts them as missing.
 
 use std::process::ExitCode;
 
-use std::collections::HashMap;
-
 use anyhow::Result;
 use clap::Args;
-use marketdb_fetch::Period;
+use marketdb_download::GapKind;
+use marketdb_download::record::RecordedSpan;
 use marketdb_model::Freq;
 use marketdb_model::time::format_rfc3339;
-use marketdb_store::GapFilter;
 
 use super::{Global, RangeArgs, SymbolArgs, args, output, progress};
 
@@ -44,18 +43,18 @@ pub async fn run(g: &Global, a: &CheckArgs) -> Result<ExitCode> {
     let range = a.range.resolve(&db, a.freq, &symbols).await?;
     let beat = progress::heartbeat(g, "check");
     let report = db.check_completeness(range, a.freq, &symbols).await?;
-    let recorded = recorded_periods(&db, a.freq).await?;
+    let recorded = marketdb_download::record::kline_spans(&db, a.freq).await?;
     drop(beat);
     db.close().await;
-    // Per symbol and run: how many missing bars lie in recorded source gaps.
-    let unpublished: Vec<Vec<u64>> = report
+    // Per symbol and run: how many missing bars lie in recorded periods, by class.
+    let unpublished: Vec<Vec<Counts>> = report
         .symbols
         .iter()
         .map(|s| {
             let spans = recorded.get(&s.symbol).map_or(&[][..], Vec::as_slice);
             s.missing
                 .iter()
-                .map(|run| covered(a.freq, spans, run.start, run.end))
+                .map(|run| counts(a.freq, spans, run.start, run.end))
                 .collect()
         })
         .collect();
@@ -71,10 +70,15 @@ pub async fn run(g: &Global, a: &CheckArgs) -> Result<ExitCode> {
         }
         if let Some(list) = v.get_mut("symbols").and_then(|s| s.as_array_mut()) {
             for (s, counts) in list.iter_mut().zip(&unpublished) {
-                s["unpublished_bars"] = serde_json::json!(counts.iter().sum::<u64>());
+                let total = sum(counts);
+                s["unpublished_bars"] = serde_json::json!(total.unpublished);
+                s["partial_bars"] = serde_json::json!(total.partial);
+                s["pending_bars"] = serde_json::json!(total.pending);
                 if let Some(runs) = s.get_mut("missing").and_then(|m| m.as_array_mut()) {
                     for (run, n) in runs.iter_mut().zip(counts) {
-                        run["unpublished"] = serde_json::json!(n);
+                        run["unpublished"] = serde_json::json!(n.unpublished);
+                        run["partial"] = serde_json::json!(n.partial);
+                        run["pending"] = serde_json::json!(n.pending);
                     }
                 }
             }
@@ -88,13 +92,16 @@ pub async fn run(g: &Global, a: &CheckArgs) -> Result<ExitCode> {
             .iter()
             .zip(&unpublished)
             .map(|(s, counts)| {
+                let total = sum(counts);
                 vec![
                     s.symbol.clone(),
                     s.expected.to_string(),
                     s.present.to_string(),
                     format!("{:.2}%", s.coverage * 100.0),
                     s.missing.len().to_string(),
-                    counts.iter().sum::<u64>().to_string(),
+                    total.unpublished.to_string(),
+                    total.partial.to_string(),
+                    total.pending.to_string(),
                     s.suspicious.len().to_string(),
                 ]
             })
@@ -107,32 +114,35 @@ pub async fn run(g: &Global, a: &CheckArgs) -> Result<ExitCode> {
                 "coverage",
                 "gaps",
                 "unpublished",
+                "partial",
+                "pending",
                 "suspicious",
             ],
             &rows,
         );
         for (s, counts) in report.symbols.iter().zip(&unpublished) {
-            for (run, &n) in s.missing.iter().zip(counts) {
+            for (run, n) in s.missing.iter().zip(counts) {
                 let (from, to) = (format_rfc3339(run.start), format_rfc3339(run.end));
-                if n >= run.count {
-                    outln!(
-                        "{}: {} bar(s) from {from} to {to} not published by the exchange (recorded by download)",
-                        s.symbol,
-                        run.count
-                    );
-                } else if n > 0 {
-                    outln!(
-                        "{}: missing {} bar(s) from {from} to {to} ({n} of them not published by the exchange)",
-                        s.symbol,
-                        run.count
-                    );
-                } else {
-                    outln!(
-                        "{}: missing {} bar(s) from {from} to {to}",
-                        s.symbol,
-                        run.count
-                    );
+                let mut why = Vec::new();
+                for (k, what) in [
+                    (n.unpublished, "not published by the exchange"),
+                    (n.partial, "published incomplete by the exchange"),
+                    (n.pending, "to be asked again by download"),
+                ] {
+                    if k > 0 {
+                        why.push(format!("{k} {what}"));
+                    }
                 }
+                let why = if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", why.join(", "))
+                };
+                outln!(
+                    "{}: missing {} bar(s) from {from} to {to}{why}",
+                    s.symbol,
+                    run.count
+                );
             }
             for row in &s.suspicious {
                 outln!(
@@ -154,54 +164,42 @@ pub async fn run(g: &Global, a: &CheckArgs) -> Result<ExitCode> {
     })
 }
 
-/// The recorded klines source gaps of `freq`, by symbol, as merged `[start, end)` spans.
-async fn recorded_periods(
-    db: &marketdb_store::AsyncMarketDB,
-    freq: Freq,
-) -> Result<HashMap<String, Vec<(i64, i64)>>> {
-    let gaps = db
-        .source_gaps(GapFilter {
-            kind: Some("klines".to_owned()),
-            interval: Some(freq.as_str().to_owned()),
-            ..GapFilter::default()
-        })
-        .await?;
-    let mut by_symbol: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
-    for g in gaps {
-        if let Some(p) = Period::parse(&g.period) {
-            by_symbol
-                .entry(g.symbol)
-                .or_default()
-                .push((p.start_ms(), p.end_ms()));
-        }
-    }
-    for spans in by_symbol.values_mut() {
-        spans.sort_unstable();
-        let mut merged: Vec<(i64, i64)> = Vec::with_capacity(spans.len());
-        for &(lo, hi) in spans.iter() {
-            match merged.last_mut() {
-                Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
-                _ => merged.push((lo, hi)),
-            }
-        }
-        *spans = merged;
-    }
-    Ok(by_symbol)
+/// Missing bars in recorded periods, by class.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Counts {
+    unpublished: u64,
+    partial: u64,
+    pending: u64,
 }
 
-/// Bars of `freq` with open times in `first..=last` that lie in `spans`.
-fn covered(freq: Freq, spans: &[(i64, i64)], first: i64, last: i64) -> u64 {
-    spans
-        .iter()
-        .map(|&(lo, hi)| {
-            let (a, b) = (lo.max(first), hi.min(last.saturating_add(1)));
-            if a < b {
-                freq.grid(a, b).count() as u64
-            } else {
-                0
-            }
-        })
-        .sum()
+fn sum(list: &[Counts]) -> Counts {
+    list.iter().fold(Counts::default(), |a, c| Counts {
+        unpublished: a.unpublished + c.unpublished,
+        partial: a.partial + c.partial,
+        pending: a.pending + c.pending,
+    })
+}
+
+/// Bars of `freq` with open times in `first..=last` that lie in the recorded `spans`
+/// (which do not overlap), by class.
+fn counts(freq: Freq, spans: &[RecordedSpan], first: i64, last: i64) -> Counts {
+    let mut out = Counts::default();
+    for s in spans {
+        let (a, b) = (
+            s.start.max(first),
+            s.end_exclusive.min(last.saturating_add(1)),
+        );
+        if a >= b {
+            continue;
+        }
+        let n = freq.grid(a, b).count() as u64;
+        match s.kind {
+            GapKind::NotPublished => out.unpublished += n,
+            GapKind::Partial => out.partial += n,
+            GapKind::Failed | GapKind::NotYetPublished => out.pending += n,
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -209,13 +207,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn covered_counts_bars_inside_recorded_spans_only() {
+    fn counts_bars_inside_recorded_spans_only_by_class() {
         const H: i64 = 3_600_000;
-        let spans = [(24 * H, 48 * H), (72 * H, 96 * H)];
-        // A run of 3 days from hour 20 to hour 99: 24 + 24 hours are recorded.
-        assert_eq!(covered(Freq::H1, &spans, 20 * H, 99 * H), 48);
-        assert_eq!(covered(Freq::H1, &spans, 0, 10 * H), 0);
-        assert_eq!(covered(Freq::H1, &spans, 30 * H, 30 * H), 1);
-        assert_eq!(covered(Freq::H1, &spans, 47 * H, 72 * H), 2);
+        let span = |lo: i64, hi: i64, kind| RecordedSpan {
+            start: lo * H,
+            end_exclusive: hi * H,
+            kind,
+        };
+        let spans = [
+            span(24, 48, GapKind::NotPublished),
+            span(72, 96, GapKind::Partial),
+            span(96, 120, GapKind::Failed),
+        ];
+        // A run of 4 days from hour 20 to hour 99: 24 + 24 + 4 hours are recorded.
+        let c = counts(Freq::H1, &spans, 20 * H, 99 * H);
+        assert_eq!((c.unpublished, c.partial, c.pending), (24, 24, 4));
+        assert_eq!(counts(Freq::H1, &spans, 0, 10 * H), Counts::default());
+        assert_eq!(counts(Freq::H1, &spans, 30 * H, 30 * H).unpublished, 1);
+        assert_eq!(counts(Freq::H1, &spans, 47 * H, 72 * H).partial, 1);
     }
 }

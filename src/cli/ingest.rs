@@ -7,30 +7,14 @@
 //! stores nothing, the other files still load, and the exit code is 1 if any file failed
 //! (with `--skip-bad-rows`, also a file whose every line was rejected).
 
-use std::{collections::VecDeque, path::PathBuf, process::ExitCode, sync::mpsc};
+use std::{collections::VecDeque, path::PathBuf, process::ExitCode};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use marketdb_ingest::{BadRows, FileKind, FileReport, Limits, Overrides, Parsed};
+use marketdb_download::FileLoad;
+use marketdb_ingest::{BadRows, FileKind, Overrides};
 use marketdb_model::Freq;
-use marketdb_store::AsyncMarketDB;
 use serde_json::json;
-
-/// Chunks queued between the parser and the writer (each up to `Limits::chunk_rows`).
-const PIPELINE_DEPTH: usize = 2;
-
-/// What the writer sees when the parser of a file failed: the file's own error is
-/// reported instead.
-#[derive(Debug)]
-struct ParserFailed;
-
-impl std::fmt::Display for ParserFailed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the parser of the file failed")
-    }
-}
-
-impl std::error::Error for ParserFailed {}
 
 use super::{Global, args, output, progress};
 
@@ -98,17 +82,20 @@ pub async fn run(g: &Global, a: &IngestArgs) -> Result<ExitCode> {
     // the file order because the writer takes the files in order.
     let lookahead = lookahead();
     let mut files = files.into_iter();
-    let mut pending: VecDeque<Pending> = files
+    let mut pending: VecDeque<FileLoad> = files
         .by_ref()
         .take(lookahead)
-        .map(|f| Pending::start(f, &overrides, mode))
+        .map(|f| FileLoad::start(f, &overrides, mode))
         .collect();
     while let Some(next) = pending.pop_front() {
         if let Some(f) = files.next() {
-            pending.push_back(Pending::start(f, &overrides, mode));
+            pending.push_back(FileLoad::start(f, &overrides, mode));
         }
-        let file = next.file.clone();
-        let outcome = next.store(&db).await;
+        let file: PathBuf = next.path().to_path_buf();
+        let outcome = next
+            .store(&db, &file.display().to_string(), None)
+            .await
+            .map_err(anyhow::Error::new);
         pb.inc(1);
         let shown = output::path(&file);
         match outcome {
@@ -214,58 +201,4 @@ fn lookahead() -> usize {
     std::thread::available_parallelism()
         .map_or(2, std::num::NonZeroUsize::get)
         .clamp(2, 4)
-}
-
-/// A file whose parser runs on a blocking thread, its records waiting in a bounded channel
-/// until the writer takes them.
-pub(super) struct Pending {
-    file: PathBuf,
-    rx: mpsc::Receiver<Result<Parsed, ParserFailed>>,
-    parser: tokio::task::JoinHandle<marketdb_ingest::Result<FileReport>>,
-}
-
-impl Pending {
-    /// Starts parsing `file`; the parser blocks once [`PIPELINE_DEPTH`] chunks wait.
-    pub(super) fn start(file: PathBuf, overrides: &Overrides, mode: BadRows) -> Pending {
-        let (tx, rx) = mpsc::sync_channel::<Result<Parsed, ParserFailed>>(PIPELINE_DEPTH);
-        let path = file.clone();
-        let overrides = overrides.clone();
-        let parser = tokio::task::spawn_blocking(move || {
-            let res = marketdb_ingest::parse_file_streaming(
-                &path,
-                &overrides,
-                mode,
-                &Limits::default(),
-                &mut |chunk| {
-                    tx.send(Ok(chunk))
-                        .map_err(|_| marketdb_ingest::Error::Stopped { file: path.clone() })
-                },
-                &mut |_| {},
-            );
-            if res.is_err() {
-                // Makes the writer roll back whatever it took from this file.
-                let _ = tx.send(Err(ParserFailed));
-            }
-            res
-        });
-        Pending { file, rx, parser }
-    }
-
-    /// Streams the file's records into one transaction; returns rows stored and what the
-    /// parser read.
-    pub(super) async fn store(self, db: &AsyncMarketDB) -> Result<(usize, FileReport)> {
-        let Pending { file, rx, parser } = self;
-        let stored = db.store_records(rx).await;
-        let parsed = parser.await.context("the parser stopped unexpectedly")?;
-        match (parsed, stored) {
-            // The store's own error explains why the parser was stopped.
-            (Err(marketdb_ingest::Error::Stopped { .. }), Err(e)) | (Ok(_), Err(e)) => {
-                Err(anyhow::Error::new(e).context(format!("{}: nothing stored", file.display())))
-            }
-            (Err(e), _) => {
-                Err(anyhow::Error::new(e).context(format!("{}: nothing stored", file.display())))
-            }
-            (Ok(report), Ok(rows)) => Ok((rows, report)),
-        }
-    }
 }

@@ -58,6 +58,11 @@ impl Tree {
     fn total(&self) -> usize {
         self.requests.lock().unwrap().values().sum()
     }
+
+    /// Requests that repeated an earlier request for the same path.
+    fn repeated(&self) -> usize {
+        self.requests.lock().unwrap().values().map(|n| n - 1).sum()
+    }
 }
 
 pub(super) fn serve(tree: Arc<Tree>) -> String {
@@ -405,13 +410,22 @@ fn download_fetches_verifies_records_gaps_and_resumes() {
     assert_eq!(tree.total(), 0, "a dry run asks nothing");
 
     let o = download(dir.path(), &base, &["--json"]);
-    ok(&o);
+    // A file that never matches its checksum is a failure: run again.
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let report = json(&o);
     assert_eq!(report["fetched"], 3 + 33, "{report}");
     assert_eq!(report["gaps_recorded"], 4, "{report}");
-    assert_eq!(report["failed"], 0, "{report}");
-    // Two 500s, one cut body, one request past its timeout, one checksum mismatch.
-    assert_eq!(report["retries"], 5, "{report}");
+    assert_eq!(report["failed"], 1, "{report}");
+    // Two 500s, one cut body, one request past its timeout, one checksum mismatch (the
+    // file and its checksum asked again): as many as the server saw repeated.
+    assert_eq!(report["retries"], 6, "{report}");
+    assert_eq!(report["retries"], tree.repeated(), "{report}");
+    assert_eq!(report["requests"], tree.total(), "{report}");
     assert_eq!(report["rows"], expected.len(), "{report}");
 
     let btc_month = "/data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01.zip";
@@ -461,7 +475,7 @@ fn download_fetches_verifies_records_gaps_and_resumes() {
         ("BTCUSDT", "2024-02-01", "partial"),
         ("BTCUSDT", "2024-02-02", "not_published"),
         ("ETHUSDT", "2024-01", "not_published"),
-        ("ETHUSDT", "2024-01-15", "checksum_mismatch"),
+        ("ETHUSDT", "2024-01-15", "failed"),
     ]
     .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()));
     assert_eq!(gaps, want);
@@ -481,15 +495,17 @@ fn download_fetches_verifies_records_gaps_and_resumes() {
     let left: Vec<_> = std::fs::read_dir(dir.path().join("tmp")).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
 
-    // A second run asks for nothing: every day is stored or recorded.
+    // A second run asks only for the failed file (and its checksum, twice: it still
+    // does not match): every other day is stored or recorded for good.
     let before = tree.total();
     let o = download(dir.path(), &base, &["--json"]);
-    ok(&o);
+    assert_eq!(o.status.code(), Some(1));
     assert_eq!(json(&o)["fetched"], 0, "{}", stdout(&o));
-    assert_eq!(json(&o)["skipped"], 4, "{}", stdout(&o));
+    assert_eq!(json(&o)["skipped"], 3, "{}", stdout(&o));
+    assert_eq!(tree.count(bad), 4);
     assert_eq!(
         tree.total(),
-        before,
+        before + 4,
         "no request for stored or recorded days"
     );
 }
@@ -585,9 +601,10 @@ fn download_from_rest_pages_waits_out_a_429_and_records_what_the_exchange_lacks(
     assert_eq!(report["retries"], 1, "{report}");
     let (bars, gaps) = dump(&dir.path().join("data/market.db"));
     assert_eq!(bars, expected, "stored bars are the served bars exactly");
+    // The REST API had nothing for 3 Jan: the exchange published none of its bars.
     let want = [
         ("SOLUSDT", "2024-01-02", "partial"),
-        ("SOLUSDT", "2024-01-03", "not_published"),
+        ("SOLUSDT", "2024-01-03", "partial"),
     ]
     .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()));
     assert_eq!(gaps, want);
@@ -612,17 +629,13 @@ fn download_from_rest_pages_waits_out_a_429_and_records_what_the_exchange_lacks(
         .unwrap();
     ok(&checked);
     let sol = &json(&checked)["symbols"][0];
-    assert_eq!(sol["unpublished_bars"], 10 + 1440, "{sol}");
+    assert_eq!(sol["partial_bars"], 10 + 1440, "{sol}");
+    assert_eq!(sol["unpublished_bars"], 0, "no 404 was answered: {sol}");
     let runs: Vec<(u64, u64)> = sol["missing"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| {
-            (
-                r["count"].as_u64().unwrap(),
-                r["unpublished"].as_u64().unwrap(),
-            )
-        })
+        .map(|r| (r["count"].as_u64().unwrap(), r["partial"].as_u64().unwrap()))
         .collect();
     assert_eq!(runs, [(10, 10), (1440, 1440)]);
 
@@ -646,7 +659,9 @@ fn download_killed_or_interrupted_at_random_points_then_rerun_equals_an_uninterr
     let base = serve(Arc::clone(&tree));
     let reference = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(reference.path().join("tmp")).unwrap();
-    ok(&download(reference.path(), &base, &[]));
+    // The tree's file whose checksum never matches fails every run (exit 1).
+    let finished = |o: &Output| assert_eq!(o.status.code(), Some(1), "{o:?}");
+    finished(&download(reference.path(), &base, &[]));
     let want = dump(&reference.path().join("data/market.db"));
     assert!(!want.0.is_empty() && !want.1.is_empty());
 
@@ -718,7 +733,7 @@ fn download_killed_or_interrupted_at_random_points_then_rerun_equals_an_uninterr
             );
         }
         let o = download(dir.path(), &base, &[]);
-        ok(&o);
+        finished(&o);
         assert_eq!(dump(&dir.path().join("data/market.db")), want, "{context}");
         let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
         assert!(left.is_empty(), "{context}: the re-run leaves {left:?}");

@@ -1,13 +1,23 @@
 //! One Vision file over HTTP: the body streams into a file in a private temporary folder
-//! (a zip needs seeking, so it is never held in memory), the `.CHECKSUM` is fetched beside
-//! it and verified, and transient failures are retried with exponential backoff and
-//! jitter. A 404 is an answer ([`Outcome::NotPublished`]), not an error.
+//! (a zip needs seeking, so it is never held in memory), hashed as it arrives, and checked
+//! against the `.CHECKSUM` fetched beside it. Transient failures are retried with
+//! exponential backoff and jitter. A 404 is an answer ([`Outcome::NotFound`]), not an
+//! error: whether it means "never" or "not yet" is the caller's judgement (it knows when
+//! the period ended).
+//!
+//! Bodies are bounded: a file can be no larger than the rows its name allows
+//! ([`marketdb_ingest::plausible_file_bytes`]). A `Content-Length` above that is refused
+//! before a byte is read, and a body that grows past it is cut off, so the temporary file
+//! never holds more than the bound. A `200` whose body is not a zip (a maintenance page) is
+//! retried like a `5xx`.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use crate::backoff::Jitter;
@@ -61,7 +71,7 @@ impl Default for FetchConfig {
 #[derive(Debug)]
 pub struct Fetch {
     pub outcome: Outcome,
-    /// Requests repeated (transient failures and a checksum mismatch).
+    /// Requests repeated for this file (transient failures and a checksum mismatch).
     pub retries: u32,
 }
 
@@ -70,18 +80,43 @@ pub struct Fetch {
 pub enum Outcome {
     /// The file is on disk (and verified when Vision had a `.CHECKSUM`).
     Fetched(Downloaded),
-    /// Vision answered 404: it does not publish this file (yet).
-    NotPublished,
+    /// Vision answered 404.
+    NotFound,
     /// The file failed its checksum twice.
     ChecksumMismatch { expected: String, actual: String },
+}
+
+/// Totals of one fetcher's requests, as the server saw them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FetchStats {
+    /// Requests sent (files and `.CHECKSUM`s, every attempt).
+    pub requests: u64,
+    /// Requests that repeated an earlier one (a retry after a failure or a mismatch).
+    pub retries: u64,
+    /// Body bytes received, refused bodies included.
+    pub bytes_received: u64,
+}
+
+/// What the server says identifies the current version of a file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// The digest of its `.CHECKSUM` (lowercase hex), when Vision publishes one.
+    pub sha256: Option<String>,
+    /// `ETag` and `Last-Modified` of the file itself (asked only without a checksum).
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
 }
 
 /// A downloaded file. Dropping it deletes it unless it was kept (`keep_dir`).
 #[derive(Debug)]
 pub struct Downloaded {
     path: PathBuf,
+    url: String,
     bytes: u64,
+    sha256: String,
     checksum_verified: bool,
+    etag: Option<String>,
+    last_modified: Option<String>,
     /// The private folder to remove on drop (`None` when kept).
     scratch: Option<PathBuf>,
 }
@@ -92,24 +127,57 @@ impl Downloaded {
         &self.path
     }
 
+    /// The URL it came from.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// Size of the file.
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// Its SHA-256, lowercase hex.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
     }
 
     /// Whether the `.CHECKSUM` matched (false when Vision had none).
     pub fn checksum_verified(&self) -> bool {
         self.checksum_verified
     }
+
+    /// The `ETag` and `Last-Modified` headers it came with.
+    pub fn etag(&self) -> Option<&str> {
+        self.etag.as_deref()
+    }
+
+    pub fn last_modified(&self) -> Option<&str> {
+        self.last_modified.as_deref()
+    }
+}
+
+impl Downloaded {
+    /// Deletes the file now, on a blocking thread (dropping it deletes it too, but on
+    /// the calling thread).
+    pub async fn discard(mut self) {
+        if let Some(dir) = self.scratch.take() {
+            let _ = tokio::task::spawn_blocking(move || remove_scratch(&dir)).await;
+        }
+    }
 }
 
 impl Drop for Downloaded {
     fn drop(&mut self) {
-        if let Some(dir) = self.scratch.take()
-            && let Err(e) = std::fs::remove_dir_all(&dir)
-        {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a downloaded file");
+        if let Some(dir) = self.scratch.take() {
+            remove_scratch(&dir);
         }
+    }
+}
+
+fn remove_scratch(dir: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a downloaded file");
     }
 }
 
@@ -121,14 +189,25 @@ enum Attempt<T> {
     Fatal(Error),
 }
 
+/// A body streamed to disk.
+struct Body {
+    bytes: u64,
+    sha256: String,
+    etag: Option<String>,
+    last_modified: Option<String>,
+}
+
 /// Downloads Vision files; cheap to share behind an `Arc` (requests run concurrently).
 #[derive(Debug)]
 pub struct Fetcher {
     client: reqwest::Client,
     config: FetchConfig,
-    work: marketdb_output::ScratchDir,
+    work: Arc<marketdb_output::ScratchDir>,
     seq: AtomicU64,
     jitter: Jitter,
+    requests: AtomicU64,
+    retries: AtomicU64,
+    bytes_received: AtomicU64,
 }
 
 impl Fetcher {
@@ -146,9 +225,12 @@ impl Fetcher {
         Ok(Fetcher {
             client,
             config,
-            work,
+            work: Arc::new(work),
             seq: AtomicU64::new(0),
             jitter: Jitter::default(),
+            requests: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            bytes_received: AtomicU64::new(0),
         })
     }
 
@@ -157,12 +239,26 @@ impl Fetcher {
         &self.config
     }
 
-    /// Creates (or truncates) `path`, a file inside the fetcher's scratch folder.
-    fn scratch_file(&self, path: &Path) -> Result<tokio::fs::File> {
+    /// Requests, retries and bytes so far.
+    pub fn stats(&self) -> FetchStats {
+        FetchStats {
+            requests: self.requests.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            bytes_received: self.bytes_received.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Creates (or truncates) `path`, a file inside the fetcher's scratch folder, on a
+    /// blocking thread.
+    async fn scratch_file(&self, path: &Path) -> Result<tokio::fs::File> {
         let rel = path
             .strip_prefix(self.work.path())
-            .map_err(|_| Error::io(path, std::io::Error::other("outside the scratch folder")))?;
-        let (_, file) = self.work.create_file(rel)?;
+            .map_err(|_| Error::io(path, std::io::Error::other("outside the scratch folder")))?
+            .to_path_buf();
+        let work = Arc::clone(&self.work);
+        let (_, file) = tokio::task::spawn_blocking(move || work.create_file(&rel))
+            .await
+            .map_err(|e| Error::io(path, std::io::Error::other(e)))??;
         Ok(tokio::fs::File::from_std(file))
     }
 
@@ -170,6 +266,7 @@ impl Fetcher {
     pub async fn fetch(&self, file: &VisionFile) -> Result<Fetch> {
         let url = file.url(&self.config.base_url);
         let checksum_url = file.checksum_url(&self.config.base_url);
+        let limit = file.max_bytes();
         let scratch = self
             .work
             .path()
@@ -178,20 +275,20 @@ impl Fetcher {
             .await
             .map_err(|e| Error::io(&scratch, e))?;
         let path = scratch.join(file.file_name());
-        let result = self.fetch_into(&url, &checksum_url, &path).await;
-        let (outcome, retries) = match result {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = tokio::fs::remove_dir_all(&scratch).await;
-                return Err(e);
-            }
-        };
-        let outcome = match outcome {
-            Some((bytes, checksum_verified)) => {
+        let mut retries = 0;
+        let result = self
+            .fetch_into(&url, &checksum_url, &path, limit, &mut retries)
+            .await;
+        let outcome = match result {
+            Ok(Verified::Ok(body, checksum_verified)) => {
                 let mut done = Downloaded {
                     path,
-                    bytes,
+                    url,
+                    bytes: body.bytes,
+                    sha256: body.sha256,
                     checksum_verified,
+                    etag: body.etag,
+                    last_modified: body.last_modified,
                     scratch: Some(scratch),
                 };
                 if let Some(keep) = &self.config.keep_dir {
@@ -199,84 +296,121 @@ impl Fetcher {
                 }
                 Outcome::Fetched(done)
             }
-            None => {
+            Ok(Verified::NotFound) => {
                 let _ = tokio::fs::remove_dir_all(&scratch).await;
-                match retries.1 {
-                    Some((expected, actual)) => Outcome::ChecksumMismatch { expected, actual },
-                    None => Outcome::NotPublished,
-                }
+                Outcome::NotFound
+            }
+            Ok(Verified::Mismatch { expected, actual }) => {
+                let _ = tokio::fs::remove_dir_all(&scratch).await;
+                Outcome::ChecksumMismatch { expected, actual }
+            }
+            Err(e) => {
+                let _ = tokio::fs::remove_dir_all(&scratch).await;
+                return Err(e);
             }
         };
-        Ok(Fetch {
-            outcome,
-            retries: retries.0,
-        })
+        Ok(Fetch { outcome, retries })
     }
 
-    /// The download-and-verify rounds: `Some((bytes, verified))` or `None` (with the last
-    /// mismatch, if that was the reason) and the retry count.
-    #[allow(clippy::type_complexity)]
+    /// What identifies the file's current version on the server: its `.CHECKSUM` digest,
+    /// or without one its `ETag` and `Last-Modified` (a `HEAD`). `None` when the file is
+    /// not there (404).
+    pub async fn identity(&self, file: &VisionFile) -> Result<Option<Identity>> {
+        let checksum_url = file.checksum_url(&self.config.base_url);
+        let mut retries = 0;
+        let text = self
+            .with_retries(&checksum_url, &mut retries, |n| {
+                self.get_small(&checksum_url, n)
+            })
+            .await?;
+        if let Some(text) = text
+            && let Some(sha256) = marketdb_ingest::parse_checksum(&String::from_utf8_lossy(&text))
+        {
+            return Ok(Some(Identity {
+                sha256: Some(sha256),
+                ..Identity::default()
+            }));
+        }
+        let url = file.url(&self.config.base_url);
+        let head = self
+            .with_retries(&url, &mut retries, |n| self.head(&url, n))
+            .await?;
+        Ok(head.map(|(etag, last_modified)| Identity {
+            sha256: None,
+            etag,
+            last_modified,
+        }))
+    }
+
+    /// The download-and-verify rounds.
     async fn fetch_into(
         &self,
         url: &str,
         checksum_url: &str,
         path: &Path,
-    ) -> Result<(Option<(u64, bool)>, (u32, Option<(String, String)>))> {
-        let mut retries = 0;
+        limit: Option<u64>,
+        retries: &mut u32,
+    ) -> Result<Verified> {
         let mut mismatch = None;
         for round in 0..2 {
             if round > 0 {
-                retries += 1;
+                self.count_retry(retries);
             }
-            let Some(bytes) = self
-                .with_retries(url, &mut retries, |n| self.get_to_file(url, path, n))
+            let Some(body) = self
+                .with_retries(url, retries, |n| self.get_to_file(url, path, limit, n))
                 .await?
             else {
-                tracing::info!(url, "not published");
-                return Ok((None, (retries, None)));
+                tracing::info!(url, "not found");
+                return Ok(Verified::NotFound);
             };
             let sidecar = marketdb_ingest::checksum_path(path);
-            let _ = tokio::fs::remove_file(&sidecar).await;
-            match self
-                .with_retries(checksum_url, &mut retries, |n| {
-                    self.get_small(checksum_url, n)
-                })
-                .await?
-            {
-                Some(text) => {
-                    let mut out = self.scratch_file(&sidecar)?;
-                    out.write_all(&text)
-                        .await
-                        .map_err(|e| Error::io(&sidecar, e))?;
-                    out.flush().await.map_err(|e| Error::io(&sidecar, e))?;
-                }
-                None => {
-                    tracing::warn!(url, "no checksum published: the file is not verified");
-                    return Ok((Some((bytes, false)), (retries, None)));
-                }
+            if round > 0 {
+                // The checksum is asked again too: a repeated request for the server.
+                self.count_retry(retries);
             }
-            let p = path.to_path_buf();
-            let verified =
-                tokio::task::spawn_blocking(move || marketdb_ingest::verify_checksum(&p))
-                    .await
-                    .map_err(|e| Error::io(path, std::io::Error::other(e)))?;
-            match verified {
-                Ok(v) => return Ok((Some((bytes, v)), (retries, None))),
-                Err(marketdb_ingest::Error::ChecksumMismatch {
-                    expected, actual, ..
-                }) => {
-                    tracing::warn!(url, expected, actual, round, "checksum mismatch");
-                    mismatch = Some((expected, actual));
-                }
-                Err(source) => {
-                    return Err(Error::Checksum {
-                        url: url.to_owned(),
-                        source,
-                    });
-                }
+            let text = self
+                .with_retries(checksum_url, retries, |n| self.get_small(checksum_url, n))
+                .await?;
+            let Some(text) = text else {
+                tracing::warn!(url, "no checksum published: the file is not verified");
+                return Ok(Verified::Ok(body, false));
+            };
+            // Kept beside the file, so a kept download comes with its checksum.
+            let mut out = self.scratch_file(&sidecar).await?;
+            out.write_all(&text)
+                .await
+                .map_err(|e| Error::io(&sidecar, e))?;
+            out.flush().await.map_err(|e| Error::io(&sidecar, e))?;
+            let Some(expected) = marketdb_ingest::parse_checksum(&String::from_utf8_lossy(&text))
+            else {
+                return Err(Error::Checksum {
+                    url: url.to_owned(),
+                    source: marketdb_ingest::Error::BadChecksumFile {
+                        file: sidecar,
+                        reason: "expected a 64-digit sha256 hex digest followed by the file name"
+                            .into(),
+                    },
+                });
+            };
+            if expected == body.sha256 {
+                return Ok(Verified::Ok(body, true));
             }
+            tracing::warn!(
+                url,
+                expected,
+                actual = body.sha256,
+                round,
+                "checksum mismatch"
+            );
+            mismatch = Some((expected, body.sha256));
         }
-        Ok((None, (retries, mismatch)))
+        let (expected, actual) = mismatch.unwrap_or_default();
+        Ok(Verified::Mismatch { expected, actual })
+    }
+
+    fn count_retry(&self, retries: &mut u32) {
+        *retries += 1;
+        self.retries.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Runs `attempt` until it succeeds, answers 404, fails for good or runs out of
@@ -301,7 +435,7 @@ impl Fetcher {
                 Attempt::Retry(e) => {
                     let delay = self.backoff(n);
                     tracing::info!(url, attempt = n, error = %e, ?delay, "retrying");
-                    *retries += 1;
+                    self.count_retry(retries);
                     n += 1;
                     tokio::time::sleep(delay).await;
                 }
@@ -314,9 +448,15 @@ impl Fetcher {
             .delay(self.config.backoff, self.config.max_backoff, n)
     }
 
-    /// Sends a GET and sorts the status.
-    async fn send(&self, url: &str, n: u32) -> Attempt<reqwest::Response> {
-        let resp = match self.client.get(url).send().await {
+    /// Sends a request and sorts the status.
+    async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        url: &str,
+        n: u32,
+    ) -> Attempt<reqwest::Response> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let resp = match req.send().await {
             Ok(r) => r,
             Err(source) => {
                 return Attempt::Retry(Error::Transfer {
@@ -347,20 +487,46 @@ impl Fetcher {
         }
     }
 
-    /// Streams the body of `url` into `path`; a body shorter than its `Content-Length`
-    /// is retried.
-    async fn get_to_file(&self, url: &str, path: &Path, n: u32) -> Attempt<u64> {
-        let mut resp = match self.send(url, n).await {
+    /// Streams the body of `url` into `path`, hashing it; a body shorter than its
+    /// `Content-Length`, or not a zip, is retried; one larger than `limit` is refused.
+    async fn get_to_file(
+        &self,
+        url: &str,
+        path: &Path,
+        limit: Option<u64>,
+        n: u32,
+    ) -> Attempt<Body> {
+        let mut resp = match self.send(self.client.get(url), url, n).await {
             Attempt::Done(r) => r,
             Attempt::NotFound => return Attempt::NotFound,
             Attempt::Retry(e) => return Attempt::Retry(e),
             Attempt::Fatal(e) => return Attempt::Fatal(e),
         };
         let expected = resp.content_length();
-        let mut out = match self.scratch_file(path) {
+        if let (Some(announced), Some(limit)) = (expected, limit)
+            && announced > limit
+        {
+            return Attempt::Fatal(Error::TooLarge {
+                url: url.to_owned(),
+                bytes: announced,
+                limit,
+                announced: true,
+            });
+        }
+        let header = |name: reqwest::header::HeaderName| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let etag = header(reqwest::header::ETAG);
+        let last_modified = header(reqwest::header::LAST_MODIFIED);
+        let mut out = match self.scratch_file(path).await {
             Ok(f) => f,
             Err(e) => return Attempt::Fatal(e),
         };
+        let mut hasher = Sha256::new();
+        let mut start = Vec::new();
         let mut got = 0u64;
         let truncated = |got: u64| {
             expected
@@ -375,6 +541,25 @@ impl Fetcher {
         loop {
             match resp.chunk().await {
                 Ok(Some(bytes)) => {
+                    self.bytes_received
+                        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    if let Some(limit) = limit
+                        && got + bytes.len() as u64 > limit
+                    {
+                        return Attempt::Fatal(Error::TooLarge {
+                            url: url.to_owned(),
+                            bytes: got + bytes.len() as u64,
+                            limit,
+                            announced: false,
+                        });
+                    }
+                    if start.len() < 4 {
+                        start.extend(bytes.iter().take(64));
+                        if start.len() >= 4 && !is_zip_start(&start) {
+                            return Attempt::Retry(not_a_zip(url, &start, n));
+                        }
+                    }
+                    hasher.update(&bytes);
                     if let Err(e) = out.write_all(&bytes).await {
                         return Attempt::Fatal(Error::io(path, e));
                     }
@@ -393,15 +578,23 @@ impl Fetcher {
         if let Err(e) = out.flush().await {
             return Attempt::Fatal(Error::io(path, e));
         }
-        match truncated(got) {
-            Some(e) => Attempt::Retry(e),
-            None => Attempt::Done(got),
+        if let Some(e) = truncated(got) {
+            return Attempt::Retry(e);
         }
+        if !is_zip_start(&start) {
+            return Attempt::Retry(not_a_zip(url, &start, n));
+        }
+        Attempt::Done(Body {
+            bytes: got,
+            sha256: marketdb_ingest::hex_digest(&hasher.finalize()),
+            etag,
+            last_modified,
+        })
     }
 
     /// A small body (a `.CHECKSUM`) in memory, at most [`MAX_CHECKSUM_BODY`] bytes kept.
     async fn get_small(&self, url: &str, n: u32) -> Attempt<Vec<u8>> {
-        let mut resp = match self.send(url, n).await {
+        let mut resp = match self.send(self.client.get(url), url, n).await {
             Attempt::Done(r) => r,
             Attempt::NotFound => return Attempt::NotFound,
             Attempt::Retry(e) => return Attempt::Retry(e),
@@ -411,8 +604,14 @@ impl Fetcher {
         loop {
             match resp.chunk().await {
                 Ok(Some(bytes)) => {
+                    self.bytes_received
+                        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
                     let room = MAX_CHECKSUM_BODY.saturating_sub(body.len());
                     body.extend_from_slice(&bytes[..bytes.len().min(room)]);
+                    if room == 0 {
+                        // Larger than any checksum: what was kept is enough to judge it.
+                        return Attempt::Done(body);
+                    }
                 }
                 Ok(None) => return Attempt::Done(body),
                 Err(source) => {
@@ -424,6 +623,51 @@ impl Fetcher {
                 }
             }
         }
+    }
+
+    /// A `HEAD`: the `ETag` and `Last-Modified` headers.
+    async fn head(&self, url: &str, n: u32) -> Attempt<(Option<String>, Option<String>)> {
+        match self.send(self.client.head(url), url, n).await {
+            Attempt::Done(r) => {
+                let header = |name: reqwest::header::HeaderName| {
+                    r.headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)
+                };
+                Attempt::Done((
+                    header(reqwest::header::ETAG),
+                    header(reqwest::header::LAST_MODIFIED),
+                ))
+            }
+            Attempt::NotFound => Attempt::NotFound,
+            Attempt::Retry(e) => Attempt::Retry(e),
+            Attempt::Fatal(e) => Attempt::Fatal(e),
+        }
+    }
+}
+
+/// The result of the download-and-verify rounds.
+enum Verified {
+    Ok(Body, bool),
+    NotFound,
+    Mismatch { expected: String, actual: String },
+}
+
+/// Whether a body starts as a zip does (a local file header, or an empty archive).
+fn is_zip_start(start: &[u8]) -> bool {
+    start.starts_with(b"PK\x03\x04") || start.starts_with(b"PK\x05\x06")
+}
+
+fn not_a_zip(url: &str, start: &[u8], n: u32) -> Error {
+    let shown: String = String::from_utf8_lossy(&start[..start.len().min(24)])
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    Error::NotAZip {
+        url: url.to_owned(),
+        start: shown.trim().to_owned(),
+        attempts: n,
     }
 }
 
@@ -488,7 +732,7 @@ mod tests {
 
     #[tokio::test]
     async fn retries_verifies_deletes_and_reports_404_and_failures() {
-        let body = b"not really a zip, but bytes to hash".to_vec();
+        let body = b"PK\x03\x04 not really a zip, but bytes to hash".to_vec();
         let dir = tempfile::tempdir().unwrap();
         let tmp = dir.path().join("x");
         std::fs::write(&tmp, &body).unwrap();
@@ -518,6 +762,7 @@ mod tests {
             panic!("expected a file: {:?}", got.outcome)
         };
         assert!(done.checksum_verified());
+        assert_eq!(done.sha256(), digest);
         assert_eq!(std::fs::read(done.path()).unwrap(), body);
         assert_eq!(done.bytes(), body.len() as u64);
         let kept = done.path().to_path_buf();
@@ -525,7 +770,7 @@ mod tests {
         assert!(!kept.exists(), "the download is deleted with its handle");
 
         let missing = fetcher.fetch(&file(1)).await.unwrap();
-        assert!(matches!(missing.outcome, Outcome::NotPublished));
+        assert!(matches!(missing.outcome, Outcome::NotFound));
 
         let err = fetcher.fetch(&slow).await.unwrap_err();
         assert!(
@@ -546,6 +791,79 @@ mod tests {
             ),
             "{err:?}"
         );
+        assert_eq!(
+            std::fs::read_dir(fetcher.work.path()).unwrap().count(),
+            1,
+            "no scratch folder is left (only the lock file)"
+        );
+    }
+
+    #[tokio::test]
+    async fn bodies_beyond_the_plausible_size_are_refused_and_pages_are_not_zips() {
+        let announced = file(19_725);
+        let endless = file(19_726);
+        let page = file(19_727);
+        let limit = announced.max_bytes().unwrap();
+        let path = |f: &VisionFile| format!("/{}", f.path());
+        let script = HashMap::from([
+            (
+                path(&announced),
+                vec![Answer::Announce {
+                    length: 10_000_000_000_000,
+                    body: b"PK\x03\x04".to_vec(),
+                }],
+            ),
+            (path(&endless), vec![Answer::Endless]),
+            (
+                path(&page),
+                vec![Answer::ok(
+                    b"<!DOCTYPE html><html>down for maintenance</html>".to_vec(),
+                )],
+            ),
+        ]);
+        let (base, counts) = serve(script).await;
+        let fetcher = Fetcher::new(config(&base)).unwrap();
+
+        let err = fetcher.fetch(&announced).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::TooLarge {
+                    bytes: 10_000_000_000_000,
+                    announced: true,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(fetcher.stats().bytes_received, 0, "not a byte read");
+        assert_eq!(counts.lock().unwrap()[&path(&announced)], 1, "not retried");
+
+        let err = fetcher.fetch(&endless).await.unwrap_err();
+        let Error::TooLarge {
+            bytes,
+            limit: l,
+            announced: false,
+            ..
+        } = err
+        else {
+            panic!("{err:?}")
+        };
+        assert_eq!(l, limit);
+        assert!(bytes > limit, "{bytes}");
+        assert!(fetcher.stats().bytes_received <= limit + 2 * 64 * 1024);
+
+        let err = fetcher.fetch(&page).await.unwrap_err();
+        assert!(matches!(err, Error::NotAZip { attempts: 3, .. }), "{err:?}");
+        assert!(err.answer().starts_with("not a zip"), "{}", err.answer());
+        assert_eq!(
+            counts.lock().unwrap()[&path(&page)],
+            3,
+            "retried like a 5xx"
+        );
+        let stats = fetcher.stats();
+        assert_eq!(stats.requests, 5);
+        assert_eq!(stats.retries, 2);
         assert_eq!(
             std::fs::read_dir(fetcher.work.path()).unwrap().count(),
             1,

@@ -34,6 +34,27 @@ pub enum Error {
         expected: u64,
         attempts: u32,
     },
+    /// A body larger than the rows its file name allows: refused at once (announced by
+    /// its `Content-Length`) or cut off when it grew past the bound.
+    #[error(
+        "{url}: body of {bytes} byte(s){} is larger than the {limit} byte(s) the rows of its name allow",
+        if *announced { " announced" } else { " so far" }
+    )]
+    TooLarge {
+        url: String,
+        bytes: u64,
+        limit: u64,
+        announced: bool,
+    },
+    /// A `200` whose body is not a zip (a maintenance page, say) on every attempt.
+    #[error(
+        "{url}: the answer is not a zip (it starts with {start:?}) after {attempts} attempt(s)"
+    )]
+    NotAZip {
+        url: String,
+        start: String,
+        attempts: u32,
+    },
     /// The exchange asked to wait longer than this run waits (`429`/`418` with a long
     /// `Retry-After`: a ban).
     #[error(
@@ -70,6 +91,63 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the error is this machine's (a file that cannot be written), not the
+    /// server's answer: such an error ends a run instead of being recorded against the file.
+    pub fn is_local(&self) -> bool {
+        matches!(
+            self,
+            Error::Io { .. } | Error::Output(_) | Error::Client { .. }
+        )
+    }
+
+    /// What the server answered, in a few words, for the gap record (`500 after 5
+    /// attempts`, `not a zip`, `body too large`).
+    pub fn answer(&self) -> String {
+        match self {
+            Error::Transfer {
+                attempts, source, ..
+            } => {
+                let what = if source.is_timeout() {
+                    "timeout"
+                } else if source.is_connect() {
+                    "connection failed"
+                } else {
+                    "transfer failed"
+                };
+                format!("{what} after {attempts} attempt(s)")
+            }
+            Error::Status {
+                status, attempts, ..
+            } => format!("{status} after {attempts} attempt(s)"),
+            Error::Truncated {
+                got,
+                expected,
+                attempts,
+                ..
+            } => format!("body cut at {got} of {expected} byte(s) after {attempts} attempt(s)"),
+            Error::TooLarge {
+                bytes,
+                limit,
+                announced,
+                ..
+            } => format!(
+                "body of {bytes} byte(s){} above the {limit} allowed",
+                if *announced { " announced" } else { "" }
+            ),
+            Error::NotAZip {
+                start, attempts, ..
+            } => format!("not a zip ({start:?}) after {attempts} attempt(s)"),
+            Error::RateLimited {
+                status,
+                retry_after_secs,
+                ..
+            } => format!("{status} with retry-after {retry_after_secs} s"),
+            Error::BadAnswer { reason, .. } => format!("unexpected answer: {reason}"),
+            Error::Checksum { .. } => "unreadable checksum".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io {
             path: path.into(),

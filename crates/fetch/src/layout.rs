@@ -38,6 +38,14 @@ impl Market {
         }
     }
 
+    /// Klines per REST page: the exchange's largest `limit`.
+    pub fn kline_page(self) -> u32 {
+        match self {
+            Market::Spot => 1000,
+            Market::Um | Market::Cm => 1500,
+        }
+    }
+
     /// The folder under `data/`: `spot`, `futures/um` or `futures/cm`.
     pub fn vision_dir(self) -> &'static str {
         match self {
@@ -178,6 +186,16 @@ impl VisionFile {
             freq: None,
             period: Period::day_of(day_ms),
         }
+    }
+
+    /// The most bytes the file can plausibly take: what the rows its period allows take
+    /// ([`marketdb_ingest::plausible_file_bytes`]); `None` for klines without an interval.
+    pub fn max_bytes(&self) -> Option<u64> {
+        let period = marketdb_model::TimeRange {
+            start: self.period.start_ms(),
+            end_exclusive: self.period.end_ms(),
+        };
+        marketdb_ingest::plausible_file_bytes(self.kind, self.freq, period)
     }
 
     /// The file name, e.g. `BTCUSDT-1m-2024-01-02.zip`.

@@ -5,8 +5,10 @@
 //! on connect errors, timeouts, 5xx answers and truncated bodies) and [`plan`] (which
 //! files to ask for, given what is stored and which files Vision is known not to have).
 //!
-//! Decisions callers can rely on: a 404 is [`Outcome::NotPublished`], not an error; a
-//! checksum mismatch is retried once, then reported as [`Outcome::ChecksumMismatch`];
+//! Decisions callers can rely on: a 404 is [`Outcome::NotFound`], not an error; a
+//! checksum mismatch is retried once, then reported as [`Outcome::ChecksumMismatch`]; a
+//! body is never larger than the rows its name allows ([`Error::TooLarge`]), and a `200`
+//! that is not a zip is retried like a `5xx` ([`Error::NotAZip`]);
 //! a download lives on disk only as long as its [`Downloaded`] (unless a keep folder is
 //! configured), because a zip needs seeking and is never held in memory.
 //!
@@ -28,7 +30,7 @@ mod rest;
 mod test_server;
 
 pub use backoff::Jitter;
-pub use download::{Downloaded, Fetch, FetchConfig, Fetcher, Outcome};
+pub use download::{Downloaded, Fetch, FetchConfig, FetchStats, Fetcher, Identity, Outcome};
 pub use error::{Error, Result};
 pub use layout::{DEFAULT_BASE_URL, Market, Period, VisionFile, vision_interval};
 pub use rest::{RestClient, RestConfig, RestStats};

@@ -3,12 +3,13 @@
 //! does not have. Rules:
 //! - only closed UTC days are asked for (Vision publishes a day after it ends);
 //! - a calendar month wholly inside the range, closed, with nothing stored, is one monthly
-//!   file, unless that monthly file is a recorded gap: then its days are asked one by one;
+//!   file, unless Vision answered 404 for that monthly file: then its days are asked one
+//!   by one;
 //! - any other day with a missing bar is a daily file;
-//! - a recorded daily gap is skipped, unless the day ended less than `recheck_days` ago
-//!   (Vision may still publish it);
+//! - a period in `skip` is not asked (the caller's gap record decides which: see the
+//!   download crate's rule);
 //! - intervals above a day have no daily files: each month with a missing bar is a
-//!   monthly file (recorded gaps skipped unless young, as above).
+//!   monthly file.
 //!
 //! Pure: the caller reads the store and the gap record.
 
@@ -28,12 +29,12 @@ pub struct PlanInput<'a> {
     pub range: TimeRange,
     /// Missing bars as inclusive runs of open times `(first, last)`, ascending.
     pub missing: &'a [(i64, i64)],
-    /// Periods recorded as gaps for this market, symbol and interval.
-    pub gaps: &'a HashSet<Period>,
+    /// Periods not to ask for (recorded gaps the record says not to ask again).
+    pub skip: &'a HashSet<Period>,
+    /// Monthly files Vision answered 404 for: their days are asked instead.
+    pub months_by_day: &'a HashSet<Period>,
     /// The current time in ms.
     pub now_ms: i64,
-    /// Recorded gaps of periods that ended less than this many days ago are asked again.
-    pub recheck_days: i64,
 }
 
 /// The kline files to fetch, in time order.
@@ -47,8 +48,7 @@ pub fn klines(input: &PlanInput<'_>) -> Vec<VisionFile> {
         start: input.range.start,
         end_exclusive: end,
     };
-    let young = |p: Period| p.end_ms() > input.now_ms - input.recheck_days * DAY_MS;
-    let skip = |p: Period| input.gaps.contains(&p) && !young(p);
+    let skip = |p: Period| input.skip.contains(&p);
     let file = |p: Period| VisionFile::klines(input.market, input.symbol, input.freq, p);
     let missing_in = |lo: i64, hi: i64| missing_bars(input.freq, input.missing, lo, hi);
     let mut out = Vec::new();
@@ -68,7 +68,12 @@ pub fn klines(input: &PlanInput<'_>) -> Vec<VisionFile> {
         }
         let whole = lo == month.start_ms() && hi == month.end_ms();
         let expected = input.freq.grid(lo, hi).count() as u64;
-        if whole && expected > 0 && missing_in(lo, hi) == expected && !input.gaps.contains(&month) {
+        if whole
+            && expected > 0
+            && missing_in(lo, hi) == expected
+            && !input.months_by_day.contains(&month)
+            && !skip(month)
+        {
             out.push(file(month));
         } else {
             let mut day = lo.div_euclid(DAY_MS) * DAY_MS;
@@ -118,7 +123,7 @@ mod tests {
     fn input<'a>(
         range: TimeRange,
         missing: &'a [(i64, i64)],
-        gaps: &'a HashSet<Period>,
+        skip: &'a HashSet<Period>,
         now_ms: i64,
     ) -> PlanInput<'a> {
         PlanInput {
@@ -127,9 +132,9 @@ mod tests {
             freq: Freq::H1,
             range,
             missing,
-            gaps,
+            skip,
+            months_by_day: skip,
             now_ms,
-            recheck_days: 3,
         }
     }
 
@@ -167,18 +172,21 @@ mod tests {
     }
 
     #[test]
-    fn recorded_gaps_are_skipped_unless_young_and_a_monthly_gap_falls_back_to_days() {
+    fn skipped_periods_are_not_asked_and_a_404_month_falls_back_to_days() {
         let range = TimeRange::new(day(2024, 1, 1), day(2024, 2, 1)).unwrap();
         let missing = [(day(2024, 1, 1), day(2024, 2, 1) - 3_600_000)];
-        let mut gaps = HashSet::from([Period::Month(2024, 1), Period::Day(day(2024, 1, 2))]);
-        let plan = klines(&input(range, &missing, &gaps, day(2024, 3, 1)));
-        assert_eq!(plan.len(), 30, "31 days less the recorded 2 Jan");
+        let skip = HashSet::from([Period::Day(day(2024, 1, 2))]);
+        let months = HashSet::from([Period::Month(2024, 1)]);
+        let mut inp = input(range, &missing, &skip, day(2024, 3, 1));
+        inp.months_by_day = &months;
+        let plan = klines(&inp);
+        assert_eq!(plan.len(), 30, "31 days less the skipped 2 Jan");
         assert!(!names(&plan).contains(&"BTCUSDT-1h-2024-01-02.zip".to_owned()));
-        // 31 Jan recorded, now 2 Feb: young, asked again.
-        gaps.insert(Period::Day(day(2024, 1, 31)));
-        let plan = klines(&input(range, &missing, &gaps, day(2024, 2, 2)));
-        assert_eq!(plan.len(), 30);
-        assert_eq!(plan[29].file_name(), "BTCUSDT-1h-2024-01-31.zip");
+        // Without the 404 on the month: one monthly file.
+        let none = HashSet::new();
+        inp.months_by_day = &none;
+        inp.skip = &none;
+        assert_eq!(names(&klines(&inp)), ["BTCUSDT-1h-2024-01.zip"]);
     }
 
     #[test]

@@ -143,10 +143,7 @@ impl RestClient {
 
     /// Most rows one klines request returns.
     pub fn kline_limit(&self) -> u32 {
-        match self.market {
-            Market::Spot => 1000,
-            Market::Um | Market::Cm => 1500,
-        }
+        self.market.kline_page()
     }
 
     /// The weight of one full klines request (Binance's published weights).

@@ -19,6 +19,10 @@ pub(crate) enum Answer {
     },
     /// Say nothing for half a minute.
     Hang,
+    /// A `200` announcing `length` bytes, sending `body`, then nothing for half a minute.
+    Announce { length: u64, body: Vec<u8> },
+    /// A `200` without a length, sending zip-looking bytes until the client hangs up.
+    Endless,
 }
 
 impl Answer {
@@ -82,14 +86,31 @@ pub(crate) async fn serve(script: HashMap<String, Vec<Answer>>) -> (String, Coun
                     Some(list) => list[(n - 1).min(list.len() - 1)].clone(),
                     None => Answer::status(404),
                 };
-                let Answer::Reply {
-                    status,
-                    headers,
-                    body,
-                } = answer
-                else {
-                    tokio::time::sleep(Duration::from_secs(30)).await;
-                    return;
+                let (status, headers, body) = match answer {
+                    Answer::Reply {
+                        status,
+                        headers,
+                        body,
+                    } => (status, headers, body),
+                    Answer::Hang => {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        return;
+                    }
+                    Answer::Announce { length, body } => {
+                        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {length}\r\n\r\n");
+                        let _ = s.write_all(head.as_bytes()).await;
+                        let _ = s.write_all(&body).await;
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        return;
+                    }
+                    Answer::Endless => {
+                        let _ = s
+                            .write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nPK\x03\x04")
+                            .await;
+                        let block = vec![0u8; 64 * 1024];
+                        while s.write_all(&block).await.is_ok() {}
+                        return;
+                    }
                 };
                 let mut head = format!(
                     "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",

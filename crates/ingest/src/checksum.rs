@@ -34,10 +34,11 @@ pub fn sha256_file(path: &Path) -> Result<String> {
         };
         hasher.update(&buf[..n]);
     }
-    Ok(hex(&hasher.finalize()))
+    Ok(hex_digest(&hasher.finalize()))
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// `bytes` as lowercase hex (how `sha256sum` prints a digest).
+pub fn hex_digest(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -45,6 +46,13 @@ fn hex(bytes: &[u8]) -> String {
         s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
     s
+}
+
+/// The lowercase digest a `.CHECKSUM` text gives (`<sha256 hex>  X.zip`), or `None` when
+/// it does not start with a 64-digit hex digest.
+pub fn parse_checksum(text: &str) -> Option<String> {
+    let first = text.split_whitespace().next()?.to_ascii_lowercase();
+    (first.len() == 64 && first.bytes().all(|b| b.is_ascii_hexdigit())).then_some(first)
 }
 
 /// Verifies `path` against its sibling `.CHECKSUM` file. Returns `Ok(false)` when there is
@@ -67,15 +75,13 @@ pub fn verify_checksum(path: &Path) -> Result<bool> {
         }
         Err(e) => return Err(Error::io(&sidecar, e)),
     };
-    let mut words = text.split_whitespace();
-    let expected = words.next().unwrap_or_default().to_ascii_lowercase();
-    if expected.len() != 64 || !expected.bytes().all(|b| b.is_ascii_hexdigit()) {
+    let Some(expected) = parse_checksum(&text) else {
         return Err(Error::BadChecksumFile {
             file: sidecar,
             reason: "expected a 64-digit sha256 hex digest followed by the file name".into(),
         });
-    }
-    if let (Some(listed), Some(actual_name)) = (words.next(), path.file_name()) {
+    };
+    if let (Some(listed), Some(actual_name)) = (text.split_whitespace().nth(1), path.file_name()) {
         let listed = listed.trim_start_matches('*');
         if listed != actual_name.to_string_lossy() {
             tracing::debug!(file = %path.display(), listed, "checksum file lists another name");

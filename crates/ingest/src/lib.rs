@@ -40,12 +40,12 @@ mod parse;
 mod reader;
 mod spec;
 
-pub use checksum::{checksum_path, sha256_file, verify_checksum};
+pub use checksum::{checksum_path, hex_digest, parse_checksum, sha256_file, verify_checksum};
 pub use discover::discover;
 pub use error::{Error, Result, RowError};
 pub use parse::{
     BadRows, FileReport, Parsed, ParsedFile, parse_file, parse_file_streaming,
-    parse_file_with_progress,
+    parse_file_with_progress, plausible_file_bytes,
 };
 pub use reader::{Limits, MAX_KEPT_REJECTED};
 pub use spec::{FileKind, FileSpec, Overrides, name_period};

@@ -161,14 +161,24 @@ fn empty(spec: &FileSpec) -> Parsed {
     }
 }
 
-/// The most bytes the rows the file name allows could take: one row per bucket of the
-/// interval (klines), per 5 minutes (metrics) or per minute (funding) over the named day or
-/// month. `None` when the name gives no date.
+/// The most bytes the rows the file name allows could take.
 fn plausible_bytes(spec: &FileSpec, period: Option<marketdb_model::TimeRange>) -> Option<u64> {
-    let p = period?;
-    let span = u64::try_from(p.end_exclusive - p.start).ok()?;
-    let step = match spec.kind {
-        FileKind::Klines => u64::try_from(spec.freq?.nominal_ms()).ok()?,
+    plausible_file_bytes(spec.kind, spec.freq, period?)
+}
+
+/// The most bytes a file of `kind` (and kline interval `freq`) covering `period` could
+/// take: one row per bucket of the interval (klines), per 5 minutes (metrics) or per
+/// minute (funding), at 512 bytes a row, plus 4 KiB for a header. `None` for klines
+/// without an interval. A zip holding such a file is never larger (stored entries add
+/// less than the header allowance), so downloads are bounded by the same figure.
+pub fn plausible_file_bytes(
+    kind: FileKind,
+    freq: Option<Freq>,
+    period: marketdb_model::TimeRange,
+) -> Option<u64> {
+    let span = u64::try_from(period.end_exclusive - period.start).ok()?;
+    let step = match kind {
+        FileKind::Klines => u64::try_from(freq?.nominal_ms()).ok()?,
         FileKind::Metrics => 300_000,
         FileKind::Funding => 60_000,
     };

@@ -413,17 +413,38 @@ impl AsyncMarketDB {
         I::IntoIter: Send + 'static,
         E: std::error::Error + Send + Sync + 'static,
     {
+        self.store_records_then(batches, |_, _| Ok(())).await
+    }
+
+    /// [`Self::store_records`], then `then` with the records written, in the same
+    /// transaction (so what it records commits with the rows or not at all).
+    pub(crate) async fn store_records_then<I, E, F>(&self, batches: I, then: F) -> Result<usize>
+    where
+        I: IntoIterator<Item = std::result::Result<Records, E>>,
+        I::IntoIter: Send + 'static,
+        E: std::error::Error + Send + Sync + 'static,
+        F: FnOnce(&rusqlite::Connection, usize) -> Result<()> + Send + 'static,
+    {
         let batches = batches.into_iter();
-        let batch = self.inner.config.batch_size;
-        let v = self.inner.config.validator();
+        let (batch, v) = self.write_settings();
         let n = self
-            .write(move |c, t| store_record_stream(c, t, batches, batch, &v))
+            .write(move |c, t| {
+                let n = store_record_stream(c, t, batches, batch, &v)?;
+                then(c, n)?;
+                Ok(n)
+            })
             .await?;
         info!("stored {n} streamed records");
-        if n > CHECKPOINT_AFTER_ROWS {
+        self.fold_if_large(n).await;
+        Ok(n)
+    }
+
+    /// Folds the WAL in the background after a streamed write of `rows` records, when it
+    /// was large enough for the commit to leave a big WAL behind.
+    pub(crate) async fn fold_if_large(&self, rows: usize) {
+        if rows > CHECKPOINT_AFTER_ROWS {
             self.fold_wal_in_background().await;
         }
-        Ok(n)
     }
 
     /// Validates and upserts funding rates in one transaction.

@@ -323,7 +323,7 @@ impl Seen<'_> {
 }
 
 /// The table and interval of a partition.
-fn table_of(t: &Tables, table: ImportTable) -> (&'static str, Option<Freq>) {
+pub(crate) fn table_of(t: &Tables, table: ImportTable) -> (&'static str, Option<Freq>) {
     match table {
         ImportTable::Klines(f) => (t.kline, Some(f)),
         ImportTable::FundingRate => (t.funding, None),

@@ -5,7 +5,9 @@
 //! validated atomic batched writes, columnar reads ([`KlineFrame`]), metric reads, bars
 //! with their metrics aligned as of each close ([`CombinedFrame`]),
 //! inspection ([`DataSummary`]), completeness checks ([`CompletenessReport`]), the record
-//! of files the exchange does not publish ([`SourceGap`], table `source_gaps`), resampling
+//! of files the exchange does not publish ([`SourceGap`], table `source_gaps`) and of the
+//! files a download stored ([`SourceFile`], table `source_files`), the replacement of one
+//! source period with a diff of what changed ([`PeriodScope`], [`PeriodChanges`]), resampling
 //! ([`Resampled`], with the rules in [`BucketAggregator`], which callers can also drive
 //! frame by frame) and bounded streaming scans ([`FrameStream`]).
 //!
@@ -37,11 +39,13 @@ mod journal;
 mod meta;
 mod metric_check;
 mod metrics;
+mod period_replace;
 mod read;
 mod resample;
 mod scan;
 mod schema;
 mod series;
+mod source_files;
 mod write;
 
 pub use bucket::BucketAggregator;
@@ -57,9 +61,11 @@ pub use inspect::{
     DataSummary, FundingSummary, IntervalSummary, KlineSummary, RatioSummary, SymbolRange,
 };
 pub use journal::{FileJournal, file_journal};
+pub use period_replace::{PeriodChanges, PeriodScope};
 pub use resample::{IncompletePolicy, Resampled};
 pub use scan::{FrameStream, ScanChunk};
 pub use schema::{Era, SCHEMA_VERSION, Tables};
+pub use source_files::{SourceFile, SourceFileFilter};
 
 /// The model this crate's API speaks (intervals, klines, time ranges...), so a user of
 /// `marketdb-store` needs no direct dependency on `marketdb-model`.

@@ -198,13 +198,25 @@ struct Migration {
 
 /// The record of files the exchange does not publish (or publishes broken), kept by
 /// `marketdb download`. An extra table: the Python original never reads it, and creating
-/// it needs no schema version (every writable open creates it when missing).
+/// it needs no schema version (every writable open creates it when missing, and adds
+/// `answer` to a file made before that column, see [`add_gap_answer`]).
 pub(crate) const SOURCE_GAPS_DDL: &str = "CREATE TABLE IF NOT EXISTS source_gaps (
     market TEXT NOT NULL, kind TEXT NOT NULL, symbol TEXT NOT NULL, interval TEXT NOT NULL,
     period TEXT NOT NULL, status TEXT NOT NULL,
     first_seen INTEGER NOT NULL, last_checked INTEGER NOT NULL,
+    answer TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (market, kind, symbol, interval, period)
 ) WITHOUT ROWID;";
+
+/// Adds `source_gaps.answer` to a file whose table predates it (its rows answer `""`).
+/// `CREATE TABLE IF NOT EXISTS` leaves an existing table as it was, hence the check.
+fn add_gap_answer(conn: &Connection) -> rusqlite::Result<()> {
+    if !has_column(conn, "source_gaps", "answer")? {
+        tracing::info!("adding column answer to table source_gaps");
+        conn.execute_batch("ALTER TABLE source_gaps ADD COLUMN answer TEXT NOT NULL DEFAULT ''")?;
+    }
+    Ok(())
+}
 
 /// Every migration, in version order. A Python-created file has `user_version` 0.
 const MIGRATIONS: &[Migration] = &[Migration {
@@ -236,6 +248,13 @@ fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
     let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
     let names = stmt.query_map([], |row| row.get::<_, String>(1))?;
     names.collect()
+}
+
+/// Whether `table` (one of this crate's fixed names) has `column`; false without the table.
+pub(crate) fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    Ok(columns(conn, table)?
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(column)))
 }
 
 fn check_columns(conn: &Connection, path: &str, table: &str, required: &[&str]) -> Result<()> {
@@ -295,6 +314,8 @@ pub(crate) fn prepare(conn: &Connection, path: &str) -> Result<Tables> {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     }
     conn.execute_batch(SOURCE_GAPS_DDL)?;
+    add_gap_answer(conn)?;
+    conn.execute_batch(crate::source_files::SOURCE_FILES_DDL)?;
     conn.execute_batch(crate::imports::REPLICA_PARTITIONS_DDL)?;
     conn.execute_batch(crate::meta::META_DDL)?;
     describe(conn, path, era)
@@ -545,9 +566,10 @@ mod tests {
         let after: i64 = conn
             .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
             .unwrap();
-        // Only the three tables (WITHOUT ROWID: the key is the table, no separate index).
-        assert_eq!(after, before + 3);
+        // Only the four tables (WITHOUT ROWID: the key is the table, no separate index).
+        assert_eq!(after, before + 4);
         assert!(table_exists(&conn, "source_gaps").unwrap());
+        assert!(table_exists(&conn, "source_files").unwrap());
         assert!(table_exists(&conn, "replica_partitions").unwrap());
         assert!(table_exists(&conn, "marketdb_meta").unwrap());
         prepare(&conn, "py.db").unwrap();

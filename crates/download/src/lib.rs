@@ -1,0 +1,34 @@
+//! marketdb-download is the download policy the command line and the Python package
+//! share: what to ask Binance Vision and the REST API for, given what is stored and what
+//! the source record says; storing what comes back; and keeping that record truthful.
+//! Main items: [`DownloadRequest`] (the options), [`download`] (a run, returning a
+//! [`DownloadReport`]), [`plan()`] (the dry run) and [`rule`] (the one rule for the
+//! record's four kinds: `not_published`, `not_yet_published`, `failed`, `partial`, and
+//! when each is asked again).
+//!
+//! It also re-verifies stored files against Vision's current checksums
+//! ([`DownloadRequest::reverify`]) and replaces the periods of re-published files,
+//! reporting what changed.
+//!
+//! It deliberately does not speak HTTP itself (that is `marketdb-fetch`), parse files
+//! (`marketdb-ingest`) or print: callers get [`Event`]s and the report.
+
+mod error;
+pub mod load;
+pub mod plan;
+pub mod record;
+mod report;
+mod request;
+mod rest;
+mod reverify;
+pub mod rule;
+mod run;
+mod vision;
+
+pub use error::{Error, Result};
+pub use load::FileLoad;
+pub use plan::{Plan, RestRange, plan};
+pub use report::{DownloadReport, Entry, Event, Events, Republished, ReverifyReport, ignore};
+pub use request::{DownloadRequest, Source};
+pub use rule::GapKind;
+pub use run::download;

@@ -1,0 +1,161 @@
+//! What a download asks for: the command line's options as one value, checked before
+//! anything is opened or asked.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use marketdb_fetch::{DEFAULT_BASE_URL, Market};
+use marketdb_ingest::FileKind;
+use marketdb_model::{Freq, TimeRange};
+
+use crate::{Error, Result};
+
+/// Where bars come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Vision files only.
+    Vision,
+    /// The REST API only.
+    Rest,
+    /// Vision files for closed days, the REST API for the last days.
+    Auto,
+}
+
+impl Source {
+    /// `vision`, `rest` or `auto`.
+    pub fn parse(s: &str) -> Result<Source> {
+        match s {
+            "vision" => Ok(Source::Vision),
+            "rest" => Ok(Source::Rest),
+            "auto" => Ok(Source::Auto),
+            other => Err(Error::invalid(
+                format!("source {other:?}"),
+                "expected vision, rest or auto",
+            )),
+        }
+    }
+}
+
+/// One download.
+#[derive(Clone, Debug)]
+pub struct DownloadRequest {
+    pub market: Market,
+    pub kind: FileKind,
+    pub symbols: Vec<String>,
+    /// The kline interval (klines only, required for them).
+    pub freq: Option<Freq>,
+    pub range: TimeRange,
+    pub source: Source,
+    /// Binance Vision base URL.
+    pub base_url: String,
+    /// REST API base URL; `None` is the market's.
+    pub rest_url: Option<String>,
+    /// Files downloaded at once (1..=64).
+    pub jobs: u32,
+    /// Retries of a failed request.
+    pub retries: u32,
+    /// Keep downloaded files in this folder (in the Vision layout).
+    pub keep: Option<PathBuf>,
+    /// Recorded `not_published` and `partial` periods that ended less than this many days
+    /// ago are asked again.
+    pub recheck_days: i64,
+    /// Ask Vision whether stored files were re-published, and replace those that were.
+    pub reverify: bool,
+    /// First retry delay (doubled each retry, with jitter).
+    pub backoff: Duration,
+    /// Longest wait for the next bytes of an answer.
+    pub read_timeout: Duration,
+    /// Longest one request may take, whole.
+    pub timeout: Duration,
+}
+
+impl DownloadRequest {
+    /// A request with the command line's defaults.
+    pub fn new(market: Market, kind: FileKind, symbols: Vec<String>, range: TimeRange) -> Self {
+        DownloadRequest {
+            market,
+            kind,
+            symbols,
+            freq: None,
+            range,
+            source: Source::Auto,
+            base_url: DEFAULT_BASE_URL.to_owned(),
+            rest_url: None,
+            jobs: 4,
+            retries: 4,
+            keep: None,
+            recheck_days: 3,
+            reverify: false,
+            backoff: Duration::from_millis(500),
+            read_timeout: Duration::from_secs(30),
+            timeout: Duration::from_secs(900),
+        }
+    }
+
+    /// The kline interval (1m when unset; [`DownloadRequest::check`] refuses klines
+    /// without one).
+    pub fn kline_freq(&self) -> Freq {
+        self.freq.unwrap_or(Freq::M1)
+    }
+
+    /// The interval of the kind's files: the kline interval, `None` for the others.
+    pub fn file_freq(&self) -> Option<Freq> {
+        (self.kind == FileKind::Klines).then(|| self.kline_freq())
+    }
+
+    /// Refuses what cannot be downloaded, naming the option.
+    pub fn check(&self) -> Result<()> {
+        match self.kind {
+            FileKind::Klines if self.freq.is_none() => {
+                return Err(Error::invalid("--kind klines", "needs --freq (such as 1m)"));
+            }
+            FileKind::Funding | FileKind::Metrics if self.freq.is_some() => {
+                return Err(Error::invalid(
+                    "--freq",
+                    format!(
+                        "applies to klines only, not to --kind {}",
+                        self.kind.as_str()
+                    ),
+                ));
+            }
+            FileKind::Funding | FileKind::Metrics if self.market == Market::Spot => {
+                return Err(Error::invalid(
+                    format!("--kind {}", self.kind.as_str()),
+                    "binance publishes it for futures only: give --market um or cm",
+                ));
+            }
+            FileKind::Metrics if self.source == Source::Rest => {
+                return Err(Error::invalid(
+                    "--source rest",
+                    "the rest api keeps no metrics history: use --source vision or auto",
+                ));
+            }
+            _ => {}
+        }
+        if self.symbols.is_empty() {
+            return Err(Error::invalid("--symbols", "give at least one symbol"));
+        }
+        if !(1..=64).contains(&self.jobs) {
+            return Err(Error::invalid(
+                format!("--jobs {}", self.jobs),
+                "expected 1 to 64",
+            ));
+        }
+        if self.reverify && self.source == Source::Rest {
+            return Err(Error::invalid(
+                "--reverify",
+                "checks vision files: it needs --source vision or auto",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the REST API is used at all.
+    pub fn uses_rest(&self) -> bool {
+        match self.source {
+            Source::Vision => false,
+            Source::Auto => self.kind != FileKind::Metrics,
+            Source::Rest => true,
+        }
+    }
+}

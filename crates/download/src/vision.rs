@@ -1,0 +1,188 @@
+//! The Vision half of a run: up to `jobs` files download at once, each to a private
+//! temporary file verified against its `.CHECKSUM`; the writer stores each file in one
+//! transaction as it arrives (with the record of where it came from) and deletes it. Each
+//! answer goes into the source record through the rule: a 404 is `not_published` or
+//! `not_yet_published` by the publication lag, a transient failure `failed`, a file short
+//! of rows `partial`, a complete one clears its record.
+
+use std::sync::Arc;
+
+use marketdb_fetch::{Fetch, Fetcher, Outcome, Period, VisionFile};
+use marketdb_ingest::{BadRows, FileKind, Overrides};
+use marketdb_model::time::now_ms;
+use marketdb_store::{AsyncMarketDB, SourceFile};
+
+use crate::load::FileLoad;
+use crate::record::{self, Judged};
+use crate::report::{DownloadReport, Entry, Event, Events};
+use crate::rule::{self, GapKind};
+use crate::{Error, Result};
+
+/// One download's result, with the slot it holds (released once the file is stored, so
+/// at most `jobs` files wait on disk).
+type Done = (
+    VisionFile,
+    marketdb_fetch::Result<Fetch>,
+    tokio::sync::OwnedSemaphorePermit,
+);
+
+/// The record of a stored file.
+pub(crate) fn source_file(file: &VisionFile, done: &marketdb_fetch::Downloaded) -> SourceFile {
+    SourceFile {
+        market: file.market.as_str().to_owned(),
+        kind: file.kind.as_str().to_owned(),
+        symbol: file.symbol.clone(),
+        interval: file.interval_label().to_owned(),
+        period: file.period.to_string(),
+        url: done.url().to_owned(),
+        etag: done.etag().map(str::to_owned),
+        last_modified: done.last_modified().map(str::to_owned),
+        sha256: done.sha256().to_owned(),
+        bytes: done.bytes(),
+        rows: 0,
+        fetched_at: now_ms(),
+    }
+}
+
+/// How a downloaded file is parsed: its kind, symbol and interval from the plan, not
+/// from its name alone.
+pub(crate) fn overrides(file: &VisionFile) -> Overrides {
+    Overrides {
+        kind: Some(file.kind),
+        symbol: Some(file.symbol.clone()),
+        freq: file.freq,
+    }
+}
+
+/// Downloads `files` (up to `jobs` at once) and stores each as it arrives. Returns the
+/// monthly kline files Vision answered 404 for, by symbol (their days are asked next).
+pub(crate) async fn fetch_and_store(
+    db: &AsyncMarketDB,
+    fetcher: &Arc<Fetcher>,
+    jobs: u32,
+    files: Vec<VisionFile>,
+    report: &mut DownloadReport,
+    events: Events<'_>,
+) -> Result<Vec<(String, Period)>> {
+    events(Event::Planned { files: files.len() });
+    let slots = Arc::new(tokio::sync::Semaphore::new(jobs.max(1) as usize));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Done>();
+    let total = files.len();
+    let feeder = {
+        let (fetcher, slots) = (Arc::clone(fetcher), Arc::clone(&slots));
+        tokio::spawn(async move {
+            let mut tasks = tokio::task::JoinSet::new();
+            for file in files {
+                let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+                    break;
+                };
+                let (fetcher, tx) = (Arc::clone(&fetcher), tx.clone());
+                tasks.spawn(async move {
+                    let res = fetcher.fetch(&file).await;
+                    let _ = tx.send((file, res, permit));
+                });
+            }
+            while tasks.join_next().await.is_some() {}
+        })
+    };
+    let mut months_by_day = Vec::new();
+    for _ in 0..total {
+        let Some((file, res, permit)) = rx.recv().await else {
+            break;
+        };
+        let url = file.url(&fetcher.config().base_url);
+        let mut entry = Entry {
+            url: Some(url.clone()),
+            ..Entry::default()
+        };
+        match res.map(|f| f.outcome) {
+            Err(e) if e.is_local() => return Err(e.into()),
+            Err(e) => {
+                failed(db, &file, &e.answer(), &e.to_string(), &mut entry, report).await?;
+            }
+            Ok(Outcome::NotFound) => {
+                let kind = rule::after_not_found(file.period, now_ms());
+                record::write(db, &file, kind, "404", now_ms()).await?;
+                report.recorded(kind);
+                entry.ok = true;
+                entry.gap = Some(kind);
+                entry.answer = Some("404".to_owned());
+                if let (FileKind::Klines, Period::Month(..)) = (file.kind, file.period) {
+                    months_by_day.push((file.symbol.clone(), file.period));
+                }
+            }
+            Ok(Outcome::ChecksumMismatch { expected, actual }) => {
+                let answer = format!("checksum mismatch twice (expected {expected}, got {actual})");
+                let error = format!("{url}: {answer}");
+                failed(db, &file, &answer, &error, &mut entry, report).await?;
+            }
+            Ok(Outcome::Fetched(done)) => {
+                let source = source_file(&file, &done);
+                let bytes = done.bytes();
+                let load =
+                    FileLoad::start(done.path().to_path_buf(), &overrides(&file), BadRows::Fail);
+                let stored = load.store(db, &url, Some(source)).await;
+                done.discard().await;
+                match stored {
+                    Ok((rows, _)) => {
+                        report.fetched += 1;
+                        report.rows += rows as u64;
+                        report.bytes += bytes;
+                        events(Event::Bytes(report.bytes));
+                        entry.ok = true;
+                        entry.rows = Some(rows as u64);
+                        if let Judged::Recorded(kind) =
+                            record::judge(db, &file, "vision", false, now_ms()).await?
+                        {
+                            report.recorded(kind);
+                            entry.gap = Some(kind);
+                        }
+                    }
+                    Err(e) => {
+                        let answer = format!("unreadable: {}", chain(&e));
+                        failed(db, &file, &answer, &chain(&e), &mut entry, report).await?;
+                    }
+                }
+            }
+        }
+        drop(permit);
+        events(Event::Done(&entry));
+        report.files.push(entry);
+    }
+    feeder.await.map_err(|source| Error::Task {
+        task: "download",
+        source,
+    })?;
+    Ok(months_by_day)
+}
+
+/// Records a failed answer for `file` and counts it.
+async fn failed(
+    db: &AsyncMarketDB,
+    file: &VisionFile,
+    answer: &str,
+    error: &str,
+    entry: &mut Entry,
+    report: &mut DownloadReport,
+) -> Result<()> {
+    record::write(db, file, GapKind::Failed, answer, now_ms()).await?;
+    report.recorded(GapKind::Failed);
+    report.failed += 1;
+    entry.ok = false;
+    entry.gap = Some(GapKind::Failed);
+    entry.answer = Some(answer.to_owned());
+    entry.error = Some(error.to_owned());
+    Ok(())
+}
+
+/// An error and its causes on one line.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
