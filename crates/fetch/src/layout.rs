@@ -29,6 +29,16 @@ impl Market {
         }
     }
 
+    /// `spot`, `um` or `cm`.
+    pub fn parse(text: &str) -> Option<Market> {
+        match text {
+            "spot" => Some(Market::Spot),
+            "um" => Some(Market::Um),
+            "cm" => Some(Market::Cm),
+            _ => None,
+        }
+    }
+
     /// The REST API's base URL: `api`, `fapi` or `dapi.binance.com`.
     pub fn rest_base(self) -> &'static str {
         match self {

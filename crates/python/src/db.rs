@@ -575,6 +575,53 @@ impl Native {
         }
     }
 
+    /// A download (`marketdb download`'s policy and arguments) into this database;
+    /// returns the report as JSON.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (market, kind, symbols, freq, start, end, source, base_url, rest_url, jobs, retries, keep, recheck_days, reverify, is_async))]
+    fn download(
+        &self,
+        py: Python<'_>,
+        market: &str,
+        kind: &str,
+        symbols: Vec<String>,
+        freq: Option<&str>,
+        start: TimeArg,
+        end: TimeArg,
+        source: &str,
+        base_url: Option<String>,
+        rest_url: Option<String>,
+        jobs: u32,
+        retries: u32,
+        keep: Option<PathBuf>,
+        recheck_days: i64,
+        reverify: bool,
+        is_async: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let db = self.db()?;
+        let market = marketdb_fetch::Market::parse(market)
+            .ok_or_else(|| value_error(format!("market {market:?}: expected spot, um or cm")))?;
+        let kind = marketdb_ingest::FileKind::parse(kind)
+            .map_err(|e| value_error(format!("kind {kind:?}: {e}")))?;
+        let range = args::range(&start, &end, false)?;
+        let mut req = marketdb_download::DownloadRequest::new(market, kind, symbols, range);
+        req.freq = args::opt_freq(freq)?;
+        req.source = marketdb_download::Source::parse(source).map_err(Failure::from)?;
+        if let Some(url) = base_url {
+            req.base_url = url;
+        }
+        req.rest_url = rest_url;
+        req.jobs = jobs;
+        req.retries = retries;
+        req.keep = keep;
+        req.recheck_days = recheck_days;
+        req.reverify = reverify;
+        req.check().map_err(Failure::from)?;
+        finish(py, is_async, async move {
+            json(&marketdb_download::download(&db, &req, &marketdb_download::ignore).await?)
+        })
+    }
+
     /// What the Python side shapes its arguments and frames with, taken from the model so
     /// that it is written once: `features` (short name, long name, and whether it is a
     /// stored kline column) in catalogue order, `kline_input` (the column order of

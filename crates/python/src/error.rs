@@ -67,12 +67,23 @@ fn is_input_dataset(err: &marketdb_dataset::Error) -> bool {
     }
 }
 
+fn is_input_download(err: &marketdb_download::Error) -> bool {
+    use marketdb_download::Error as E;
+    match err {
+        E::Invalid { .. } | E::Model(_) => true,
+        E::Store(s) => is_input_store(s),
+        E::Output(o) => matches!(o, marketdb_output::Error::Refused { .. }),
+        _ => false,
+    }
+}
+
 /// Any error of the crates this module calls.
 #[derive(Debug)]
 pub(crate) enum Failure {
     Store(marketdb_store::Error),
     Export(marketdb_export::Error),
     Dataset(marketdb_dataset::Error),
+    Download(marketdb_download::Error),
     Model(marketdb_model::Error),
     Py(PyErr),
 }
@@ -92,6 +103,12 @@ impl From<marketdb_export::Error> for Failure {
 impl From<marketdb_dataset::Error> for Failure {
     fn from(e: marketdb_dataset::Error) -> Self {
         Failure::Dataset(e)
+    }
+}
+
+impl From<marketdb_download::Error> for Failure {
+    fn from(e: marketdb_download::Error) -> Self {
+        Failure::Download(e)
     }
 }
 
@@ -115,6 +132,8 @@ impl From<Failure> for PyErr {
             Failure::Export(e) if is_input_export(&e) => value_error(chain(&e)),
             Failure::Dataset(e) if is_input_dataset(&e) => value_error(chain(&e)),
             Failure::Dataset(e) => StorageError::new_err(chain(&e)),
+            Failure::Download(e) if is_input_download(&e) => value_error(chain(&e)),
+            Failure::Download(e) => StorageError::new_err(chain(&e)),
             Failure::Export(e) => StorageError::new_err(chain(&e)),
             Failure::Model(e) => value_error(chain(&e)),
             Failure::Py(e) => e,

@@ -112,6 +112,24 @@ class MarketDB:
     def check_completeness(
         self, start_time: _Time, end_time: _Time, freq: _Freq, symbols: _Symbols = None
     ) -> dict[str, Any]: ...
+    def download(
+        self,
+        market: str,
+        symbols: _Symbols,
+        start_time: _Time,
+        end_time: _Time,
+        freq: _Freq | None = None,
+        *,
+        kind: str = "klines",
+        source: str = "auto",
+        base_url: str | None = None,
+        rest_url: str | None = None,
+        jobs: int = 4,
+        retries: int = 4,
+        keep: str | os.PathLike[str] | None = None,
+        recheck_days: int = 3,
+        reverify: bool = False,
+    ) -> dict[str, Any]: ...
     def resample(
         self,
         start_time: _Time,
@@ -297,6 +315,24 @@ class AsyncMarketDB:
     ) -> pd.DataFrame: ...
     async def check_completeness(
         self, start_time: _Time, end_time: _Time, freq: _Freq, symbols: _Symbols = None
+    ) -> dict[str, Any]: ...
+    async def download(
+        self,
+        market: str,
+        symbols: _Symbols,
+        start_time: _Time,
+        end_time: _Time,
+        freq: _Freq | None = None,
+        *,
+        kind: str = "klines",
+        source: str = "auto",
+        base_url: str | None = None,
+        rest_url: str | None = None,
+        jobs: int = 4,
+        retries: int = 4,
+        keep: str | os.PathLike[str] | None = None,
+        recheck_days: int = 3,
+        reverify: bool = False,
     ) -> dict[str, Any]: ...
     async def resample(
         self,

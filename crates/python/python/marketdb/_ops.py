@@ -354,6 +354,43 @@ def check_completeness(start_time: Any, end_time: Any, freq: Any, symbols: Any =
     return Call("check_completeness", args, json.loads)
 
 
+def download(
+    market: str,
+    symbols: Any,
+    start_time: Any,
+    end_time: Any,
+    freq: Any = None,
+    *,
+    kind: str = "klines",
+    source: str = "auto",
+    base_url: str | None = None,
+    rest_url: str | None = None,
+    jobs: int = 4,
+    retries: int = 4,
+    keep: Any = None,
+    recheck_days: int = 3,
+    reverify: bool = False,
+) -> Call:
+    """Downloads Binance Vision files and REST bars into this database, as ``marketdb
+    download`` does (same options, same source record); returns the report as a dict."""
+    args = (
+        str(market),
+        str(kind),
+        c.symbol_list(symbols),
+        None if freq is None else c.freq_value(freq),
+        *_range(start_time, end_time),
+        str(source),
+        base_url,
+        rest_url,
+        int(jobs),
+        int(retries),
+        None if keep is None else str(keep),
+        int(recheck_days),
+        bool(reverify),
+    )
+    return Call("download", args, json.loads)
+
+
 def _resampled(answer: tuple[Any, str]) -> pd.DataFrame:
     stream, counts = answer
     frame = c.resample_frame(stream)
@@ -570,6 +607,7 @@ DATABASE = (
     read_open_interest,
     read_long_short_ratio,
     check_completeness,
+    download,
     resample,
     get_combined_data,
     export_to_files,
