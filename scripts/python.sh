@@ -7,6 +7,8 @@
 #   scripts/python.sh wheel         build the wheel into target/wheels (maturin, release profile,
 #                                   the workspace's target folder, so the CLI's release build
 #                                   and the extension share their compiled dependencies)
+#   scripts/python.sh install       build and install the wheel (when the sources changed);
+#                                   print the virtualenv's python
 #   scripts/python.sh test          build and install the wheel, run the pytest suite
 #   scripts/python.sh bench [ARGS]  build and install the wheel, run benches/python/bench.py
 set -euo pipefail
@@ -57,7 +59,8 @@ build_wheel() {
 cd "$root"
 case "${1:-test}" in
   wheel) build_wheel; ls "$wheels"/marketdb-*.whl ;;
+  install) install_package; echo "$venv/bin/python" ;;
   test) install_package; "$venv/bin/python" -m pytest -q -p no:cacheprovider crates/python/tests ;;
   bench) shift; install_package; "$venv/bin/python" benches/python/bench.py run "$@" ;;
-  *) echo "usage: scripts/python.sh env | wheel | test | bench [--symbols N] [--days D] [--out DIR]" >&2; exit 2 ;;
+  *) echo "usage: scripts/python.sh env | wheel | install | test | bench [--symbols N] [--days D] [--out DIR]" >&2; exit 2 ;;
 esac

@@ -1,7 +1,8 @@
 //! Developer commands for the marketdb workspace, run as `cargo xtask <command>`:
 //! `ci` (exactly what `.ci/run` checks), `tidy` (house-rule checks), `bench` (the benchmark
 //! harness), `torture` (the reliability harness, `docs/reliability.md`), `compat` (both
-//! directions against the real cryptoservice 1.9.0, `docs/compat.md`). It keeps few
+//! directions against the real cryptoservice 1.9.0, `docs/compat.md`), `docs` (every example
+//! of README.md and docs/ run and compared with what it shows). It keeps few
 //! dependencies on purpose: std and anyhow.
 
 // A developer tool: it writes reports and fixtures directly (the output gate is for what
@@ -9,6 +10,8 @@
 #![allow(clippy::disallowed_methods)]
 
 mod compat;
+#[cfg(unix)]
+mod docs;
 mod pyvenv;
 mod tidy;
 #[cfg(unix)]
@@ -30,6 +33,8 @@ fn main() -> Result<()> {
         Some("tidy") => run_tidy(&root),
         Some("bench") => bench(&root, &args[1..]),
         Some("compat") => compat::run(&root, &args[1..]),
+        #[cfg(unix)]
+        Some("docs") => docs::run(&root, &args[1..]),
         #[cfg(unix)]
         Some("torture") => torture::run(&root, &args[1..]),
         Some("help") | Some("--help") | None => {
@@ -58,7 +63,10 @@ fn help() {
          report in target/torture/report.md\n  \
          compat [--self-check]\n          \
          both directions against cryptoservice 1.9.0 from PyPI (virtualenv target/pymarketdb),\n          \
-         report in target/compat/report.txt; --self-check first proves a wrong value fails"
+         report in target/compat/report.txt; --self-check first proves a wrong value fails\n  \
+         docs [--bless] [FILE...]\n          \
+         runs every example of README.md and docs/*.md and compares what it prints with\n          \
+         what the document shows; --bless rewrites the shown outputs from the run"
     );
 }
 
