@@ -16,6 +16,8 @@ seconds, peak RSS (VmHWM), RSS before the operation, rows. Operations:
   when the call returns).
 - read: ``read_data`` of every bar and symbol from the file cryptoservice wrote, by both.
   1.9 reads an end date as its midnight, so it is given the day after the last.
+- read_batches (marketdb only): the same bars through ``read_batches`` (65,536 rows a
+  batch), every batch taken and dropped: throughput and peak memory of a streamed read.
 
 The two frames are checked equal (``assert_frame_equal``) before any figure is printed.
 """
@@ -133,6 +135,23 @@ def op(args) -> None:
 
             db = marketdb.MarketDB(args.db, read_only=True)
             read = lambda: db.read_data("2024-01-01", end, "1m", symbols)  # noqa: E731
+        elif args.op == "read-batches-marketdb":
+            import marketdb
+
+            db = marketdb.MarketDB(args.db, read_only=True)
+
+            class Counted:
+                def __init__(self, n: int) -> None:
+                    self.n = n
+
+                def __len__(self) -> int:
+                    return self.n
+
+            def read():
+                n = 0
+                for batch in db.read_batches("2024-01-01", end, "1m", symbols, batch_rows=65_536):
+                    n += batch.num_rows
+                return Counted(n)
         else:
             from cryptoservice.data.storage_db import MarketDB
             from cryptoservice.models.enums import Freq
@@ -190,6 +209,7 @@ def main() -> None:
     results["read-cryptoservice"] = run_op(
         py, "read-cryptoservice", [*size, "--db", str(out / "cs.db"), "--pickle", str(out / "cs.pkl")]
     )
+    results["read-batches-marketdb"] = run_op(py, "read-batches-marketdb", [*size, "--db", str(out / "cs.db")])
     pd.testing.assert_frame_equal(pd.read_pickle(out / "marketdb.pkl"), pd.read_pickle(out / "cs.pkl"))
     rows = args.symbols * args.days * 1440
     for r in results.values():
@@ -217,6 +237,11 @@ def main() -> None:
     lines.append(
         f"| store_data, then close (marketdb folds the WAL after the call; close waits for it) "
         f"| {ms:.3f} | {cs:.3f} | {cs / ms:.1f}x | | | |"
+    )
+    b = results["read-batches-marketdb"]
+    lines.append(
+        f"| read_batches (65,536 rows a batch, each taken and dropped; {rows / b['secs'] / 1e6:.2f}M rows/s) "
+        f"| {b['secs']:.3f} | | | {b['peak_kb'] / 1024:.0f} ({(b['peak_kb'] - b['before_kb']) / 1024:.0f}) | | |"
     )
     report = "\n".join(lines)
     print(report)

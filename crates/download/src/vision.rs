@@ -65,6 +65,7 @@ pub(crate) async fn fetch_and_store(
     events: Events<'_>,
 ) -> Result<Vec<(String, Period)>> {
     events(Event::Planned { files: files.len() });
+    let listed_before = report.files.len();
     let slots = Arc::new(tokio::sync::Semaphore::new(jobs.max(1) as usize));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Done>();
     let total = files.len();
@@ -153,6 +154,9 @@ pub(crate) async fn fetch_and_store(
         task: "download",
         source,
     })?;
+    // Files finish in any order; the report lists them in URL order (symbol, then date),
+    // the same for every run.
+    report.files[listed_before..].sort_by(|a, b| a.url.cmp(&b.url));
     Ok(months_by_day)
 }
 

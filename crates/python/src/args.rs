@@ -3,7 +3,8 @@
 //! the argument and the value.
 
 use marketdb_model::{Feature, Freq, Kline, RatioType, TimeRange};
-use pyo3::{buffer::PyBuffer, prelude::*};
+use numpy::PyArrayMethods;
+use pyo3::prelude::*;
 
 use crate::error::{Result, value_error};
 
@@ -87,18 +88,24 @@ pub(crate) fn ratio_type(text: &str) -> Result<RatioType> {
     Ok(RatioType::parse(text)?)
 }
 
-fn column<T: pyo3::buffer::Element + Copy>(
-    py: Python<'_>,
+fn column<T: numpy::Element + Copy>(
     name: &str,
     obj: &Bound<'_, PyAny>,
     rows: Option<usize>,
 ) -> PyResult<Vec<T>> {
-    let buf = PyBuffer::<T>::get(obj).map_err(|e| {
-        value_error(format!(
-            "column {name} is not a contiguous buffer of the expected type: {e}"
-        ))
-    })?;
-    let v = buf.to_vec(py)?;
+    // NumPy's own API (not the buffer protocol, which the stable ABI of Python 3.10 lacks).
+    let array = obj
+        .cast::<numpy::PyArray1<T>>()
+        .map_err(|e| {
+            value_error(format!(
+                "column {name} is not a one-dimensional NumPy array of the expected type: {e}"
+            ))
+        })?
+        .readonly();
+    let v = match array.as_slice() {
+        Ok(slice) => slice.to_vec(),
+        Err(_) => array.as_array().to_vec(),
+    };
     if let Some(n) = rows
         && v.len() != n
     {
@@ -129,7 +136,6 @@ pub(crate) const KLINE_INPUT: [&str; 11] = [
 /// open_time, open, high, low, close, volume, close_time (or None: derived from `freq`),
 /// quote_volume, trades_count, taker_buy_volume, taker_buy_quote_volume.
 pub(crate) fn klines(
-    py: Python<'_>,
     freq: Freq,
     names: &[String],
     codes: &Bound<'_, PyAny>,
@@ -143,19 +149,19 @@ pub(crate) fn klines(
             columns.len()
         )));
     }
-    let codes: Vec<i64> = column(py, "symbol", codes, None)?;
+    let codes: Vec<i64> = column("symbol", codes, None)?;
     let n = Some(codes.len());
     let need = |i: usize| -> PyResult<&Bound<'_, PyAny>> {
         columns[i]
             .as_ref()
             .ok_or_else(|| value_error(format!("column {} is missing", NAMES[i])))
     };
-    let f = |i: usize| -> PyResult<Vec<f64>> { column(py, NAMES[i], need(i)?, n) };
-    let i = |i: usize| -> PyResult<Vec<i64>> { column(py, NAMES[i], need(i)?, n) };
+    let f = |i: usize| -> PyResult<Vec<f64>> { column(NAMES[i], need(i)?, n) };
+    let i = |i: usize| -> PyResult<Vec<i64>> { column(NAMES[i], need(i)?, n) };
     let open_time = i(0)?;
     let (open, high, low, close, volume) = (f(1)?, f(2)?, f(3)?, f(4)?, f(5)?);
     let close_time = match &columns[6] {
-        Some(c) => column(py, NAMES[6], c, n)?,
+        Some(c) => column(NAMES[6], c, n)?,
         None => open_time.iter().map(|t| freq.close_time(*t)).collect(),
     };
     let (quote_volume, trades, tb, tbq) = (f(7)?, i(8)?, f(9)?, f(10)?);

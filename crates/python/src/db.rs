@@ -17,7 +17,8 @@ use pyo3::{IntoPyObjectExt, prelude::*};
 use crate::{
     args::{self, TimeArg},
     error::{Failure, Result, value_error},
-    stream::ArrowStream,
+    runtime::{self, ProcessRuntime},
+    stream::{ArrowStream, BatchStream},
 };
 
 /// Runs `fut` to completion with the GIL released, or returns it as an asyncio awaitable.
@@ -29,11 +30,13 @@ fn finish<T>(
 where
     T: for<'py> IntoPyObject<'py> + Send + 'static,
 {
+    let runtime = runtime::handle()?;
     if is_async {
         let fut = async move { fut.await.map_err(PyErr::from) };
-        return Ok(pyo3_async_runtimes::tokio::future_into_py(py, fut)?.unbind());
+        return Ok(
+            pyo3_async_runtimes::generic::future_into_py::<ProcessRuntime, _, _>(py, fut)?.unbind(),
+        );
     }
-    let runtime = pyo3_async_runtimes::tokio::get_runtime();
     let out = py.detach(|| runtime.block_on(fut)).map_err(PyErr::from)?;
     Ok(out.into_bound_py_any(py)?.unbind())
 }
@@ -87,15 +90,46 @@ impl<'py> IntoPyObject<'py> for FrameColumns {
 #[derive(Debug)]
 #[pyclass(module = "marketdb._native", frozen)]
 pub struct Native {
-    db: Mutex<Option<AsyncMarketDB>>,
+    state: Mutex<State>,
     path: PathBuf,
+    /// How it was opened: a forked child opens the file again with it.
+    config: StoreConfig,
+}
+
+#[derive(Debug)]
+struct State {
+    /// `None` once closed.
+    db: Option<AsyncMarketDB>,
+    /// The process whose connections `db` holds.
+    owner: u32,
 }
 
 impl Native {
-    fn db(&self) -> PyResult<AsyncMarketDB> {
-        self.db
+    /// The open database of this process. In a child made by `fork`, the parent's pools
+    /// (their connections, their runtime) are left alone, never used nor closed (SQLite
+    /// forbids carrying a connection across a fork; closing it could fold the WAL under the
+    /// parent), and the file is opened again for the child on its first call.
+    fn db(&self, py: Python<'_>) -> PyResult<AsyncMarketDB> {
+        let mut state = self
+            .state
             .lock()
-            .map_err(|_| value_error("the database handle is poisoned"))?
+            .map_err(|_| value_error("the database handle is poisoned"))?;
+        if !runtime::is_this_process(state.owner) {
+            let inherited = state.db.take();
+            let was_open = inherited.is_some();
+            std::mem::forget(inherited);
+            state.owner = std::process::id();
+            if was_open {
+                let handle = runtime::handle()?;
+                let config = self.config.clone();
+                let db = py
+                    .detach(|| handle.block_on(AsyncMarketDB::open_with(config)))
+                    .map_err(|e| PyErr::from(Failure::from(e)))?;
+                state.db = Some(db);
+            }
+        }
+        state
+            .db
             .clone()
             .ok_or_else(|| value_error(format!("the database {} is closed", self.path.display())))
     }
@@ -103,13 +137,22 @@ impl Native {
 
 impl Drop for Native {
     fn drop(&mut self) {
+        let Ok(state) = self.state.get_mut() else {
+            return;
+        };
+        let Some(db) = state.db.take() else {
+            return;
+        };
+        if !runtime::is_this_process(state.owner) {
+            // The parent's pools, inherited by a fork: see `db`.
+            std::mem::forget(db);
+            return;
+        }
         // A MarketDB collected without close(): closing the pools (the writer may fold the
         // WAL) happens on the runtime's blocking threads, not with the GIL held.
-        if let Ok(slot) = self.db.get_mut()
-            && let Some(db) = slot.take()
-        {
-            let runtime = pyo3_async_runtimes::tokio::get_runtime();
-            drop(runtime.spawn_blocking(move || drop(db)));
+        match runtime::handle() {
+            Ok(runtime) => drop(runtime.spawn_blocking(move || drop(db))),
+            Err(_) => drop(db),
         }
     }
 }
@@ -143,10 +186,14 @@ impl Native {
             config.pool.pragmas.mmap_size = bytes;
         }
         finish(py, is_async, async move {
-            let db = AsyncMarketDB::open_with(config).await?;
+            let db = AsyncMarketDB::open_with(config.clone()).await?;
             Ok(Native {
-                db: Mutex::new(Some(db)),
+                state: Mutex::new(State {
+                    db: Some(db),
+                    owner: std::process::id(),
+                }),
                 path,
+                config,
             })
         })
     }
@@ -157,27 +204,36 @@ impl Native {
     }
 
     #[getter]
-    fn pool_kind(&self) -> PyResult<String> {
-        Ok(self.db()?.pool_kind().to_string())
+    fn pool_kind(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(self.db(py)?.pool_kind().to_string())
     }
 
     #[getter]
-    fn read_only(&self) -> PyResult<bool> {
-        Ok(self.db()?.is_read_only())
+    fn read_only(&self, py: Python<'_>) -> PyResult<bool> {
+        Ok(self.db(py)?.is_read_only())
     }
 
     #[getter]
     fn closed(&self) -> bool {
-        self.db().is_err()
+        self.state.lock().map_or(true, |s| s.db.is_none())
     }
 
     /// Closes the pools; later calls fail. Closing twice is allowed.
     fn close(&self, py: Python<'_>, is_async: bool) -> PyResult<Py<PyAny>> {
-        let db = self
-            .db
-            .lock()
-            .map_err(|_| value_error("the database handle is poisoned"))?
-            .take();
+        let db = {
+            let mut state = self
+                .state
+                .lock()
+                .map_err(|_| value_error("the database handle is poisoned"))?;
+            let db = state.db.take();
+            if runtime::is_this_process(state.owner) {
+                db
+            } else {
+                // Closing in a child closes only the child's own (none was opened yet).
+                std::mem::forget(db);
+                None
+            }
+        };
         finish(py, is_async, async move {
             if let Some(db) = db {
                 db.close().await;
@@ -196,9 +252,9 @@ impl Native {
         columns: Vec<Option<Bound<'_, PyAny>>>,
         is_async: bool,
     ) -> PyResult<Py<PyAny>> {
-        let db = self.db()?;
+        let db = self.db(py)?;
         let freq = args::freq(freq)?;
-        let rows = args::klines(py, freq, &names, &codes, &columns)?;
+        let rows = args::klines(freq, &names, &codes, &columns)?;
         finish(
             py,
             is_async,
@@ -220,13 +276,46 @@ impl Native {
         by_timestamp: bool,
         is_async: bool,
     ) -> PyResult<Py<PyAny>> {
-        let db = self.db()?;
+        let db = self.db(py)?;
         let (range, freq, features) = args::bars(&start, &end, by_timestamp, freq, features)?;
         finish(py, is_async, async move {
             let frame = db
                 .read_data(range, freq, &symbols, &features, false)
                 .await?;
             frame_stream(frame)
+        })
+    }
+
+    /// [`Self::read`] batch by batch: a [`BatchStream`] of at most `batch_rows` rows per
+    /// batch, each read from SQLite when the consumer takes it. The first batch is read
+    /// here, so a bad request fails at the call.
+    #[allow(clippy::too_many_arguments)]
+    fn read_batches(
+        &self,
+        py: Python<'_>,
+        start: TimeArg,
+        end: TimeArg,
+        freq: &str,
+        symbols: Vec<String>,
+        features: Option<Vec<String>>,
+        batch_rows: usize,
+        is_async: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let db = self.db(py)?;
+        if batch_rows == 0 {
+            return Err(value_error("batch_rows 0: a batch holds at least one row"));
+        }
+        let (range, freq, features) = args::bars(&start, &end, false, freq, features)?;
+        let shown = if features.is_empty() {
+            Feature::KLINE.to_vec()
+        } else {
+            features.clone()
+        };
+        let schema = KlineFrame::empty(&shown).arrow_schema();
+        finish(py, is_async, async move {
+            let mut rest = db.scan_rows(range, freq, &symbols, &features, batch_rows, None);
+            let first = rest.next().await.transpose()?;
+            Ok(BatchStream::new(schema, first, rest))
         })
     }
 
@@ -244,7 +333,7 @@ impl Native {
         by_timestamp: bool,
         is_async: bool,
     ) -> PyResult<Py<PyAny>> {
-        let db = self.db()?;
+        let db = self.db(py)?;
         let (range, freq, features) = args::bars(&start, &end, by_timestamp, freq, features)?;
         finish(py, is_async, async move {
             let frame = db
@@ -267,7 +356,7 @@ impl Native {
         metric_period: &str,
         is_async: bool,
     ) -> PyResult<Py<PyAny>> {
-        let db = self.db()?;
+        let db = self.db(py)?;
         let range = args::range(&start, &end, false)?;
         let freq = args::freq(freq)?;
         let features = args::features(Some(features))?;
@@ -281,7 +370,7 @@ impl Native {
     }
 
     fn summary(&self, py: Python<'_>, is_async: bool) -> PyResult<Py<PyAny>> {
-        let db = self.db()?;
+        let db = self.db(py)?;
         finish(
             py,
             is_async,
@@ -291,7 +380,7 @@ impl Native {
 
     #[pyo3(signature = (freq, is_async))]
     fn symbols(&self, py: Python<'_>, freq: Option<&str>, is_async: bool) -> PyResult<Py<PyAny>> {
-        let db = self.db()?;
+        let db = self.db(py)?;
         let freq = args::opt_freq(freq)?;
         finish(py, is_async, async move { Ok(db.get_symbols(freq).await?) })
     }
@@ -306,7 +395,7 @@ impl Native {
         limit: usize,
         is_async: bool,
     ) -> PyResult<Py<PyAny>> {
-        let db = self.db()?;
+        let db = self.db(py)?;
         let freq = args::freq(freq)?;
         finish(py, is_async, async move {
             Ok(FrameColumns(db.get_latest(&symbols, freq, limit).await?))
@@ -323,7 +412,7 @@ impl Native {
         freq: &str,
         is_async: bool,
     ) -> PyResult<Py<PyAny>> {
-        let db = self.db()?;
+        let db = self.db(py)?;
         let (range, freq) = (args::range(&start, &end, false)?, args::freq(freq)?);
         finish(py, is_async, async move {
             Ok(db.data_exists(&symbol, range, freq).await?)
@@ -338,7 +427,7 @@ impl Native {
         freq: &str,
         is_async: bool,
     ) -> PyResult<Py<PyAny>> {
-        let db = self.db()?;
+        let db = self.db(py)?;
         let freq = args::freq(freq)?;
         finish(py, is_async, async move {
             Ok(db.get_available_dates(&symbol, freq).await?)
@@ -356,7 +445,7 @@ impl Native {
         freq: Option<&str>,
         is_async: bool,
     ) -> PyResult<Py<PyAny>> {
-        let db = self.db()?;
+        let db = self.db(py)?;
         let freq = args::opt_freq(freq)?;
         finish(py, is_async, async move {
             let mut ranges = db.get_symbol_data_range(&symbol).await?;
@@ -377,7 +466,7 @@ impl Native {
         records: &str,
         is_async: bool,
     ) -> PyResult<Py<PyAny>> {
-        let db = self.db()?;
+        let db = self.db(py)?;
         let bad = |e: serde_json::Error| value_error(format!("{kind} records: {e}"));
         match kind {
             "funding_rate" => {
@@ -420,7 +509,7 @@ impl Native {
         ratio_type: &str,
         is_async: bool,
     ) -> PyResult<Py<PyAny>> {
-        let db = self.db()?;
+        let db = self.db(py)?;
         let range = args::range(&start, &end, false)?;
         match kind {
             "funding_rate" => finish(py, is_async, async move {
@@ -457,7 +546,7 @@ impl Native {
         symbols: Vec<String>,
         is_async: bool,
     ) -> PyResult<Py<PyAny>> {
-        let db = self.db()?;
+        let db = self.db(py)?;
         let range = args::range(&start, &end, false)?;
         let freq = args::freq(freq)?;
         finish(py, is_async, async move {
@@ -480,7 +569,7 @@ impl Native {
         store: bool,
         is_async: bool,
     ) -> PyResult<Py<PyAny>> {
-        let db = self.db()?;
+        let db = self.db(py)?;
         let range = args::range(&start, &end, false)?;
         let (from, to) = (args::freq(from_freq)?, args::freq(to_freq)?);
         let policy = if drop_incomplete {
@@ -526,7 +615,7 @@ impl Native {
         csv_part_rows: Option<usize>,
         is_async: bool,
     ) -> PyResult<Py<PyAny>> {
-        let db = self.db()?;
+        let db = self.db(py)?;
         let exporter = AsyncDataExporter::new(&db);
         let range = match (&start, &end) {
             (Some(s), Some(e)) => Some(args::range(s, e, false)?),
@@ -598,7 +687,7 @@ impl Native {
         reverify: bool,
         is_async: bool,
     ) -> PyResult<Py<PyAny>> {
-        let db = self.db()?;
+        let db = self.db(py)?;
         let market = marketdb_fetch::Market::parse(market)
             .ok_or_else(|| value_error(format!("market {market:?}: expected spot, um or cm")))?;
         let kind = marketdb_ingest::FileKind::parse(kind)
@@ -627,6 +716,13 @@ impl Native {
     /// stored kline column) in catalogue order, `kline_input` (the column order of
     /// `store_klines`), and `ratio_types` (marketdb's name, the spelling of cryptoservice
     /// 1.9, and the short name of its long/short ratio feature).
+    /// Shuts the runtime down and joins its threads (the package's exit hook, after it has
+    /// closed the open databases): no thread of ours outlives the interpreter.
+    #[staticmethod]
+    fn shutdown(py: Python<'_>) {
+        py.detach(runtime::shutdown);
+    }
+
     #[staticmethod]
     fn catalogue(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
         let features: Vec<(&str, &str, bool)> = Feature::ALL

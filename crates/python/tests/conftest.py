@@ -11,15 +11,15 @@ MINUTE = 60_000
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
 
 
-def make_bars(symbols=SYMBOLS, minutes=2 * 1440, seed=7, start_ms=START_MS, skip=()):
+def make_bars(symbols=SYMBOLS, minutes=2 * 1440, seed=7, start_ms=START_MS, skip=(), base=100.0):
     """Bars with two-decimal prices (exact as decimal strings) and integer volumes, so both
     libraries parse the same text to the same float."""
     rng = np.random.default_rng(seed)
     frames = []
     for k, symbol in enumerate(symbols):
         ts = start_ms + np.arange(minutes, dtype=np.int64) * MINUTE
-        base = 100.0 * (k + 1) + np.cumsum(rng.integers(-50, 51, minutes)) / 100.0
-        open_ = np.round(base, 2)
+        walk = base * (k + 1) + np.cumsum(rng.integers(-50, 51, minutes)) / 100.0
+        open_ = np.round(walk, 2)
         close = np.round(open_ + rng.integers(-20, 21, minutes) / 100.0, 2)
         high = np.round(np.maximum(open_, close) + rng.integers(0, 10, minutes) / 100.0, 2)
         low = np.round(np.minimum(open_, close) - rng.integers(0, 10, minutes) / 100.0, 2)

@@ -732,24 +732,6 @@ else:
         assert conn.execute("SELECT COUNT(*) FROM market_data").fetchone()[0] == 6 * 100 * 1440
 
 
-def test_async_scripts_exit_cleanly(tmp_path):
-    """The asyncio bridge hands each result over from a tokio thread that may still be on
-    its way out of Python when the script ends; without the package's exit hook about one
-    run in five ended in SIGABRT here. Thirty runs: each must exit with 0."""
-    import subprocess
-    import sys
-
-    script = f"""
-import asyncio, marketdb
-async def main():
-    async with marketdb.AsyncMarketDB({str(tmp_path / "a.db")!r}) as db:
-        await db.get_symbols_list()
-asyncio.run(main())
-"""
-    codes = [subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120).returncode for _ in range(30)]
-    assert codes == [0] * 30, codes
-
-
 def _vision_server(files: dict[str, bytes]):
     """A loopback HTTP server answering the paths of ``files`` (404 otherwise); returns
     its base URL, its request log and the server (to shut down)."""

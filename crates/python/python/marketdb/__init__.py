@@ -10,5 +10,8 @@ See docs/python.md for the call-by-call migration table.
 from ._async import AsyncDataExporter, AsyncMarketDB
 from ._native import StorageError, __version__
 from ._sync import MarketDB
+from ._signatures import apply as _apply_signatures
+
+_apply_signatures(MarketDB, AsyncMarketDB, AsyncDataExporter)
 
 __all__ = ["AsyncDataExporter", "AsyncMarketDB", "MarketDB", "StorageError", "__version__"]

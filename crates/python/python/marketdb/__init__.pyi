@@ -1,5 +1,7 @@
 """Type stubs of the marketdb package (see docs/python.md)."""
 
+import datetime
+import enum
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -9,8 +11,8 @@ import pyarrow as pa
 
 __version__: str
 
-_Time = str | int | Any  # a date/time string, epoch ms, datetime, date or pandas.Timestamp
-_Freq = str | Any  # "1m" or an enum whose .value is one (cryptoservice's Freq.m1)
+_Time = str | int | datetime.datetime | datetime.date | pd.Timestamp  # a date/time string or epoch ms
+_Freq = str | enum.Enum  # "1m" or an enum whose .value is one (cryptoservice's Freq.m1)
 _Symbols = Sequence[str] | str | None
 _Path = str | os.PathLike[str]
 
@@ -22,12 +24,13 @@ class MarketDB:
     def __init__(
         self,
         db_path: _Path,
+        use_pool: bool | None = None,
+        max_connections: int | None = None,
         *,
         pool: str = "auto",
         read_only: bool = False,
         mmap_size: int | None = 0,
-        use_pool: bool | None = None,
-        max_connections: int | None = None,
+        compat: str | None = None,
     ) -> None: ...
     def close(self) -> None: ...
     def __enter__(self) -> MarketDB: ...
@@ -63,6 +66,23 @@ class MarketDB:
         symbols: _Symbols = None,
         features: list[str] | None = None,
     ) -> pa.Table: ...
+    def read_batches(
+        self,
+        start_time: _Time,
+        end_time: _Time,
+        freq: _Freq,
+        symbols: _Symbols = None,
+        features: list[str] | None = None,
+        batch_rows: int = 65536,
+    ) -> pa.RecordBatchReader: ...
+    def read_polars(
+        self,
+        start_time: _Time,
+        end_time: _Time,
+        freq: _Freq,
+        symbols: _Symbols = None,
+        features: list[str] | None = None,
+    ) -> Any: ...  # polars.DataFrame (polars is optional)
     def get_symbols_list(self, freq: _Freq | None = None) -> list[str]: ...
     def get_data_summary(self) -> dict[str, Any]: ...
     def get_latest_data(self, symbols: _Symbols, freq: _Freq, limit: int = 1) -> pd.DataFrame: ...
@@ -226,13 +246,14 @@ class AsyncMarketDB:
     def __init__(
         self,
         db_path: _Path,
+        max_connections: int | None = None,
+        enable_wal: bool | None = None,
+        enable_optimizations: bool | None = None,
         *,
         pool: str = "auto",
         read_only: bool = False,
         mmap_size: int | None = 0,
-        max_connections: int | None = None,
-        enable_wal: bool | None = None,
-        enable_optimizations: bool | None = None,
+        compat: str | None = None,
     ) -> None: ...
     async def initialize(self) -> None: ...
     async def close(self) -> None: ...
@@ -267,6 +288,23 @@ class AsyncMarketDB:
         symbols: _Symbols = None,
         features: list[str] | None = None,
     ) -> pa.Table: ...
+    async def read_batches(
+        self,
+        start_time: _Time,
+        end_time: _Time,
+        freq: _Freq,
+        symbols: _Symbols = None,
+        features: list[str] | None = None,
+        batch_rows: int = 65536,
+    ) -> pa.RecordBatchReader: ...
+    async def read_polars(
+        self,
+        start_time: _Time,
+        end_time: _Time,
+        freq: _Freq,
+        symbols: _Symbols = None,
+        features: list[str] | None = None,
+    ) -> Any: ...  # polars.DataFrame (polars is optional)
     async def get_symbols_list(self, freq: _Freq | None = None) -> list[str]: ...
     async def get_data_summary(self) -> dict[str, Any]: ...
     async def get_latest_data(self, symbols: _Symbols, freq: _Freq, limit: int = 1) -> pd.DataFrame: ...

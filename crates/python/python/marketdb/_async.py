@@ -18,29 +18,32 @@ class AsyncMarketDB:
     """The awaitable MarketDB (cryptoservice 1.9's ``AsyncMarketDB`` names). Use
     ``async with AsyncMarketDB(path) as db`` or ``await db.initialize()``; every method also
     opens the database on first use. Frames are shaped as ``MarketDB``'s (timestamp as a
-    naive UTC datetime), unlike 1.9's async class, which never worked."""
+    naive UTC datetime), unlike 1.9's async class, which never worked. ``compat``, pickling
+    and ``fork`` work as in ``MarketDB``."""
 
     def __init__(
         self,
         db_path: str | os.PathLike[str],
+        max_connections: int | None = None,
+        enable_wal: bool | None = None,
+        enable_optimizations: bool | None = None,
         *,
         pool: str = "auto",
         read_only: bool = False,
         mmap_size: int | None = 0,
-        max_connections: int | None = None,
-        enable_wal: bool | None = None,
-        enable_optimizations: bool | None = None,
+        compat: str | None = None,
     ) -> None:
         del max_connections, enable_wal, enable_optimizations
         self.db_path, self._pool, mmap_size = c.open_args(db_path, pool, mmap_size)
         self._read_only = bool(read_only)
         self._mmap_size = mmap_size
+        self._compat = c.compat_mode(compat)
+        self._options = {"pool": self._pool, "read_only": self._read_only, "mmap_size": mmap_size, "compat": self._compat}
         self._native: Native | None = None
         self._closed = False
         # Created on first use, inside the event loop: concurrent first calls open once.
         self._opening: asyncio.Lock | None = None
         c.track(self)
-        c.note_async_use()
 
     async def initialize(self) -> None:
         if self._closed:
@@ -59,6 +62,11 @@ class AsyncMarketDB:
         await self.initialize()
         assert self._native is not None
         return self._native
+
+    def __reduce__(self) -> tuple:
+        if self._closed:
+            raise ValueError(f"the database {self.db_path} is closed: a closed handle is not pickled")
+        return (c.reopen, (type(self), self.db_path, self._options))
 
     async def close(self) -> None:
         self._closed = True

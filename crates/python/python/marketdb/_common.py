@@ -12,7 +12,11 @@ import datetime as _dt
 import json
 import logging
 import os
-import time
+import re
+import sys
+import time as _time
+import warnings
+from contextvars import ContextVar
 import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -42,16 +46,8 @@ LONG_TO_SHORT = {v: k for k, v in SHORT_TO_LONG.items()}
 _OPEN: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-_ASYNC_USED = False
-
-
 def track(db: Any) -> None:
     _OPEN.add(db)
-
-
-def note_async_use() -> None:
-    global _ASYNC_USED
-    _ASYNC_USED = True
 
 
 @atexit.register
@@ -63,14 +59,28 @@ def _close_open_databases() -> None:
                 native.close(False)
             except Exception as e:  # at exit there is no caller to raise to
                 logger.warning("closing %s at exit failed: %s", getattr(db, "db_path", "?"), e)
-    if _ASYNC_USED:
-        # An awaitable's result is handed to the event loop by a tokio thread (the asyncio
-        # bridge): it wakes the loop through a socket, and the send releases the GIL, so
-        # the awaiting coroutine (and asyncio.run, and the script) may finish before that
-        # thread takes the GIL back to return. If the interpreter is already finalizing
-        # then, Python ends the thread with pthread_exit, which aborts a Rust thread
-        # (SIGABRT at exit). Releasing the GIL here, before finalization, lets it return.
-        time.sleep(0.02)
+    # Joins every thread of the native runtime before the interpreter finalizes: a thread
+    # that took the GIL of a finalizing interpreter would be ended by Python with
+    # pthread_exit, which aborts a Rust thread (SIGABRT at exit).
+    _native.Native.shutdown()
+
+
+def _after_fork_in_child() -> None:
+    # The native side opens the file again in the child on first use (its runtime, pools
+    # and connections belong to the parent). An asyncio lock bound to the parent's event
+    # loop cannot serve the child's.
+    for db in list(_OPEN):
+        if hasattr(db, "_opening"):
+            db._opening = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def reopen(cls: type, db_path: str, options: dict[str, Any]) -> Any:
+    """Unpickles a handle: the same class opened on the same file with the same options."""
+    return cls(db_path, **options)
 
 
 NO_DATA = "No data found for the specified criteria"
@@ -121,17 +131,69 @@ def freq_value(freq: Any) -> str:
     return value
 
 
-def time_value(t: Any, name: str) -> int | str:
+#: The time rule of the call being converted: None (marketdb's: a date-only end includes
+#: its whole UTC day) or "1.9" (cryptoservice 1.9's: a date-only end is its midnight,
+#: inclusive). Set from the handle's ``compat`` around each call.
+COMPAT: ContextVar[str | None] = ContextVar("marketdb_compat", default=None)
+
+COMPAT_MODES = (None, "1.9")
+
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}|\d{8}")
+
+#: 2009-01-03 (the first Bitcoin block) in epoch seconds: an int bound at or after it,
+#: and not after tomorrow, reads as seconds, not milliseconds (1970-01-15 and on).
+_EARLIEST_SECONDS = 1_230_940_800
+
+
+def compat_mode(compat: Any) -> str | None:
+    if compat not in COMPAT_MODES:
+        raise ValueError(f"compat {compat!r} is not None (marketdb's rules) or '1.9' (cryptoservice 1.9's end rule)")
+    return compat
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def warn(message: str) -> None:
+    """A warning for the caller (Python ``warnings``, pointing at the caller's line, outside
+    this package) and the same text through logging."""
+    logger.warning(message)
+    level, frame = 2, sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, UserWarning, stacklevel=level)
+
+
+def _midnight_ms(day: str | _dt.date) -> int | None:
+    try:
+        ts = pd.Timestamp(day)
+    except (ValueError, TypeError):
+        return None  # the native side names the bad date
+    return int(ts.value // 1_000_000)
+
+
+def time_value(t: Any, name: str, end: bool = False) -> int | str:
     """A bound for the native side: epoch ms (int), or a string it parses itself.
 
     A ``datetime``/``pandas.Timestamp`` is an instant (naive means UTC); a ``date`` is a
-    whole UTC day, like the string ``"YYYY-MM-DD"``.
+    whole UTC day, like the string ``"YYYY-MM-DD"``, unless ``COMPAT`` is "1.9" and this
+    is an ``end``: then it is the instant of its midnight, as 1.9 reads it.
     """
     if isinstance(t, bool):
         raise ValueError(f"{name} {t!r} is not a time")
     if isinstance(t, (int, np.integer)):
-        return int(t)
+        value = int(t)
+        if _EARLIEST_SECONDS <= value <= _time.time() + 86_400:
+            iso = pd.Timestamp(value * 1000, unit="ms").strftime("%Y-%m-%dT%H:%M:%SZ")
+            warn(
+                f"{name} {value} looks like epoch seconds (x1000 = {iso}): "
+                "times are epoch milliseconds"
+            )
+        return value
     if isinstance(t, str):
+        if end and COMPAT.get() == "1.9" and _DATE_ONLY.fullmatch(t.strip()):
+            midnight = _midnight_ms(t.strip())
+            return t if midnight is None else midnight
         return t
     if isinstance(t, (pd.Timestamp, _dt.datetime, np.datetime64)):
         ts = pd.Timestamp(t)
@@ -141,6 +203,9 @@ def time_value(t: Any, name: str) -> int | str:
             ts = ts.tz_convert("UTC").tz_localize(None)
         return int(ts.value // 1_000_000)
     if isinstance(t, _dt.date):
+        if end and COMPAT.get() == "1.9":
+            midnight = _midnight_ms(t)
+            return t.isoformat() if midnight is None else midnight
         return t.isoformat()
     raise ValueError(f"{name} {t!r} is not a date string, epoch milliseconds or a datetime")
 
@@ -183,6 +248,11 @@ def feature_list(features: Any) -> list[str] | None:
             seen.add(key)
             out.append(f)
     return out
+
+
+def batch_reader(stream: Any) -> pa.RecordBatchReader:
+    """A native BatchStream as a pyarrow reader (batches read when taken)."""
+    return pa.RecordBatchReader.from_stream(stream)
 
 
 def arrow_table(stream: Any) -> pa.Table:

@@ -40,7 +40,7 @@ def blocking(op: Callable[..., Call]) -> Callable[..., Any]:
     """``op`` as a method of a class holding its native database in ``self._native``."""
 
     def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        call = op(*args, **kwargs)
+        call = _converted(self, op, args, kwargs)
         if call.method is None:
             return call.finish(None)
         return call.finish(getattr(self._native, call.method)(*call.args, False))
@@ -53,13 +53,22 @@ def awaitable(op: Callable[..., Call], owner: Callable[[Any], Any] = lambda self
     ``await _db()`` opens the database on first use (after the arguments are checked)."""
 
     async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        call = op(*args, **kwargs)
+        call = _converted(owner(self), op, args, kwargs)
         if call.method is None:
             return call.finish(None)
         native = await owner(self)._db()
         return call.finish(await getattr(native, call.method)(*call.args, True))
 
     return _named(method, op)
+
+
+def _converted(db: Any, op: Callable[..., Call], args: tuple, kwargs: dict) -> Call:
+    """``op``'s call, its times converted under the handle's ``compat`` rule."""
+    token = c.COMPAT.set(getattr(db, "_compat", None))
+    try:
+        return op(*args, **kwargs)
+    finally:
+        c.COMPAT.reset(token)
 
 
 def _named(method: Callable[..., Any], op: Callable[..., Call]) -> Callable[..., Any]:
@@ -70,7 +79,18 @@ def _named(method: Callable[..., Any], op: Callable[..., Call]) -> Callable[...,
 
 
 def _range(start: Any, end: Any, names: tuple[str, str] = ("start_time", "end_time")) -> tuple[Any, Any]:
-    return c.time_value(start, names[0]), c.time_value(end, names[1])
+    return c.time_value(start, names[0]), c.time_value(end, names[1], end=True)
+
+
+def _warn_missing(wanted: list[str], present: Any, freq: str) -> None:
+    """Warns about asked symbols that have no bar in the answer (unknown, or no data in the
+    range), as the command line does; silent when every symbol was asked (``wanted`` empty)."""
+    if not wanted:
+        return
+    have = {str(s) for s in present}
+    missing = [s for s in dict.fromkeys(w.upper() for w in wanted) if s not in have]
+    if missing:
+        c.warn(f"no {freq} bars of {', '.join(missing)} in the range (unknown symbol, or no data there)")
 
 
 # ---- klines --------------------------------------------------------------------------------
@@ -95,8 +115,14 @@ def store_data(data: Any, freq: Any, batch_size: int | None = None) -> Call:
 
 def _read(start: Any, end: Any, names: tuple[str, str], freq, symbols, features, by_timestamp, raise_on_empty) -> Call:
     features = c.feature_list(features)
-    args = (*_range(start, end, names), c.freq_value(freq), c.symbol_list(symbols), c.output_names(features))
-    return Call("read_columns", (*args, by_timestamp), lambda columns: c.read_result(columns, features, raise_on_empty))
+    wanted, value = c.symbol_list(symbols), c.freq_value(freq)
+    args = (*_range(start, end, names), value, wanted, c.output_names(features))
+
+    def finish(columns: Any) -> pd.DataFrame:
+        _warn_missing(wanted, columns[0], value)
+        return c.read_result(columns, features, raise_on_empty)
+
+    return Call("read_columns", (*args, by_timestamp), finish)
 
 
 def read_data(
@@ -135,8 +161,51 @@ def read_arrow(
     """Bars as a ``pyarrow.Table`` taken through the Arrow PyCapsule interface (no copy):
     ``symbol`` (dictionary), ``timestamp`` (ms, UTC), then the features by short name
     (the Parquet export's schema). All symbols when ``symbols`` is None."""
+    wanted, value = c.symbol_list(symbols), c.freq_value(freq)
+    args = (*_range(start_time, end_time), value, wanted, c.feature_list(features))
+
+    def finish(stream: Any) -> Any:
+        table = c.arrow_table(stream)
+        _warn_missing(wanted, table.column("symbol").unique().to_pylist() if wanted else (), value)
+        return table
+
+    return Call("read", (*args, False), finish)
+
+
+def read_batches(
+    start_time: Any,
+    end_time: Any,
+    freq: Any,
+    symbols: Any = None,
+    features: list[str] | None = None,
+    batch_rows: int = 65_536,
+) -> Call:
+    """Bars as a ``pyarrow.RecordBatchReader`` of at most ``batch_rows`` rows per batch
+    (``read_arrow``'s schema), each batch read from the database when taken: memory stays
+    bounded whatever the range. It is also an Arrow PyCapsule stream
+    (``__arrow_c_stream__``), so ``polars.from_arrow`` and DuckDB take it directly. A bad
+    request raises here; the reader can be consumed once."""
+    if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
+        raise ValueError(f"batch_rows {batch_rows!r} is not a number of rows (an int >= 1)")
     args = (*_range(start_time, end_time), c.freq_value(freq), c.symbol_list(symbols), c.feature_list(features))
-    return Call("read", (*args, False), c.arrow_table)
+    return Call("read_batches", (*args, batch_rows), c.batch_reader)
+
+
+def read_polars(
+    start_time: Any,
+    end_time: Any,
+    freq: Any,
+    symbols: Any = None,
+    features: list[str] | None = None,
+) -> Call:
+    """Bars as a ``polars.DataFrame`` (``read_arrow``'s columns, taken without copying).
+    Needs polars (``pip install polars``); marketdb does not depend on it."""
+    try:
+        import polars
+    except ImportError:
+        raise ImportError("read_polars needs polars: pip install polars") from None
+    read = read_arrow(start_time, end_time, freq, symbols, features)
+    return Call(read.method, read.args, lambda stream: polars.from_arrow(read.finish(stream)))
 
 
 def get_symbols_list(freq: Any = None) -> Call:
@@ -592,6 +661,8 @@ DATABASE = (
     read_data,
     read_data_by_timestamp,
     read_arrow,
+    read_batches,
+    read_polars,
     get_symbols_list,
     get_data_summary,
     get_latest_data,

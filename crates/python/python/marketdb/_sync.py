@@ -17,26 +17,42 @@ class MarketDB:
     ``pool`` picks the connection pool: ``"auto"`` (bb8, falling back to the built-in pool),
     ``"bb8"`` or ``"builtin"``. ``mmap_size`` is SQLite's memory map in bytes: 0 (the
     default here) reads through SQLite's page cache, so a large read does not map the file
-    into the process; ``None`` keeps marketdb's default (256 MiB). Every call releases the GIL while the database works, so
-    threads may share one instance. ``use_pool`` and ``max_connections`` of 1.9 are accepted
-    and ignored (the pool is always on and sized by marketdb).
+    into the process; ``None`` keeps marketdb's default (256 MiB). Every call releases the
+    GIL while the database works, so threads may share one instance. ``use_pool`` and
+    ``max_connections`` of 1.9 (also positional, as in 1.9) are accepted and ignored (the
+    pool is always on and sized by marketdb).
+
+    ``compat="1.9"`` reads a date-only end as 1.9 does (its midnight, inclusive) instead of
+    the whole end day, so that a migration can compare frames with 1.9's.
+
+    A handle pickles as its path and options and opens the file again where it is
+    unpickled (a process pool's worker, joblib). A child made by ``fork`` may keep using
+    its parent's handle: the child opens the file again on its first call.
     """
 
     def __init__(
         self,
         db_path: str | os.PathLike[str],
+        use_pool: bool | None = None,
+        max_connections: int | None = None,
         *,
         pool: str = "auto",
         read_only: bool = False,
         mmap_size: int | None = 0,
-        use_pool: bool | None = None,
-        max_connections: int | None = None,
+        compat: str | None = None,
     ) -> None:
         del use_pool, max_connections
         path, pool, mmap_size = c.open_args(db_path, pool, mmap_size)
+        self._compat = c.compat_mode(compat)
+        self._options = {"pool": pool, "read_only": bool(read_only), "mmap_size": mmap_size, "compat": self._compat}
         self._native = Native.open(path, pool, bool(read_only), mmap_size, False)
         self.db_path = self._native.path
         c.track(self)
+
+    def __reduce__(self) -> tuple:
+        if self._native.closed:
+            raise ValueError(f"the database {self.db_path} is closed: a closed handle is not pickled")
+        return (c.reopen, (type(self), self.db_path, self._options))
 
     # ---- lifecycle -------------------------------------------------------------------
 
