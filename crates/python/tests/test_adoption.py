@@ -63,7 +63,9 @@ def test_process_pools_of_every_start_method_return_equal_frames(bars, db_path, 
     asyncio.run(adb.get_symbols_list())
     try:
         context = multiprocessing.get_context(method)
-        with concurrent.futures.ProcessPoolExecutor(2, mp_context=context) as pool:
+        pool = concurrent.futures.ProcessPoolExecutor(2, mp_context=context)
+        finished = False
+        try:
             jobs = [pool.submit(_read_in_worker, db) for _ in range(3)]
             jobs.append(pool.submit(_async_read_in_worker, adb))
             if method == "fork":
@@ -71,6 +73,12 @@ def test_process_pools_of_every_start_method_return_equal_frames(bars, db_path, 
             for job in jobs:
                 # A hang (the failure this guards against) fails here instead of blocking.
                 pd.testing.assert_frame_equal(job.result(timeout=120), want)
+            finished = True
+        finally:
+            if not finished:  # hung or failed workers would keep the pool from shutting down
+                for process in list(getattr(pool, "_processes", {}).values()):
+                    process.kill()
+            pool.shutdown(wait=True, cancel_futures=True)
         # The parent's handle still works after its children used theirs.
         pd.testing.assert_frame_equal(_read_in_worker(db), want)
     finally:
