@@ -140,6 +140,19 @@ def test_handles_pickle_as_path_and_options_and_reopen(bars, db_path):
     assert asyncio.run(both()) == (SYMBOLS, SYMBOLS)
 
 
+def test_a_handle_opened_by_a_relative_path_unpickles_in_another_folder(bars, tmp_path, monkeypatch):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    with marketdb.MarketDB("rel.db") as db:
+        db.store_data(bars, "1m")
+        data = pickle.dumps(db)
+    monkeypatch.chdir(tmp_path / "b")
+    with pickle.loads(data) as copy:
+        assert copy.get_symbols_list() == SYMBOLS
+    assert not (tmp_path / "b" / "rel.db").exists()
+
+
 # ---- scripts that end ----------------------------------------------------------------------
 
 SCRIPT = """

@@ -66,7 +66,8 @@ class AsyncMarketDB:
     def __reduce__(self) -> tuple:
         if self._closed:
             raise ValueError(f"the database {self.db_path} is closed: a closed handle is not pickled")
-        return (c.reopen, (type(self), self.db_path, self._options))
+        # An absolute path: the receiving process may run in another folder.
+        return (c.reopen, (type(self), os.path.abspath(self.db_path), self._options))
 
     async def close(self) -> None:
         self._closed = True

@@ -52,7 +52,8 @@ class MarketDB:
     def __reduce__(self) -> tuple:
         if self._native.closed:
             raise ValueError(f"the database {self.db_path} is closed: a closed handle is not pickled")
-        return (c.reopen, (type(self), self.db_path, self._options))
+        # An absolute path: the receiving process may run in another folder.
+        return (c.reopen, (type(self), os.path.abspath(self.db_path), self._options))
 
     # ---- lifecycle -------------------------------------------------------------------
 
