@@ -18,7 +18,7 @@ use crate::{
     args::{self, TimeArg},
     error::{Failure, Result, value_error},
     runtime::{self, ProcessRuntime},
-    stream::{ArrowStream, BatchStream},
+    stream::ArrowStream,
 };
 
 /// Runs `fut` to completion with the GIL released, or returns it as an asyncio awaitable.
@@ -286,7 +286,7 @@ impl Native {
         })
     }
 
-    /// [`Self::read`] batch by batch: a [`BatchStream`] of at most `batch_rows` rows per
+    /// [`Self::read`] batch by batch: an [`ArrowStream`] of at most `batch_rows` rows per
     /// batch, each read from SQLite when the consumer takes it. The first batch is read
     /// here, so a bad request fails at the call.
     #[allow(clippy::too_many_arguments)]
@@ -315,7 +315,7 @@ impl Native {
         finish(py, is_async, async move {
             let mut rest = db.scan_rows(range, freq, &symbols, &features, batch_rows, None);
             let first = rest.next().await.transpose()?;
-            Ok(BatchStream::new(schema, first, rest))
+            Ok(ArrowStream::scan(schema, first, rest))
         })
     }
 

@@ -28,7 +28,6 @@ use pyo3::prelude::*;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<db::Native>()?;
     m.add_class::<stream::ArrowStream>()?;
-    m.add_class::<stream::BatchStream>()?;
     m.add("StorageError", m.py().get_type::<error::StorageError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

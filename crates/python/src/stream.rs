@@ -1,6 +1,7 @@
-//! [`ArrowStream`]: record batches waiting to be taken by Python through the Arrow
-//! PyCapsule interface; [`BatchStream`]: a read whose batches are read when taken. `pyarrow.table(stream)`, `polars.from_arrow(stream)` or DuckDB read
-//! it without copying the buffers; it can be taken once.
+//! [`ArrowStream`]: record batches taken by Python through the Arrow PyCapsule interface
+//! (`__arrow_c_stream__`), either already read ([`ArrowStream::new`]) or read from the store
+//! when the consumer asks for them ([`ArrowStream::scan`]). `pyarrow`, `polars.from_arrow`
+//! or DuckDB take it without copying the buffers; it can be taken once.
 
 use std::sync::Mutex;
 
@@ -13,22 +14,52 @@ use pyo3::{prelude::*, types::PyCapsule};
 
 use crate::error::value_error;
 
+type Reader = Box<dyn RecordBatchReader + Send>;
+
 /// Arrow record batches exported through `__arrow_c_stream__`.
-#[derive(Debug)]
 #[pyclass(module = "marketdb._native", frozen)]
 pub struct ArrowStream {
-    schema: SchemaRef,
-    batches: Mutex<Option<Vec<RecordBatch>>>,
-    rows: usize,
+    reader: Mutex<Option<Reader>>,
+    /// The rows, when they are known before the stream is taken.
+    rows: Option<usize>,
+}
+
+impl std::fmt::Debug for ArrowStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArrowStream")
+            .field("rows", &self.rows)
+            .finish()
+    }
 }
 
 impl ArrowStream {
+    /// Batches already read.
     pub(crate) fn new(schema: SchemaRef, batches: Vec<RecordBatch>) -> ArrowStream {
         let rows = batches.iter().map(RecordBatch::num_rows).sum();
         ArrowStream {
-            schema,
-            batches: Mutex::new(Some(batches)),
-            rows,
+            reader: Mutex::new(Some(Box::new(RecordBatchIterator::new(
+                batches.into_iter().map(Ok),
+                schema,
+            )))),
+            rows: Some(rows),
+        }
+    }
+
+    /// A scan of the store, read batch by batch when taken. `first` is its first frame,
+    /// already read (so that a bad request fails at the call, not at the first batch),
+    /// `None` when the range has no bars.
+    pub(crate) fn scan(
+        schema: SchemaRef,
+        first: Option<KlineFrame>,
+        rest: FrameStream,
+    ) -> ArrowStream {
+        ArrowStream {
+            reader: Mutex::new(Some(Box::new(FrameBatches {
+                schema,
+                first,
+                rest: Some(rest),
+            }))),
+            rows: None,
         }
     }
 }
@@ -44,85 +75,32 @@ impl ArrowStream {
         requested_schema: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyCapsule>> {
         let _ = requested_schema;
-        let batches = self
-            .batches
+        let reader = self
+            .reader
             .lock()
             .map_err(|_| value_error("the arrow stream is poisoned"))?
             .take()
             .ok_or_else(|| value_error("this arrow stream was already consumed"))?;
-        let reader = RecordBatchIterator::new(batches.into_iter().map(Ok), self.schema.clone());
-        let stream = FFI_ArrowArrayStream::new(Box::new(reader));
+        let stream = FFI_ArrowArrayStream::new(reader);
         PyCapsule::new_with_value(py, stream, c"arrow_array_stream")
     }
 
-    /// Rows in the stream (also after it was taken).
+    /// Rows in the stream (also after it was taken); `None` for a scan, whose rows are
+    /// counted only as they are read.
     #[getter]
-    fn num_rows(&self) -> usize {
+    fn num_rows(&self) -> Option<usize> {
         self.rows
     }
 
     fn __repr__(&self) -> String {
-        format!("ArrowStream(rows={})", self.rows)
-    }
-}
-
-/// A read handed to Python batch by batch: the store's bounded scan
-/// ([`marketdb_store::FrameStream`]) behind the Arrow PyCapsule stream protocol. Each batch
-/// is read from SQLite when the consumer asks for it, so memory stays bounded by a few
-/// batches whatever the range. It can be taken once.
-#[derive(Debug)]
-#[pyclass(module = "marketdb._native", frozen)]
-pub struct BatchStream {
-    schema: SchemaRef,
-    frames: Mutex<Option<FrameBatches>>,
-}
-
-impl BatchStream {
-    /// `first` is the scan's first frame, already read (so that a bad request fails at the
-    /// call, not at the first batch), `None` when the range has no bars.
-    pub(crate) fn new(
-        schema: SchemaRef,
-        first: Option<KlineFrame>,
-        rest: FrameStream,
-    ) -> BatchStream {
-        BatchStream {
-            schema: schema.clone(),
-            frames: Mutex::new(Some(FrameBatches {
-                schema,
-                first,
-                rest: Some(rest),
-            })),
+        match self.rows {
+            Some(rows) => format!("ArrowStream(rows={rows})"),
+            None => "ArrowStream(scan)".to_owned(),
         }
     }
 }
 
-#[pymethods]
-impl BatchStream {
-    /// The Arrow PyCapsule stream protocol (see [`ArrowStream`]).
-    #[pyo3(signature = (requested_schema=None))]
-    fn __arrow_c_stream__<'py>(
-        &self,
-        py: Python<'py>,
-        requested_schema: Option<Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyCapsule>> {
-        let _ = requested_schema;
-        let frames = self
-            .frames
-            .lock()
-            .map_err(|_| value_error("the batch stream is poisoned"))?
-            .take()
-            .ok_or_else(|| value_error("this batch stream was already consumed"))?;
-        let stream = FFI_ArrowArrayStream::new(Box::new(frames));
-        PyCapsule::new_with_value(py, stream, c"arrow_array_stream")
-    }
-
-    fn __repr__(&self) -> String {
-        format!("BatchStream(columns={})", self.schema.fields().len())
-    }
-}
-
-/// The scan's frames as Arrow record batches, read when asked for.
-#[derive(Debug)]
+/// A scan's frames as Arrow record batches, read when asked for.
 struct FrameBatches {
     schema: SchemaRef,
     first: Option<KlineFrame>,

@@ -223,6 +223,31 @@ def test_read_batches_streams_bounded_batches_equal_to_read_arrow(bars, db_path)
             db.read_batches("2024-01-01", "2024-01-02", "1m", features=["fr"])
 
 
+def test_a_reader_outliving_its_database_fails_clearly_and_abandoned_readers_stop(bars, db_path):
+    import os
+    import gc
+    import time
+
+    db = marketdb.MarketDB(db_path)
+    db.store_data(bars, "1m")
+    reader = db.read_batches("2024-01-01", "2024-01-02", "1m", batch_rows=100)
+    assert reader.read_next_batch().num_rows == 100
+    db.close()
+    with pytest.raises(pa.ArrowInvalid, match="closed"):
+        reader.read_all()
+    # Readers dropped half-way leave no producer thread behind.
+    with marketdb.MarketDB(db_path, read_only=True) as db:
+        db.read_batches("2024-01-01", "2024-01-02", "1m", batch_rows=100).read_next_batch()
+        gc.collect()
+        time.sleep(0.2)
+        threads = len(os.listdir("/proc/self/task"))
+        for _ in range(30):
+            db.read_batches("2024-01-01", "2024-01-02", "1m", batch_rows=100).read_next_batch()
+        gc.collect()
+        time.sleep(0.5)
+        assert len(os.listdir("/proc/self/task")) <= threads + 2
+
+
 def test_polars_takes_batches_and_read_polars(bars, db_path):
     import polars
     with marketdb.MarketDB(db_path) as db:

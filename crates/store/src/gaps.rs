@@ -84,16 +84,8 @@ impl AsyncMarketDB {
         interval: &str,
         period: &str,
     ) -> Result<bool> {
-        let key = [market, kind, symbol, interval, period].map(str::to_owned);
-        self.write(move |c, _| {
-            let n = c.execute(
-                "DELETE FROM source_gaps WHERE market = ?1 AND kind = ?2 AND symbol = ?3 \
-                 AND interval = ?4 AND period = ?5",
-                params![key[0], key[1], key[2], key[3], key[4]],
-            )?;
-            Ok(n > 0)
-        })
-        .await
+        self.delete_by_source_key("source_gaps", [market, kind, symbol, interval, period])
+            .await
     }
 
     /// The recorded gaps matching `filter`, ordered by market, kind, symbol, interval

@@ -174,11 +174,24 @@ impl AsyncMarketDB {
         interval: &str,
         period: &str,
     ) -> Result<bool> {
-        let key = [market, kind, symbol, interval, period].map(str::to_owned);
+        self.delete_by_source_key("source_files", [market, kind, symbol, interval, period])
+            .await
+    }
+
+    /// Deletes the row of `table` (`source_files` or `source_gaps`, keyed alike by market,
+    /// kind, symbol, interval and period) with that key. Returns whether there was one.
+    pub(crate) async fn delete_by_source_key(
+        &self,
+        table: &'static str,
+        key: [&str; 5],
+    ) -> Result<bool> {
+        let key = key.map(str::to_owned);
         self.write(move |c, _| {
             let n = c.execute(
-                "DELETE FROM source_files WHERE market = ?1 AND kind = ?2 AND symbol = ?3 \
-                 AND interval = ?4 AND period = ?5",
+                &format!(
+                    "DELETE FROM {table} WHERE market = ?1 AND kind = ?2 AND symbol = ?3 \
+                     AND interval = ?4 AND period = ?5"
+                ),
                 params![key[0], key[1], key[2], key[3], key[4]],
             )?;
             Ok(n > 0)

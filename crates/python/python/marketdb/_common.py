@@ -251,7 +251,7 @@ def feature_list(features: Any) -> list[str] | None:
 
 
 def batch_reader(stream: Any) -> pa.RecordBatchReader:
-    """A native BatchStream as a pyarrow reader (batches read when taken)."""
+    """A native scan ArrowStream as a pyarrow reader (batches read when taken)."""
     return pa.RecordBatchReader.from_stream(stream)
 
 
