@@ -29,6 +29,7 @@ import random
 import shutil
 import subprocess
 import sys
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -367,6 +368,54 @@ def upserts(args, db_path, klines):
     check("python upserts into marketdb's file, marketdb reads all", problems)
 
 
+def dataset_after_python_writes(args, work, db_path, klines):
+    """A partition cryptoservice changes in marketdb's file is found and re-published by
+    `export dataset`, the rest is told unchanged by the change record, and cryptoservice
+    still reads the file."""
+    out = work / "dataset"
+    shutil.rmtree(out, ignore_errors=True)
+
+    def export():
+        text = run(args, "--db", str(db_path), "-q", "export", "dataset", "--out", str(out), "--json")
+        return json.loads(text)
+
+    first = export()
+    again = export()
+    problems = []
+    if not first["written"]:
+        problems.append("the first export wrote nothing")
+    if again["written"] or again["compared_by_rows"]:
+        problems.append(f"a re-run with no change wrote {again['written']} and compared "
+                        f"{again['compared_by_rows']} partition(s) by rows")
+    upserts(args, db_path, klines)
+    after = export()
+    touched = sorted({f"klines/freq=1h/date={datetime.fromtimestamp(t / 1000, timezone.utc):%Y-%m-%d}"
+                      for _, t, _ in klines["1h"][:24]})
+    if after["written"] != touched:
+        problems.append(f"after cryptoservice stored 24 bars, written {after['written']}, want {touched}")
+    if after["compared_by_rows"] != len(touched):
+        problems.append(f"{after['compared_by_rows']} partition(s) compared by rows, want {len(touched)}")
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(out / "klines" / "freq=1h").to_pylist()
+    def ms(ts):
+        return int(ts.timestamp() * 1000) if hasattr(ts, "timestamp") else int(ts)
+
+    closes = {(r["symbol"], ms(r["timestamp"])): r.get("close_price", r.get("close")) for r in table}
+    for sym, t, f in klines["1h"][:24]:
+        want = float(f[4]) + 0.5
+        got = closes.get((sym, t))
+        if got is None or abs(got - want) > 1e-9:
+            problems.append(f"{sym} {t}: published close {got}, want {want}")
+            break
+    db = MarketDB(db_path)
+    got = py_klines(db, "1h", 3)
+    db.close()
+    if len(got) != len(klines["1h"]):
+        problems.append(f"cryptoservice reads {len(got)} 1h bars afterwards, want {len(klines['1h'])}")
+    check("python changes a partition: export dataset re-publishes exactly it", problems)
+
+
 def exports(args, work, py_db):
     """The NumPy exports of both programs on the same 1m day, value by value."""
     out_py, out_md = work / "export_py", work / "export_md"
@@ -537,7 +586,7 @@ def main():
     GENERATED.extend([klines, funding, oi, lsr])
     py_db = direction_python_writes(args, work, klines, funding, oi, lsr)
     md_db = direction_marketdb_writes(args, work, klines, funding, oi, lsr)
-    upserts(args, md_db, klines)
+    dataset_after_python_writes(args, work, md_db, klines)
     exports(args, work, py_db)
     width = max(len(name) for name, _, _ in RESULTS)
     failed = 0

@@ -23,7 +23,7 @@ use arrow_array::cast::AsArray;
 use marketdb_export::ParquetCompression;
 use marketdb_model::{Freq, TimeRange};
 use marketdb_output::{OutputGate, PendingFile, ScratchDir};
-use marketdb_store::AsyncMarketDB;
+use marketdb_store::{AsyncMarketDB, RecordedDay, RecordedTable, day_of};
 use parquet::arrow::ArrowWriter;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
@@ -86,6 +86,12 @@ pub struct DatasetReport {
     pub removed: Vec<String>,
     /// Partitions left as they were.
     pub unchanged: u64,
+    /// Partitions whose rows were read to tell whether they changed (the others were
+    /// told by the database's change record).
+    pub compared_by_rows: u64,
+    /// The database has no change record (a file made by another program and never
+    /// opened for writing by marketdb): every partition is compared by its rows.
+    pub no_change_record: bool,
     /// Rows in the written partitions.
     pub rows: u64,
     /// Bytes of the written partition files.
@@ -312,11 +318,20 @@ async fn export_into(
     };
     let mut dirty = !existed || report.scope_extended.is_some();
     let mut gone: Vec<Partition> = Vec::new();
+    let mut records = Records::default();
     for p in partitions(db, req, &state).await? {
         let covered = coverage.of(&p).await?;
         let old = state.partitions.get(&p.key).cloned();
         let on_disk = target.exists(&p).await?;
+        // Read before the rows: a write landing between makes the next run compare again,
+        // never skip a change.
+        let print = records.print(db, &p, &covered).await?;
         if let (Some(old), true) = (&old, on_disk) {
+            if print.is_some() && old.record == print && old.symbols == covered {
+                report.unchanged += 1;
+                continue;
+            }
+            report.compared_by_rows += 1;
             let (digest_now, rows) = digest(db, &p, &covered).await?;
             if rows == 0 {
                 report.removed.push(p.key.clone());
@@ -325,10 +340,12 @@ async fn export_into(
             }
             if old.digest == digest_now {
                 report.unchanged += 1;
-                if old.symbols != covered && !req.dry_run {
-                    // The same rows, a wider selection: only the state changes.
+                if (old.symbols != covered || old.record != print) && !req.dry_run {
+                    // The same rows, a wider selection or a new print: only the state
+                    // changes.
                     if let Some(s) = state.partitions.get_mut(&p.key) {
                         s.symbols = covered;
+                        s.record = print;
                         dirty = true;
                     }
                 }
@@ -369,6 +386,7 @@ async fn export_into(
                         rows: w.rows,
                         bytes: w.bytes,
                         symbols: covered,
+                        record: print,
                     },
                 );
                 record_in_scope(&mut state, &p);
@@ -378,6 +396,12 @@ async fn export_into(
                 dirty = true;
             }
         }
+    }
+    report.no_change_record = records.missing;
+    if records.missing {
+        tracing::info!(
+            "the database has no change record: every partition was compared by its rows"
+        );
     }
     if req.dry_run {
         return Ok(report);
@@ -402,6 +426,69 @@ async fn export_into(
         "dataset export done"
     );
     Ok(report)
+}
+
+/// The database's change record, read once per (kind, interval) and cut into partitions.
+#[derive(Default)]
+struct Records {
+    cache: HashMap<(DatasetKind, Option<Freq>), Option<Vec<RecordedDay>>>,
+    /// Set when the database has no record.
+    missing: bool,
+}
+
+impl Records {
+    /// The print of partition `p` over the symbols it covers: SHA-256 of every recorded
+    /// (symbol, series, day, rows, stamp) in its period. `None` when the record cannot
+    /// tell (none in the file, or a day changed by another program and not counted since).
+    async fn print(
+        &mut self,
+        db: &AsyncMarketDB,
+        p: &Partition,
+        covered: &[String],
+    ) -> Result<Option<String>> {
+        let key = (p.kind, p.freq);
+        if !self.cache.contains_key(&key) {
+            let table = match p.kind {
+                DatasetKind::Klines => RecordedTable::Klines,
+                DatasetKind::FundingRate => RecordedTable::FundingRate,
+                DatasetKind::OpenInterest => RecordedTable::OpenInterest,
+                DatasetKind::LongShortRatio => RecordedTable::LongShortRatio,
+            };
+            let days = db
+                .recorded_days(
+                    table,
+                    p.freq.map(|f| f.as_str().to_owned()),
+                    i64::MIN,
+                    i64::MAX,
+                )
+                .await
+                .map_err(|e| Error::read("the change record", e))?;
+            self.missing |= days.is_none();
+            self.cache.insert(key, days);
+        }
+        let Some(Some(days)) = self.cache.get(&key) else {
+            return Ok(None);
+        };
+        let (from, to) = (day_of(p.start), day_of(p.end - 1) + 1);
+        let covered: std::collections::HashSet<&str> = covered.iter().map(String::as_str).collect();
+        let mut h = Sha256::new();
+        for d in days.iter().filter(|d| d.day >= from && d.day < to) {
+            if !covered.contains(d.symbol.as_str()) {
+                continue;
+            }
+            if d.stale {
+                return Ok(None);
+            }
+            h.update(
+                format!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\n",
+                    d.symbol, d.key1, d.key2, d.day, d.rows, d.stamp
+                )
+                .as_bytes(),
+            );
+        }
+        Ok(Some(format!("{:x}", h.finalize())))
+    }
 }
 
 /// Notes a published partition's kind and interval in the scope.

@@ -150,6 +150,12 @@ pub struct PartitionState {
     /// The symbols the partition covers, sorted: an import replaces exactly their rows of
     /// the partition's period.
     pub symbols: Vec<String>,
+    /// SHA-256 of what the database's change record said about the partition's days when
+    /// it was last compared (absent when the record could not tell: see
+    /// `publish::record_print`). The same print later means the same rows, without reading
+    /// them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
 }
 
 /// The state file.
@@ -270,6 +276,7 @@ mod tests {
         s.partitions.insert(
             "klines/freq=1m/date=2024-01-01".into(),
             PartitionState {
+                record: None,
                 digest: "ab".into(),
                 rows: 2,
                 bytes: 9,

@@ -139,6 +139,25 @@ impl Default for Pragmas {
     }
 }
 
+/// A function run on each new writer connection ([`PoolConfig::writer_setup`]). Two
+/// setups are equal when they are the same function.
+#[derive(Clone, Copy)]
+pub struct WriterSetup(pub fn(&mut rusqlite::Connection) -> rusqlite::Result<()>);
+
+impl fmt::Debug for WriterSetup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WriterSetup(..)")
+    }
+}
+
+impl PartialEq for WriterSetup {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::fn_addr_eq(self.0, other.0)
+    }
+}
+
+impl Eq for WriterSetup {}
+
 /// Everything needed to open a pool on one SQLite file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolConfig {
@@ -163,6 +182,9 @@ pub struct PoolConfig {
     /// ([`Error::PoolInit`]): then `auto` falls back from bb8, and the built-in pool gives
     /// up. Default 10 s.
     pub init_timeout: Duration,
+    /// Run on the writer connection once, right after it is opened and configured (the
+    /// store installs its write rules there). None by default.
+    pub writer_setup: Option<WriterSetup>,
     /// Test hooks (feature `fault-injection`).
     #[cfg(feature = "fault-injection")]
     pub faults: Faults,
@@ -193,6 +215,7 @@ impl PoolConfig {
             backend: Backend::Auto,
             read_only: false,
             init_timeout: Duration::from_secs(10),
+            writer_setup: None,
             #[cfg(feature = "fault-injection")]
             faults: Faults::default(),
         }

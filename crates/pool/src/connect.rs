@@ -140,8 +140,11 @@ pub(crate) fn open(config: &PoolConfig, role: Role) -> Result<Connection> {
         Role::Writer => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
         Role::Reader => OpenFlags::SQLITE_OPEN_READ_ONLY,
     } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let opened = Connection::open_with_flags(path, flags).and_then(|conn| {
+    let opened = Connection::open_with_flags(path, flags).and_then(|mut conn| {
         configure(&conn, config, role)?;
+        if let (Role::Writer, Some(setup)) = (role, config.writer_setup) {
+            (setup.0)(&mut conn)?;
+        }
         Ok(conn)
     });
     match opened {

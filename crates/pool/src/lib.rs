@@ -36,7 +36,7 @@ mod pool;
 
 #[cfg(feature = "fault-injection")]
 pub use config::Faults;
-pub use config::{Backend, JournalMode, PoolConfig, Pragmas, Synchronous, TempStore};
+pub use config::{Backend, JournalMode, PoolConfig, Pragmas, Synchronous, TempStore, WriterSetup};
 pub use error::{Error, Result};
 pub use guard::{ReadGuard, WriteGuard};
 pub use manager::PoolManager;

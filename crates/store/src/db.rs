@@ -140,7 +140,9 @@ impl AsyncMarketDB {
     /// Opens the database described by `config`: the pool, then the schema (created if
     /// absent, recognised if present, migrated forward to the current version). With a
     /// read-only pool (`config.pool.read_only`) the schema is only recognised.
-    pub async fn open_with(config: StoreConfig) -> Result<Self> {
+    pub async fn open_with(mut config: StoreConfig) -> Result<Self> {
+        // Every write of the store keeps the change record (see `changes`).
+        config.pool.writer_setup = Some(marketdb_pool::WriterSetup(crate::changes::guard_writer));
         let file = config.pool.path.clone();
         // A read-only open can time out behind a rollback-journal writer too: explained.
         let explain = |e: Error| crate::journal::explain_locked_read(e, &file);
@@ -268,7 +270,9 @@ impl AsyncMarketDB {
             .pool
             .write(move |tx| {
                 tx.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-                f(tx, &tables)
+                let value = f(tx, &tables)?;
+                crate::changes::settle(tx, &tables)?;
+                Ok(value)
             })
             .await
     }
@@ -308,6 +312,7 @@ impl AsyncMarketDB {
                 tx.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
                 // On `Err` (or unwind) the transaction's drop rolls back.
                 let value = f(&tx, &tables)?;
+                crate::changes::settle(&tx, &tables)?;
                 tx.commit()?;
                 Ok(value)
             }));

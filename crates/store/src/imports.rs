@@ -387,6 +387,17 @@ fn delete_scope(c: &rusqlite::Connection, t: &Tables, part: &PartitionImport) ->
         return Ok(());
     }
     let (start, end) = (part.range.start, part.range.end_exclusive);
+    crate::changes::with_triggers(c, || delete_symbols(c, table, freq, part, start, end))
+}
+
+fn delete_symbols(
+    c: &rusqlite::Connection,
+    table: &str,
+    freq: Option<Freq>,
+    part: &PartitionImport,
+    start: i64,
+    end: i64,
+) -> Result<()> {
     match freq {
         Some(f) => {
             let mut stmt = c.prepare_cached(&format!(

@@ -77,11 +77,27 @@ fn ts(v: &Option<SqlValue>) -> Option<i64> {
     v.as_ref().and_then(SqlValue::as_i64)
 }
 
-/// The summary of every table, in one snapshot: O(series) seeks plus the row counts
+/// The statistics of table `i` of [`crate::changes::tracked`]: from the change record
+/// (O(series x days)) when it can stand for the table, else by seeks and row counts
 /// ([`group_stats`]).
+fn table_stats(conn: &Connection, t: &Tables, i: usize, keys: &[&str]) -> Result<Vec<GroupStats>> {
+    let tr = crate::changes::tracked(t)[i];
+    if let Some(stats) = crate::changes::group_stats(conn, t, &tr)? {
+        return Ok(stats);
+    }
+    tracing::info!(
+        "{}: the change record cannot stand for this table (none in the file, or odd keys); \
+         counting its rows",
+        tr.table
+    );
+    group_stats(conn, tr.table, keys)
+}
+
+/// The summary of every table, in one snapshot: from the change record, or O(series)
+/// seeks plus the row counts.
 pub(crate) fn data_summary(conn: &Connection, t: &Tables) -> Result<DataSummary> {
     let tx = conn.unchecked_transaction()?;
-    let market_data = group_stats(&tx, t.kline, &["freq"])?
+    let market_data = table_stats(&tx, t, 0, &["freq"])?
         .into_iter()
         .map(|g| {
             let (earliest, latest) = (ts(&g.earliest), ts(&g.latest));
@@ -97,7 +113,7 @@ pub(crate) fn data_summary(conn: &Connection, t: &Tables) -> Result<DataSummary>
         })
         .collect();
     // One group at most: the table has no key column.
-    let funding_rate = group_stats(&tx, t.funding, &[])?.into_iter().next().map_or(
+    let funding_rate = table_stats(&tx, t, 1, &[])?.into_iter().next().map_or(
         FundingSummary {
             record_count: 0,
             unique_symbols: 0,
@@ -111,7 +127,7 @@ pub(crate) fn data_summary(conn: &Connection, t: &Tables) -> Result<DataSummary>
             latest_timestamp: ts(&g.latest),
         },
     );
-    let open_interest = group_stats(&tx, t.open_interest, &["interval"])?
+    let open_interest = table_stats(&tx, t, 2, &["interval"])?
         .into_iter()
         .map(|g| IntervalSummary {
             interval: key(&g, 0),
@@ -121,7 +137,7 @@ pub(crate) fn data_summary(conn: &Connection, t: &Tables) -> Result<DataSummary>
             latest_timestamp: ts(&g.latest),
         })
         .collect();
-    let long_short_ratio = group_stats(&tx, t.long_short_ratio, &["period", "ratio_type"])?
+    let long_short_ratio = table_stats(&tx, t, 3, &["period", "ratio_type"])?
         .into_iter()
         .map(|g| RatioSummary {
             period: key(&g, 0),

@@ -26,6 +26,7 @@ mod table_batch;
 #[cfg(feature = "arrow")]
 pub use table_batch::MetricTable;
 mod bucket;
+mod changes;
 mod combined;
 mod completeness;
 mod config;
@@ -49,6 +50,7 @@ mod source_files;
 mod write;
 
 pub use bucket::BucketAggregator;
+pub use changes::{CHANGES_TABLE, RecordedDay, RecordedTable, day_of};
 pub use combined::CombinedFrame;
 pub use completeness::{CompletenessReport, MissingRun, SuspiciousRow, SymbolCompleteness};
 pub use config::{CHECKPOINT_AFTER_ROWS, DEFAULT_BATCH_SIZE, StoreConfig};

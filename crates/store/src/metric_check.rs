@@ -179,15 +179,17 @@ pub(crate) fn delete_metric_range(
 ) -> Result<u64> {
     let (table, cond, values) = series(t, metric, interval);
     let symbols = crate::metrics::symbols_of(conn, table, symbols)?;
-    let mut stmt = conn.prepare_cached(&format!(
-        "DELETE FROM {table} WHERE symbol = ?1 AND timestamp >= ?2 AND timestamp < ?3{cond}"
-    ))?;
-    let mut n = 0u64;
-    for s in &symbols {
-        let params = bound(s, range.start, range.end_exclusive, &values);
-        n += stmt.execute(params_from_iter(params))? as u64;
-    }
-    Ok(n)
+    crate::changes::with_triggers(conn, || {
+        let mut stmt = conn.prepare_cached(&format!(
+            "DELETE FROM {table} WHERE symbol = ?1 AND timestamp >= ?2 AND timestamp < ?3{cond}"
+        ))?;
+        let mut n = 0u64;
+        for s in &symbols {
+            let params = bound(s, range.start, range.end_exclusive, &values);
+            n += stmt.execute(params_from_iter(params))? as u64;
+        }
+        Ok(n)
+    })
 }
 
 impl AsyncMarketDB {

@@ -31,21 +31,28 @@ pub(crate) fn store_funding(
     for r in rows {
         v.funding_rate(r)?;
     }
-    let mut stmt = conn.prepare_cached(&format!(
-        "INSERT OR REPLACE INTO {} (symbol, timestamp, funding_rate, funding_time, mark_price, \
+    let marks = crate::changes::marks_of(
+        t.funding,
+        rows.iter()
+            .map(|r| ("", "", r.symbol.as_str(), r.funding_time)),
+    );
+    crate::changes::untracked(conn, marks, || {
+        let mut stmt = conn.prepare_cached(&format!(
+            "INSERT OR REPLACE INTO {} (symbol, timestamp, funding_rate, funding_time, mark_price, \
          index_price) VALUES (?1, ?2, ?3, ?2, ?4, ?5)",
-        t.funding
-    ))?;
-    for r in rows {
-        stmt.execute(params![
-            r.symbol,
-            r.funding_time,
-            r.funding_rate,
-            r.mark_price,
-            r.index_price
-        ])?;
-    }
-    Ok(rows.len())
+            t.funding
+        ))?;
+        for r in rows {
+            stmt.execute(params![
+                r.symbol,
+                r.funding_time,
+                r.funding_rate,
+                r.mark_price,
+                r.index_price
+            ])?;
+        }
+        Ok(rows.len())
+    })
 }
 
 /// Validates then upserts open interest samples.
@@ -58,21 +65,28 @@ pub(crate) fn store_open_interest(
     for r in rows {
         v.open_interest(r)?;
     }
-    let mut stmt = conn.prepare_cached(&format!(
-        "INSERT OR REPLACE INTO {} (symbol, timestamp, interval, open_interest, \
+    let marks = crate::changes::marks_of(
+        t.open_interest,
+        rows.iter()
+            .map(|r| (r.interval.as_str(), "", r.symbol.as_str(), r.time)),
+    );
+    crate::changes::untracked(conn, marks, || {
+        let mut stmt = conn.prepare_cached(&format!(
+            "INSERT OR REPLACE INTO {} (symbol, timestamp, interval, open_interest, \
          open_interest_value) VALUES (?1, ?2, ?3, ?4, ?5)",
-        t.open_interest
-    ))?;
-    for r in rows {
-        stmt.execute(params![
-            r.symbol,
-            r.time,
-            r.interval.as_str(),
-            r.open_interest,
-            r.open_interest_value
-        ])?;
-    }
-    Ok(rows.len())
+            t.open_interest
+        ))?;
+        for r in rows {
+            stmt.execute(params![
+                r.symbol,
+                r.time,
+                r.interval.as_str(),
+                r.open_interest,
+                r.open_interest_value
+            ])?;
+        }
+        Ok(rows.len())
+    })
 }
 
 /// Validates then upserts long/short ratios under the file's spelling of the ratio type.
@@ -85,23 +99,36 @@ pub(crate) fn store_long_short_ratio(
     for r in rows {
         v.long_short_ratio(r)?;
     }
-    let mut stmt = conn.prepare_cached(&format!(
-        "INSERT OR REPLACE INTO {} (symbol, timestamp, period, ratio_type, long_short_ratio, \
+    let marks = crate::changes::marks_of(
+        t.long_short_ratio,
+        rows.iter().map(|r| {
+            (
+                r.period.as_str(),
+                t.ratio_type_name(r.ratio_type),
+                r.symbol.as_str(),
+                r.timestamp,
+            )
+        }),
+    );
+    crate::changes::untracked(conn, marks, || {
+        let mut stmt = conn.prepare_cached(&format!(
+            "INSERT OR REPLACE INTO {} (symbol, timestamp, period, ratio_type, long_short_ratio, \
          long_account, short_account) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        t.long_short_ratio
-    ))?;
-    for r in rows {
-        stmt.execute(params![
-            r.symbol,
-            r.timestamp,
-            r.period.as_str(),
-            t.ratio_type_name(r.ratio_type),
-            r.long_short_ratio,
-            r.long_account,
-            r.short_account
-        ])?;
-    }
-    Ok(rows.len())
+            t.long_short_ratio
+        ))?;
+        for r in rows {
+            stmt.execute(params![
+                r.symbol,
+                r.timestamp,
+                r.period.as_str(),
+                t.ratio_type_name(r.ratio_type),
+                r.long_short_ratio,
+                r.long_account,
+                r.short_account
+            ])?;
+        }
+        Ok(rows.len())
+    })
 }
 
 pub(crate) fn symbols_of(

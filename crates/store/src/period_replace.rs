@@ -138,8 +138,10 @@ impl Part {
             &format!("INSERT INTO temp.{before} SELECT * FROM main.{table} WHERE {cond}"),
             p(),
         )?;
-        c.execute(&format!("DELETE FROM main.{table} WHERE {cond}"), p())?;
-        Ok(())
+        crate::changes::with_triggers(c, || {
+            c.execute(&format!("DELETE FROM main.{table} WHERE {cond}"), p())?;
+            Ok(())
+        })
     }
 
     /// Compares the TEMP copy with the scope's rows now stored.

@@ -318,7 +318,9 @@ pub(crate) fn prepare(conn: &Connection, path: &str) -> Result<Tables> {
     conn.execute_batch(crate::source_files::SOURCE_FILES_DDL)?;
     conn.execute_batch(crate::imports::REPLICA_PARTITIONS_DDL)?;
     conn.execute_batch(crate::meta::META_DDL)?;
-    describe(conn, path, era)
+    let tables = describe(conn, path, era)?;
+    crate::changes::install(conn, &tables, path)?;
+    Ok(tables)
 }
 
 /// Describes the tables of a database without changing anything (a read-only open): no
@@ -566,8 +568,11 @@ mod tests {
         let after: i64 = conn
             .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
             .unwrap();
-        // Only the four tables (WITHOUT ROWID: the key is the table, no separate index).
-        assert_eq!(after, before + 4);
+        // The four record tables (WITHOUT ROWID: the key is the table, no separate
+        // index), the change record with its index of stale days, and three triggers on
+        // each of the four data tables.
+        assert_eq!(after, before + 4 + 2 + 12);
+        assert!(table_exists(&conn, "marketdb_changes").unwrap());
         assert!(table_exists(&conn, "source_gaps").unwrap());
         assert!(table_exists(&conn, "source_files").unwrap());
         assert!(table_exists(&conn, "replica_partitions").unwrap());

@@ -207,6 +207,24 @@ pub(crate) fn insert_klines(
     freq: Freq,
     batch_size: usize,
 ) -> Result<usize> {
+    let marks = crate::changes::marks_of(
+        tables.kline,
+        input
+            .iter()
+            .map(|k| (freq.as_str(), "", k.symbol.as_str(), k.open_time)),
+    );
+    crate::changes::untracked(conn, marks, || {
+        insert_rows(conn, tables, input, freq, batch_size)
+    })
+}
+
+fn insert_rows(
+    conn: &Connection,
+    tables: &Tables,
+    input: &KlineInput,
+    freq: Freq,
+    batch_size: usize,
+) -> Result<usize> {
     let total = input.len();
     let per_stmt = batch_size.clamp(1, MAX_ROWS_PER_STATEMENT);
     let close = tables.kline_close_time;
@@ -253,15 +271,18 @@ pub(crate) fn delete_range(
     freq: Freq,
 ) -> Result<u64> {
     let symbols = resolve_symbols(conn, t, freq, symbols)?;
-    let mut stmt = conn.prepare_cached(&format!(
-        "DELETE FROM {} WHERE symbol = ?1 AND freq = ?2 AND timestamp >= ?3 AND timestamp < ?4",
-        t.kline
-    ))?;
-    let mut n = 0u64;
-    for s in &symbols {
-        n += stmt.execute(params![s, freq.as_str(), range.start, range.end_exclusive])? as u64;
-    }
-    Ok(n)
+    crate::changes::with_triggers(conn, || {
+        let mut stmt = conn.prepare_cached(&format!(
+            "DELETE FROM {} WHERE symbol = ?1 AND freq = ?2 AND timestamp >= ?3 \
+             AND timestamp < ?4",
+            t.kline
+        ))?;
+        let mut n = 0u64;
+        for s in &symbols {
+            n += stmt.execute(params![s, freq.as_str(), range.start, range.end_exclusive])? as u64;
+        }
+        Ok(n)
+    })
 }
 
 #[cfg(test)]

@@ -1137,7 +1137,8 @@ async fn python_v19_files_open_read_and_accept_writes() {
     assert_eq!(n, 8);
     let idx: i64 = c
         .query_row(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL",
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL \
+             AND tbl_name IN ('market_data', 'funding_rate', 'open_interest', 'long_short_ratio')",
             [],
             |r| r.get(0),
         )
@@ -2738,4 +2739,194 @@ async fn split_reads_equal_one_snapshot_and_never_mix_two_states() {
     writer.await.unwrap();
     let (joined, again) = split.split_read_counts();
     assert_eq!(joined + again, 3 + reads, "every read was split");
+}
+
+/// The change record as the rows of `table` say it should be: (key1, key2, symbol, day,
+/// rows, first, last), in key order.
+fn record_truth(c: &rusqlite::Connection, table: &str, k1: &str, k2: &str) -> Vec<[String; 7]> {
+    let sql = format!(
+        "SELECT {k1}, {k2}, symbol, timestamp / 86400000 AS day, COUNT(*), MIN(timestamp), \
+         MAX(timestamp) FROM {table} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+    );
+    rows_of(c, &sql)
+}
+
+fn record_of(c: &rusqlite::Connection, table: &str) -> Vec<[String; 7]> {
+    let sql = format!(
+        "SELECT key1, key2, symbol, day, rows, first_ts, last_ts FROM marketdb_changes \
+         WHERE tbl = '{table}' ORDER BY key1, key2, symbol, day"
+    );
+    rows_of(c, &sql)
+}
+
+fn rows_of(c: &rusqlite::Connection, sql: &str) -> Vec<[String; 7]> {
+    let mut stmt = c.prepare(sql).unwrap();
+    stmt.query_map([], |r| {
+        let mut out: [String; 7] = Default::default();
+        for (i, slot) in out.iter_mut().enumerate() {
+            *slot = match r.get_ref(i)? {
+                rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                other => format!("{other:?}"),
+            };
+        }
+        Ok(out)
+    })
+    .unwrap()
+    .collect::<rusqlite::Result<Vec<_>>>()
+    .unwrap()
+}
+
+/// Every table's record equals what its rows say.
+fn assert_record_exact(c: &rusqlite::Connection) {
+    for (table, k1, k2) in [
+        ("market_data", "freq", "''"),
+        ("funding_rate", "''", "''"),
+        ("open_interest", "interval", "''"),
+        ("long_short_ratio", "period", "ratio_type"),
+    ] {
+        assert_eq!(
+            record_of(c, table),
+            record_truth(c, table, k1, k2),
+            "the change record of {table}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_change_record_follows_every_writer_and_the_summary_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path()).await;
+    let minutes = |from: i64, n: i64| (0..n).map(|i| from + i * M).collect::<Vec<_>>();
+    let mut rows = bars("AAA", Freq::M1, &minutes(JAN1 + 23 * H, 180));
+    rows.extend(bars("BBB", Freq::M1, &minutes(JAN1, 90)));
+    db.store_data(rows, Freq::M1).await.unwrap();
+    db.store_data(bars("AAA", Freq::H1, &[JAN1, JAN1 + H]), Freq::H1)
+        .await
+        .unwrap();
+    db.store_funding_rate(vec![FundingRate {
+        symbol: "AAA".into(),
+        funding_time: JAN1 + 8 * H,
+        funding_rate: 0.0001,
+        mark_price: None,
+        index_price: None,
+    }])
+    .await
+    .unwrap();
+    db.store_metrics(
+        vec![OpenInterest {
+            symbol: "AAA".into(),
+            time: JAN1,
+            interval: Freq::M5,
+            open_interest: 1.0,
+            open_interest_value: Some(2.0),
+        }],
+        vec![LongShortRatio {
+            symbol: "AAA".into(),
+            timestamp: JAN1 + DAY_MS,
+            period: Freq::M5,
+            ratio_type: RatioType::TakerVol,
+            long_short_ratio: 0.9,
+            long_account: None,
+            short_account: None,
+        }],
+    )
+    .await
+    .unwrap();
+    // Deletes through the store: the triggers record them.
+    db.delete_range(
+        &syms(&["AAA"]),
+        TimeRange {
+            start: JAN1 + DAY_MS,
+            end_exclusive: JAN1 + DAY_MS + 30 * M,
+        },
+        Freq::M1,
+    )
+    .await
+    .unwrap();
+    let c = raw(dir.path());
+    assert_record_exact(&c);
+    let stale = |c: &rusqlite::Connection| -> i64 {
+        c.query_row(
+            "SELECT COUNT(*) FROM marketdb_changes WHERE stale = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(stale(&c), 0, "marketdb's writes leave nothing stale");
+
+    // Another program writes: an upsert, a new symbol two days on, an update, a delete.
+    python_insert(&c, &bar("AAA", Freq::M1, JAN1 + 23 * H, 99.0), "1m");
+    python_insert(&c, &bar("CCC", Freq::M1, JAN1 + 2 * DAY_MS, 1.0), "1m");
+    c.execute(
+        "UPDATE market_data SET close_price = 1.5 WHERE symbol = 'BBB' AND timestamp = ?1",
+        [JAN1],
+    )
+    .unwrap();
+    c.execute(
+        "DELETE FROM market_data WHERE symbol = 'BBB' AND timestamp >= ?1",
+        [JAN1 + 60 * M],
+    )
+    .unwrap();
+    c.execute("DELETE FROM funding_rate", []).unwrap();
+    // Four days: AAA and BBB on the 1st, CCC on the 3rd, the funding day.
+    assert_eq!(
+        stale(&c),
+        4,
+        "the triggers marked what the other program changed"
+    );
+
+    // Readers use the record and count the stale days: the summary equals the rows.
+    let summary = db.get_data_summary().await.unwrap();
+    let truth: Vec<(String, i64, i64, i64, i64)> = c
+        .prepare(
+            "SELECT freq, COUNT(*), COUNT(DISTINCT symbol), MIN(timestamp), MAX(timestamp) \
+             FROM market_data GROUP BY freq ORDER BY freq",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    let got: Vec<(String, i64, i64, i64, i64)> = summary
+        .market_data
+        .iter()
+        .map(|k| {
+            (
+                k.freq.clone(),
+                k.record_count as i64,
+                k.unique_symbols as i64,
+                k.earliest_timestamp.unwrap(),
+                k.latest_timestamp.unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, truth);
+    assert_eq!(summary.funding_rate.record_count, 0);
+    assert_eq!(summary.funding_rate.earliest_timestamp, None);
+    assert_eq!(stale(&c), 4, "a read changes nothing");
+
+    // The next marketdb write settles every stale day, its own and the other program's.
+    db.store_data(bars("DDD", Freq::M1, &[JAN1]), Freq::M1)
+        .await
+        .unwrap();
+    assert_eq!(stale(&c), 0);
+    assert_record_exact(&c);
+
+    // A write to a data table that does not declare itself is refused on the store's
+    // writer, so no new write path can skip the record.
+    let err = db
+        .pool()
+        .write(|tx| {
+            tx.execute("DELETE FROM market_data", [])
+                .map_err(marketdb_pool::Error::from)
+        })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not authorized"), "{err}");
+    assert_record_exact(&c);
+    db.close().await;
 }

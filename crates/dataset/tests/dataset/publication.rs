@@ -153,6 +153,10 @@ async fn only_what_changed_is_rewritten_and_an_import_reproduces_the_tables() {
         "{again:?}"
     );
     assert_eq!(again.unchanged, DATASET_KEYS.len() as u64);
+    assert_eq!(
+        again.compared_by_rows, 0,
+        "the change record tells every partition unchanged without reading rows"
+    );
     assert_eq!(snapshot(&out), before);
 
     // One symbol-day upserted: exactly that partition is rewritten.
@@ -172,6 +176,10 @@ async fn only_what_changed_is_rewritten_and_an_import_reproduces_the_tables() {
         .await
         .unwrap();
     assert_eq!(changed.written, ["klines/freq=1m/date=2024-01-02"]);
+    assert_eq!(
+        changed.compared_by_rows, 1,
+        "only the changed partition is read"
+    );
     let after = snapshot(&out);
     for (path, (bytes, mtime)) in &before {
         let (b2, m2) = &after[path];
@@ -522,4 +530,41 @@ print(json.dumps(out))
     assert_eq!(v["funding_rate"], 18);
     assert_eq!(v["open_interest"], 2 * 576);
     assert_eq!(v["long_short_ratio"], 2 * 576);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_another_program_changed_is_found_and_republished() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = open_db(tmp.path()).await;
+    dataset_fixture(&a).await;
+    let out = tmp.path().join("dataset");
+    let req = DatasetRequest::default();
+    marketdb_dataset::export_dataset(&a, &out, &req)
+        .await
+        .unwrap();
+    // Another program (the sqlite3 shell, cryptoservice) changes one value of one day.
+    let c = rusqlite::Connection::open(tmp.path().join("market.db")).unwrap();
+    let n = c
+        .execute(
+            "UPDATE market_data SET close_price = low_price WHERE symbol = 'S003USDT' \
+             AND freq = '1m' AND timestamp = ?1",
+            [day(2) + 60_000],
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    drop(c);
+    let r = marketdb_dataset::export_dataset(&a, &out, &req)
+        .await
+        .unwrap();
+    assert_eq!(r.written, ["klines/freq=1m/date=2024-01-02"]);
+    assert_eq!(r.compared_by_rows, 1, "{r:?}");
+    assert!(!r.no_change_record);
+    // Still stale (a read settles nothing): the same partition is compared again, and
+    // found unchanged now.
+    let r = marketdb_dataset::export_dataset(&a, &out, &req)
+        .await
+        .unwrap();
+    assert!(r.written.is_empty(), "{r:?}");
+    assert_eq!(r.compared_by_rows, 1);
+    a.close().await;
 }
