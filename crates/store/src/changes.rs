@@ -42,6 +42,7 @@ const CHANGES_DDL: &str = "CREATE TABLE IF NOT EXISTS marketdb_changes (
     day INTEGER NOT NULL,
     rows INTEGER NOT NULL DEFAULT 0, first_ts INTEGER, last_ts INTEGER,
     stamp INTEGER NOT NULL DEFAULT 0, stale INTEGER NOT NULL DEFAULT 1,
+    unchecked INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (tbl, key1, key2, symbol, day)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS marketdb_changes_stale ON marketdb_changes (stale) WHERE stale = 1;";
@@ -101,11 +102,22 @@ fn key_sql(r: &str, col: Option<&str>) -> String {
     }
 }
 
+/// The mark of the row `r`: `NEW` rows come from a program that did not validate them
+/// (`unchecked`, so `check` reads that day's rows); a deleted `OLD` row leaves nothing new
+/// to validate.
 fn mark_sql(t: &Tracked, r: &str) -> String {
+    let (unchecked, set) = if r == "NEW" {
+        (
+            "1",
+            "stale = 1, unchecked = 1 WHERE stale = 0 OR unchecked = 0",
+        )
+    } else {
+        ("0", "stale = 1 WHERE stale = 0")
+    };
     format!(
-        "INSERT INTO marketdb_changes (tbl, key1, key2, symbol, day) VALUES ('{}', {}, {}, \
-         ifnull({r}.symbol, ''), {}) ON CONFLICT (tbl, key1, key2, symbol, day) DO UPDATE \
-         SET stale = 1 WHERE stale = 0;",
+        "INSERT INTO marketdb_changes (tbl, key1, key2, symbol, day, unchecked) VALUES ('{}', \
+         {}, {}, ifnull({r}.symbol, ''), {}, {unchecked}) ON CONFLICT (tbl, key1, key2, symbol, \
+         day) DO UPDATE SET {set};",
         t.table,
         key_sql(r, t.key1),
         key_sql(r, t.key2),
@@ -136,7 +148,9 @@ fn triggers_sql(t: &Tracked) -> String {
 
 /// Whether the file holds the record and all twelve triggers (read only).
 pub(crate) fn is_complete(conn: &Connection, t: &Tables) -> Result<bool> {
-    if !table_exists(conn, CHANGES_TABLE)? {
+    if !table_exists(conn, CHANGES_TABLE)?
+        || !crate::schema::has_column(conn, CHANGES_TABLE, "unchecked")?
+    {
         return Ok(false);
     }
     let mut stmt =
@@ -159,17 +173,28 @@ pub(crate) fn install(conn: &Connection, t: &Tables, path: &str) -> Result<()> {
         return Ok(());
     }
     tracing::info!("{path}: building the change record from the stored rows (once)");
+    // Whatever part of a record is there (an older layout, some triggers) is rebuilt.
+    for tr in tracked(t) {
+        for event in ["insert", "delete", "update"] {
+            conn.execute_batch(&format!(
+                "DROP TRIGGER IF EXISTS {}",
+                trigger_name(tr.table, event)
+            ))?;
+        }
+    }
+    conn.execute_batch("DROP TABLE IF EXISTS marketdb_changes")?;
     conn.execute_batch(CHANGES_DDL)?;
-    conn.execute("DELETE FROM marketdb_changes", [])?;
     for tr in tracked(t) {
         conn.execute_batch(&triggers_sql(&tr))?;
         let (k1, k2) = (key_sql("r", tr.key1), key_sql("r", tr.key2));
         let day = day_sql("r");
-        // Stale marks, then one settle: the same counting as any later change.
+        // Stale marks, then one settle: the same counting as any later change. Rows
+        // already there were written by whoever: unchecked.
         conn.execute(
             &format!(
-                "INSERT OR IGNORE INTO marketdb_changes (tbl, key1, key2, symbol, day) \
-                 SELECT DISTINCT '{}', {k1}, {k2}, ifnull(r.symbol, ''), {day} FROM {} AS r",
+                "INSERT OR IGNORE INTO marketdb_changes (tbl, key1, key2, symbol, day, \
+                 unchecked) SELECT DISTINCT '{}', {k1}, {k2}, ifnull(r.symbol, ''), {day}, 1 \
+                 FROM {} AS r",
                 tr.table, tr.table
             ),
             [],
@@ -614,4 +639,35 @@ impl crate::AsyncMarketDB {
         self.read(move |c, t| recorded_days(c, t, table, key1.as_deref(), (from_day, to_day)))
             .await
     }
+}
+
+/// The days of `symbol`'s `freq` klines in `[from_day, to_day)` that the record vouches are
+/// whole: counted since their last change (not stale), written only through marketdb's
+/// validating writes (not `unchecked`), holding `per_day` rows from the day's first slot to
+/// its last (`step` apart). With rows on the grid (validated) and distinct open times (the
+/// key), that is every slot of the day. Sorted. Empty when the file has no record.
+pub(crate) fn whole_days(
+    conn: &Connection,
+    t: &Tables,
+    symbol: &str,
+    freq: &str,
+    days: (i64, i64),
+    per_day: i64,
+    step: i64,
+) -> Result<Vec<i64>> {
+    if !is_complete(conn, t)? {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT day FROM marketdb_changes WHERE tbl = ?1 AND key1 = ?2 AND key2 = '' \
+         AND symbol = ?3 AND day >= ?4 AND day < ?5 AND stale = 0 AND unchecked = 0 \
+         AND rows = ?6 AND first_ts = day * ?7 AND last_ts = day * ?7 + ?7 - ?8 ORDER BY day",
+    )?;
+    let out = stmt
+        .query_map(
+            params![t.kline, freq, symbol, days.0, days.1, per_day, DAY_MS, step],
+            |r| r.get(0),
+        )?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    Ok(out)
 }

@@ -57,6 +57,23 @@ pub struct SuspiciousRow {
     pub reason: String,
 }
 
+/// One step of a check ([`Checker::steps`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Read these rows and compare them with the grid.
+    Rows(TimeRange),
+    /// Every slot of `[start, end)` is stored and valid (the change record says so).
+    Whole(i64, i64),
+}
+
+/// The bars per UTC day and their spacing, for intervals whose grid tiles each day
+/// exactly (`1s` to `1d`, not `3d`, weeks or months): the shape of a whole day.
+pub(crate) fn day_shape(freq: Freq) -> Option<(i64, i64)> {
+    let len = freq.fixed_ms()?;
+    (freq != Freq::D3 && len > 0 && marketdb_model::time::DAY_MS % len == 0)
+        .then(|| (marketdb_model::time::DAY_MS / len, len))
+}
+
 /// The open times of an interval's buckets in a range, as an iterator with cheap skips.
 #[derive(Clone, Debug)]
 pub(crate) struct Grid {
@@ -238,25 +255,50 @@ impl Checker {
         })
     }
 
-    /// Windows covering the stored rows of the range, each about [`WINDOW_BARS`] grid
-    /// slots, in time order; none when the range holds no row.
-    pub(crate) fn windows(&self) -> Vec<TimeRange> {
+    /// The work of the check in time order: windows of rows to read, and the `whole`
+    /// periods (`[start, end)`, sorted, disjoint, inside the range, each holding a stored
+    /// row at both ends) whose slots are all present without reading them.
+    pub(crate) fn steps(&self, whole: &[(i64, i64)]) -> Vec<Step> {
         let Some((first, last)) = self.stored else {
             return Vec::new();
         };
-        let step = self.freq.nominal_ms().saturating_mul(WINDOW_BARS);
+        let chunk = self.freq.nominal_ms().saturating_mul(WINDOW_BARS);
         let stop = last.saturating_add(1).min(self.range.end_exclusive);
+        let rows = |out: &mut Vec<Step>, from: i64, to: i64| {
+            let mut start = from;
+            while start < to {
+                let end = start.saturating_add(chunk).min(to);
+                out.push(Step::Rows(TimeRange {
+                    start,
+                    end_exclusive: end,
+                }));
+                start = end;
+            }
+        };
         let mut out = Vec::new();
-        let mut start = first;
-        while start < stop {
-            let end = start.saturating_add(step).min(stop);
-            out.push(TimeRange {
-                start,
-                end_exclusive: end,
-            });
-            start = end;
+        let mut cur = first;
+        for &(start, end) in whole {
+            if end <= cur || start >= stop {
+                continue;
+            }
+            rows(&mut out, cur, start);
+            out.push(Step::Whole(start.max(cur), end));
+            cur = end;
         }
+        rows(&mut out, cur, stop);
         out
+    }
+
+    /// Counts every slot of `[start, end)` as present (a period the change record vouches
+    /// is whole), after the missing run before it, if any.
+    pub(crate) fn whole(&mut self, start: i64, end: i64) {
+        if let Some(run) = self.grid.skip_to(start) {
+            push_run(&mut self.missing, &self.grid, run);
+        }
+        while self.grid.peek().is_some_and(|t| t < end) {
+            self.grid.advance();
+            self.present += 1;
+        }
     }
 
     /// Compares the stored rows in `window` (the next window in time order) with the grid.

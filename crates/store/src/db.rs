@@ -17,7 +17,7 @@ use marketdb_model::{
 use marketdb_pool::{PoolKind, PoolManager, run_blocking};
 use tracing::{debug, info, warn};
 
-use crate::completeness::{Checker, CompletenessReport};
+use crate::completeness::{Checker, CompletenessReport, Step};
 use crate::config::CHECKPOINT_AFTER_ROWS;
 use crate::read::{ReadPlan, read_frame, read_frame_part, read_latest, resolve_symbols};
 use crate::resample::{IncompletePolicy, Resampled, source_range};
@@ -916,17 +916,51 @@ impl AsyncMarketDB {
         let grid = closed_part(range, freq, marketdb_model::time::now_ms());
         let mut out = Vec::with_capacity(symbols.len());
         for s in symbols {
+            let whole = match crate::completeness::day_shape(freq) {
+                Some((per_day, step)) => {
+                    const DAY: i64 = marketdb_model::time::DAY_MS;
+                    let symbol = s.clone();
+                    self.read(move |c, t| {
+                        let days = (
+                            crate::changes::day_of(grid.start),
+                            crate::changes::day_of(grid.end_exclusive) + 1,
+                        );
+                        let days = crate::changes::whole_days(
+                            c,
+                            t,
+                            &symbol,
+                            freq.as_str(),
+                            days,
+                            per_day,
+                            step,
+                        )?;
+                        Ok(days
+                            .into_iter()
+                            .map(|d| (d * DAY, d * DAY + DAY))
+                            .filter(|(a, b)| *a >= grid.start && *b <= grid.end_exclusive)
+                            .collect::<Vec<_>>())
+                    })
+                    .await?
+                }
+                None => Vec::new(),
+            };
             let mut checker = self
                 .read(move |c, t| Checker::new(c, t, &s, freq, grid))
                 .await?;
-            // Each window is its own short read; the grid position carries over.
-            for window in checker.windows() {
-                checker = self
-                    .read(move |c, t| {
-                        checker.feed(c, t, window)?;
-                        Ok(checker)
-                    })
-                    .await?;
+            // Each window is its own short read; the grid position carries over. Days
+            // the change record vouches are whole are counted without reading them.
+            for step in checker.steps(&whole) {
+                match step {
+                    Step::Whole(start, end) => checker.whole(start, end),
+                    Step::Rows(window) => {
+                        checker = self
+                            .read(move |c, t| {
+                                checker.feed(c, t, window)?;
+                                Ok(checker)
+                            })
+                            .await?;
+                    }
+                }
             }
             out.push(checker.finish());
         }

@@ -2930,3 +2930,74 @@ async fn the_change_record_follows_every_writer_and_the_summary_reads_it() {
     assert_record_exact(&c);
     db.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_counts_whole_days_from_the_record_and_reads_every_other_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path()).await;
+    // AAA: days 1-3 whole, day 4 with a 10-minute hole; BBB: days 1-2 whole, day 3 half.
+    let aaa = minute_bars("AAA", JAN1, 4 * 1440, |i| {
+        (3 * 1440 + 100..3 * 1440 + 110).contains(&i)
+    });
+    db.store_data(aaa, Freq::M1).await.unwrap();
+    db.store_data(
+        minute_bars("BBB", JAN1, 2 * 1440 + 720, |_| false),
+        Freq::M1,
+    )
+    .await
+    .unwrap();
+    let c = raw(dir.path());
+    let vouched: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM marketdb_changes WHERE stale = 0 AND unchecked = 0 \
+             AND rows = 1440",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(vouched, 3 + 2, "the record vouches for the five whole days");
+    // Another program adds an off-grid row to a whole day of AAA and breaks a bar of BBB:
+    // those days are no longer vouched for, even after marketdb's next write settles them.
+    let mut odd = bar("AAA", Freq::M1, JAN1 + DAY_MS + 30_000, 1.0);
+    odd.close_time = odd.open_time + M - 1;
+    python_insert(&c, &odd, "1m");
+    c.execute(
+        "UPDATE market_data SET high_price = low_price - 1 WHERE symbol = 'BBB' AND timestamp = ?1",
+        [JAN1 + 5 * M],
+    )
+    .unwrap();
+    db.store_data(bars("CCC", Freq::M1, &[JAN1]), Freq::M1)
+        .await
+        .unwrap();
+    let range = TimeRange::parse("2024-01-01", "2024-01-05").unwrap();
+    let fast = db.check_completeness(range, Freq::M1, &[]).await.unwrap();
+    let a = &fast.symbols[0];
+    assert_eq!((a.expected, a.present), (5 * 1440, 4 * 1440 - 10));
+    assert_eq!(a.suspicious.len(), 1, "{:?}", a.suspicious);
+    assert_eq!(a.suspicious[0].timestamp, JAN1 + DAY_MS + 30_000);
+    let b = &fast.symbols[1];
+    assert_eq!(b.present, 2 * 1440 + 720);
+    assert_eq!(b.suspicious.len(), 1, "{:?}", b.suspicious);
+    db.close().await;
+
+    // The same file without its record: every row read, the same report.
+    let copy = tempfile::tempdir().unwrap();
+    for side in ["", "-wal"] {
+        let from = dir.path().join(format!("market.db{side}"));
+        if from.exists() {
+            std::fs::copy(from, copy.path().join(format!("market.db{side}"))).unwrap();
+        }
+    }
+    let c = raw(copy.path());
+    c.execute_batch("DROP TABLE marketdb_changes").unwrap();
+    drop(c);
+    let slow_db = AsyncMarketDB::open_read_only(copy.path().join("market.db"))
+        .await
+        .unwrap();
+    let slow = slow_db
+        .check_completeness(range, Freq::M1, &[])
+        .await
+        .unwrap();
+    assert_eq!(fast, slow);
+    slow_db.close().await;
+}
