@@ -152,7 +152,7 @@ pub fn serve(args: &[String]) -> Result<()> {
         .context("cannot start the tokio runtime")?;
     // Untimed setup, before the probe.
     let files = match op.as_str() {
-        "store_floor" => {
+        "store_floor" | "store_floor_fast" => {
             rt.block_on(ops::create_schema(&db))?;
             Vec::new()
         }
@@ -163,6 +163,7 @@ pub fn serve(args: &[String]) -> Result<()> {
     let export = |kind| rt.block_on(ops::export(&db, range, kind, &path()?, want));
     let timed = match op.as_str() {
         "store_floor" => floor::store(&db, &spec),
+        "store_floor_fast" => floor::store_fast(&db, &spec),
         "store_api" => rt.block_on(ops::store(&db, &spec)),
         "ingest" => rt.block_on(ops::ingest(&files, &db, want)),
         "read_floor" => floor::read(&db),

@@ -26,6 +26,7 @@ mod report;
 mod rss;
 mod stream;
 mod suite;
+mod w4;
 mod workload;
 
 use std::{
@@ -43,6 +44,7 @@ use workload::Workload;
 const USAGE: &str =
     "usage: marketdb-bench [--workload LIST] [--python[=LIST]] [--out DIR] [--reps N]
        marketdb-bench stream [--symbols N] [--seconds S] [--out DIR]   (see stream --help)
+       marketdb-bench w4 [--symbols N] [--days N] [--out DIR]   (research scale, see w4 --help)
 
   --workload  workloads to run, joined by ',' or '+' (default all): W1 = 50 symbols x 1 day
               of 1m, W2 = 100 symbols x 7 days, W3 = 200 symbols x 30 days (8.64M bars,
@@ -134,6 +136,9 @@ fn run() -> Result<()> {
     }
     if raw.first().is_some_and(|a| a == "stream") {
         return stream::main(&raw[1..]);
+    }
+    if raw.first().is_some_and(|a| a == "w4") {
+        return w4::main(&raw[1..]);
     }
     let Some(args) = parse_args(raw.into_iter())? else {
         println!("{USAGE}");

@@ -27,6 +27,16 @@ use crate::{Timed, workload::bars};
 pub async fn create_schema(path: &Path) -> Result<()> {
     let db = AsyncMarketDB::open(path).await?;
     db.close().await;
+    // The floors are minimal programs: without the change record's triggers, which
+    // marketdb's own bulk inserts do not fire either (they mark what they write instead).
+    let conn = rusqlite::Connection::open(path)?;
+    let triggers: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'marketdb_changes_%'")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for name in triggers {
+        conn.execute_batch(&format!("DROP TRIGGER \"{name}\""))?;
+    }
     Ok(())
 }
 

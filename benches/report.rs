@@ -131,6 +131,8 @@ pub enum Role {
     Marketdb,
     /// The Python original.
     Python,
+    /// Another tool doing the same job (DuckDB loading the same files).
+    Reference,
 }
 
 impl Role {
@@ -139,6 +141,7 @@ impl Role {
             Role::Floor => "floor",
             Role::Marketdb => "marketdb",
             Role::Python => "python",
+            Role::Reference => "reference",
         }
     }
 }
@@ -187,6 +190,10 @@ impl Row {
 
     pub fn python(key: &'static str, op: &'static str, m: Measured) -> Row {
         Row::new(key, op, Role::Python, m)
+    }
+
+    pub fn reference(key: &'static str, op: &'static str, m: Measured) -> Row {
+        Row::new(key, op, Role::Reference, m)
     }
 
     /// A marketdb operation compared with `floor` by throughput (`throughput`) or by time.

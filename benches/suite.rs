@@ -154,6 +154,15 @@ pub fn bench_workload(
             }),
         ),
         (
+            "store: fastest floor",
+            Box::new(|i| {
+                let db = db_of("floor-fast", i);
+                let t = child::run(&Job::new("store_floor_fast", w, &db));
+                remove_db(&db);
+                t
+            }),
+        ),
+        (
             "store: store_data",
             Box::new(|i| {
                 let db = db_of("api", i);
@@ -199,6 +208,11 @@ pub fn bench_workload(
         "store: raw rusqlite floor",
         writes.next("floor store")?,
     );
+    let store_fast = Row::floor(
+        "store_floor_fast",
+        "store: fastest SQLite floor (100-row statements, one transaction)",
+        writes.next("fastest floor store")?,
+    );
     let store_target = Some(Target::AtLeast(0.85));
     let store_api = Row::versus(
         "store_api",
@@ -216,12 +230,14 @@ pub fn bench_workload(
         true,
         Some(Target::AtLeast(0.6)),
     );
+    // The CLI against the fastest floor: a user loading files compares marketdb with
+    // the fastest SQLite load there is (and with DuckDB, below).
     let ingest_cli = match tools.marketdb {
         Some(_) => Some(Row::versus(
             "ingest_cli",
             "ingest: marketdb ingest (CLI)",
             writes.next("marketdb ingest")?,
-            &store_floor,
+            &store_fast,
             true,
             Some(Target::AtLeast(0.9)),
         )),
@@ -271,6 +287,25 @@ pub fn bench_workload(
                 ),
             ];
             let mut r = Results::new(measure_group(1, rest)?, want);
+            let duck_db = scratch.join("duckdb.duckdb");
+            let duck: Vec<Op<'_>> = vec![(
+                "duckdb: CREATE TABLE AS SELECT * FROM read_csv(...)",
+                Box::new(|i| {
+                    remove_path(&duck_db);
+                    let t = py.run("duckdb", w, &duck_db, Some(("--vision", &vision)));
+                    if i + 1 < py_reps {
+                        remove_path(&duck_db);
+                    }
+                    t
+                }),
+            )];
+            let mut d = Results::new(measure_group(py_reps, duck)?, want);
+            let duckdb = Row::reference(
+                "duckdb_read_csv",
+                "duckdb: read_csv of the same files into a table",
+                d.next("duckdb read_csv")?,
+            );
+            remove_path(&duck_db);
             let read = Row::python(
                 "python_read",
                 "python: MarketDB.read_data",
@@ -290,12 +325,28 @@ pub fn bench_workload(
                  then reads and exports that file"
             ));
             remove_db(&py_db);
-            Some([store, read, numpy])
+            Some([store, read, numpy, duckdb])
         }
         None => None,
     };
     let py_row = |key: &str| python.iter().flatten().find(|r| r.key == key);
+    if let (Some(cli), Some(duck), Some(py)) = (
+        ingest_cli.as_ref(),
+        py_row("duckdb_read_csv"),
+        py_row("python_store"),
+    ) {
+        let r = |a: &Row, b: &Row| safe_ratio(a.m.rows_per_sec(), b.m.rows_per_sec());
+        notes.push(format!(
+            "ingest of the same files, throughput ratios: marketdb ingest / DuckDB read_csv = \
+             {:.2}; marketdb ingest / Python original = {:.1}; fastest SQLite floor / DuckDB = \
+             {:.2}",
+            r(cli, duck),
+            r(cli, py),
+            r(&store_fast, duck)
+        ));
+    }
     rows.push(store_floor);
+    rows.push(store_fast);
     rows.push(store_api.with_python(py_row("python_store"), None));
     rows.push(ingest_api.with_python(py_row("python_store"), None));
     if let Some(cli) = ingest_cli {
@@ -522,4 +573,9 @@ fn remove_db(db: &Path) {
         p.push(suffix);
         let _ = fs::remove_file(PathBuf::from(p));
     }
+}
+
+/// `a / b`, 0 when `b` is 0.
+fn safe_ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 { a / b } else { 0.0 }
 }

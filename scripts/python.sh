@@ -22,9 +22,9 @@ wheels="$root/target/wheels"
 mkdir -p "$root/target"
 exec 9>"$root/target/pymarketdb.lock"
 flock 9
-if ! "$venv/bin/python" -c 'import importlib.metadata as m; assert m.version("cryptoservice") == "1.9.0"; import pytest, pyarrow, maturin, polars' >/dev/null 2>&1; then
+if ! "$venv/bin/python" -c 'import importlib.metadata as m; assert m.version("cryptoservice") == "1.9.0"; import pytest, pyarrow, maturin, polars, duckdb' >/dev/null 2>&1; then
   python3 -m venv "$venv" >&2
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check cryptoservice==1.9.0 pytest pyarrow polars 'maturin>=1.9,<2' >&2
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check cryptoservice==1.9.0 pytest pyarrow polars duckdb 'maturin>=1.9,<2' >&2
 fi
 if [ "${1:-test}" = env ]; then
   echo "$venv/bin/python"

@@ -57,7 +57,9 @@ fn help() {
          the benchmark harness (release build), report in target/bench/; --python also\n          \
          measures cryptoservice 1.9.0 (virtualenv target/pymarketdb)\n  \
          bench stream [--symbols N] [--seconds S] [--paced] [--out DIR]\n          \
-         the stream throughput benchmark (docs/benchmarks.md)\n  \
+         the stream throughput benchmark (docs/benchmarks.md)\n          \
+         bench w4 [--symbols N] [--days N] [--out DIR]\n          \
+         W4, research scale: 300 x 60 days by default, minutes and gigabytes\n  \
          torture [--rounds N] [--contend-secs S]\n          \
          the reliability harness: kills, signals, full disk, contention (unix, debug build),\n          \
          report in target/torture/report.md\n  \
