@@ -133,7 +133,7 @@ fn measure(bin: &Path, symbols: u32, days: u32, tmp: &Path) -> Result<(Vec<Step>
     });
     let _ = fs::remove_dir_all(tmp.join("np"));
     let size = fs::metadata(&db).map_or(0, |m| m.len());
-    notes.push(format!("database file: {:.2} GB", size as f64 / 1e9));
+    notes.push(format!("database file: {:.1} MB", size as f64 / 1e6));
     for run in ["cold", "warm"] {
         let (secs, _) = timed(bin, &["--db", &db, "summary"])?;
         steps.push(Step {
@@ -182,6 +182,8 @@ fn measure(bin: &Path, symbols: u32, days: u32, tmp: &Path) -> Result<(Vec<Step>
             "all",
             "--freq",
             "1m",
+            "--timerange",
+            &range,
             "--out",
             &path("k.parquet"),
         ],
@@ -194,31 +196,14 @@ fn measure(bin: &Path, symbols: u32, days: u32, tmp: &Path) -> Result<(Vec<Step>
     });
     let _ = fs::remove_file(tmp.join("k.parquet"));
     let ds = path("dataset");
-    let mut dataset = |name: &'static str| -> Result<Value> {
-        let (secs, text) = timed(
-            bin,
-            &[
-                "--db", &db, "-q", "--json", "export", "dataset", "--out", &ds,
-            ],
-        )?;
-        let v = json_of(&text)?;
-        steps.push(Step {
-            name,
-            secs,
-            rows: rows_of(&v, "rows"),
-            note: format!(
-                "{} written, {} unchanged, {} compared by rows",
-                v.get("written")
-                    .and_then(Value::as_array)
-                    .map_or(0, Vec::len),
-                rows_of(&v, "unchanged").unwrap_or(0),
-                rows_of(&v, "compared_by_rows").unwrap_or(0)
-            ),
-        });
-        Ok(v)
-    };
-    dataset("export dataset: first publication (every kind)")?;
-    dataset("export dataset: nothing changed")?;
+    dataset(
+        bin,
+        &db,
+        &ds,
+        &mut steps,
+        "export dataset: first publication (every kind)",
+    )?;
+    dataset(bin, &db, &ds, &mut steps, "export dataset: nothing changed")?;
     // One new day for every symbol, as a daily job would add it.
     let (secs, text) = timed(
         bin,
@@ -249,7 +234,13 @@ fn measure(bin: &Path, symbols: u32, days: u32, tmp: &Path) -> Result<(Vec<Step>
         note: String::new(),
     });
     let _ = fs::remove_dir_all(tmp.join("np-new"));
-    dataset("export dataset: after one new day")?;
+    dataset(
+        bin,
+        &db,
+        &ds,
+        &mut steps,
+        "export dataset: after one new day",
+    )?;
     let copy = path("imported.db");
     let (secs, text) = timed(
         bin,
@@ -265,12 +256,41 @@ fn measure(bin: &Path, symbols: u32, days: u32, tmp: &Path) -> Result<(Vec<Step>
     Ok((steps, notes))
 }
 
+/// Runs `export dataset` of `db` into `ds` and records it as `name`.
+fn dataset(
+    bin: &Path,
+    db: &str,
+    ds: &str,
+    steps: &mut Vec<Step>,
+    name: &'static str,
+) -> Result<()> {
+    let (secs, text) = timed(
+        bin,
+        &["--db", db, "-q", "--json", "export", "dataset", "--out", ds],
+    )?;
+    let v = json_of(&text)?;
+    steps.push(Step {
+        name,
+        secs,
+        rows: rows_of(&v, "rows"),
+        note: format!(
+            "{} written, {} unchanged, {} compared by rows",
+            v.get("written")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len),
+            rows_of(&v, "unchanged").unwrap_or(0),
+            rows_of(&v, "compared_by_rows").unwrap_or(0)
+        ),
+    });
+    Ok(())
+}
+
+/// 2024-01-01T00:00:00Z, the demo's first day.
+const JAN1: i64 = 1_704_067_200_000;
+
 /// `YYYY-MM-DD` of the day after the demo's `days` days from 2024-01-01.
 fn day_after(days: u32) -> String {
-    marketdb::model::time::date_string(
-        marketdb::model::time::parse_ymd("2024-01-01").unwrap_or(0)
-            + i64::from(days) * marketdb::model::time::DAY_MS,
-    )
+    marketdb::model::time::date_string(JAN1 + i64::from(days) * marketdb::model::time::DAY_MS)
 }
 
 fn report(out: &Path, symbols: u32, days: u32, steps: &[Step], notes: &[String]) -> Result<()> {
