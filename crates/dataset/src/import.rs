@@ -46,6 +46,9 @@ use crate::{Error, Result};
 /// Rows per batch read from a partition file.
 const READ_ROWS: usize = 65_536;
 
+/// Decoded batches queued between a partition's reader and the writer.
+const DECODED_BATCHES: usize = 4;
+
 /// A partition that was not imported, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FailedPartition {
@@ -299,13 +302,40 @@ async fn import_one(
         })
         .map(|(other, _)| other)
         .collect();
-    let counts = db
-        .import_partition(part, rows)
-        .await
-        .map_err(|e| Error::StoreWrite {
-            what: format!("partition {}", path.display()),
-            source: Box::new(e),
-        })?;
+    // The file is read, hashed and decoded on its own blocking thread while the writer
+    // stores the batches before it: the two overlap instead of taking turns on the
+    // writer's thread. The queue holds a few batches, so memory does not follow the file.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Records>>(DECODED_BATCHES);
+    let reading = tokio::task::spawn_blocking(move || {
+        for item in rows {
+            // The writer gone (it failed or finished): nothing more to read.
+            if tx.send(item).is_err() {
+                break;
+            }
+        }
+    });
+    // A stop is seen by the writer too, before the batches already queued.
+    let (stop_writer, stopped_path) = (Arc::clone(stop), path.clone());
+    let mut stopped = false;
+    let queued = std::iter::from_fn(move || {
+        if stopped {
+            return None;
+        }
+        if stop_writer.load(Ordering::SeqCst) {
+            stopped = true;
+            return Some(Err(Error::Stopped {
+                what: format!("the import of {}", stopped_path.display()),
+            }));
+        }
+        rx.recv().ok()
+    });
+    let counts = db.import_partition(part, queued).await;
+    // The reader ends once the writer dropped its end of the queue.
+    let _ = reading.await;
+    let counts = counts.map_err(|e| Error::StoreWrite {
+        what: format!("partition {}", path.display()),
+        source: Box::new(e),
+    })?;
     if let Source::Store { .. } = files {
         let _ = std::fs::remove_file(&path);
     }

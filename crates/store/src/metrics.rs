@@ -14,6 +14,43 @@ use rusqlite::{Connection, params, types::ValueRef};
 use crate::read::{distinct_symbols, value_f64};
 use crate::{Result, Tables};
 
+/// Rows per multi-row metric statement; the rest of a batch goes row by row (at most
+/// `METRIC_ROWS - 1` rows, and only two statements in the cache per table).
+const METRIC_ROWS: usize = 64;
+
+/// Upserts `rows` as `{head} VALUES (..), (..)` statements of [`METRIC_ROWS`] rows (one
+/// statement execution per 64 rows instead of per row), each row's `width` values bound
+/// by `bind` from the given first parameter index.
+fn upsert_rows<T>(
+    conn: &Connection,
+    head: &str,
+    width: usize,
+    rows: &[T],
+    bind: impl Fn(&mut rusqlite::Statement<'_>, usize, &T) -> rusqlite::Result<()>,
+) -> Result<()> {
+    let tuple = format!("({})", vec!["?"; width].join(", "));
+    let sql = |n: usize| format!("{head} VALUES {}", vec![tuple.as_str(); n].join(", "));
+    let mut chunks = rows.chunks_exact(METRIC_ROWS);
+    if chunks.len() > 0 {
+        let mut stmt = conn.prepare_cached(&sql(METRIC_ROWS))?;
+        for chunk in chunks.by_ref() {
+            for (i, r) in chunk.iter().enumerate() {
+                bind(&mut stmt, i * width + 1, r)?;
+            }
+            stmt.raw_execute()?;
+        }
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut stmt = conn.prepare_cached(&sql(1))?;
+        for r in rest {
+            bind(&mut stmt, 1, r)?;
+            stmt.raw_execute()?;
+        }
+    }
+    Ok(())
+}
+
 fn opt_f64(v: ValueRef<'_>) -> Option<f64> {
     match v {
         ValueRef::Null => None,
@@ -37,20 +74,19 @@ pub(crate) fn store_funding(
             .map(|r| ("", "", r.symbol.as_str(), r.funding_time)),
     );
     crate::changes::untracked(conn, marks, || {
-        let mut stmt = conn.prepare_cached(&format!(
-            "INSERT OR REPLACE INTO {} (symbol, timestamp, funding_rate, funding_time, mark_price, \
-         index_price) VALUES (?1, ?2, ?3, ?2, ?4, ?5)",
+        let head = format!(
+            "INSERT OR REPLACE INTO {} (symbol, timestamp, funding_rate, funding_time, \
+             mark_price, index_price)",
             t.funding
-        ))?;
-        for r in rows {
-            stmt.execute(params![
-                r.symbol,
-                r.funding_time,
-                r.funding_rate,
-                r.mark_price,
-                r.index_price
-            ])?;
-        }
+        );
+        upsert_rows(conn, &head, 6, rows, |stmt, i, r| {
+            stmt.raw_bind_parameter(i, &r.symbol)?;
+            stmt.raw_bind_parameter(i + 1, r.funding_time)?;
+            stmt.raw_bind_parameter(i + 2, r.funding_rate)?;
+            stmt.raw_bind_parameter(i + 3, r.funding_time)?;
+            stmt.raw_bind_parameter(i + 4, r.mark_price)?;
+            stmt.raw_bind_parameter(i + 5, r.index_price)
+        })?;
         Ok(rows.len())
     })
 }
@@ -71,20 +107,18 @@ pub(crate) fn store_open_interest(
             .map(|r| (r.interval.as_str(), "", r.symbol.as_str(), r.time)),
     );
     crate::changes::untracked(conn, marks, || {
-        let mut stmt = conn.prepare_cached(&format!(
+        let head = format!(
             "INSERT OR REPLACE INTO {} (symbol, timestamp, interval, open_interest, \
-         open_interest_value) VALUES (?1, ?2, ?3, ?4, ?5)",
+             open_interest_value)",
             t.open_interest
-        ))?;
-        for r in rows {
-            stmt.execute(params![
-                r.symbol,
-                r.time,
-                r.interval.as_str(),
-                r.open_interest,
-                r.open_interest_value
-            ])?;
-        }
+        );
+        upsert_rows(conn, &head, 5, rows, |stmt, i, r| {
+            stmt.raw_bind_parameter(i, &r.symbol)?;
+            stmt.raw_bind_parameter(i + 1, r.time)?;
+            stmt.raw_bind_parameter(i + 2, r.interval.as_str())?;
+            stmt.raw_bind_parameter(i + 3, r.open_interest)?;
+            stmt.raw_bind_parameter(i + 4, r.open_interest_value)
+        })?;
         Ok(rows.len())
     })
 }
@@ -111,22 +145,20 @@ pub(crate) fn store_long_short_ratio(
         }),
     );
     crate::changes::untracked(conn, marks, || {
-        let mut stmt = conn.prepare_cached(&format!(
-            "INSERT OR REPLACE INTO {} (symbol, timestamp, period, ratio_type, long_short_ratio, \
-         long_account, short_account) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        let head = format!(
+            "INSERT OR REPLACE INTO {} (symbol, timestamp, period, ratio_type, \
+             long_short_ratio, long_account, short_account)",
             t.long_short_ratio
-        ))?;
-        for r in rows {
-            stmt.execute(params![
-                r.symbol,
-                r.timestamp,
-                r.period.as_str(),
-                t.ratio_type_name(r.ratio_type),
-                r.long_short_ratio,
-                r.long_account,
-                r.short_account
-            ])?;
-        }
+        );
+        upsert_rows(conn, &head, 7, rows, |stmt, i, r| {
+            stmt.raw_bind_parameter(i, &r.symbol)?;
+            stmt.raw_bind_parameter(i + 1, r.timestamp)?;
+            stmt.raw_bind_parameter(i + 2, r.period.as_str())?;
+            stmt.raw_bind_parameter(i + 3, t.ratio_type_name(r.ratio_type))?;
+            stmt.raw_bind_parameter(i + 4, r.long_short_ratio)?;
+            stmt.raw_bind_parameter(i + 5, r.long_account)?;
+            stmt.raw_bind_parameter(i + 6, r.short_account)
+        })?;
         Ok(rows.len())
     })
 }
