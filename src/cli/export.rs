@@ -449,16 +449,12 @@ async fn dataset(g: &Global, a: &DatasetArgs) -> Result<ExitCode> {
         if let Some(how) = &report.scope_extended {
             outln!("the dataset's symbol selection grew {how}");
         }
+        // How many partitions were hashed is in the JSON (`compared_by_rows`); the text
+        // says only when the database could not vouch for any.
         if report.no_change_record {
             outln!(
                 "the database has no change record (made by another program and never opened \
                  for writing by marketdb): every published partition was compared by its rows"
-            );
-        } else if report.compared_by_rows > 0 {
-            outln!(
-                "{} published partition(s) compared by their rows (changed since marketdb last \
-                 wrote the database)",
-                report.compared_by_rows
             );
         }
         if report.dry_run {
