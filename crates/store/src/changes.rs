@@ -13,7 +13,7 @@
 //! from its rows (an index range, O(changes)) and gets a new random stamp. So after a
 //! marketdb write nothing is stale; after another program's write the touched days are
 //! stale until marketdb's next write. Readers never write: they use the record for clean
-//! days and count stale days from the rows ([`TableRecord`]).
+//! days and count stale days from the rows ([`group_stats`]).
 //!
 //! A file whose record is missing or incomplete (made by another program and never opened
 //! for writing by marketdb, or whose triggers were dropped) is rebuilt from the rows at the
@@ -230,12 +230,20 @@ thread_local! {
     static DECLARED: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Puts the thread's declaration back when dropped, also when the write panics (the
+/// blocking threads that run writes are reused).
+struct Declaration(bool);
+
+impl Drop for Declaration {
+    fn drop(&mut self) {
+        DECLARED.set(self.0);
+    }
+}
+
 /// Runs `f` as a declared write (see [`guard_writer`]).
 fn declared<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let before = DECLARED.replace(true);
-    let out = f();
-    DECLARED.set(before);
-    out
+    let _restore = Declaration(DECLARED.replace(true));
+    f()
 }
 
 /// The data tables of both schema generations.

@@ -2927,7 +2927,67 @@ async fn the_change_record_follows_every_writer_and_the_summary_reads_it() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("not authorized"), "{err}");
+    // Whatever the case of the table's name.
+    let err = db
+        .pool()
+        .write(|tx| {
+            tx.execute("UPDATE Market_Data SET volume = 0", [])
+                .map_err(marketdb_pool::Error::from)
+        })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not authorized"), "{err}");
     assert_record_exact(&c);
+    db.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_the_record_cannot_place_make_the_summary_count_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path()).await;
+    db.store_data(
+        bars("AAA", Freq::M1, &[JAN1, JAN1 + M, JAN1 + 2 * M]),
+        Freq::M1,
+    )
+    .await
+    .unwrap();
+    // Another program stores a timestamp that is text, and a row with an empty interval.
+    let c = raw(dir.path());
+    c.execute_batch(
+        "INSERT INTO market_data (symbol, timestamp, freq) VALUES ('AAA', 'x', '1m'), \
+         ('BBB', 5, '')",
+    )
+    .unwrap();
+    let truth = |c: &rusqlite::Connection| -> Vec<(String, i64, i64)> {
+        c.prepare(
+            "SELECT freq, COUNT(*), COUNT(DISTINCT symbol) FROM market_data GROUP BY freq \
+             ORDER BY freq",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+    };
+    let got = |s: &marketdb_store::DataSummary| -> Vec<(String, i64, i64)> {
+        s.market_data
+            .iter()
+            .map(|k| {
+                (
+                    k.freq.clone(),
+                    k.record_count as i64,
+                    k.unique_symbols as i64,
+                )
+            })
+            .collect()
+    };
+    // Stale (a read), then settled by marketdb's next write: counted from the rows both times.
+    assert_eq!(got(&db.get_data_summary().await.unwrap()), truth(&c));
+    db.store_data(bars("CCC", Freq::M1, &[JAN1]), Freq::M1)
+        .await
+        .unwrap();
+    assert_eq!(got(&db.get_data_summary().await.unwrap()), truth(&c));
+    assert_eq!(truth(&c).iter().map(|t| t.1).sum::<i64>(), 6);
     db.close().await;
 }
 
