@@ -100,37 +100,17 @@ fn measure(bin: &Path, symbols: u32, days: u32, tmp: &Path) -> Result<(Vec<Step>
     let mut steps = Vec::new();
     let mut notes = Vec::new();
     eprintln!("w4: building the demo database ({symbols} symbols x {days} days)");
-    let (secs, text) = timed(
+    let (bars, _) = demo(
         bin,
-        &[
-            "--db",
-            &db,
-            "-q",
-            "--json",
-            "demo",
-            "--symbols",
-            &s,
-            "--days",
-            &d,
-            "--out",
-            &path("np"),
-        ],
+        &db,
+        &s,
+        &d,
+        "2024-01-01",
+        &path("np"),
+        &mut steps,
+        "demo: store bars and metrics, summary, NumPy export",
     )?;
-    let v = json_of(&text)?;
-    let (bars, metrics) = (
-        rows_of(&v, "bars_stored"),
-        rows_of(&v, "metric_rows_stored"),
-    );
-    steps.push(Step {
-        name: "demo: store bars and metrics, summary, NumPy export",
-        secs,
-        rows: Some(bars.unwrap_or(0) + metrics.unwrap_or(0)),
-        note: format!(
-            "{} bars, {} metric rows",
-            bars.unwrap_or(0),
-            metrics.unwrap_or(0)
-        ),
-    });
+    let bars = Some(bars);
     let _ = fs::remove_dir_all(tmp.join("np"));
     let size = fs::metadata(&db).map_or(0, |m| m.len());
     notes.push(format!("database file: {:.1} MB", size as f64 / 1e6));
@@ -205,34 +185,16 @@ fn measure(bin: &Path, symbols: u32, days: u32, tmp: &Path) -> Result<(Vec<Step>
     )?;
     dataset(bin, &db, &ds, &mut steps, "export dataset: nothing changed")?;
     // One new day for every symbol, as a daily job would add it.
-    let (secs, text) = timed(
+    demo(
         bin,
-        &[
-            "--db",
-            &db,
-            "-q",
-            "--json",
-            "demo",
-            "--symbols",
-            &s,
-            "--days",
-            "1",
-            "--start",
-            &day_after(days),
-            "--out",
-            &path("np-new"),
-        ],
+        &db,
+        &s,
+        "1",
+        &day_after(days),
+        &path("np-new"),
+        &mut steps,
+        "demo: one new day for every symbol",
     )?;
-    let v = json_of(&text)?;
-    steps.push(Step {
-        name: "demo: one new day for every symbol",
-        secs,
-        rows: Some(
-            rows_of(&v, "bars_stored").unwrap_or(0)
-                + rows_of(&v, "metric_rows_stored").unwrap_or(0),
-        ),
-        note: String::new(),
-    });
     let _ = fs::remove_dir_all(tmp.join("np-new"));
     dataset(
         bin,
@@ -254,6 +216,49 @@ fn measure(bin: &Path, symbols: u32, days: u32, tmp: &Path) -> Result<(Vec<Step>
         note: String::new(),
     });
     Ok((steps, notes))
+}
+
+/// Runs `demo` into `db` (`symbols` x `days` from `start`, its export in `out`) and records
+/// it as `name`; returns the bars and metric rows it stored.
+#[allow(clippy::too_many_arguments)]
+fn demo(
+    bin: &Path,
+    db: &str,
+    symbols: &str,
+    days: &str,
+    start: &str,
+    out: &str,
+    steps: &mut Vec<Step>,
+    name: &'static str,
+) -> Result<(u64, u64)> {
+    let (secs, text) = timed(
+        bin,
+        &[
+            "--db",
+            db,
+            "-q",
+            "--json",
+            "demo",
+            "--symbols",
+            symbols,
+            "--days",
+            days,
+            "--start",
+            start,
+            "--out",
+            out,
+        ],
+    )?;
+    let v = json_of(&text)?;
+    let bars = rows_of(&v, "bars_stored").unwrap_or(0);
+    let metrics = rows_of(&v, "metric_rows_stored").unwrap_or(0);
+    steps.push(Step {
+        name,
+        secs,
+        rows: Some(bars + metrics),
+        note: format!("{bars} bars, {metrics} metric rows"),
+    });
+    Ok((bars, metrics))
 }
 
 /// Runs `export dataset` of `db` into `ds` and records it as `name`.
