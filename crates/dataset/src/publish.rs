@@ -27,6 +27,7 @@ use marketdb_store::{AsyncMarketDB, RecordedDay, RecordedTable, day_of};
 use parquet::arrow::ArrowWriter;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -590,11 +591,21 @@ fn writer_properties(p: &Partition, compression: ParquetCompression) -> WriterPr
     if let Some(f) = p.freq {
         meta.push(KeyValue::new("marketdb.freq".to_owned(), f.to_string()));
     }
-    WriterProperties::builder()
+    let mut props = WriterProperties::builder()
         .set_compression(marketdb_export::parquet_codec(compression))
         .set_max_row_group_row_count(Some(GROUP_MAX_ROWS))
-        .set_key_value_metadata(Some(meta))
-        .build()
+        // Prices and volumes rarely repeat: a dictionary there costs a hash per value
+        // (the largest single cost of a publication) and saves no space. Text columns
+        // (symbol, interval, ratio type) repeat on every row and keep theirs.
+        .set_dictionary_enabled(false)
+        .set_key_value_metadata(Some(meta));
+    for field in p.kind.schema().fields() {
+        if field.data_type() == &arrow_schema::DataType::Utf8 {
+            props =
+                props.set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), true);
+        }
+    }
+    props.build()
 }
 
 /// Row offsets where the symbol changes in `batch` (after row `i - 1`), and its length.
