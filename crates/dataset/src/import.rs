@@ -44,7 +44,7 @@ use crate::state::{DatasetState, PartitionState};
 use crate::{Error, Result};
 
 /// Rows per batch read from a partition file.
-const READ_ROWS: usize = 65_536;
+const READ_ROWS: usize = 16_384;
 
 /// Decoded batches queued between a partition's reader and the writer.
 const DECODED_BATCHES: usize = 4;
@@ -142,18 +142,50 @@ pub async fn import_dataset_from(
         source: source.clone(),
         ..ImportReport::default()
     };
+    // Partitions in key order, each parsed once; a key this version cannot read fails alone.
+    let mut list: Vec<(Partition, &PartitionState)> = Vec::new();
     for (key, ps) in &state.partitions {
+        match Partition::parse(key) {
+            Some(p) => list.push((p, ps)),
+            None => report.failed.push(FailedPartition {
+                partition: key.clone(),
+                reason: "not a partition key of this dataset version".to_owned(),
+            }),
+        }
+    }
+    // The next partition is prepared (compared with the database, its file opened and its
+    // first batches decoded) while the writer stores the current one: the writer never
+    // waits for a partition's start, only the reading thread does.
+    let prepare_at = |i: usize| {
+        let item = list.get(i);
+        let (files, source, done, stop) = (&files, &source, &done, &stop);
+        async move {
+            match item {
+                Some((p, ps)) => Some(prepare(db, files, source, p, ps, done, stop).await),
+                None => None,
+            }
+        }
+    };
+    let mut next = prepare_at(0).await;
+    for (i, (p, _)) in list.iter().enumerate() {
+        let Some(prepared) = next.take() else {
+            break;
+        };
         if stop.load(Ordering::SeqCst) {
             break;
         }
-        let Some(p) = Partition::parse(key) else {
-            report.failed.push(FailedPartition {
-                partition: key.clone(),
-                reason: "not a partition key of this dataset version".to_owned(),
-            });
-            continue;
-        };
-        match import_one(db, &files, &source, &p, ps, &done, &stop).await {
+        let (outcome, following) = tokio::join!(
+            async {
+                match prepared {
+                    Ok(Prepared::Unchanged) => Ok(Outcome::Unchanged),
+                    Ok(Prepared::Ready(ready)) => store(db, &files, ready).await,
+                    Err(e) => Err(e),
+                }
+            },
+            prepare_at(i + 1)
+        );
+        next = following;
+        match outcome {
             Ok(Outcome::Unchanged) => report.unchanged += 1,
             Ok(Outcome::Imported { counts, overlaps }) => {
                 report.imported.push(p.key.clone());
@@ -175,6 +207,8 @@ pub async fn import_dataset_from(
             }
         }
     }
+    // A stop leaves the prepared partition unstored: dropping it ends its reading thread.
+    drop(next);
     for (key, brought) in &done {
         if state.partitions.contains_key(key) || stop.load(Ordering::SeqCst) {
             continue;
@@ -233,7 +267,27 @@ enum Outcome {
     },
 }
 
-async fn import_one(
+/// A partition ready to be stored: its file being read and decoded on its own thread.
+struct Ready {
+    part: PartitionImport,
+    path: PathBuf,
+    /// Decoded batches, in file order; the queue holds a few, so memory does not follow
+    /// the file.
+    batches: std::sync::mpsc::Receiver<Result<Records>>,
+    reading: tokio::task::JoinHandle<()>,
+    overlaps: Vec<String>,
+    stop: Arc<AtomicBool>,
+}
+
+enum Prepared {
+    /// The database holds what the partition brings.
+    Unchanged,
+    Ready(Ready),
+}
+
+/// Compares a partition with what the database holds and, when it differs, opens its file
+/// and starts reading it.
+async fn prepare(
     db: &AsyncMarketDB,
     files: &Source<'_>,
     source: &str,
@@ -241,9 +295,10 @@ async fn import_one(
     ps: &PartitionState,
     done: &std::collections::HashMap<String, marketdb_store::ImportedPartition>,
     stop: &Arc<AtomicBool>,
-) -> Result<Outcome> {
+) -> Result<Prepared> {
     let part = import_of(source, p, ps.digest.clone(), &ps.symbols)?;
-    // What the database holds of the partition's scope now.
+    // What the database holds of the partition's scope now (partitions never share a
+    // scope, so storing the one before does not change it).
     let (held, _) = digest(db, p, &ps.symbols).await?;
     if held == ps.digest {
         let recorded = done
@@ -254,7 +309,7 @@ async fn import_one(
                 .await
                 .map_err(|e| Error::read("the replication record", e))?;
         }
-        return Ok(Outcome::Unchanged);
+        return Ok(Prepared::Unchanged);
     }
     let path = match files {
         Source::Local(root) => root.join(p.file()),
@@ -304,8 +359,8 @@ async fn import_one(
         .collect();
     // The file is read, hashed and decoded on its own blocking thread while the writer
     // stores the batches before it: the two overlap instead of taking turns on the
-    // writer's thread. The queue holds a few batches, so memory does not follow the file.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Records>>(DECODED_BATCHES);
+    // writer's thread.
+    let (tx, batches) = std::sync::mpsc::sync_channel::<Result<Records>>(DECODED_BATCHES);
     let reading = tokio::task::spawn_blocking(move || {
         for item in rows {
             // The writer gone (it failed or finished): nothing more to read.
@@ -314,20 +369,40 @@ async fn import_one(
             }
         }
     });
+    Ok(Prepared::Ready(Ready {
+        part,
+        path,
+        batches,
+        reading,
+        overlaps,
+        stop: Arc::clone(stop),
+    }))
+}
+
+/// Stores a prepared partition in one transaction.
+async fn store(db: &AsyncMarketDB, files: &Source<'_>, ready: Ready) -> Result<Outcome> {
+    let Ready {
+        part,
+        path,
+        batches,
+        reading,
+        overlaps,
+        stop,
+    } = ready;
     // A stop is seen by the writer too, before the batches already queued.
-    let (stop_writer, stopped_path) = (Arc::clone(stop), path.clone());
+    let stopped_path = path.clone();
     let mut stopped = false;
     let queued = std::iter::from_fn(move || {
         if stopped {
             return None;
         }
-        if stop_writer.load(Ordering::SeqCst) {
+        if stop.load(Ordering::SeqCst) {
             stopped = true;
             return Some(Err(Error::Stopped {
                 what: format!("the import of {}", stopped_path.display()),
             }));
         }
-        rx.recv().ok()
+        batches.recv().ok()
     });
     let counts = db.import_partition(part, queued).await;
     // The reader ends once the writer dropped its end of the queue.

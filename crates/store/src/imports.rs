@@ -252,19 +252,41 @@ impl Seen<'_> {
         if !fits {
             return Err(self.fail("rows of another table or interval".to_owned()));
         }
-        let mut keys: Vec<Key> = Vec::new();
+        // Rows come grouped by symbol: the covered set is asked once per run of a symbol,
+        // and a key is built only when the scope held rows before (to count replacements).
+        let mut last_symbol: Option<String> = None;
+        let mut visit = |symbol: &str, ts: i64, extra: &dyn Fn() -> String| -> Result<()> {
+            if last_symbol.as_deref() != Some(symbol) {
+                if !self.covered.contains(symbol) {
+                    return Err(self.fail(format!(
+                        "a row of {symbol} (the partition covers {} symbol(s), not this one)",
+                        self.covered.len()
+                    )));
+                }
+                last_symbol = Some(symbol.to_owned());
+            }
+            let range = self.part.range;
+            if ts < range.start || ts >= range.end_exclusive {
+                return Err(self.fail(format!(
+                    "a row of {symbol} at {} (outside the partition's period)",
+                    marketdb_model::time::format_rfc3339(ts)
+                )));
+            }
+            if !self.before.is_empty() && self.before.contains(&(symbol.to_owned(), ts, extra())) {
+                self.replaced += 1;
+            }
+            Ok(())
+        };
         match &r {
             Records::Klines { rows, .. } => {
-                keys.extend(
-                    rows.iter()
-                        .map(|k| (k.symbol.clone(), k.open_time, String::new())),
-                );
+                for k in rows {
+                    visit(&k.symbol, k.open_time, &String::new)?;
+                }
             }
             Records::Funding(rows) => {
-                keys.extend(
-                    rows.iter()
-                        .map(|f| (f.symbol.clone(), f.funding_time, String::new())),
-                );
+                for f in rows {
+                    visit(&f.symbol, f.funding_time, &String::new)?;
+                }
             }
             Records::Metrics {
                 open_interest,
@@ -275,38 +297,14 @@ impl Seen<'_> {
                 {
                     return Err(self.fail("rows of another table".to_owned()));
                 }
-                keys.extend(
-                    open_interest
-                        .iter()
-                        .map(|o| (o.symbol.clone(), o.time, o.interval.to_string())),
-                );
-                keys.extend(long_short_ratio.iter().map(|l| {
-                    (
-                        l.symbol.clone(),
-                        l.timestamp,
-                        format!("{}/{}", l.period, l.ratio_type.as_str()),
-                    )
-                }));
-            }
-        }
-        let range = self.part.range;
-        for k in &keys {
-            if !self.covered.contains(k.0.as_str()) {
-                return Err(self.fail(format!(
-                    "a row of {} (the partition covers {} symbol(s), not this one)",
-                    k.0,
-                    self.covered.len()
-                )));
-            }
-            if k.1 < range.start || k.1 >= range.end_exclusive {
-                return Err(self.fail(format!(
-                    "a row of {} at {} (outside the partition's period)",
-                    k.0,
-                    marketdb_model::time::format_rfc3339(k.1)
-                )));
-            }
-            if self.before.contains(k) {
-                self.replaced += 1;
+                for o in open_interest {
+                    visit(&o.symbol, o.time, &|| o.interval.to_string())?;
+                }
+                for l in long_short_ratio {
+                    visit(&l.symbol, l.timestamp, &|| {
+                        format!("{}/{}", l.period, l.ratio_type.as_str())
+                    })?;
+                }
             }
         }
         Ok(r)
