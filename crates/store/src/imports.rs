@@ -357,8 +357,35 @@ fn existing_keys(
              AND timestamp < ?3"
         ),
     };
-    let mut stmt = c.prepare_cached(&sql)?;
+    let keys = key_columns(part.table);
+    let by_key = format!(
+        "SELECT timestamp FROM {table} WHERE symbol = ?1 AND timestamp >= ?2 AND timestamp < ?3{}",
+        key_conditions(keys)
+    );
     for s in &part.symbols {
+        if let Some(values) = listed_keys(c, table, keys, s)? {
+            let mut stmt = c.prepare_cached(&by_key)?;
+            for value in values {
+                let extra = match part.table {
+                    ImportTable::LongShortRatio => {
+                        let ratio = match RatioType::parse(&value[1]) {
+                            Ok(r) => r.as_str().to_owned(),
+                            Err(_) => value[1].clone(),
+                        };
+                        format!("{}/{ratio}", value[0])
+                    }
+                    _ => value.join("/"),
+                };
+                let mut params: Vec<&dyn rusqlite::ToSql> = vec![s, &start, &end];
+                params.extend(value.iter().map(|v| v as &dyn rusqlite::ToSql));
+                let mut rows = stmt.query(params.as_slice())?;
+                while let Some(row) = rows.next()? {
+                    out.insert((s.clone(), row.get(0)?, extra.clone()));
+                }
+            }
+            continue;
+        }
+        let mut stmt = c.prepare_cached(&sql)?;
         let mut rows = match freq {
             Some(f) => stmt.query(params![s, start, end, f.as_str()])?,
             None => stmt.query(params![s, start, end])?,
@@ -376,6 +403,39 @@ fn existing_keys(
         }
     }
     Ok(out)
+}
+
+/// The key columns after `symbol` in the primary key of a metric table (none for klines,
+/// whose interval is given, and funding).
+fn key_columns(table: ImportTable) -> &'static [&'static str] {
+    match table {
+        ImportTable::OpenInterest => &["interval"],
+        ImportTable::LongShortRatio => &["period", "ratio_type"],
+        ImportTable::Klines(_) | ImportTable::FundingRate => &[],
+    }
+}
+
+/// ` AND key = ?4 ...` for `keys`.
+fn key_conditions(keys: &[&str]) -> String {
+    keys.iter()
+        .enumerate()
+        .map(|(i, k)| format!(" AND {k} = ?{}", i + 4))
+        .collect()
+}
+
+/// The symbol's key values in a metric table, when they can be listed: a time range is
+/// then read or deleted one key range at a time instead of through the symbol's whole
+/// history (`crate::key_skip`).
+fn listed_keys(
+    c: &rusqlite::Connection,
+    table: &str,
+    keys: &[&str],
+    symbol: &str,
+) -> Result<Option<Vec<Vec<String>>>> {
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    crate::key_skip::key_values(c, table, keys, symbol)
 }
 
 /// Deletes the rows of the partition's scope, symbol by symbol (each a seek on the key).
@@ -407,11 +467,28 @@ fn delete_symbols(
             }
         }
         None => {
-            let mut stmt = c.prepare_cached(&format!(
+            let keys = key_columns(part.table);
+            let by_key = format!(
+                "DELETE FROM {table} WHERE symbol = ?1 AND timestamp >= ?2 AND timestamp < ?3{}",
+                key_conditions(keys)
+            );
+            let whole = format!(
                 "DELETE FROM {table} WHERE symbol = ?1 AND timestamp >= ?2 AND timestamp < ?3"
-            ))?;
+            );
             for s in &part.symbols {
-                stmt.execute(params![s, start, end])?;
+                match listed_keys(c, table, keys, s)? {
+                    Some(values) => {
+                        let mut stmt = c.prepare_cached(&by_key)?;
+                        for value in &values {
+                            let mut params: Vec<&dyn rusqlite::ToSql> = vec![s, &start, &end];
+                            params.extend(value.iter().map(|v| v as &dyn rusqlite::ToSql));
+                            stmt.execute(params.as_slice())?;
+                        }
+                    }
+                    None => {
+                        c.prepare_cached(&whole)?.execute(params![s, start, end])?;
+                    }
+                }
             }
         }
     }
@@ -438,4 +515,116 @@ fn record(c: &rusqlite::Connection, part: &PartitionImport, rows: u64) -> Result
         ],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AsyncMarketDB;
+    use marketdb_model::{Freq, LongShortRatio};
+
+    const DAY: i64 = 86_400_000;
+    const T0: i64 = 1_704_067_200_000; // 2024-01-01
+
+    fn ratio(symbol: &str, timestamp: i64, ratio_type: RatioType, v: f64) -> LongShortRatio {
+        LongShortRatio {
+            symbol: symbol.into(),
+            timestamp,
+            period: Freq::M5,
+            ratio_type,
+            long_short_ratio: v,
+            long_account: None,
+            short_account: None,
+        }
+    }
+
+    fn count(path: &std::path::Path, sql: &str) -> i64 {
+        let c = rusqlite::Connection::open(path).unwrap();
+        c.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_metric_partition_replaces_its_day_of_every_key_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let db = AsyncMarketDB::open(&path).await.unwrap();
+        // Three days of two ratio types for two symbols; the partition is the middle day of
+        // AAAUSDT only.
+        let mut held = Vec::new();
+        for symbol in ["AAAUSDT", "BBBUSDT"] {
+            for day in 0..3 {
+                for m in 0..4 {
+                    let ts = T0 + day * DAY + m * 300_000;
+                    held.push(ratio(symbol, ts, RatioType::GlobalAccount, 1.0));
+                    held.push(ratio(symbol, ts, RatioType::TakerVol, 1.0));
+                }
+            }
+        }
+        db.store_long_short_ratio(held).await.unwrap();
+        // The partition brings 2 of the 4 global samples again, and 1 new top-trader one.
+        let brought = vec![
+            ratio("AAAUSDT", T0 + DAY, RatioType::GlobalAccount, 2.0),
+            ratio("AAAUSDT", T0 + DAY + 300_000, RatioType::GlobalAccount, 2.0),
+            ratio(
+                "AAAUSDT",
+                T0 + DAY + 600_000,
+                RatioType::TopTraderPosition,
+                2.0,
+            ),
+        ];
+        let part = PartitionImport {
+            source: "src".into(),
+            partition: "long_short_ratio/date=2024-01-02".into(),
+            digest: "d".into(),
+            table: ImportTable::LongShortRatio,
+            range: TimeRange::new(T0 + DAY, T0 + 2 * DAY).unwrap(),
+            symbols: vec!["AAAUSDT".into()],
+        };
+        let records = Records::Metrics {
+            open_interest: Vec::new(),
+            long_short_ratio: brought,
+        };
+        let counts = db
+            .import_partition(part, [Ok::<_, std::io::Error>(records)])
+            .await
+            .unwrap();
+        assert_eq!(
+            counts,
+            ImportCounts {
+                inserted: 1,
+                replaced: 2,
+                deleted: 6,
+            }
+        );
+        db.close().await;
+        // The day of AAAUSDT holds exactly what was brought; every other row is as it was.
+        let in_day = format!(
+            "symbol = 'AAAUSDT' AND timestamp >= {} AND timestamp < {}",
+            T0 + DAY,
+            T0 + 2 * DAY
+        );
+        assert_eq!(
+            count(
+                &path,
+                &format!("SELECT count(*) FROM long_short_ratio WHERE {in_day}")
+            ),
+            3
+        );
+        assert_eq!(
+            count(
+                &path,
+                &format!(
+                    "SELECT count(*) FROM long_short_ratio WHERE {in_day} AND long_short_ratio = 2.0"
+                )
+            ),
+            3
+        );
+        assert_eq!(
+            count(
+                &path,
+                &format!("SELECT count(*) FROM long_short_ratio WHERE NOT ({in_day})")
+            ),
+            2 * 3 * 8 - 8
+        );
+    }
 }

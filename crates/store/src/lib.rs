@@ -37,6 +37,7 @@ mod gaps;
 mod imports;
 mod inspect;
 mod journal;
+mod key_skip;
 mod meta;
 mod metric_check;
 mod metrics;
