@@ -18,11 +18,13 @@ use crate::report::{DownloadReport, Entry, Event, Events};
 use crate::rule::{self, GapKind};
 use crate::{Error, Result};
 
-/// One download's result, with the slot it holds (released once the file is stored, so
-/// at most `jobs` files wait on disk).
+/// One download's result, with its parser already started when it was fetched (the
+/// writer stores one file while the next ones are parsed), and the slot it holds
+/// (released once the file is stored, so at most `jobs` files wait on disk or in a parser).
 type Done = (
     VisionFile,
     marketdb_fetch::Result<Fetch>,
+    Option<FileLoad>,
     tokio::sync::OwnedSemaphorePermit,
 );
 
@@ -80,7 +82,18 @@ pub(crate) async fn fetch_and_store(
                 let (fetcher, tx) = (Arc::clone(&fetcher), tx.clone());
                 tasks.spawn(async move {
                     let res = fetcher.fetch(&file).await;
-                    let _ = tx.send((file, res, permit));
+                    let load = match &res {
+                        Ok(Fetch {
+                            outcome: Outcome::Fetched(done),
+                            ..
+                        }) => Some(FileLoad::start(
+                            done.path().to_path_buf(),
+                            &overrides(&file),
+                            BadRows::Fail,
+                        )),
+                        _ => None,
+                    };
+                    let _ = tx.send((file, res, load, permit));
                 });
             }
             while tasks.join_next().await.is_some() {}
@@ -88,7 +101,7 @@ pub(crate) async fn fetch_and_store(
     };
     let mut months_by_day = Vec::new();
     for _ in 0..total {
-        let Some((file, res, permit)) = rx.recv().await else {
+        let Some((file, res, load, permit)) = rx.recv().await else {
             break;
         };
         let url = file.url(&fetcher.config().base_url);
@@ -120,8 +133,9 @@ pub(crate) async fn fetch_and_store(
             Ok(Outcome::Fetched(done)) => {
                 let source = source_file(&file, &done);
                 let bytes = done.bytes();
-                let load =
-                    FileLoad::start(done.path().to_path_buf(), &overrides(&file), BadRows::Fail);
+                let load = load.unwrap_or_else(|| {
+                    FileLoad::start(done.path().to_path_buf(), &overrides(&file), BadRows::Fail)
+                });
                 let stored = load.store(db, &url, Some(source)).await;
                 done.discard().await;
                 match stored {
