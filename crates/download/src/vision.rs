@@ -18,13 +18,18 @@ use crate::report::{DownloadReport, Entry, Event, Events};
 use crate::rule::{self, GapKind};
 use crate::{Error, Result};
 
+/// Files parsed ahead of the writer (each holds up to a few chunks of rows in memory,
+/// whatever `jobs` is).
+const PARSE_AHEAD: usize = 2;
+
 /// One download's result, with its parser already started when it was fetched (the
-/// writer stores one file while the next ones are parsed), and the slot it holds
-/// (released once the file is stored, so at most `jobs` files wait on disk or in a parser).
+/// writer stores one file while the next ones are parsed) and the parse slot it holds,
+/// and the download slot it holds (released once the file is stored, so at most `jobs`
+/// files wait on disk).
 type Done = (
     VisionFile,
     marketdb_fetch::Result<Fetch>,
-    Option<FileLoad>,
+    Option<(FileLoad, tokio::sync::OwnedSemaphorePermit)>,
     tokio::sync::OwnedSemaphorePermit,
 );
 
@@ -69,28 +74,42 @@ pub(crate) async fn fetch_and_store(
     events(Event::Planned { files: files.len() });
     let listed_before = report.files.len();
     let slots = Arc::new(tokio::sync::Semaphore::new(jobs.max(1) as usize));
+    let parsers = Arc::new(tokio::sync::Semaphore::new(PARSE_AHEAD));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Done>();
     let total = files.len();
     let feeder = {
-        let (fetcher, slots) = (Arc::clone(fetcher), Arc::clone(&slots));
+        let (fetcher, slots, parsers) = (
+            Arc::clone(fetcher),
+            Arc::clone(&slots),
+            Arc::clone(&parsers),
+        );
         tokio::spawn(async move {
             let mut tasks = tokio::task::JoinSet::new();
             for file in files {
                 let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
                     break;
                 };
-                let (fetcher, tx) = (Arc::clone(&fetcher), tx.clone());
+                let (fetcher, tx, parsers) =
+                    (Arc::clone(&fetcher), tx.clone(), Arc::clone(&parsers));
                 tasks.spawn(async move {
                     let res = fetcher.fetch(&file).await;
                     let load = match &res {
                         Ok(Fetch {
                             outcome: Outcome::Fetched(done),
                             ..
-                        }) => Some(FileLoad::start(
-                            done.path().to_path_buf(),
-                            &overrides(&file),
-                            BadRows::Fail,
-                        )),
+                        }) => match parsers.acquire_owned().await {
+                            // A file sent holds its parse slot until the writer stored
+                            // it, so the writer always has every parsed file it waits for.
+                            Ok(parse) => Some((
+                                FileLoad::start(
+                                    done.path().to_path_buf(),
+                                    &overrides(&file),
+                                    BadRows::Fail,
+                                ),
+                                parse,
+                            )),
+                            Err(_) => None,
+                        },
                         _ => None,
                     };
                     let _ = tx.send((file, res, load, permit));
@@ -133,10 +152,19 @@ pub(crate) async fn fetch_and_store(
             Ok(Outcome::Fetched(done)) => {
                 let source = source_file(&file, &done);
                 let bytes = done.bytes();
-                let load = load.unwrap_or_else(|| {
-                    FileLoad::start(done.path().to_path_buf(), &overrides(&file), BadRows::Fail)
-                });
+                let (load, parse) = match load {
+                    Some((load, parse)) => (load, Some(parse)),
+                    None => (
+                        FileLoad::start(
+                            done.path().to_path_buf(),
+                            &overrides(&file),
+                            BadRows::Fail,
+                        ),
+                        None,
+                    ),
+                };
                 let stored = load.store(db, &url, Some(source)).await;
+                drop(parse);
                 done.discard().await;
                 match stored {
                     Ok((rows, _)) => {
