@@ -160,10 +160,17 @@ impl PartitionRows {
                 &KLINE_FEATURES,
                 ScanChunk::Rows(READ_ROWS),
             )),
-            _ => Rows::Metric {
-                left: symbols.iter().cloned().collect(),
-                done: false,
-            },
+            _ => {
+                // In the order one read of all of them gives (the store sorts them), so
+                // the rows and their digest do not depend on how they are grouped.
+                let mut left: Vec<String> = symbols.to_vec();
+                left.sort_unstable();
+                left.dedup();
+                Rows::Metric {
+                    left: left.into(),
+                    done: false,
+                }
+            }
         };
         Ok(PartitionRows {
             inner,
@@ -335,6 +342,41 @@ mod tests {
         let mut h = Sha256::new();
         hash_rows(&mut h, &batch());
         assert_eq!(h.finalize(), Sha256::digest(by_hand()));
+    }
+
+    #[tokio::test]
+    async fn a_metric_partition_digest_does_not_depend_on_the_order_of_its_symbols() {
+        use marketdb_model::{Freq, OpenInterest};
+        let dir = tempfile::tempdir().expect("dir");
+        let db = AsyncMarketDB::open(dir.path().join("m.db"))
+            .await
+            .expect("db");
+        let t0 = 1_704_067_200_000; // 2024-01-01
+        // More symbols than one store read takes, so the partition is read in groups.
+        let symbols: Vec<String> = (0..40).map(|i| format!("S{i:02}USDT")).collect();
+        let rows = symbols
+            .iter()
+            .flat_map(|s| {
+                (0..3).map(move |m| OpenInterest {
+                    symbol: s.clone(),
+                    time: t0 + m * 300_000,
+                    interval: Freq::M5,
+                    open_interest: m as f64,
+                    open_interest_value: None,
+                })
+            })
+            .collect();
+        db.store_open_interest(rows).await.expect("store");
+        let p = Partition::parse("open_interest/date=2024-01-01").expect("partition");
+        let sorted = digest(&db, &p, &symbols).await.expect("digest");
+        assert_eq!(sorted.1, 120);
+        // A state written by another program may list them in any order, twice even.
+        let mut shuffled: Vec<String> = symbols.iter().rev().cloned().collect();
+        shuffled.push(symbols[3].clone());
+        assert_eq!(digest(&db, &p, &shuffled).await.expect("digest"), sorted);
+        // And the same as one read of every symbol.
+        assert_eq!(digest(&db, &p, &[]).await.expect("digest"), sorted);
+        db.close().await;
     }
 
     #[test]
