@@ -18,9 +18,10 @@ use bb8::{Pool, QueueStrategy, RunError};
 use rusqlite::Connection;
 
 use crate::config::PoolConfig;
-use crate::connect::{Role, open_async};
+use crate::connect::{Role, open, open_async};
 use crate::error::{Error, Result};
 use crate::guard::{Inner, ReadGuard, WriteGuard};
+use crate::in_flight::OpensInFlight;
 use crate::pool::{ConnectionPool, PoolKind, PoolStats, RoleStats, drop_blocking, run_blocking};
 
 /// A checked-out bb8 connection.
@@ -31,6 +32,7 @@ pub(crate) type Bb8Conn = bb8::PooledConnection<'static, SqliteManager>;
 pub(crate) struct SqliteManager {
     config: Arc<PoolConfig>,
     role: Role,
+    opens: Arc<OpensInFlight>,
 }
 
 impl bb8::ManageConnection for SqliteManager {
@@ -42,7 +44,12 @@ impl bb8::ManageConnection for SqliteManager {
         if let Some(stall) = self.config.faults.stall_primary {
             tokio::time::sleep(stall).await;
         }
-        open_async(Arc::clone(&self.config), self.role).await
+        let (config, role) = (Arc::clone(&self.config), self.role);
+        let ticket = self.opens.start();
+        // The ticket leaves with the connection: if bb8 drops this future, the blocking
+        // task still ends, closes the connection and only then drops the ticket.
+        let (conn, _ticket) = run_blocking(move || (open(&config, role), ticket)).await?;
+        conn
     }
 
     async fn is_valid(&self, _conn: &mut Connection) -> Result<()> {
@@ -160,9 +167,11 @@ impl Bb8Pool {
 }
 
 async fn build(config: &Arc<PoolConfig>, role: Role, size: u32) -> Result<Pool<SqliteManager>> {
+    let opens = Arc::new(OpensInFlight::default());
     let manager = SqliteManager {
         config: Arc::clone(config),
         role,
+        opens: Arc::clone(&opens),
     };
     let builder = Pool::builder()
         .max_size(size)
@@ -176,7 +185,13 @@ async fn build(config: &Arc<PoolConfig>, role: Role, size: u32) -> Result<Pool<S
         .queue_strategy(QueueStrategy::Fifo);
     let deadline = config.init_timeout;
     match tokio::time::timeout(deadline, builder.build(manager)).await {
-        Ok(built) => built,
+        Ok(Ok(pool)) => Ok(pool),
+        Ok(Err(err)) => {
+            // bb8 dropped the opens it had started; they still hold descriptors until they
+            // end, and a fallback opening at once would meet them (see `in_flight`).
+            let _ = tokio::time::timeout(deadline, opens.settled()).await;
+            Err(err)
+        }
         Err(_) => Err(Error::PoolInit {
             backend: PoolKind::Bb8,
             reason: format!(

@@ -31,6 +31,7 @@ mod config;
 mod connect;
 mod error;
 mod guard;
+mod in_flight;
 mod manager;
 mod pool;
 
