@@ -182,7 +182,7 @@ fn remove_scratch(dir: &Path) {
 }
 
 /// One request's result, for the retry loop.
-enum Attempt<T> {
+pub(crate) enum Attempt<T> {
     Done(T),
     NotFound,
     Retry(Error),
@@ -237,6 +237,16 @@ impl Fetcher {
     /// The configuration.
     pub fn config(&self) -> &FetchConfig {
         &self.config
+    }
+
+    /// The HTTP client (shared with the bucket listing).
+    pub(crate) fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Counts received bytes in [`FetchStats::bytes_received`].
+    pub(crate) fn count_bytes(&self, n: u64) {
+        self.bytes_received.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Requests, retries and bytes so far.
@@ -415,7 +425,7 @@ impl Fetcher {
 
     /// Runs `attempt` until it succeeds, answers 404, fails for good or runs out of
     /// retries; `Ok(None)` is a 404.
-    async fn with_retries<T, F, Fut>(
+    pub(crate) async fn with_retries<T, F, Fut>(
         &self,
         url: &str,
         retries: &mut u32,
@@ -449,7 +459,7 @@ impl Fetcher {
     }
 
     /// Sends a request and sorts the status.
-    async fn send(
+    pub(crate) async fn send(
         &self,
         req: reqwest::RequestBuilder,
         url: &str,

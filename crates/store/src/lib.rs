@@ -26,6 +26,7 @@ mod table_batch;
 #[cfg(feature = "arrow")]
 pub use table_batch::MetricTable;
 mod bucket;
+mod catalog;
 mod changes;
 mod combined;
 mod completeness;
@@ -52,6 +53,7 @@ mod write;
 
 pub use bucket::BucketAggregator;
 pub use changes::{CHANGES_TABLE, RecordedDay, RecordedTable, day_of};
+pub use catalog::{CatalogEntry, CatalogFilter, SymbolAlias};
 pub use combined::CombinedFrame;
 pub use completeness::{CompletenessReport, MissingRun, SuspiciousRow, SymbolCompleteness};
 pub use config::{CHECKPOINT_AFTER_ROWS, DEFAULT_BATCH_SIZE, StoreConfig};

@@ -318,6 +318,7 @@ pub(crate) fn prepare(conn: &Connection, path: &str) -> Result<Tables> {
     conn.execute_batch(crate::source_files::SOURCE_FILES_DDL)?;
     conn.execute_batch(crate::imports::REPLICA_PARTITIONS_DDL)?;
     conn.execute_batch(crate::meta::META_DDL)?;
+    conn.execute_batch(crate::catalog::CATALOG_DDL)?;
     let tables = describe(conn, path, era)?;
     crate::changes::install(conn, &tables, path)?;
     Ok(tables)
