@@ -13,6 +13,7 @@
 //! It deliberately does not speak HTTP itself (that is `marketdb-fetch`), parse files
 //! (`marketdb-ingest`) or print: callers get [`Event`]s and the report.
 
+pub mod catalog;
 mod error;
 pub mod load;
 pub mod plan;
@@ -23,12 +24,14 @@ mod rest;
 mod reverify;
 pub mod rule;
 mod run;
+pub mod symbols;
 mod vision;
 
 pub use error::{Error, Result};
 pub use load::FileLoad;
 pub use plan::{Plan, RestRange, plan};
 pub use report::{DownloadReport, Entry, Event, Events, Republished, ReverifyReport, ignore};
-pub use request::{DownloadRequest, Source};
+pub use request::{DownloadRequest, Listed, Source};
 pub use rule::GapKind;
 pub use run::download;
+pub use symbols::SymbolSet;

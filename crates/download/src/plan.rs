@@ -45,8 +45,11 @@ pub async fn plan(db: Option<&AsyncMarketDB>, req: &DownloadRequest, now: i64) -
     let mut out = Plan::default();
     if req.source != Source::Rest {
         for s in &req.symbols {
+            let Some(req) = req.for_symbol(s) else {
+                continue;
+            };
             out.files
-                .extend(vision_files(db, req, s, req.range, now).await?);
+                .extend(vision_files(db, &req, s, req.range, now).await?);
         }
     }
     if !req.uses_rest() {
@@ -54,6 +57,9 @@ pub async fn plan(db: Option<&AsyncMarketDB>, req: &DownloadRequest, now: i64) -
     }
     let page = rest_page(req);
     for s in &req.symbols {
+        let Some(req) = &req.for_symbol(s) else {
+            continue;
+        };
         if req.kind == FileKind::Funding {
             for (_, lo, hi) in funding_months(db, req, s, now).await? {
                 out.rest.push(RestRange {
@@ -310,6 +316,9 @@ pub(crate) async fn funding_months(
 pub(crate) async fn skipped(db: &AsyncMarketDB, req: &DownloadRequest, now: i64) -> Result<u64> {
     let mut n = 0;
     for s in &req.symbols {
+        let Some(req) = &req.for_symbol(s) else {
+            continue;
+        };
         let skip = SeriesRecord::read(Some(db), req.market, req.kind, s, req.file_freq())
             .await?
             .skip(now, req.recheck_days);

@@ -1,6 +1,7 @@
 //! What a download asks for: the command line's options as one value, checked before
 //! anything is opened or asked.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -36,6 +37,14 @@ impl Source {
     }
 }
 
+/// A symbol's listed life in the archive (from the catalog): its first file starts at
+/// `first`; a delisted symbol's last file ends at `end`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Listed {
+    pub first: i64,
+    pub end: Option<i64>,
+}
+
 /// One download.
 #[derive(Clone, Debug)]
 pub struct DownloadRequest {
@@ -67,6 +76,9 @@ pub struct DownloadRequest {
     pub read_timeout: Duration,
     /// Longest one request may take, whole.
     pub timeout: Duration,
+    /// Listed lives of symbols (filled from the catalog by [`crate::symbols::apply`]): a
+    /// symbol is asked only for the part of the range it existed in.
+    pub lives: BTreeMap<String, Listed>,
 }
 
 impl DownloadRequest {
@@ -89,6 +101,7 @@ impl DownloadRequest {
             backoff: Duration::from_millis(500),
             read_timeout: Duration::from_secs(30),
             timeout: Duration::from_secs(900),
+            lives: BTreeMap::new(),
         }
     }
 
@@ -148,6 +161,55 @@ impl DownloadRequest {
             ));
         }
         Ok(())
+    }
+
+    /// The range `symbol` is asked for: the request's, cut to the symbol's listed life;
+    /// `None` when it did not exist in the range (nothing of it is asked, nothing is a gap).
+    pub fn symbol_range(&self, symbol: &str) -> Option<TimeRange> {
+        let Some(life) = self.lives.get(symbol) else {
+            return Some(self.range);
+        };
+        let start = self.range.start.max(life.first);
+        let end = life.end.map_or(self.range.end_exclusive, |e| {
+            e.min(self.range.end_exclusive)
+        });
+        (start < end).then_some(TimeRange {
+            start,
+            end_exclusive: end,
+        })
+    }
+
+    /// This request for `symbol` alone, over its [`DownloadRequest::symbol_range`].
+    pub fn for_symbol(&self, symbol: &str) -> Option<DownloadRequest> {
+        let range = self.symbol_range(symbol)?;
+        Some(DownloadRequest {
+            symbols: vec![symbol.to_owned()],
+            range,
+            lives: BTreeMap::new(),
+            ..self.clone_without_symbols()
+        })
+    }
+
+    fn clone_without_symbols(&self) -> DownloadRequest {
+        DownloadRequest {
+            market: self.market,
+            kind: self.kind,
+            symbols: Vec::new(),
+            freq: self.freq,
+            range: self.range,
+            source: self.source,
+            base_url: self.base_url.clone(),
+            rest_url: self.rest_url.clone(),
+            jobs: self.jobs,
+            retries: self.retries,
+            keep: self.keep.clone(),
+            recheck_days: self.recheck_days,
+            reverify: self.reverify,
+            backoff: self.backoff,
+            read_timeout: self.read_timeout,
+            timeout: self.timeout,
+            lives: BTreeMap::new(),
+        }
     }
 
     /// Whether the REST API is used at all.

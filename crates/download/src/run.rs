@@ -79,7 +79,10 @@ pub async fn download(
     if req.source != Source::Rest {
         let mut round = Vec::new();
         for s in &req.symbols {
-            round.extend(vision_files(Some(db), req, s, req.range, now).await?);
+            let Some(req) = req.for_symbol(s) else {
+                continue;
+            };
+            round.extend(vision_files(Some(db), &req, s, req.range, now).await?);
         }
         // A monthly file Vision lacks is asked again day by day, in a second round.
         for _ in 0..2 {
@@ -90,11 +93,18 @@ pub async fn download(
                 vision::fetch_and_store(db, &fetcher, req.jobs, round, &mut report, events).await?;
             round = Vec::new();
             for (symbol, month) in months {
-                let range = TimeRange::new(
+                let Some(req) = req.for_symbol(&symbol) else {
+                    continue;
+                };
+                let (lo, hi) = (
                     month.start_ms().max(req.range.start),
                     month.end_ms().min(req.range.end_exclusive),
-                )?;
-                round.extend(vision_files(Some(db), req, &symbol, range, now).await?);
+                );
+                if lo >= hi {
+                    continue;
+                }
+                let range = TimeRange::new(lo, hi)?;
+                round.extend(vision_files(Some(db), &req, &symbol, range, now).await?);
             }
         }
     }
@@ -102,6 +112,9 @@ pub async fn download(
     // files are stored, so it asks only for what they left missing.
     if let Some(client) = &client {
         for s in &req.symbols {
+            let Some(req) = &req.for_symbol(s) else {
+                continue;
+            };
             if req.kind == FileKind::Funding {
                 let months = funding_months(Some(db), req, s, now).await?;
                 rest::fill_funding(db, req, client, s, &months, &mut report, events).await?;

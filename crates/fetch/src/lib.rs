@@ -33,6 +33,6 @@ mod test_server;
 pub use backoff::Jitter;
 pub use download::{Downloaded, Fetch, FetchConfig, FetchStats, Fetcher, Identity, Outcome};
 pub use error::{Error, Result};
-pub use listing::{DEFAULT_LISTING_URL, Listing, ListingPage, parse_page};
 pub use layout::{DEFAULT_BASE_URL, Market, Period, VisionFile, vision_interval};
+pub use listing::{DEFAULT_LISTING_URL, Listing, ListingPage, parse_page};
 pub use rest::{RestClient, RestConfig, RestStats};

@@ -234,18 +234,14 @@ impl Fetcher {
                 }
             };
             let stuck = match (&following, &next) {
-                (Next::Marker(a), Some(Next::Marker(b))) | (Next::Token(a), Some(Next::Token(b))) => {
-                    a == b
-                }
+                (Next::Marker(a), Some(Next::Marker(b)))
+                | (Next::Token(a), Some(Next::Token(b))) => a == b,
                 _ => false,
             };
             if stuck || out.pages >= MAX_PAGES {
                 return Err(Error::BadAnswer {
                     url,
-                    reason: format!(
-                        "the listing does not move on after {} page(s)",
-                        out.pages
-                    ),
+                    reason: format!("the listing does not move on after {} page(s)", out.pages),
                 });
             }
             next = Some(following);
@@ -309,7 +305,10 @@ mod tests {
         assert_eq!(page.keys, ["data/a.zip", "data/b.zip"]);
         assert_eq!(
             page.prefixes,
-            ["data/spot/daily/klines/1INCHBTC/", "data/spot/daily/klines/B&B/"]
+            [
+                "data/spot/daily/klines/1INCHBTC/",
+                "data/spot/daily/klines/B&B/"
+            ]
         );
         assert!(page.truncated);
         assert_eq!(
@@ -328,7 +327,10 @@ mod tests {
             b"",
         ] {
             let err = parse_page(body, "http://x/?prefix=data").unwrap_err();
-            assert!(err.to_string().starts_with("http://x/?prefix=data: "), "{err}");
+            assert!(
+                err.to_string().starts_with("http://x/?prefix=data: "),
+                "{err}"
+            );
         }
     }
 

@@ -118,20 +118,21 @@ impl AsyncMarketDB {
                  AND (?3 IS NULL OR interval = ?3) \
                  ORDER BY market, kind, symbol, interval, folder",
             )?;
-            let rows = stmt.query_map(params![filter.market, filter.kind, filter.interval], |r| {
-                Ok(CatalogEntry {
-                    market: r.get(0)?,
-                    kind: r.get(1)?,
-                    symbol: r.get(2)?,
-                    interval: r.get(3)?,
-                    folder: r.get(4)?,
-                    first_period: r.get(5)?,
-                    last_period: r.get(6)?,
-                    files: u64::try_from(r.get::<_, i64>(7)?).unwrap_or(0),
-                    last_key: r.get(8)?,
-                    listed_at: r.get(9)?,
-                })
-            })?;
+            let rows =
+                stmt.query_map(params![filter.market, filter.kind, filter.interval], |r| {
+                    Ok(CatalogEntry {
+                        market: r.get(0)?,
+                        kind: r.get(1)?,
+                        symbol: r.get(2)?,
+                        interval: r.get(3)?,
+                        folder: r.get(4)?,
+                        first_period: r.get(5)?,
+                        last_period: r.get(6)?,
+                        files: u64::try_from(r.get::<_, i64>(7)?).unwrap_or(0),
+                        last_key: r.get(8)?,
+                        listed_at: r.get(9)?,
+                    })
+                })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
@@ -196,12 +197,20 @@ mod tests {
     async fn entries_are_replaced_per_series_and_filtered() {
         let dir = tempfile::tempdir().unwrap();
         let db = AsyncMarketDB::open(dir.path().join("m.db")).await.unwrap();
-        db.store_catalog(vec![entry("B", "2024-01-03", 3), entry("A", "2024-01-02", 2)])
+        db.store_catalog(vec![
+            entry("B", "2024-01-03", 3),
+            entry("A", "2024-01-02", 2),
+        ])
+        .await
+        .unwrap();
+        db.store_catalog(vec![entry("B", "2024-01-05", 5)])
             .await
             .unwrap();
-        db.store_catalog(vec![entry("B", "2024-01-05", 5)]).await.unwrap();
         let all = db.catalog(CatalogFilter::default()).await.unwrap();
-        assert_eq!(all, vec![entry("A", "2024-01-02", 2), entry("B", "2024-01-05", 5)]);
+        assert_eq!(
+            all,
+            vec![entry("A", "2024-01-02", 2), entry("B", "2024-01-05", 5)]
+        );
         let none = db
             .catalog(CatalogFilter {
                 market: Some("spot".into()),

@@ -52,8 +52,8 @@ mod source_files;
 mod write;
 
 pub use bucket::BucketAggregator;
-pub use changes::{CHANGES_TABLE, RecordedDay, RecordedTable, day_of};
 pub use catalog::{CatalogEntry, CatalogFilter, SymbolAlias};
+pub use changes::{CHANGES_TABLE, RecordedDay, RecordedTable, day_of};
 pub use combined::CombinedFrame;
 pub use completeness::{CompletenessReport, MissingRun, SuspiciousRow, SymbolCompleteness};
 pub use config::{CHECKPOINT_AFTER_ROWS, DEFAULT_BATCH_SIZE, StoreConfig};
