@@ -13,6 +13,8 @@
 
 #[path = "cli/bounds.rs"]
 mod bounds;
+#[path = "cli/catalog.rs"]
+mod catalog;
 #[path = "cli/contract.rs"]
 mod contract;
 #[path = "cli/dataset.rs"]

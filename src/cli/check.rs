@@ -42,7 +42,10 @@ pub async fn run(g: &Global, a: &CheckArgs) -> Result<ExitCode> {
     let (symbols, unknown) = a.symbols.resolve_noting(g, &db, a.freq).await?;
     let range = a.range.resolve(&db, a.freq, &symbols).await?;
     let beat = progress::heartbeat(g, "check");
-    let report = db.check_completeness(range, a.freq, &symbols).await?;
+    let mut report = db.check_completeness(range, a.freq, &symbols).await?;
+    // A symbol is not missing before its first archive file or after its delisting.
+    let lives = marketdb_download::catalog::kline_lives(&db, a.freq).await?;
+    let not_listed = marketdb_download::catalog::cut_to_lives(&mut report, &lives);
     let recorded = marketdb_download::record::kline_spans(&db, a.freq).await?;
     drop(beat);
     db.close().await;
@@ -74,6 +77,10 @@ pub async fn run(g: &Global, a: &CheckArgs) -> Result<ExitCode> {
                 s["unpublished_bars"] = serde_json::json!(total.unpublished);
                 s["partial_bars"] = serde_json::json!(total.partial);
                 s["pending_bars"] = serde_json::json!(total.pending);
+                let name = s.get("symbol").and_then(|n| n.as_str()).unwrap_or_default();
+                if let Some(n) = not_listed.get(name) {
+                    s["not_listed_bars"] = serde_json::json!(n);
+                }
                 if let Some(runs) = s.get_mut("missing").and_then(|m| m.as_array_mut()) {
                     for (run, n) in runs.iter_mut().zip(counts) {
                         run["unpublished"] = serde_json::json!(n.unpublished);
@@ -150,6 +157,12 @@ pub async fn run(g: &Global, a: &CheckArgs) -> Result<ExitCode> {
                     s.symbol,
                     format_rfc3339(row.timestamp),
                     row.reason
+                );
+            }
+            if let Some(&n) = not_listed.get(&s.symbol).filter(|&&n| n > 0) {
+                outln!(
+                    "{}: {n} bar(s) outside its listed life in the archive catalog not counted",
+                    s.symbol
                 );
             }
         }

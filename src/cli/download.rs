@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args;
 use marketdb_download::{
-    DownloadReport, DownloadRequest, Entry, Event, GapKind, Source as DlSource,
+    DownloadReport, DownloadRequest, Entry, Event, GapKind, Source as DlSource, SymbolSet,
 };
 use marketdb_fetch::{DEFAULT_BASE_URL, Market};
 use marketdb_ingest::FileKind;
@@ -31,9 +31,16 @@ pub struct DownloadArgs {
     /// (open interest and long/short ratios: daily Vision files)
     #[arg(long, value_enum, default_value = "klines")]
     pub kind: ingest::Kind,
-    /// Symbols (comma- or space-separated)
+    /// Symbols (comma- or space-separated), or sets from the catalog (`catalog refresh`):
+    /// `all`, globs (`'*USDT'`), `re:REGEX`
     #[arg(long, num_args = 1.., value_delimiter = ',', required = true)]
     pub symbols: Vec<String>,
+    /// Only symbols quoted in this asset (USDT: BTCUSDT, BTCUSDT_240329)
+    #[arg(long)]
+    pub quote: Option<String>,
+    /// Sets also take symbols the catalog marks delisted
+    #[arg(long)]
+    pub include_delisted: bool,
     /// Kline interval (klines only)
     #[arg(long, value_parser = args::freq)]
     pub freq: Option<Freq>,
@@ -126,9 +133,26 @@ impl From<Source> for DlSource {
     }
 }
 
-/// The request the options describe.
-fn request(a: &DownloadArgs) -> Result<DownloadRequest> {
-    let symbols = args::parse_symbols(&args::split_symbols(&a.symbols))?;
+/// The request the options describe, and the symbol set its symbols come from (names are
+/// checked here; [`marketdb_download::symbols::apply`] resolves the set once the database
+/// is open).
+fn request(a: &DownloadArgs) -> Result<(DownloadRequest, SymbolSet)> {
+    let items = args::split_symbols(&a.symbols);
+    let (patterns, names): (Vec<String>, Vec<String>) = items
+        .into_iter()
+        .partition(|i| marketdb_download::symbols::is_pattern(i));
+    let mut symbols = if names.is_empty() {
+        Vec::new()
+    } else {
+        args::parse_symbols(&names)?
+    };
+    let set = SymbolSet {
+        items: symbols.iter().chain(&patterns).cloned().collect(),
+        quote: a.quote.clone(),
+        include_delisted: a.include_delisted,
+    };
+    marketdb_download::symbols::Matcher::new(&patterns).map_err(|e| super::usage(e.to_string()))?;
+    symbols.extend(patterns);
     let range = match a.range.spec()? {
         args::RangeSpec::Fixed(r) => r,
         args::RangeSpec::FromFirst { .. } => {
@@ -157,11 +181,26 @@ fn request(a: &DownloadArgs) -> Result<DownloadRequest> {
     req.timeout = Duration::from_secs(a.timeout_secs.max(1));
     // Bad combinations are usage errors, found before anything is opened.
     req.check().map_err(|e| super::usage(e.to_string()))?;
-    Ok(req)
+    Ok((req, set))
+}
+
+/// Resolves the symbol set against the catalog: a set that matches nothing, or patterns
+/// without a catalog, are usage errors.
+async fn resolve(
+    db: Option<&marketdb_store::AsyncMarketDB>,
+    req: &mut DownloadRequest,
+    set: &SymbolSet,
+) -> Result<()> {
+    marketdb_download::symbols::apply(db, req, set)
+        .await
+        .map_err(|e| match e {
+            marketdb_download::Error::Invalid { .. } => super::usage(e.to_string()),
+            e => e.into(),
+        })
 }
 
 pub async fn run(g: &Global, a: &DownloadArgs) -> Result<ExitCode> {
-    let req = request(a)?;
+    let (mut req, set) = request(a)?;
     // The folder kept files go to is checked before anything is asked or opened.
     let gate = marketdb_output::OutputGate::protecting(&g.db_path());
     if let Some(keep) = &a.keep {
@@ -173,14 +212,23 @@ pub async fn run(g: &Global, a: &DownloadArgs) -> Result<ExitCode> {
         } else {
             None
         };
-        let plan = marketdb_download::plan(db.as_ref(), &req, now_ms()).await;
+        let plan = match resolve(db.as_ref(), &mut req, &set).await {
+            Ok(()) => marketdb_download::plan(db.as_ref(), &req, now_ms())
+                .await
+                .map_err(anyhow::Error::from),
+            Err(e) => Err(e),
+        };
         if let Some(db) = db {
             db.close().await;
         }
-        report_plan(g, a, &plan?)?;
+        report_plan(g, a, &req, &plan?)?;
         return Ok(ExitCode::SUCCESS);
     }
     let db = args::open_db(g, args::Access::Create).await?;
+    if let Err(e) = resolve(Some(&db), &mut req, &set).await {
+        db.close().await;
+        return Err(e);
+    }
     let pb = progress::bar(g, 0, "download");
     let started = std::time::Instant::now();
     let show = |e: Event<'_>| match e {
@@ -316,7 +364,12 @@ fn summary(g: &Global, r: &DownloadReport) -> Result<()> {
     Ok(())
 }
 
-fn report_plan(g: &Global, a: &DownloadArgs, plan: &marketdb_download::Plan) -> Result<()> {
+fn report_plan(
+    g: &Global,
+    a: &DownloadArgs,
+    req: &DownloadRequest,
+    plan: &marketdb_download::Plan,
+) -> Result<()> {
     let time = marketdb_model::time::format_rfc3339;
     if g.json {
         let list: Vec<_> = plan
@@ -330,7 +383,7 @@ fn report_plan(g: &Global, a: &DownloadArgs, plan: &marketdb_download::Plan) -> 
             .map(|r| json!({"symbol": r.symbol, "first": time(r.first), "last": time(r.last)}))
             .collect();
         output::json(
-            &json!({"dry_run": true, "files": list, "count": plan.files.len(), "rest": rest}),
+            &json!({"dry_run": true, "symbols": req.symbols, "files": list, "count": plan.files.len(), "rest": rest}),
         )?;
     } else {
         for f in &plan.files {

@@ -7,6 +7,7 @@
 mod output;
 
 mod args;
+mod catalog;
 mod check;
 mod demo;
 mod download;
@@ -70,6 +71,9 @@ pub enum Command {
     Stream(stream::StreamArgs),
     /// Files the exchange does not publish, as recorded by download
     Gaps(download::GapsArgs),
+    /// What the exchange's archive holds (listed and delisted symbols, first and last
+    /// days); `catalog refresh` lists it
+    Catalog(catalog::CatalogArgs),
     /// Data summary per table and freq
     Summary,
     /// Stored symbols
@@ -122,6 +126,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ingest(a) => ingest::run(g, a).await,
         Command::Download(a) => download::run(g, a).await,
         Command::Gaps(a) => download::gaps(g, a).await,
+        Command::Catalog(a) => catalog::run(g, a).await,
         Command::Stream(a) => stream::run(g, a).await,
         Command::Summary => inspect::summary(g).await,
         Command::Symbols(a) => inspect::symbols(g, a).await,

@@ -42,7 +42,23 @@ pub(super) struct Tree {
     funding: Vec<(i64, f64)>,
     /// Wait before every answer (so a run lasts long enough to be killed midway).
     delay_ms: u64,
+    /// The bucket listing (`/listing/?...`, see [`answer_listing`]).
+    pub(super) listing: ListingScript,
     requests: Mutex<HashMap<String, usize>>,
+}
+
+/// How the loopback bucket listing answers.
+#[derive(Default)]
+pub(super) struct ListingScript {
+    /// Entries per page (0: 1000, as S3).
+    pub(super) page_size: usize,
+    /// Continue with `NextContinuationToken` (version 2) instead of `NextMarker`.
+    pub(super) tokens: bool,
+    /// The listing request (1-based, in arrival order) answered 500 once.
+    pub(super) fail_at: usize,
+    /// The listing request answered after a second's wait.
+    pub(super) slow_at: usize,
+    pub(super) seen: std::sync::atomic::AtomicUsize,
 }
 
 impl Tree {
@@ -53,6 +69,27 @@ impl Tree {
             .get(path)
             .copied()
             .unwrap_or(0)
+    }
+
+    /// Serves `body` at `path`.
+    pub(super) fn add_route(&mut self, path: &str, body: &[u8]) {
+        self.routes.insert(
+            path.to_owned(),
+            Route {
+                body: body.to_vec(),
+                ..Route::default()
+            },
+        );
+    }
+
+    /// Every request path (query included), with how often it came.
+    pub(super) fn log(&self) -> HashMap<String, usize> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// The routes' paths (without the leading `/`).
+    pub(super) fn keys(&self) -> Vec<String> {
+        self.routes.keys().map(|k| k[1..].to_owned()).collect()
     }
 
     fn total(&self) -> usize {
@@ -103,6 +140,10 @@ fn answer(tree: &Tree, mut stream: TcpStream) {
     let empty = |status: &str| {
         format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").into_bytes()
     };
+    if let Some(query) = path.strip_prefix("/listing/?") {
+        let _ = stream.write_all(&answer_listing(tree, query));
+        return;
+    }
     if let Some(query) = path.strip_prefix("/fapi/v1/fundingRate?") {
         let body = rest_funding(tree, query);
         let head = format!(
@@ -167,6 +208,123 @@ fn answer(tree: &Tree, mut stream: TcpStream) {
         return;
     }
     let _ = stream.write_all(&route.body);
+}
+
+/// `%XX` decoded.
+fn percent_decoded(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn xml_escaped(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A ListObjects answer over the routes, as S3 gives it: keys (and, with a delimiter,
+/// common prefixes) under `prefix` sorting after `marker` (or after a continuation token,
+/// here the hex of the last entry), `page_size` at a time.
+fn answer_listing(tree: &Tree, query: &str) -> Vec<u8> {
+    use std::sync::atomic::Ordering;
+    let script = &tree.listing;
+    let nth = script.seen.fetch_add(1, Ordering::SeqCst) + 1;
+    if nth == script.slow_at {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    if nth == script.fail_at {
+        return b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec();
+    }
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .map(percent_decoded)
+    };
+    let prefix = param("prefix").unwrap_or_default();
+    let delimiter = param("delimiter").is_some();
+    let after = match param("continuation-token") {
+        Some(token) => {
+            let bytes: Vec<u8> = (0..token.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&token[i..i + 2], 16).unwrap())
+                .collect();
+            String::from_utf8(bytes).unwrap()
+        }
+        None => param("marker").unwrap_or_default(),
+    };
+    let mut keys = tree.keys();
+    keys.sort();
+    // Entries in key order: a key, or the common prefix of the keys below a sub-folder.
+    let mut entries: Vec<(String, bool)> = Vec::new();
+    for k in keys.iter().filter(|k| k.starts_with(&prefix)) {
+        let rest = &k[prefix.len()..];
+        let entry = match rest.find('/') {
+            Some(i) if delimiter => (format!("{prefix}{}", &rest[..=i]), true),
+            _ => (k.clone(), false),
+        };
+        if entries.last() != Some(&entry) {
+            entries.push(entry);
+        }
+    }
+    let mut after_marker = entries.into_iter().filter(|(e, _)| *e > after).peekable();
+    let size = if script.page_size == 0 {
+        1000
+    } else {
+        script.page_size
+    };
+    let page: Vec<(String, bool)> = after_marker.by_ref().take(size).collect();
+    let truncated = after_marker.peek().is_some();
+    let mut xml = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">",
+    );
+    xml.push_str(&format!(
+        "<Name>data.binance.vision</Name><Prefix>{}</Prefix><IsTruncated>{truncated}</IsTruncated>",
+        xml_escaped(&prefix)
+    ));
+    if truncated {
+        let last = &page.last().unwrap().0;
+        if script.tokens {
+            let hex: String = last.bytes().map(|b| format!("{b:02x}")).collect();
+            xml.push_str(&format!(
+                "<NextContinuationToken>{hex}</NextContinuationToken>"
+            ));
+        } else if delimiter {
+            xml.push_str(&format!("<NextMarker>{}</NextMarker>", xml_escaped(last)));
+        }
+    }
+    for (e, is_prefix) in &page {
+        if *is_prefix {
+            xml.push_str(&format!(
+                "<CommonPrefixes><Prefix>{}</Prefix></CommonPrefixes>",
+                xml_escaped(e)
+            ));
+        } else {
+            xml.push_str(&format!(
+                "<Contents><Key>{}</Key><Size>1</Size></Contents>",
+                xml_escaped(e)
+            ));
+        }
+    }
+    xml.push_str("</ListBucketResult>");
+    let mut out = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        xml.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(xml.as_bytes());
+    out
 }
 
 /// A REST funding answer: the funding rows of `FUNDING` in `[startTime, endTime]`, at most

@@ -158,7 +158,8 @@ pub async fn refresh(db: &AsyncMarketDB, req: &RefreshRequest, now: i64) -> Resu
         timeout: req.timeout.max(Duration::from_secs(1)),
         ..FetchConfig::default()
     };
-    let fetcher = tokio::task::spawn_blocking(move || Fetcher::new(config))
+    // Creating the scratch folder (and sweeping dead ones) touches the disk.
+    let fetcher = tokio::task::spawn_blocking(move || Fetcher::new(config).map_err(Error::from))
         .await
         .map_err(|source| Error::Task {
             task: "fetcher",
@@ -184,13 +185,19 @@ async fn refresh_folder(
     now: i64,
     report: &mut RefreshReport,
 ) -> Result<()> {
-    let known: HashMap<(String, String), CatalogEntry> = db
+    let entries = db
         .catalog(CatalogFilter {
             market: Some(req.market.as_str().to_owned()),
             kind: Some(kind.as_str().to_owned()),
             interval: None,
         })
-        .await?
+        .await?;
+    // Judged over both folders: a live symbol's monthly files lag its daily ones.
+    let delisted: HashMap<(String, String), bool> = lives(&entries)
+        .into_iter()
+        .map(|l| ((l.symbol, l.interval), l.delisted))
+        .collect();
+    let known: HashMap<(String, String), CatalogEntry> = entries
         .into_iter()
         .filter(|e| e.folder == folder)
         .map(|e| ((e.symbol.clone(), e.interval.clone()), e))
@@ -266,12 +273,11 @@ async fn refresh_folder(
     drop(listed);
 
     let list_one = |series: Series| {
-        let prev = known.get(&(series.symbol.clone(), series.interval.clone()));
+        let key = (series.symbol.clone(), series.interval.clone());
+        let prev = known.get(&key);
+        let gone = delisted.get(&key).copied().unwrap_or(false);
         async move {
-            if let Some(p) = prev
-                && !req.full
-                && entry_delisted(p)
-            {
+            if prev.is_some() && gone && !req.full {
                 return Ok::<_, Error>((series, None));
             }
             let after = prev.filter(|_| !req.full).map(|p| p.last_key.as_str());
@@ -296,7 +302,16 @@ async fn refresh_folder(
             .filter_map(|k| period_of(k, &series.symbol, &series.tag, folder))
             .collect();
         report.new_files += periods.len() as u64;
-        let last_key = keys.iter().max().cloned();
+        // The marker of the next refresh: the last archive name (a stray key sorting
+        // after it, `readme.txt`, would hide the files that come later).
+        let last_key = keys
+            .iter()
+            .filter(|k| {
+                let zip = k.strip_suffix(".CHECKSUM").unwrap_or(k);
+                period_of(zip, &series.symbol, &series.tag, folder).is_some()
+            })
+            .max()
+            .cloned();
         let (first, last) = (periods.iter().min(), periods.iter().max());
         let entry = match (prev, first, last) {
             (None, Some(first), Some(last)) => CatalogEntry {
@@ -344,13 +359,6 @@ async fn refresh_folder(
     Ok(())
 }
 
-/// Whether a catalog entry's last file was due more than [`DELISTED_AFTER_MS`] before it
-/// was listed.
-fn entry_delisted(e: &CatalogEntry) -> bool {
-    Period::parse(&e.last_period)
-        .is_some_and(|last| rule::due(last).saturating_add(DELISTED_AFTER_MS) < e.listed_at)
-}
-
 /// A symbol's listed life in one market, kind and interval, over its daily and monthly
 /// files.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -369,6 +377,10 @@ pub struct Life {
     pub delisted: bool,
     /// When it was last listed (ms).
     pub listed_at: i64,
+    /// Start and end (ms) of the monthly files' span, if there are monthly files: a
+    /// month outside it is asked day by day.
+    #[serde(skip)]
+    pub monthly: Option<(i64, i64)>,
 }
 
 /// The lives of catalog entries, one per market, kind, symbol and interval. Whether a
@@ -402,6 +414,7 @@ pub fn lives(entries: &[CatalogEntry]) -> Vec<Life> {
                     files: 0,
                     delisted: false,
                     listed_at: e.listed_at,
+                    monthly: None,
                 },
                 due,
             )
@@ -413,6 +426,10 @@ pub fn lives(entries: &[CatalogEntry]) -> Vec<Life> {
         }
         life.files += e.files;
         life.listed_at = life.listed_at.max(e.listed_at);
+        if e.folder == "monthly" {
+            let (a, b) = life.monthly.unwrap_or((first.start_ms(), last.end_ms()));
+            life.monthly = Some((a.min(first.start_ms()), b.max(last.end_ms())));
+        }
     }
     out.into_values()
         .map(|(mut life, due)| {
@@ -460,6 +477,7 @@ pub async fn kline_lives(db: &AsyncMarketDB, freq: Freq) -> Result<BTreeMap<Stri
         out.entry(life.symbol)
             .and_modify(|l| {
                 l.first = l.first.min(life.first);
+                l.monthly = None;
                 l.end = match (l.end, end) {
                     (Some(a), Some(b)) => Some(a.max(b)),
                     _ => None,
@@ -468,6 +486,7 @@ pub async fn kline_lives(db: &AsyncMarketDB, freq: Freq) -> Result<BTreeMap<Stri
             .or_insert(Listed {
                 first: life.first,
                 end,
+                monthly: life.monthly,
             });
     }
     Ok(out)
@@ -522,6 +541,73 @@ pub fn cut_to_lives(
         out.insert(s.symbol.clone(), dropped);
     }
     out
+}
+
+/// One line of the printed catalog: a symbol's life in one market, kind and interval.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CatalogRow {
+    pub market: String,
+    pub kind: String,
+    pub symbol: String,
+    /// The kline interval, `""` for the other kinds.
+    pub interval: String,
+    /// The first day with a file (`YYYY-MM-DD`; a monthly file's first day).
+    pub first_day: String,
+    /// The last day with a file (a monthly file's last day).
+    pub last_day: String,
+    pub files: u64,
+    pub delisted: bool,
+    /// The new name a user linked this one to (`catalog alias`), if any.
+    pub renamed_to: Option<String>,
+    /// When it was last listed (RFC 3339).
+    pub listed_at: String,
+}
+
+/// Which rows [`list`] gives; `None` fields match everything.
+#[derive(Clone, Debug, Default)]
+pub struct CatalogQuery {
+    pub market: Option<Market>,
+    pub kind: Option<FileKind>,
+    pub freq: Option<Freq>,
+    /// Names and patterns (see [`crate::symbols::Matcher`]); empty matches all.
+    pub symbols: Vec<String>,
+    /// Only delisted symbols.
+    pub delisted_only: bool,
+}
+
+/// The catalog as rows, ordered by market, kind, symbol and interval.
+pub async fn list(db: &AsyncMarketDB, q: &CatalogQuery) -> Result<Vec<CatalogRow>> {
+    let matcher = crate::symbols::Matcher::new(&q.symbols)?;
+    let entries = db
+        .catalog(CatalogFilter {
+            market: q.market.map(|m| m.as_str().to_owned()),
+            kind: q.kind.map(|k| k.as_str().to_owned()),
+            interval: q.freq.map(|f| f.as_str().to_owned()),
+        })
+        .await?;
+    let aliases: HashMap<(String, String), String> = db
+        .symbol_aliases()
+        .await?
+        .into_iter()
+        .map(|a| ((a.market, a.old_symbol), a.new_symbol))
+        .collect();
+    let day = |ms: i64| Period::day_of(ms).to_string();
+    Ok(lives(&entries)
+        .into_iter()
+        .filter(|l| matcher.matches(&l.symbol) && (!q.delisted_only || l.delisted))
+        .map(|l| CatalogRow {
+            renamed_to: aliases.get(&(l.market.clone(), l.symbol.clone())).cloned(),
+            first_day: day(l.first),
+            last_day: day(l.end - 1),
+            listed_at: marketdb_model::time::format_rfc3339(l.listed_at),
+            market: l.market,
+            kind: l.kind,
+            symbol: l.symbol,
+            interval: l.interval,
+            files: l.files,
+            delisted: l.delisted,
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -630,6 +716,7 @@ mod tests {
                 Listed {
                     first: day(1) + 6 * H,
                     end: None,
+                    monthly: None,
                 },
             ),
             // Delisted after day 2's first 18 hours.
@@ -638,6 +725,7 @@ mod tests {
                 Listed {
                     first: 0,
                     end: Some(day(2) + 18 * H),
+                    monthly: None,
                 },
             ),
         ]);

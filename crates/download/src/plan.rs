@@ -109,7 +109,20 @@ pub(crate) async fn vision_files(
             .collect(),
         None => vec![(range.start, range.end_exclusive.saturating_sub(1))],
     };
-    let months = record.months_by_day();
+    let mut months = record.months_by_day();
+    // With the catalog's word, a month without a monthly file is asked day by day.
+    if let Some(life) = req.lives.get(symbol) {
+        let mut month = Period::month_of(range.start);
+        while month.start_ms() < range.end_exclusive {
+            let listed = life
+                .monthly
+                .is_some_and(|(a, b)| month.start_ms() >= a && month.end_ms() <= b);
+            if !listed {
+                months.insert(month);
+            }
+            month = Period::month_of(month.end_ms());
+        }
+    }
     Ok(marketdb_fetch::plan::klines(
         &marketdb_fetch::plan::PlanInput {
             market: req.market,

@@ -38,11 +38,14 @@ impl Source {
 }
 
 /// A symbol's listed life in the archive (from the catalog): its first file starts at
-/// `first`; a delisted symbol's last file ends at `end`.
+/// `first`; a delisted symbol's last file ends at `end`; its monthly files span
+/// `monthly` (a month outside it is asked day by day, not as a monthly file the archive
+/// does not have).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Listed {
     pub first: i64,
     pub end: Option<i64>,
+    pub monthly: Option<(i64, i64)>,
 }
 
 /// One download.
@@ -185,7 +188,12 @@ impl DownloadRequest {
         Some(DownloadRequest {
             symbols: vec![symbol.to_owned()],
             range,
-            lives: BTreeMap::new(),
+            lives: self
+                .lives
+                .get_key_value(symbol)
+                .map(|(k, v)| (k.clone(), *v))
+                .into_iter()
+                .collect(),
             ..self.clone_without_symbols()
         })
     }

@@ -24,6 +24,7 @@ pub struct SymbolSet {
 }
 
 /// One item of a set.
+#[derive(Debug)]
 enum Item {
     Name(String),
     All,
@@ -162,12 +163,33 @@ pub async fn apply(
                 Listed {
                     first: l.first,
                     end: l.delisted.then_some(l.end),
+                    monthly: l.monthly,
                 },
             ))
         })
         .collect();
     req.symbols = chosen.into_iter().collect();
     Ok(())
+}
+
+/// Names and patterns to match symbols against (the `catalog` listing's `--symbols`).
+#[derive(Debug)]
+pub struct Matcher(Vec<Item>);
+
+impl Matcher {
+    /// Parses `items`; no item matches every symbol.
+    pub fn new(items: &[String]) -> Result<Matcher> {
+        items
+            .iter()
+            .map(|i| parse_item(i.trim()))
+            .collect::<Result<Vec<_>>>()
+            .map(Matcher)
+    }
+
+    /// Whether `symbol` matches one of the items (every symbol when there are none).
+    pub fn matches(&self, symbol: &str) -> bool {
+        self.0.is_empty() || self.0.iter().any(|i| i.matches(symbol))
+    }
 }
 
 #[cfg(test)]
