@@ -569,15 +569,17 @@ mod tests {
         let after: i64 = conn
             .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
             .unwrap();
-        // The four record tables (WITHOUT ROWID: the key is the table, no separate
+        // The six record tables (WITHOUT ROWID: the key is the table, no separate
         // index), the change record with its index of stale days, and three triggers on
         // each of the four data tables.
-        assert_eq!(after, before + 4 + 2 + 12);
+        assert_eq!(after, before + 6 + 2 + 12);
         assert!(table_exists(&conn, "marketdb_changes").unwrap());
         assert!(table_exists(&conn, "source_gaps").unwrap());
         assert!(table_exists(&conn, "source_files").unwrap());
         assert!(table_exists(&conn, "replica_partitions").unwrap());
         assert!(table_exists(&conn, "marketdb_meta").unwrap());
+        assert!(table_exists(&conn, "archive_catalog").unwrap());
+        assert!(table_exists(&conn, "archive_aliases").unwrap());
         prepare(&conn, "py.db").unwrap();
     }
 
