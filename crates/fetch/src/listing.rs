@@ -206,7 +206,7 @@ impl Fetcher {
             }
             let url = format!("{base}/?{query}");
             let mut retries = 0;
-            let body = self
+            let page = self
                 .with_retries(&url, &mut retries, |n| self.get_page(&url, n))
                 .await?
                 .ok_or_else(|| Error::Status {
@@ -214,7 +214,6 @@ impl Fetcher {
                     status: 404,
                     attempts: 1,
                 })?;
-            let page = parse_page(&body, &url)?;
             out.pages += 1;
             let last = page.keys.iter().chain(&page.prefixes).max().cloned();
             out.keys.extend(page.keys);
@@ -249,14 +248,23 @@ impl Fetcher {
         Ok(out)
     }
 
-    /// One listing page, at most [`MAX_PAGE_BYTES`].
-    async fn get_page(&self, url: &str, n: u32) -> Attempt<Vec<u8>> {
+    /// One listing page, at most [`MAX_PAGE_BYTES`]. A `200` that is not a listing (a
+    /// maintenance page, a cut document) is retried like a `5xx`.
+    async fn get_page(&self, url: &str, n: u32) -> Attempt<ListingPage> {
         let mut resp = match self.send(self.client().get(url), url, n).await {
             Attempt::Done(r) => r,
             Attempt::NotFound => return Attempt::NotFound,
             Attempt::Retry(e) => return Attempt::Retry(e),
             Attempt::Fatal(e) => return Attempt::Fatal(e),
         };
+        if let Some(announced) = resp.content_length().filter(|&n| n > MAX_PAGE_BYTES) {
+            return Attempt::Fatal(Error::TooLarge {
+                url: url.to_owned(),
+                bytes: announced,
+                limit: MAX_PAGE_BYTES,
+                announced: true,
+            });
+        }
         let mut body = Vec::new();
         loop {
             match resp.chunk().await {
@@ -272,7 +280,12 @@ impl Fetcher {
                     }
                     body.extend_from_slice(&bytes);
                 }
-                Ok(None) => return Attempt::Done(body),
+                Ok(None) => {
+                    return match parse_page(&body, url) {
+                        Ok(page) => Attempt::Done(page),
+                        Err(e) => Attempt::Retry(e),
+                    };
+                }
                 Err(source) => {
                     return Attempt::Retry(Error::Transfer {
                         url: url.to_owned(),
@@ -339,5 +352,79 @@ mod tests {
         assert_eq!(encode("data/spot/"), "data%2Fspot%2F");
         assert_eq!(encode("A-b_c.d~"), "A-b_c.d~");
         assert_eq!(encode("a b&c"), "a%20b%26c");
+    }
+
+    #[tokio::test]
+    async fn a_page_that_is_not_a_listing_is_retried_and_sizes_are_bounded() {
+        use std::collections::HashMap;
+        use std::time::Duration;
+
+        use crate::FetchConfig;
+        use crate::test_server::{Answer, serve};
+
+        let good = b"<ListBucketResult><IsTruncated>false</IsTruncated>\
+            <Contents><Key>a/x.zip</Key></Contents></ListBucketResult>"
+            .to_vec();
+        let script = HashMap::from([
+            (
+                "/?prefix=a%2F".to_owned(),
+                vec![
+                    Answer::ok(b"<html>down for maintenance</html>".to_vec()),
+                    Answer::ok(good),
+                ],
+            ),
+            (
+                "/?prefix=big%2F".to_owned(),
+                vec![Answer::Announce {
+                    length: 10_000_000_000_000,
+                    body: b"<".to_vec(),
+                }],
+            ),
+            ("/?prefix=endless%2F".to_owned(), vec![Answer::Endless]),
+        ]);
+        let (base, counts) = serve(script).await;
+        let fetcher = Fetcher::new(FetchConfig {
+            retries: 2,
+            backoff: Duration::from_millis(1),
+            ..FetchConfig::default()
+        })
+        .unwrap();
+        let listing = fetcher.list(&base, "a/", false, None).await.unwrap();
+        assert_eq!(listing.keys, ["a/x.zip"]);
+        assert_eq!(
+            counts.lock().unwrap()["/?prefix=a%2F"],
+            2,
+            "the html page was asked again"
+        );
+
+        let err = fetcher.list(&base, "big/", false, None).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::TooLarge {
+                    announced: true,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(counts.lock().unwrap()["/?prefix=big%2F"], 1, "not retried");
+        let before = fetcher.stats().bytes_received;
+        let err = fetcher
+            .list(&base, "endless/", false, None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::TooLarge {
+                    announced: false,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let read = fetcher.stats().bytes_received - before;
+        assert!(read <= MAX_PAGE_BYTES + 64 * 1024, "{read}");
     }
 }

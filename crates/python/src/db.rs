@@ -667,7 +667,7 @@ impl Native {
     /// A download (`marketdb download`'s policy and arguments) into this database;
     /// returns the report as JSON.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (market, kind, symbols, freq, start, end, source, base_url, rest_url, jobs, retries, keep, recheck_days, reverify, is_async))]
+    #[pyo3(signature = (market, kind, symbols, freq, start, end, source, base_url, rest_url, jobs, retries, keep, recheck_days, reverify, quote, include_delisted, is_async))]
     fn download(
         &self,
         py: Python<'_>,
@@ -685,9 +685,16 @@ impl Native {
         keep: Option<PathBuf>,
         recheck_days: i64,
         reverify: bool,
+        quote: Option<String>,
+        include_delisted: bool,
         is_async: bool,
     ) -> PyResult<Py<PyAny>> {
         let db = self.db(py)?;
+        let set = marketdb_download::SymbolSet {
+            items: symbols.clone(),
+            quote,
+            include_delisted,
+        };
         let market = marketdb_fetch::Market::parse(market)
             .ok_or_else(|| value_error(format!("market {market:?}: expected spot, um or cm")))?;
         let kind = marketdb_ingest::FileKind::parse(kind)
@@ -707,7 +714,51 @@ impl Native {
         req.reverify = reverify;
         req.check().map_err(Failure::from)?;
         finish(py, is_async, async move {
+            // Names and sets (`all`, globs, `re:`) resolve against the catalog, as on the
+            // command line.
+            marketdb_download::symbols::apply(Some(&db), &mut req, &set).await?;
             json(&marketdb_download::download(&db, &req, &marketdb_download::ignore).await?)
+        })
+    }
+
+    /// The archive catalog (`marketdb catalog`) as JSON rows.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (market, kind, freq, symbols, delisted, is_async))]
+    fn catalog(
+        &self,
+        py: Python<'_>,
+        market: Option<&str>,
+        kind: Option<&str>,
+        freq: Option<&str>,
+        symbols: Vec<String>,
+        delisted: bool,
+        is_async: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let db = self.db(py)?;
+        let market = match market {
+            None => None,
+            Some(m) => Some(
+                marketdb_fetch::Market::parse(m)
+                    .ok_or_else(|| value_error(format!("market {m:?}: expected spot, um or cm")))?,
+            ),
+        };
+        let kind = match kind {
+            None => None,
+            Some(k) => Some(
+                marketdb_ingest::FileKind::parse(k)
+                    .map_err(|e| value_error(format!("kind {k:?}: {e}")))?,
+            ),
+        };
+        let query = marketdb_download::catalog::CatalogQuery {
+            market,
+            kind,
+            freq: args::opt_freq(freq)?,
+            symbols,
+            delisted_only: delisted,
+        };
+        marketdb_download::symbols::Matcher::new(&query.symbols).map_err(Failure::from)?;
+        finish(py, is_async, async move {
+            json(&marketdb_download::catalog::list(&db, &query).await?)
         })
     }
 

@@ -802,3 +802,40 @@ def test_download_from_a_loopback_vision_server_and_read_the_bars(tmp_path):
         assert second["fetched"] == 0 and second["skipped"] == 1, second
     finally:
         server.shutdown()
+
+
+def test_catalog_is_a_frame_and_sets_need_it(tmp_path):
+    path = tmp_path / "cat.db"
+    with marketdb.MarketDB(path) as db:
+        empty = db.catalog()
+        assert list(empty.columns) == marketdb._ops.CATALOG_COLUMNS
+        assert len(empty) == 0
+        # A set without a catalog is refused, naming what to run.
+        with pytest.raises(ValueError, match="catalog refresh"):
+            db.download("spot", "*USDT", "2024-01-01", "2024-01-03", "1h", source="vision")
+    # What a refresh stores (listed on 1 February 2024): BTCUSDT's last file is 31
+    # January (still listed), OLDUSDT's 10 January (delisted).
+    listed_at = int(pd.Timestamp("2024-02-01", tz="UTC").timestamp() * 1000)
+    with sqlite3.connect(path) as conn:
+        conn.executemany(
+            "INSERT INTO archive_catalog VALUES ('spot', 'klines', ?, '1h', 'daily', ?, ?, ?, '', ?)",
+            [
+                ("BTCUSDT", "2024-01-05", "2024-01-31", 27, listed_at),
+                ("OLDUSDT", "2023-12-01", "2024-01-10", 41, listed_at),
+                ("ETHBTC", "2024-01-01", "2024-01-31", 31, listed_at),
+            ],
+        )
+    with marketdb.MarketDB(path) as db:
+        frame = db.catalog(symbols="*USDT")
+        assert frame["symbol"].tolist() == ["BTCUSDT", "OLDUSDT"]
+        assert frame["delisted"].tolist() == [False, True]
+        assert frame["files"].tolist() == [27, 41]
+        assert frame["first_day"].tolist() == [
+            pd.Timestamp("2024-01-05", tz="UTC"),
+            pd.Timestamp("2023-12-01", tz="UTC"),
+        ]
+        assert frame["last_day"].iloc[1] == pd.Timestamp("2024-01-10", tz="UTC")
+        gone = db.catalog(market="spot", kind="klines", freq="1h", delisted=True)
+        assert gone["symbol"].tolist() == ["OLDUSDT"]
+        with pytest.raises(ValueError, match="re:"):
+            db.catalog(symbols="re:(")

@@ -439,9 +439,14 @@ def download(
     keep: Any = None,
     recheck_days: int = 3,
     reverify: bool = False,
+    quote: str | None = None,
+    include_delisted: bool = False,
 ) -> Call:
     """Downloads Binance Vision files and REST bars into this database, as ``marketdb
-    download`` does (same options, same source record); returns the report as a dict."""
+    download`` does (same options, same source record); returns the report as a dict.
+    ``symbols`` takes names and, with a catalog (``marketdb catalog refresh``), sets:
+    ``"all"``, globs (``"*USDT"``) and ``"re:REGEX"``, narrowed by ``quote``; delisted
+    symbols only with ``include_delisted``."""
     args = (
         str(market),
         str(kind),
@@ -456,8 +461,53 @@ def download(
         None if keep is None else str(keep),
         int(recheck_days),
         bool(reverify),
+        None if quote is None else str(quote),
+        bool(include_delisted),
     )
     return Call("download", args, json.loads)
+
+
+CATALOG_COLUMNS = [
+    "market",
+    "kind",
+    "symbol",
+    "interval",
+    "first_day",
+    "last_day",
+    "files",
+    "delisted",
+    "renamed_to",
+    "listed_at",
+]
+
+
+def _catalog_frame(text: str) -> pd.DataFrame:
+    frame = pd.DataFrame(json.loads(text), columns=CATALOG_COLUMNS)
+    for col in ("first_day", "last_day", "listed_at"):
+        frame[col] = pd.to_datetime(frame[col], utc=True)
+    frame["files"] = frame["files"].astype("int64")
+    frame["delisted"] = frame["delisted"].astype(bool)
+    return frame
+
+
+def catalog(
+    market: str | None = None,
+    kind: str | None = None,
+    freq: Any = None,
+    symbols: Any = None,
+    delisted: bool = False,
+) -> Call:
+    """The archive catalog (``marketdb catalog``) as a DataFrame: one row per market,
+    kind, symbol and interval with its first and last day, file count, whether it is
+    delisted and the name a user linked it to; empty before ``marketdb catalog refresh``."""
+    args = (
+        None if market is None else str(market),
+        None if kind is None else str(kind),
+        None if freq is None else c.freq_value(freq),
+        c.symbol_list(symbols),
+        bool(delisted),
+    )
+    return Call("catalog", args, _catalog_frame)
 
 
 def _resampled(answer: tuple[Any, str]) -> pd.DataFrame:
@@ -679,6 +729,7 @@ DATABASE = (
     read_long_short_ratio,
     check_completeness,
     download,
+    catalog,
     resample,
     get_combined_data,
     export_to_files,
