@@ -149,7 +149,17 @@ class MarketDB:
         keep: str | os.PathLike[str] | None = None,
         recheck_days: int = 3,
         reverify: bool = False,
+        quote: str | None = None,
+        include_delisted: bool = False,
     ) -> dict[str, Any]: ...
+    def catalog(
+        self,
+        market: str | None = None,
+        kind: str | None = None,
+        freq: _Freq | None = None,
+        symbols: _Symbols | None = None,
+        delisted: bool = False,
+    ) -> pd.DataFrame: ...
     def resample(
         self,
         start_time: _Time,
@@ -371,7 +381,17 @@ class AsyncMarketDB:
         keep: str | os.PathLike[str] | None = None,
         recheck_days: int = 3,
         reverify: bool = False,
+        quote: str | None = None,
+        include_delisted: bool = False,
     ) -> dict[str, Any]: ...
+    async def catalog(
+        self,
+        market: str | None = None,
+        kind: str | None = None,
+        freq: _Freq | None = None,
+        symbols: _Symbols | None = None,
+        delisted: bool = False,
+    ) -> pd.DataFrame: ...
     async def resample(
         self,
         start_time: _Time,
