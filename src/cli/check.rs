@@ -21,12 +21,23 @@ pub struct CheckArgs {
     pub symbols: SymbolArgs,
     #[command(flatten)]
     pub range: RangeArgs,
-    /// Interval
-    #[arg(long, value_parser = args::freq)]
-    pub freq: Freq,
+    /// Interval (klines)
+    #[arg(long, value_parser = args::freq, required_unless_present = "kind")]
+    pub freq: Option<Freq>,
+    /// What to check: klines (default, needs --freq) or funding rates (each symbol at its
+    /// own interval, read from its payments: 1h, 2h, 4h or 8h)
+    #[arg(long, value_enum)]
+    pub kind: Option<CheckKind>,
     /// Exit 1 when any symbol's coverage (percent) is below this
     #[arg(long)]
     pub fail_under: Option<f64>,
+}
+
+/// `--kind` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckKind {
+    Klines,
+    Funding,
 }
 
 pub async fn run(g: &Global, a: &CheckArgs) -> Result<ExitCode> {
@@ -38,15 +49,25 @@ pub async fn run(g: &Global, a: &CheckArgs) -> Result<ExitCode> {
         )));
     }
     a.range.spec()?;
+    let freq = match (a.kind, a.freq) {
+        (Some(CheckKind::Funding), None) => return funding(g, a).await,
+        (Some(CheckKind::Funding), Some(_)) => {
+            return Err(super::usage(
+                "--freq applies to klines: funding is checked at each symbol's own interval",
+            ));
+        }
+        (_, Some(freq)) => freq,
+        (_, None) => return Err(super::usage("--kind klines needs --freq (such as 1m)")),
+    };
     let db = args::open_db(g, args::Access::ReadOnly).await?;
-    let (symbols, unknown) = a.symbols.resolve_noting(g, &db, a.freq).await?;
-    let range = a.range.resolve(&db, a.freq, &symbols).await?;
+    let (symbols, unknown) = a.symbols.resolve_noting(g, &db, freq).await?;
+    let range = a.range.resolve(&db, freq, &symbols).await?;
     let beat = progress::heartbeat(g, "check");
-    let mut report = db.check_completeness(range, a.freq, &symbols).await?;
+    let mut report = db.check_completeness(range, freq, &symbols).await?;
     // A symbol is not missing before its first archive file or after its delisting.
-    let lives = marketdb_download::catalog::kline_lives(&db, a.freq).await?;
+    let lives = marketdb_download::catalog::kline_lives(&db, freq).await?;
     let not_listed = marketdb_download::catalog::cut_to_lives(&mut report, &lives);
-    let recorded = marketdb_download::record::kline_spans(&db, a.freq).await?;
+    let recorded = marketdb_download::record::kline_spans(&db, freq).await?;
     drop(beat);
     db.close().await;
     // Per symbol and run: how many missing bars lie in recorded periods, by class.
@@ -57,7 +78,7 @@ pub async fn run(g: &Global, a: &CheckArgs) -> Result<ExitCode> {
             let spans = recorded.get(&s.symbol).map_or(&[][..], Vec::as_slice);
             s.missing
                 .iter()
-                .map(|run| counts(a.freq, spans, run.start, run.end))
+                .map(|run| counts(freq, spans, run.start, run.end))
                 .collect()
         })
         .collect();
@@ -213,6 +234,104 @@ fn counts(freq: Freq, spans: &[RecordedSpan], first: i64, last: i64) -> Counts {
         }
     }
     out
+}
+
+/// `check --kind funding`: each symbol at its own interval, named in the report.
+async fn funding(g: &Global, a: &CheckArgs) -> Result<ExitCode> {
+    let range = match a.range.spec()? {
+        args::RangeSpec::Fixed(r) => r,
+        args::RangeSpec::FromFirst { .. } => {
+            return Err(super::usage(
+                "check --kind funding needs a start: give --start or --timerange",
+            ));
+        }
+    };
+    let parts = args::split_symbols(&a.symbols.symbols);
+    let symbols = if parts.len() == 1 && parts[0].eq_ignore_ascii_case("all") {
+        Vec::new()
+    } else {
+        args::parse_symbols(&parts)?
+    };
+    let db = args::open_db(g, args::Access::ReadOnly).await?;
+    let checked = db.check_funding_completeness(range, &symbols).await;
+    db.close().await;
+    let checked = checked?;
+    let named = |symbol: &str| -> String {
+        let spans = checked.intervals.get(symbol).map_or(&[][..], Vec::as_slice);
+        spans
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match i {
+                0 => s.interval.to_string(),
+                _ => format!("{} from {}", s.interval, format_rfc3339(s.from)),
+            })
+            .collect::<Vec<_>>()
+            .join(", then ")
+    };
+    let report = &checked.report;
+    if g.json {
+        let mut v = serde_json::to_value(report)?;
+        if let Some(list) = v.get_mut("symbols").and_then(|s| s.as_array_mut()) {
+            for s in list {
+                if let Some(c) = s.get("coverage").and_then(serde_json::Value::as_f64) {
+                    s["coverage"] = serde_json::json!(c * 100.0);
+                }
+                let name = s["symbol"].as_str().unwrap_or_default().to_owned();
+                s["interval"] = serde_json::json!(named(&name));
+                let spans: Vec<_> = checked
+                    .intervals
+                    .get(&name)
+                    .map_or(&[][..], Vec::as_slice)
+                    .iter()
+                    .map(|x| serde_json::json!({"from": format_rfc3339(x.from), "interval": x.interval.to_string()}))
+                    .collect();
+                s["intervals"] = serde_json::json!(spans);
+            }
+        }
+        v["kind"] = "funding".into();
+        v["coverage_unit"] = "percent".into();
+        output::json(&v)?;
+    } else {
+        let rows: Vec<Vec<String>> = report
+            .symbols
+            .iter()
+            .map(|s| {
+                vec![
+                    s.symbol.clone(),
+                    named(&s.symbol),
+                    s.expected.to_string(),
+                    s.present.to_string(),
+                    format!("{:.2}%", s.coverage * 100.0),
+                    s.missing.len().to_string(),
+                ]
+            })
+            .collect();
+        output::table(
+            &[
+                "symbol", "interval", "expected", "present", "coverage", "gaps",
+            ],
+            &rows,
+        );
+        for s in &report.symbols {
+            for run in &s.missing {
+                outln!(
+                    "{}: missing {} funding payment(s) from {} to {}",
+                    s.symbol,
+                    run.count,
+                    format_rfc3339(run.start),
+                    format_rfc3339(run.end)
+                );
+            }
+        }
+    }
+    let below = a
+        .fail_under
+        .is_some_and(|p| report.symbols.iter().any(|s| s.coverage * 100.0 < p));
+    Ok(if below {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 #[cfg(test)]

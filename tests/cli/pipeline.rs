@@ -119,3 +119,84 @@ fn pipelined_ingest_keeps_each_file_whole_and_the_report_in_file_order() {
     ok(&marketdb(dir.path(), &["summary"]));
     assert!(dump_all(&dir.path().join("data/market.db")) == piped);
 }
+
+/// Funding every 8 hours until 16 January, then every 4 hours: complete when every
+/// payment is there; one 4h payment taken out is reported at its time, with the intervals
+/// named.
+#[test]
+fn funding_is_checked_at_each_symbols_own_interval() {
+    const HOUR: i64 = 3_600_000;
+    let switch = JAN1 + 15 * 24 * HOUR;
+    let lost = JAN1 + 19 * 24 * HOUR + 8 * HOUR;
+    let write = |dir: &Path, skip: Option<i64>| {
+        let mut csv = String::from("calc_time,funding_interval_hours,last_funding_rate\n");
+        let mut t = JAN1;
+        while t < JAN1 + 31 * 24 * HOUR {
+            let hours = if t < switch { 8 } else { 4 };
+            if Some(t) != skip {
+                // Binance stamps funding a few milliseconds after the hour.
+                csv.push_str(&format!("{},{hours},0.0001\n", t + 3));
+            }
+            t += hours * HOUR;
+        }
+        std::fs::write(dir.join("BTCUSDT-fundingRate-2024-01.csv"), csv).unwrap();
+    };
+    for (skip, missing) in [(None, 0), (Some(lost), 1)] {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), skip);
+        ok(&marketdb(
+            dir.path(),
+            &["ingest", "BTCUSDT-fundingRate-2024-01.csv", "-q"],
+        ));
+        let o = marketdb(
+            dir.path(),
+            &[
+                "--json",
+                "check",
+                "--kind",
+                "funding",
+                "--symbols",
+                "BTCUSDT",
+                "--start",
+                "2024-01-03",
+                "--end",
+                "2024-01-28",
+            ],
+        );
+        ok(&o);
+        let s = &json(&o)["symbols"][0];
+        assert_eq!(
+            s["interval"], "8h, then 4h from 2024-01-16T00:00:00Z",
+            "{s}"
+        );
+        assert_eq!(s["missing"].as_array().unwrap().len(), missing, "{s}");
+        // 13 days at 8h, 13 days at 4h.
+        assert_eq!(s["expected"], 13 * 3 + 13 * 6, "{s}");
+        if missing == 1 {
+            assert_eq!(s["missing"][0]["start"], lost, "{s}");
+            assert_eq!(s["missing"][0]["count"], 1, "{s}");
+            let text = marketdb(
+                dir.path(),
+                &[
+                    "check",
+                    "--kind",
+                    "funding",
+                    "--symbols",
+                    "all",
+                    "--start",
+                    "2024-01-03",
+                    "--end",
+                    "2024-01-28",
+                ],
+            );
+            ok(&text);
+            assert!(
+                super::stdout(&text).contains(
+                    "BTCUSDT: missing 1 funding payment(s) from 2024-01-20T08:00:00Z to 2024-01-20T08:00:00Z"
+                ),
+                "{}",
+                super::stdout(&text)
+            );
+        }
+    }
+}

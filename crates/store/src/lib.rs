@@ -34,6 +34,7 @@ mod config;
 mod db;
 mod error;
 mod frame;
+mod funding_check;
 mod gaps;
 mod imports;
 mod inspect;
@@ -60,6 +61,7 @@ pub use config::{CHECKPOINT_AFTER_ROWS, DEFAULT_BATCH_SIZE, StoreConfig};
 pub use db::{AsyncMarketDB, Checkpoint};
 pub use error::{Error, Result};
 pub use frame::{Column, KlineFrame};
+pub use funding_check::{FundingCompleteness, IntervalSpan};
 pub use gaps::{GapFilter, SourceGap};
 pub use imports::{ImportCounts, ImportTable, ImportedPartition, PartitionImport};
 pub use inspect::{
