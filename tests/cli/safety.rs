@@ -374,6 +374,21 @@ fn read_commands(db: &str) -> Vec<Vec<String>> {
             c.extend(range);
         }
     }
+    // Reads with options of their own.
+    cmds.push(vec!["catalog"]);
+    cmds.push(vec!["catalog", "--symbols", "*USDT", "--csv"]);
+    cmds.push(vec![
+        "check",
+        "--kind",
+        "funding",
+        "--symbols",
+        "all",
+        "--start",
+        "2024-01-01",
+        "--end",
+        "2024-01-01",
+    ]);
+    cmds.push(vec!["gaps"]);
     cmds.into_iter()
         .map(|c| {
             let mut v: Vec<String> = vec!["--db".into(), db.into(), "-q".into()];
