@@ -391,3 +391,64 @@ fn the_catalog_lists_the_archive_exactly_and_a_refresh_asks_only_what_can_have_c
         assert_eq!(s["expected"], (from - to + 1) * 24, "{symbol}: {s}");
     }
 }
+
+/// SIGTERM while the listing does not answer: the refresh ends at once with 143 and
+/// stores nothing (the catalog is written only once a folder is listed whole).
+#[test]
+fn a_refresh_waiting_on_the_listing_ends_on_sigterm_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("tmp")).unwrap();
+    let tree = Arc::new(tree(
+        ListingScript {
+            page_size: 2,
+            hang_ms: 60_000,
+            ..ListingScript::default()
+        },
+        &[],
+    ));
+    let base = serve(tree);
+    let listing = format!("{base}/listing");
+    let mut child = Command::new(super::bin())
+        .current_dir(d)
+        .env("MARKETDB_DB", "data/market.db")
+        .env("TMPDIR", d.join("tmp"))
+        .env_remove("RUST_LOG")
+        .args([
+            "catalog",
+            "refresh",
+            "--market",
+            "spot",
+            "--kind",
+            "klines",
+            "--listing-url",
+            &listing,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let signalled = std::time::Instant::now();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    // A hang guard, not a timing assertion: the refresh must end by itself.
+    let out = loop {
+        if child.try_wait().unwrap().is_some() {
+            break child.wait_with_output().unwrap();
+        }
+        assert!(
+            signalled.elapsed() < std::time::Duration::from_secs(30),
+            "the refresh did not stop after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(
+        out.status.code(),
+        Some(143),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(catalog(d), vec![]);
+}

@@ -58,6 +58,8 @@ pub(super) struct ListingScript {
     pub(super) fail_at: usize,
     /// The listing request answered after a second's wait.
     pub(super) slow_at: usize,
+    /// Wait this long before every listing answer (a server that does not answer).
+    pub(super) hang_ms: u64,
     pub(super) seen: std::sync::atomic::AtomicUsize,
 }
 
@@ -240,6 +242,7 @@ fn answer_listing(tree: &Tree, query: &str) -> Vec<u8> {
     use std::sync::atomic::Ordering;
     let script = &tree.listing;
     let nth = script.seen.fetch_add(1, Ordering::SeqCst) + 1;
+    std::thread::sleep(std::time::Duration::from_millis(script.hang_ms));
     if nth == script.slow_at {
         std::thread::sleep(std::time::Duration::from_secs(1));
     }
