@@ -348,6 +348,12 @@ fn summary(g: &Global, r: &DownloadReport) -> Result<()> {
             String::new()
         }
     );
+    if r.not_listed_days > 0 {
+        outln!(
+            "{} symbol-day(s) outside the listed lives of the archive catalog not asked (not gaps)",
+            r.not_listed_days
+        );
+    }
     if let Some(v) = &r.reverified {
         outln!(
             "re-verified {} stored file(s): {} unchanged, {} re-published and replaced, {} gone from vision, {} not checked",

@@ -298,9 +298,16 @@ fn the_catalog_lists_the_archive_exactly_and_a_refresh_asks_only_what_can_have_c
             "--backoff-ms",
             "5",
             "-q",
+            "--json",
         ],
     );
     ok(&o);
+    // Every day of the range outside each symbol's life, over the five USDT symbols.
+    let lives: i64 = [(6, 2), (20, 2), (70, 31), (40, 21), (3, 2)]
+        .iter()
+        .map(|(from, to)| from - to + 1)
+        .sum();
+    assert_eq!(json(&o)["not_listed_days"], 5 * (START - 1) - lives);
     let fetched: BTreeSet<String> = second
         .log()
         .keys()

@@ -88,6 +88,9 @@ pub struct DownloadReport {
     pub bytes_received: u64,
     /// Recorded periods in the range the record says not to ask again.
     pub skipped: u64,
+    /// Days of the range outside the symbols' listed lives in the archive catalog, over
+    /// all symbols: not asked, and not gaps (the symbol did not exist).
+    pub not_listed_days: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reverified: Option<ReverifyReport>,
 }

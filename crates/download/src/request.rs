@@ -182,6 +182,24 @@ impl DownloadRequest {
         })
     }
 
+    /// Days of the range outside the listed lives of the symbols (partial days count
+    /// whole), over all symbols.
+    pub fn not_listed_days(&self) -> u64 {
+        let days =
+            |ms: i64| (ms.max(0) + marketdb_model::time::DAY_MS - 1) / marketdb_model::time::DAY_MS;
+        let whole = self.range.end_exclusive - self.range.start;
+        self.symbols
+            .iter()
+            .filter(|s| self.lives.contains_key(*s))
+            .map(|s| {
+                let kept = self
+                    .symbol_range(s)
+                    .map_or(0, |r| r.end_exclusive - r.start);
+                days(whole - kept) as u64
+            })
+            .sum()
+    }
+
     /// This request for `symbol` alone, over its [`DownloadRequest::symbol_range`].
     pub fn for_symbol(&self, symbol: &str) -> Option<DownloadRequest> {
         let range = self.symbol_range(symbol)?;

@@ -71,6 +71,7 @@ pub async fn download(
     let now = now_ms();
     let mut report = DownloadReport {
         skipped: plan::skipped(db, req, now).await?,
+        not_listed_days: req.not_listed_days(),
         ..DownloadReport::default()
     };
     if req.reverify {
