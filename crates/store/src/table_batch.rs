@@ -164,8 +164,13 @@ fn read(
     let mut reordered = false;
     for s in symbols_of(&tx, name, symbols)? {
         let from = out.ts.len();
-        match crate::key_skip::key_values(&tx, name, &keys, &s)? {
-            Some(values) if !keys.is_empty() => {
+        // Funding has no key columns: its rows are one range already.
+        let values = match keys.is_empty() {
+            true => None,
+            false => crate::key_skip::key_values(&tx, name, &keys, &s)?,
+        };
+        match values {
+            Some(values) => {
                 let mut stmt = tx.prepare_cached(&one_key)?;
                 for value in &values {
                     let mut params: Vec<&dyn rusqlite::ToSql> =
