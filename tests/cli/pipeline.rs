@@ -200,3 +200,45 @@ fn funding_is_checked_at_each_symbols_own_interval() {
         }
     }
 }
+
+/// A COIN-M kline file (its header spells the coin columns `base_asset_volume`) is stored by
+/// position: contracts in `vol`, coin amounts in `amt`, as docs/formats.md says.
+#[test]
+fn coin_margined_klines_keep_the_archive_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("BTCUSD_PERP-1h-2024-01-01.csv"),
+        "open_time,open,high,low,close,volume,close_time,base_asset_volume,count,taker_buy_volume,taker_buy_base_asset_volume,ignore\n\
+         1704067200000,42000.1,42100,41900,42050,12345,1704070799999,29.3857,512,6000,14.2831,0\n",
+    )
+    .unwrap();
+    ok(&marketdb(
+        d,
+        &["ingest", "BTCUSD_PERP-1h-2024-01-01.csv", "-q"],
+    ));
+    let o = marketdb(
+        d,
+        &[
+            "--json",
+            "query",
+            "--symbols",
+            "BTCUSD_PERP",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-01-01",
+            "--freq",
+            "1h",
+            "--features",
+            "cls,vol,amt,tbvol,tbamt,tnum",
+        ],
+    );
+    ok(&o);
+    let row = &json(&o)[0];
+    assert_eq!(row["vol"], 12345.0, "{row}");
+    assert_eq!(row["amt"], 29.3857, "{row}");
+    assert_eq!(row["tbvol"], 6000.0, "{row}");
+    assert_eq!(row["tbamt"], 14.2831, "{row}");
+    assert_eq!(row["tnum"], 512, "{row}");
+}
