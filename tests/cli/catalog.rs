@@ -459,3 +459,86 @@ fn a_refresh_waiting_on_the_listing_ends_on_sigterm_and_stores_nothing() {
     );
     assert_eq!(catalog(d), vec![]);
 }
+
+/// Funding (monthly files) and metrics (daily files) of USD-M futures: their folders,
+/// names and periods.
+#[test]
+fn funding_and_metrics_series_are_catalogued_from_their_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("tmp")).unwrap();
+    let mut tree = Tree::default();
+    tree.listing = ListingScript {
+        page_size: 3,
+        ..ListingScript::default()
+    };
+    let um = "/data/futures/um";
+    for (symbol, months) in [
+        ("BTCUSDT", ["2024-01", "2024-02", "2024-03"]),
+        ("ETHUSDT", ["2023-11", "2023-12", "2024-01"]),
+    ] {
+        for m in months {
+            let name = format!("{um}/monthly/fundingRate/{symbol}/{symbol}-fundingRate-{m}.zip");
+            tree.add_route(&name, b"PK");
+            tree.add_route(&format!("{name}.CHECKSUM"), b"0");
+        }
+    }
+    for day in ["2024-03-30", "2024-03-31"] {
+        let name = format!("{um}/daily/metrics/BTCUSDT/BTCUSDT-metrics-{day}.zip");
+        tree.add_route(&name, b"PK");
+    }
+    let base = serve(Arc::new(tree));
+    let listing = format!("{base}/listing");
+    let o = run(
+        d,
+        &[
+            "catalog",
+            "refresh",
+            "--market",
+            "um",
+            "--kind",
+            "funding,metrics",
+            "--listing-url",
+            &listing,
+            "--backoff-ms",
+            "5",
+            "-q",
+        ],
+    );
+    ok(&o);
+    let o = run(d, &["--json", "catalog", "--market", "um"]);
+    ok(&o);
+    let rows: Vec<(String, String, String, String, String, u64)> = json(&o)["catalog"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap().to_owned(),
+                r["symbol"].as_str().unwrap().to_owned(),
+                r["interval"].as_str().unwrap().to_owned(),
+                r["first_day"].as_str().unwrap().to_owned(),
+                r["last_day"].as_str().unwrap().to_owned(),
+                r["files"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let row = |k: &str, s: &str, a: &str, b: &str, n: u64| {
+        (
+            k.to_owned(),
+            s.to_owned(),
+            String::new(),
+            a.to_owned(),
+            b.to_owned(),
+            n,
+        )
+    };
+    assert_eq!(
+        rows,
+        vec![
+            row("funding", "BTCUSDT", "2024-01-01", "2024-03-31", 3),
+            row("funding", "ETHUSDT", "2023-11-01", "2024-01-31", 3),
+            row("metrics", "BTCUSDT", "2024-03-30", "2024-03-31", 2),
+        ]
+    );
+}
