@@ -230,10 +230,7 @@ fn the_catalog_lists_the_archive_exactly_and_a_refresh_asks_only_what_can_have_c
     .into_iter()
     .collect();
     for (symbol, last) in [("BTCUSDT", 2), ("ETHBTC", 2), ("NEWUSDT", 2)] {
-        let last_key = format!(
-            "{series}/{symbol}/1h/{symbol}-1h-{}.zip.CHECKSUM",
-            ymd(t(last))
-        );
+        let last_key = format!("{series}/{symbol}/1h/{symbol}-1h-{}.zip", ymd(t(last)));
         expected.insert(format!(
             "/listing/?prefix={}&marker={}",
             enc(&format!("{series}/{symbol}/1h/")),
@@ -399,8 +396,9 @@ fn the_catalog_lists_the_archive_exactly_and_a_refresh_asks_only_what_can_have_c
     }
 }
 
-/// SIGTERM while the listing does not answer: the refresh ends at once with 143 and
-/// stores nothing (the catalog is written only once a folder is listed whole).
+/// SIGTERM while the listing does not answer, after two of the folder's five series were
+/// listed: the refresh ends at once with 143 and stores nothing (a folder is stored once
+/// it is listed whole, never a part of it).
 #[test]
 fn a_refresh_waiting_on_the_listing_ends_on_sigterm_and_stores_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -408,13 +406,13 @@ fn a_refresh_waiting_on_the_listing_ends_on_sigterm_and_stores_nothing() {
     std::fs::create_dir_all(d.join("tmp")).unwrap();
     let tree = Arc::new(tree(
         ListingScript {
-            page_size: 2,
-            hang_ms: 60_000,
+            // 1: the folder's symbols, 2 and 3: two series, then silence.
+            hang_from: 4,
             ..ListingScript::default()
         },
         &[],
     ));
-    let base = serve(tree);
+    let base = serve(Arc::clone(&tree));
     let listing = format!("{base}/listing");
     let mut child = Command::new(super::bin())
         .current_dir(d)
@@ -430,6 +428,10 @@ fn a_refresh_waiting_on_the_listing_ends_on_sigterm_and_stores_nothing() {
             "klines",
             "--listing-url",
             &listing,
+            "--freq",
+            "1h",
+            "--jobs",
+            "1",
         ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -457,6 +459,13 @@ fn a_refresh_waiting_on_the_listing_ends_on_sigterm_and_stores_nothing() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Two series were listed before the silence: storing them alone would show here.
+    let asked = tree
+        .log()
+        .keys()
+        .filter(|k| k.starts_with("/listing/"))
+        .count();
+    assert!(asked >= 3, "{:?}", tree.log());
     assert_eq!(catalog(d), vec![]);
 }
 

@@ -58,8 +58,8 @@ pub(super) struct ListingScript {
     pub(super) fail_at: usize,
     /// The listing request answered after a second's wait.
     pub(super) slow_at: usize,
-    /// Wait this long before every listing answer (a server that does not answer).
-    pub(super) hang_ms: u64,
+    /// From this listing request (1-based) on, answer nothing for a minute.
+    pub(super) hang_from: usize,
     pub(super) seen: std::sync::atomic::AtomicUsize,
 }
 
@@ -242,7 +242,9 @@ fn answer_listing(tree: &Tree, query: &str) -> Vec<u8> {
     use std::sync::atomic::Ordering;
     let script = &tree.listing;
     let nth = script.seen.fetch_add(1, Ordering::SeqCst) + 1;
-    std::thread::sleep(std::time::Duration::from_millis(script.hang_ms));
+    if script.hang_from > 0 && nth >= script.hang_from {
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    }
     if nth == script.slow_at {
         std::thread::sleep(std::time::Duration::from_secs(1));
     }

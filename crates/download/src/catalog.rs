@@ -1,12 +1,15 @@
 //! The catalog of the archive: which symbols Binance Vision has files for, from when to
 //! when, read from its bucket listing ([`refresh`]) and kept in the `archive_catalog`
 //! table; and what a symbol's listed life means ([`Life`]): a day before its first file is
-//! "not listed", never a gap, and a symbol whose last file is older than the publication
-//! lag plus two days ([`DELISTED_AFTER_MS`]) is delisted.
+//! "not listed", never a gap, and a symbol whose next file is more than two days past due
+//! ([`DELISTED_AFTER_MS`], after the publication lag of the source record's rule) is
+//! delisted.
 //!
 //! A refresh lists only what can have changed: the symbol folders (new symbols), and each
-//! known series after its last listed key (the listing's `marker`); a series already
-//! delisted at its last listing is not asked again. `full` lists everything anew.
+//! known series after its last listed file (the listing's `marker`); a series delisted at
+//! its last listing is asked again only once that listing is a week old
+//! ([`RECHECK_DELISTED_MS`]: a wrong mark or a relisting is seen within a week). `full`
+//! lists everything anew.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -23,8 +26,20 @@ use crate::request::Listed;
 use crate::rule;
 use crate::{Error, Result};
 
-/// A symbol is delisted when its last file was due this long before the listing.
+/// A symbol is delisted when the file after its last was due this long before the
+/// listing.
 pub const DELISTED_AFTER_MS: i64 = 2 * DAY_MS;
+
+/// A delisted series is listed again when its last listing is this old.
+pub const RECHECK_DELISTED_MS: i64 = 7 * DAY_MS;
+
+/// The period after `p`: the next day or month.
+fn next_period(p: Period) -> Period {
+    match p {
+        Period::Day(d) => Period::Day(d.saturating_add(DAY_MS)),
+        Period::Month(..) => Period::month_of(p.end_ms()),
+    }
+}
 
 /// What a refresh lists.
 #[derive(Clone, Debug)]
@@ -144,6 +159,19 @@ fn period_of(key: &str, symbol: &str, tag: &str, folder: &str) -> Option<Period>
         .strip_prefix('-')?
         .strip_prefix(tag)?;
     let text = rest.strip_prefix('-')?.strip_suffix(".zip")?;
+    // `YYYY-MM` or `YYYY-MM-DD`, digits only: a listing's odd name cannot reach a year
+    // whose milliseconds overflow.
+    let shape = text.len() == 7 || text.len() == 10;
+    let digits = text.bytes().enumerate().all(|(i, b)| {
+        if i == 4 || i == 7 {
+            b == b'-'
+        } else {
+            b.is_ascii_digit()
+        }
+    });
+    if !shape || !digits {
+        return None;
+    }
     let period = Period::parse(text)?;
     (period.folder() == folder).then_some(period)
 }
@@ -193,9 +221,13 @@ async fn refresh_folder(
         })
         .await?;
     // Judged over both folders: a live symbol's monthly files lag its daily ones.
-    let delisted: HashMap<(String, String), bool> = lives(&entries)
+    // A delisted series is not asked again until its listing is a week old.
+    let settled: HashMap<(String, String), bool> = lives(&entries)
         .into_iter()
-        .map(|l| ((l.symbol, l.interval), l.delisted))
+        .map(|l| {
+            let settled = l.delisted && now.saturating_sub(l.listed_at) < RECHECK_DELISTED_MS;
+            ((l.symbol, l.interval), settled)
+        })
         .collect();
     let known: HashMap<(String, String), CatalogEntry> = entries
         .into_iter()
@@ -275,9 +307,9 @@ async fn refresh_folder(
     let list_one = |series: Series| {
         let key = (series.symbol.clone(), series.interval.clone());
         let prev = known.get(&key);
-        let gone = delisted.get(&key).copied().unwrap_or(false);
+        let settled = settled.get(&key).copied().unwrap_or(false);
         async move {
-            if prev.is_some() && gone && !req.full {
+            if prev.is_some() && settled && !req.full {
                 return Ok::<_, Error>((series, None));
             }
             let after = prev.filter(|_| !req.full).map(|p| p.last_key.as_str());
@@ -302,14 +334,12 @@ async fn refresh_folder(
             .filter_map(|k| period_of(k, &series.symbol, &series.tag, folder))
             .collect();
         report.new_files += periods.len() as u64;
-        // The marker of the next refresh: the last archive name (a stray key sorting
-        // after it, `readme.txt`, would hide the files that come later).
+        // The marker of the next refresh: the last archive file (a stray key sorting
+        // after it, `readme.txt`, would hide the files that come later; a checksum seen
+        // before its zip would hide the zip).
         let last_key = keys
             .iter()
-            .filter(|k| {
-                let zip = k.strip_suffix(".CHECKSUM").unwrap_or(k);
-                period_of(zip, &series.symbol, &series.tag, folder).is_some()
-            })
+            .filter(|k| period_of(k, &series.symbol, &series.tag, folder).is_some())
             .max()
             .cloned();
         let (first, last) = (periods.iter().min(), periods.iter().max());
@@ -401,7 +431,9 @@ pub fn lives(entries: &[CatalogEntry]) -> Vec<Life> {
             e.symbol.clone(),
             e.interval.clone(),
         );
-        let due = rule::due(last);
+        // Delisted when the next file is overdue (a monthly series' next month is due
+        // only in the middle of the month after it).
+        let due = rule::due(next_period(last));
         let (life, last_due) = out.entry(key).or_insert_with(|| {
             (
                 Life {
@@ -510,7 +542,12 @@ pub fn cut_to_lives(
         let mut dropped = 0u64;
         let mut kept = Vec::with_capacity(s.missing.len());
         for run in s.missing.drain(..) {
-            let first = run.start.max(lo);
+            // A bar that opened before the first file but holds it is the symbol's.
+            let first = if run.start < lo {
+                run.start.max(freq.floor(lo))
+            } else {
+                run.start
+            };
             let last_excl = run.end.saturating_add(1).min(hi);
             let inside = if first < last_excl {
                 freq.grid(first, last_excl).count() as u64
@@ -634,6 +671,14 @@ mod tests {
             Some(d("2024-02"))
         );
         assert_eq!(period_of("a/X-1m-2024-13-01.zip", "X", "1m", "daily"), None);
+        // Odd names of the listing: a huge or signed year, a short field.
+        for odd in [
+            "X-1m-99999999999999-01-01.zip",
+            "X-1m-+202-01-01.zip",
+            "X-1m-2024-1-01.zip",
+        ] {
+            assert_eq!(period_of(odd, "X", "1m", "daily"), None, "{odd}");
+        }
         assert_eq!(interval_of("1mo"), Some(Freq::Mo1));
         assert_eq!(interval_of("1m"), Some(Freq::M1));
         assert_eq!(interval_of("7x"), None);
@@ -657,11 +702,12 @@ mod tests {
     #[test]
     fn a_life_spans_both_folders_and_is_delisted_only_when_both_are_old() {
         let day = |s: &str| Period::parse(s).unwrap().start_ms();
-        // Listed on 11 Feb: the daily file of 6 Feb was due 8 Feb 12:00 (36 hours after
-        // its day), plus two days is 10 Feb 12:00, before the listing: delisted (the
-        // monthly file of January, due 16 Feb, ends earlier and does not count). 8 Feb's
-        // was due 10 Feb 12:00, plus two days is 12 Feb 12:00: still listed.
-        let listed = day("2024-02-11");
+        // Listed on 12 Feb: after a last daily file of 6 Feb, the file of 7 Feb was due 9
+        // Feb 12:00 (36 hours after its day), plus two days is 11 Feb 12:00, before the
+        // listing: delisted (the monthly file of January ends earlier and does not
+        // count). After 8 Feb, 9 Feb's was due 11 Feb 12:00, plus two days is 13 Feb
+        // 12:00: still listed.
+        let listed = day("2024-02-12");
         let old = lives(&[
             entry("monthly", "2023-11", "2024-01", listed),
             entry("daily", "2024-02-01", "2024-02-06", listed),
@@ -676,6 +722,17 @@ mod tests {
             entry("daily", "2024-02-01", "2024-02-08", listed),
         ]);
         assert!(!live[0].delisted);
+        // Monthly files only (funding): after March, April's file is due 16 May; listed
+        // on 20 April the symbol is live, on 19 May delisted.
+        let monthly = |listed: &str| {
+            let mut e = entry("monthly", "2023-01", "2024-03", day(listed));
+            e.kind = "funding".into();
+            e.interval = String::new();
+            lives(&[e])[0].delisted
+        };
+        assert!(!monthly("2024-04-20"));
+        assert!(!monthly("2024-05-17"));
+        assert!(monthly("2024-05-19"));
     }
 
     #[test]

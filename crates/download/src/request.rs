@@ -185,17 +185,16 @@ impl DownloadRequest {
     /// Days of the range outside the listed lives of the symbols (partial days count
     /// whole), over all symbols.
     pub fn not_listed_days(&self) -> u64 {
-        let days =
-            |ms: i64| (ms.max(0) + marketdb_model::time::DAY_MS - 1) / marketdb_model::time::DAY_MS;
-        let whole = self.range.end_exclusive - self.range.start;
+        use marketdb_model::time::DAY_MS;
+        let days = |ms: i64| (ms.max(0).saturating_add(DAY_MS - 1) / DAY_MS) as u64;
+        let (start, end) = (self.range.start, self.range.end_exclusive);
         self.symbols
             .iter()
             .filter(|s| self.lives.contains_key(*s))
-            .map(|s| {
-                let kept = self
-                    .symbol_range(s)
-                    .map_or(0, |r| r.end_exclusive - r.start);
-                days(whole - kept) as u64
+            .map(|s| match self.symbol_range(s) {
+                // Each cut edge on its own: half a day at both ends is two days.
+                Some(r) => days(r.start - start) + days(end - r.end_exclusive),
+                None => days(end - start),
             })
             .sum()
     }

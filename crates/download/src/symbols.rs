@@ -130,6 +130,14 @@ pub async fn apply(
             ),
         ));
     }
+    if let Some(q) = &set.quote
+        && (q.trim().is_empty() || !q.bytes().all(|b| b.is_ascii_alphanumeric()))
+    {
+        return Err(Error::invalid(
+            format!("--quote {q:?}"),
+            "expected an asset name such as USDT",
+        ));
+    }
     let quoted = |s: &str| set.quote.as_deref().is_none_or(|q| quoted_in(s, q));
     let mut chosen = BTreeSet::new();
     for item in &items {

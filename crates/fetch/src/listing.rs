@@ -120,7 +120,11 @@ pub fn parse_page(xml: &[u8], url: &str) -> Result<ListingPage> {
                         page.truncated = match text.trim() {
                             "true" => true,
                             "false" => false,
-                            other => return Err(bad(format!("IsTruncated is {other:?}"))),
+                            other => {
+                                return Err(bad(format!(
+                                    "the IsTruncated element is {other:?}, not true or false"
+                                )));
+                            }
                         };
                     }
                     ["ListBucketResult", "NextMarker"] => {
@@ -237,10 +241,16 @@ impl Fetcher {
                 | (Next::Token(a), Some(Next::Token(b))) => a == b,
                 _ => false,
             };
-            if stuck || out.pages >= MAX_PAGES {
+            if stuck {
                 return Err(Error::BadAnswer {
                     url,
                     reason: format!("the listing does not move on after {} page(s)", out.pages),
+                });
+            }
+            if out.pages >= MAX_PAGES {
+                return Err(Error::BadAnswer {
+                    url,
+                    reason: format!("the folder takes more than {MAX_PAGES} pages"),
                 });
             }
             next = Some(following);

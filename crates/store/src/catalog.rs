@@ -93,7 +93,8 @@ fn upsert(c: &Connection, e: &CatalogEntry) -> Result<()> {
 
 impl AsyncMarketDB {
     /// Stores catalog entries (replacing earlier ones of the same series) in one
-    /// transaction: a refresh is recorded whole or not at all.
+    /// transaction: what the caller gives is recorded whole or not at all (a refresh
+    /// stores each listed folder so).
     pub async fn store_catalog(&self, entries: Vec<CatalogEntry>) -> Result<()> {
         self.write(move |c, _| {
             for e in &entries {

@@ -3,8 +3,8 @@
 //! changes a symbol's interval during its life; the stored rows do not say which (the
 //! Python original's table has no such column, and it must stay as it is).
 //!
-//! The rule: payment times are taken to their hour (Binance stamps them a few
-//! milliseconds late). Each gap between two payments that is 1, 2, 4 or 8 hours long
+//! The rule: payment times are taken to the nearest hour (Binance stamps them a few
+//! milliseconds off). Each gap between two payments that is 1, 2, 4 or 8 hours long
 //! votes for that interval; a gap's interval is the most voted among it and the three gaps
 //! on each side (a tie goes to the longer interval, so a switch is never taken for a
 //! hole). A gap longer than its interval holds missing payments, one per interval step.
@@ -114,7 +114,7 @@ pub(crate) fn judge(
 ) -> (SymbolCompleteness, Vec<IntervalSpan>) {
     let mut slots: Vec<i64> = times
         .iter()
-        .map(|t| t.div_euclid(HOUR_MS) * HOUR_MS)
+        .map(|t| t.saturating_add(HOUR_MS / 2).div_euclid(HOUR_MS) * HOUR_MS)
         .collect();
     slots.dedup();
     let gaps = gap_intervals(&slots);
@@ -355,6 +355,21 @@ mod tests {
         let (report, spans) = judge("Y".into(), &[], range);
         assert_eq!(report.expected, 6);
         assert_eq!(report.present, 0);
+        assert_eq!(spans[0].interval, Freq::H8);
+    }
+
+    #[test]
+    fn payments_stamped_a_little_early_or_late_fall_in_their_hour() {
+        // Every other payment 2 ms before the hour: taken down to the hour below, it
+        // would make 7h and 9h gaps and false holes.
+        let times: Vec<i64> = (0..60)
+            .map(|k| k * 8 * H + if k % 2 == 0 { -2 } else { LATE })
+            .collect();
+        let range = TimeRange::new(DAY_MS, 15 * DAY_MS).unwrap();
+        let (report, spans) = judge("X".into(), &times, range);
+        assert_eq!(report.missing, vec![]);
+        assert_eq!(report.present, 14 * 3);
+        assert_eq!(spans.len(), 1);
         assert_eq!(spans[0].interval, Freq::H8);
     }
 }
