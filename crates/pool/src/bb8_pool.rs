@@ -192,6 +192,8 @@ async fn build(config: &Arc<PoolConfig>, role: Role, size: u32) -> Result<Pool<S
             let _ = tokio::time::timeout(deadline, opens.settled()).await;
             Err(err)
         }
+        // No wait here: the opens still running are the stalled ones the deadline gave up
+        // on, and waiting for them would delay the fallback as long again.
         Err(_) => Err(Error::PoolInit {
             backend: PoolKind::Bb8,
             reason: format!(
