@@ -839,3 +839,40 @@ def test_catalog_is_a_frame_and_sets_need_it(tmp_path):
         assert gone["symbol"].tolist() == ["OLDUSDT"]
         with pytest.raises(ValueError, match="re:"):
             db.catalog(symbols="re:(")
+
+    # A set downloads the catalogued live symbols inside their lives: BTCUSDT from 5
+    # January (its first file), not OLDUSDT (delisted), not ETHBTC (not USDT).
+    import hashlib
+    import io
+    import zipfile
+
+    files: dict[str, bytes] = {}
+    for day in ("2024-01-05", "2024-01-06"):
+        start = int(pd.Timestamp(day, tz="UTC").timestamp() * 1000)
+        name = f"BTCUSDT-1h-{day}"
+        rows = []
+        for h in range(24):
+            t = start + h * 3_600_000
+            rows.append(f"{t},100,101,99,100.5,10,{t + 3_599_999},1000,7,4,400,0\n")
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr(f"{name}.csv", "".join(rows))
+        body = buf.getvalue()
+        url_path = f"/data/spot/daily/klines/BTCUSDT/1h/{name}.zip"
+        files[url_path] = body
+        files[url_path + ".CHECKSUM"] = f"{hashlib.sha256(body).hexdigest()}  {name}.zip\n".encode()
+    base, log, server = _vision_server(files)
+    try:
+        with marketdb.MarketDB(path) as db:
+            report = db.download(
+                "spot", "*USDT", "2024-01-01", "2024-01-06", "1h", source="vision", base_url=base
+            )
+            assert report["fetched"] == 2, report
+            assert report["rows"] == 48, report
+            assert report["not_listed_days"] == 4, report
+            asked = sorted(p for p in log if p.endswith(".zip"))
+            assert asked == sorted(p for p in files if p.endswith(".zip")), log
+            with pytest.raises(ValueError, match="quote"):
+                db.download("spot", "all", "2024-01-01", "2024-01-06", "1h", quote="", base_url=base)
+    finally:
+        server.shutdown()
