@@ -802,4 +802,52 @@ mod tests {
         assert!((gone.coverage - 12.0 / 66.0).abs() < 1e-12);
         assert_eq!(report.symbols[2], symbol("OTHER"));
     }
+
+    #[test]
+    fn a_weekly_bar_that_holds_the_first_file_is_still_counted() {
+        use marketdb_model::TimeRange;
+        use marketdb_store::SymbolCompleteness;
+        // Weekly bars open on Mondays (1970-01-05 was one); the symbol's first file is on
+        // the Wednesday of the third week: that week's bar is the symbol's, the two before
+        // are not listed.
+        let monday = 4 * DAY_MS;
+        let week = 7 * DAY_MS;
+        let mut report = CompletenessReport {
+            freq: Freq::W1,
+            range: TimeRange::new(monday, monday + 4 * week).unwrap(),
+            symbols: vec![SymbolCompleteness {
+                symbol: "X".into(),
+                expected: 4,
+                present: 0,
+                coverage: 0.0,
+                missing: vec![MissingRun {
+                    start: monday,
+                    end: monday + 3 * week,
+                    count: 4,
+                }],
+                suspicious: Vec::new(),
+            }],
+        };
+        let first = monday + 2 * week + 2 * DAY_MS;
+        let lives = BTreeMap::from([(
+            "X".to_owned(),
+            Listed {
+                first,
+                end: None,
+                monthly: None,
+            },
+        )]);
+        let dropped = cut_to_lives(&mut report, &lives);
+        assert_eq!(dropped["X"], 2);
+        let s = &report.symbols[0];
+        assert_eq!(
+            s.missing,
+            vec![MissingRun {
+                start: monday + 2 * week,
+                end: monday + 3 * week,
+                count: 2
+            }]
+        );
+        assert_eq!(s.expected, 2);
+    }
 }
