@@ -16,7 +16,7 @@ use marketdb_model::time::now_ms;
 use marketdb_store::SymbolAlias;
 
 use super::download::MarketArg;
-use super::{Global, args, ingest, output};
+use super::{Global, args, ingest, output, progress};
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -127,7 +127,9 @@ async fn refresh(g: &Global, a: &RefreshArgs) -> Result<ExitCode> {
     req.backoff = Duration::from_millis(a.backoff_ms);
     req.timeout = Duration::from_secs(a.timeout_secs.max(1));
     let db = args::open_db(g, args::Access::Create).await?;
+    let beat = progress::heartbeat(g, "catalog refresh");
     let result = catalog::refresh(&db, &req, now_ms()).await;
+    drop(beat);
     db.close().await;
     let report = result.map_err(|e| match e {
         marketdb_download::Error::Invalid { .. } => super::usage(e.to_string()),
