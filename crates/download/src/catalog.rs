@@ -385,6 +385,13 @@ async fn refresh_folder(
         };
         entries.push(entry);
     }
+    tracing::info!(
+        market = req.market.as_str(),
+        kind = kind.as_str(),
+        folder,
+        series = entries.len(),
+        "catalog: folder listed"
+    );
     db.store_catalog(entries).await?;
     Ok(())
 }
