@@ -8,7 +8,9 @@
 //!
 //! It also re-verifies stored files against Vision's current checksums
 //! ([`DownloadRequest::reverify`]) and replaces the periods of re-published files,
-//! reporting what changed.
+//! reporting what changed; keeps the archive's [`catalog`] (listed and delisted symbols,
+//! first and last files, from its bucket listing); and resolves [`symbols`] sets (`all`,
+//! globs, regular expressions) against it, asking each symbol only inside its listed life.
 //!
 //! It deliberately does not speak HTTP itself (that is `marketdb-fetch`), parse files
 //! (`marketdb-ingest`) or print: callers get [`Event`]s and the report.

@@ -14,7 +14,8 @@
 //!
 //! [`RestClient`] asks the REST API for what Vision does not publish yet (klines and
 //! funding rates, one page per request), within the exchange's request-weight budget and
-//! its `Retry-After` answers.
+//! its `Retry-After` answers. [`Fetcher::list`] reads the archive's bucket listing (S3
+//! ListObjects pages, [`parse_page`]) with the same retries.
 //!
 //! It deliberately does not parse or store Vision files (that is `marketdb-ingest` and
 //! `marketdb-store`, driven by the caller), decide what to fetch from the REST API (the
