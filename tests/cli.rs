@@ -61,6 +61,28 @@ fn marketdb(dir: &Path, args: &[&str]) -> Output {
         .expect("run marketdb")
 }
 
+/// Sends SIGTERM to `child` and waits for it to end by itself (a hang guard of
+/// `within`, not a timing assertion); returns its output and how long it took.
+fn terminate_and_wait(
+    mut child: std::process::Child,
+    within: std::time::Duration,
+) -> (Output, std::time::Duration) {
+    let signalled = std::time::Instant::now();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return (child.wait_with_output().unwrap(), signalled.elapsed());
+        }
+        assert!(
+            signalled.elapsed() < within,
+            "the command did not stop after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

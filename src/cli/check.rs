@@ -83,15 +83,7 @@ pub async fn run(g: &Global, a: &CheckArgs) -> Result<ExitCode> {
         })
         .collect();
     if g.json {
-        // Coverage in percent, as --fail-under and the table give it.
-        let mut v = serde_json::to_value(&report)?;
-        if let Some(list) = v.get_mut("symbols").and_then(|s| s.as_array_mut()) {
-            for s in list {
-                if let Some(c) = s.get("coverage").and_then(serde_json::Value::as_f64) {
-                    s["coverage"] = serde_json::json!(c * 100.0);
-                }
-            }
-        }
+        let mut v = json_in_percent(&report)?;
         if let Some(list) = v.get_mut("symbols").and_then(|s| s.as_array_mut()) {
             for (s, counts) in list.iter_mut().zip(&unpublished) {
                 let total = sum(counts);
@@ -188,14 +180,7 @@ pub async fn run(g: &Global, a: &CheckArgs) -> Result<ExitCode> {
             }
         }
     }
-    let below = a
-        .fail_under
-        .is_some_and(|p| report.symbols.iter().any(|s| s.coverage * 100.0 < p));
-    Ok(if below {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(exit_status(a, &report))
 }
 
 /// Missing bars in recorded periods, by class.
@@ -270,12 +255,9 @@ async fn funding(g: &Global, a: &CheckArgs) -> Result<ExitCode> {
     };
     let report = &checked.report;
     if g.json {
-        let mut v = serde_json::to_value(report)?;
+        let mut v = json_in_percent(report)?;
         if let Some(list) = v.get_mut("symbols").and_then(|s| s.as_array_mut()) {
             for s in list {
-                if let Some(c) = s.get("coverage").and_then(serde_json::Value::as_f64) {
-                    s["coverage"] = serde_json::json!(c * 100.0);
-                }
                 let name = s["symbol"].as_str().unwrap_or_default().to_owned();
                 s["interval"] = serde_json::json!(named(&name));
                 let spans: Vec<_> = checked
@@ -324,14 +306,32 @@ async fn funding(g: &Global, a: &CheckArgs) -> Result<ExitCode> {
             }
         }
     }
+    Ok(exit_status(a, report))
+}
+
+/// The report as JSON, coverage in percent (as `--fail-under` and the table give it).
+fn json_in_percent(report: &marketdb_store::CompletenessReport) -> Result<serde_json::Value> {
+    let mut v = serde_json::to_value(report)?;
+    if let Some(list) = v.get_mut("symbols").and_then(|s| s.as_array_mut()) {
+        for s in list {
+            if let Some(c) = s.get("coverage").and_then(serde_json::Value::as_f64) {
+                s["coverage"] = serde_json::json!(c * 100.0);
+            }
+        }
+    }
+    Ok(v)
+}
+
+/// 1 when a symbol's coverage is below `--fail-under`.
+fn exit_status(a: &CheckArgs, report: &marketdb_store::CompletenessReport) -> ExitCode {
     let below = a
         .fail_under
         .is_some_and(|p| report.symbols.iter().any(|s| s.coverage * 100.0 < p));
-    Ok(if below {
+    if below {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
-    })
+    }
 }
 
 #[cfg(test)]

@@ -73,15 +73,19 @@ fn tree(listing: ListingScript, extra: &[(&str, i64, i64)]) -> Tree {
     tree
 }
 
-fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(super::bin())
-        .current_dir(dir)
+/// `marketdb` in `dir`, its database `data/market.db`, its temporary files in `tmp/`.
+fn command(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(super::bin());
+    c.current_dir(dir)
         .env("MARKETDB_DB", "data/market.db")
         .env("TMPDIR", dir.join("tmp"))
         .env_remove("RUST_LOG")
-        .args(args)
-        .output()
-        .unwrap()
+        .args(args);
+    c
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    command(dir, args).output().unwrap()
 }
 
 fn refresh(dir: &Path, base: &str, extra: &[&str]) -> Value {
@@ -414,12 +418,9 @@ fn a_refresh_waiting_on_the_listing_ends_on_sigterm_and_stores_nothing() {
     ));
     let base = serve(Arc::clone(&tree));
     let listing = format!("{base}/listing");
-    let mut child = Command::new(super::bin())
-        .current_dir(d)
-        .env("MARKETDB_DB", "data/market.db")
-        .env("TMPDIR", d.join("tmp"))
-        .env_remove("RUST_LOG")
-        .args([
+    let child = command(
+        d,
+        &[
             "catalog",
             "refresh",
             "--market",
@@ -432,27 +433,14 @@ fn a_refresh_waiting_on_the_listing_ends_on_sigterm_and_stores_nothing() {
             "1h",
             "--jobs",
             "1",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(700));
-    let signalled = std::time::Instant::now();
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    // A hang guard, not a timing assertion: the refresh must end by itself.
-    let out = loop {
-        if child.try_wait().unwrap().is_some() {
-            break child.wait_with_output().unwrap();
-        }
-        assert!(
-            signalled.elapsed() < std::time::Duration::from_secs(30),
-            "the refresh did not stop after SIGTERM"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let (out, _) = super::terminate_and_wait(child, std::time::Duration::from_secs(30));
     assert_eq!(
         out.status.code(),
         Some(143),

@@ -237,28 +237,11 @@ fn an_import_stopped_by_sigterm_leaves_whole_partitions_and_a_bad_one_fails_alon
             .spawn()
             .unwrap()
     };
-    let mut child = import(&["-q"]);
+    let child = import(&["-q"]);
     std::thread::sleep(std::time::Duration::from_millis(600));
-    let signalled = std::time::Instant::now();
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    // A hang guard, not a timing assertion: the import must end by itself.
-    let out = loop {
-        if child.try_wait().unwrap().is_some() {
-            break child.wait_with_output().unwrap();
-        }
-        assert!(
-            signalled.elapsed() < std::time::Duration::from_secs(60),
-            "the import did not stop after SIGTERM"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let (out, took) = super::terminate_and_wait(child, std::time::Duration::from_secs(60));
     let code = out.status.code();
-    eprintln!(
-        "import ended {:?} after SIGTERM, exit {code:?}",
-        signalled.elapsed()
-    );
+    eprintln!("import ended {took:?} after SIGTERM, exit {code:?}");
     assert!(
         code == Some(143) || code == Some(0),
         "exit {code:?}: {}",
